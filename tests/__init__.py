@@ -1,0 +1,1 @@
+"""Test suite of onnx-workbench (run with `make test`)."""
