@@ -1,0 +1,60 @@
+# onnx-workbench: install, run and test. Every step a fresh machine needs is here,
+# because CI (.ci/run) runs `make test` in a fresh clone.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+HOST ?= 0.0.0.0
+PORT ?= 8000
+PYTEST_ARGS ?=
+# Console scripts land in the interpreter's scripts folder; call them there so that
+# a pyenv shim that was not rehashed after the install does not matter.
+SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+
+.NOTPARALLEL:  # the test steps depend on each other in order
+
+.PHONY: help install install-test run test system-deps node-deps fixtures clean
+
+help:
+	@echo "make run      install and start the web service on http://localhost:$(PORT)"
+	@echo "make test     install everything the tests need, fetch fixture models, run pytest"
+	@echo "make install  install the package (editable) with its runtime dependencies"
+
+install:
+	$(PYTHON) -m pip install -e .
+
+install-test:
+	@echo "==> make test: installing the package with its test extras"
+	$(PYTHON) -m pip install -e '.[test]'
+
+run: install
+	$(SCRIPTS)/onnx-workbench serve --host $(HOST) --port $(PORT)
+
+# Debian's Chromium for the browser tests. Never `playwright install`: browser
+# downloads are not possible on these machines, only the package registries are.
+system-deps:
+	@echo "==> make test: system packages (Debian chromium for browser tests)"
+	@if [ -x /usr/bin/chromium ]; then \
+	  echo "chromium: /usr/bin/chromium present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+	  echo "WARNING: /usr/bin/chromium is missing and we are not root; browser tests cannot run" >&2; \
+	fi
+
+node-deps:
+	@echo "==> make test: front-end packages"
+	@if [ -f package.json ]; then npm ci; else echo "no package.json: no front-end packages to install"; fi
+
+fixtures:
+	@echo "==> make test: fetching the real ONNX fixture models"
+	$(PYTHON) -m tests.fixture_models
+
+test: install-test system-deps node-deps fixtures
+	@echo "==> make test: running pytest"
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build/ *.egg-info .pytest_cache test-artifacts/
