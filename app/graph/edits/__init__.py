@@ -1,0 +1,45 @@
+"""The edit vocabulary: one function per "op" of an edit object (the public contract of scripts and REST)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..document import ModelDocument
+from ..errors import EditError
+from .interface import add_input, add_output, fix_dim, remove_input, remove_output, set_shape
+from .nodes import add_node, delete_node, remove_attribute, rename_node, set_attribute, set_node_input
+from .tensors import rename_tensor, set_initializer
+from .whole import cleanup, convert_opset, extract, fold_constants, infer_shapes
+
+EditFunction = Callable[[ModelDocument, dict[str, Any]], None]
+
+EDIT_OPS: dict[str, EditFunction] = {
+    "delete_node": delete_node,
+    "rename_node": rename_node,
+    "rename_tensor": rename_tensor,
+    "set_node_input": set_node_input,
+    "add_node": add_node,
+    "set_attribute": set_attribute,
+    "remove_attribute": remove_attribute,
+    "set_initializer": set_initializer,
+    "add_input": add_input,
+    "remove_input": remove_input,
+    "add_output": add_output,
+    "remove_output": remove_output,
+    "set_shape": set_shape,
+    "fix_dim": fix_dim,
+    "extract": extract,
+    "fold_constants": fold_constants,
+    "cleanup": cleanup,
+    "infer_shapes": infer_shapes,
+    "convert_opset": convert_opset,
+}
+
+
+def apply_edit(doc: ModelDocument, edit: dict[str, Any]) -> None:
+    op = edit.get("op")
+    function = EDIT_OPS.get(op) if isinstance(op, str) else None
+    if function is None:
+        raise EditError(f"unknown edit op {op!r}; known ops: {', '.join(EDIT_OPS)}", code="unknown_op",
+                        details={"op": op})
+    function(doc, edit)

@@ -1,0 +1,228 @@
+"""Shape inference that goes as far as the model allows, and the static-shape report.
+
+onnx's shape inference stops at shapes computed inside the graph (Shape -> Gather -> Concat ->
+Reshape). Once the input shapes are fixed those computations are constants: we fold them on a
+weightless copy of the model and infer again, until nothing changes. What is still not static
+afterwards is either symbolic (named dims from the inputs) or truly data-dependent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import ModelProto, TensorProto, TypeProto, helper, numpy_helper
+
+from .document import ModelDocument
+from .errors import EditError
+from .folding import constant_node_value, fold, static_dims
+from .skeleton import is_small, skeleton
+
+DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
+MAX_ROUNDS = 8
+
+
+def _infer(model: ModelProto) -> ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
+        raise EditError(f"shape inference failed: {str(err).strip().splitlines()[0]}",
+                        code="inference_failed") from None
+
+
+def _types_of(model: ModelProto) -> dict[str, TypeProto]:
+    graph = model.graph
+    types: dict[str, TypeProto] = {}
+    for items in (graph.input, graph.value_info, graph.output):
+        for vi in items:
+            if vi.type.WhichOneof("value") is not None:
+                types[vi.name] = vi.type
+    for t in graph.initializer:
+        types.setdefault(t.name, helper.make_tensor_type_proto(t.data_type, list(t.dims)))
+    return types
+
+
+@dataclass
+class Resolution:
+    """Types after folding shape computations, and which tensors turned out constant."""
+
+    types: dict[str, TypeProto]
+    constants: set[str]
+
+
+def resolve(doc: ModelDocument) -> Resolution:
+    """Infer, fold what became constant, infer again; cached until the model changes."""
+    cached = getattr(doc, "_resolution", None)
+    if cached is not None and cached[0] == doc.revision:
+        return cached[1]
+    work = skeleton(doc.model)
+    del work.graph.value_info[:]
+    opsets = {o.domain: o.version for o in work.opset_import}
+    graph_inputs = {v.name for v in work.graph.input}
+    known: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in work.graph.initializer
+                                    if is_small(t) and t.name not in graph_inputs}
+    for node in work.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+            value = constant_node_value(node, 1 << 20)
+            if value is not None:
+                known[node.output[0]] = value
+    constants: set[str] = set()
+    inferred = _infer(work)
+    for _ in range(MAX_ROUNDS):
+        types = _types_of(inferred)
+        folded, values = fold(work.graph, opsets, work.ir_version, known, types, graph_inputs.__contains__,
+                              size_limit=1 << 20)
+        new = {k: v for k, v in values.items() if k not in known}
+        if not new:
+            break
+        known.update(new)
+        constants.update(new)
+        _replace_by_initializers(work, folded, new)
+        inferred = _infer(work)
+    types = _types_of(inferred)
+    for name in constants:
+        value = known[name]
+        types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+    resolution = Resolution(types, constants)
+    doc._resolution = (doc.revision, resolution)  # type: ignore[attr-defined]
+    return resolution
+
+
+def inferred_types(doc: ModelDocument) -> dict[str, TypeProto]:
+    return resolve(doc).types
+
+
+def _replace_by_initializers(model: ModelProto, folded: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> None:
+    drop = {id(n) for n in folded}
+    keep = [n for n in model.graph.node if id(n) not in drop]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    for name, value in values.items():
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+
+
+def classify(type_proto: TypeProto | None) -> tuple[str, list[str]]:
+    """'static', 'symbolic' (with the dim names) or 'unknown' for one tensor."""
+    if type_proto is None or type_proto.WhichOneof("value") != "tensor_type":
+        return "unknown", []
+    tensor_type = type_proto.tensor_type
+    if not tensor_type.HasField("shape"):
+        return "unknown", []
+    names: list[str] = []
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
+            continue
+        if dim.HasField("dim_param") and dim.dim_param and dim.dim_param != "?":
+            names.append(dim.dim_param)
+        else:
+            return "unknown", []
+    return ("symbolic", names) if names else ("static", [])
+
+
+def shape_text(type_proto: TypeProto | None) -> list[Any] | None:
+    """A shape as JSON: ints, dim names, null for unknown; None when not even the rank is known."""
+    if type_proto is None or type_proto.WhichOneof("value") != "tensor_type":
+        return None
+    tensor_type = type_proto.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+
+
+def shape_report(doc: ModelDocument) -> dict[str, Any]:
+    """What an NPU toolkit needs to know before import: which tensors are not static, and why."""
+    resolution = resolve(doc)
+    types = resolution.types
+    scope = doc.main
+    graph = doc.model.graph
+    entries: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for vi in graph.input:
+        if vi.name not in scope.initializers:
+            order.append(vi.name)
+    for node in graph.node:
+        order.extend(o for o in node.output if o)
+    for name in order:
+        status, dims = classify(types.get(name))
+        entry: dict[str, Any] = {"status": status, "shape": shape_text(types.get(name))}
+        if dims:
+            entry["dims"] = dims
+        producer = scope.index.producer.get(name)
+        if producer is not None:
+            entry["node"] = scope.node_id(producer)
+        entries[name] = entry
+    static = sum(1 for e in entries.values() if e["status"] == "static")
+    dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
+    for vi in graph.input:
+        if vi.name in scope.initializers:
+            continue
+        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            key = dim.dim_param or "?"
+            dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
+    data_dependent = _data_dependent(doc, entries, resolution)
+    return {
+        "summary": f"static: {static} of {len(entries)} tensors",
+        "static": static,
+        "total": len(entries),
+        "all_static": static == len(entries),
+        "dynamic_dims": dynamic_inputs,
+        "tensors": entries,
+        "data_dependent": data_dependent,
+        "suggested_cut": _suggested_cut(doc, entries, data_dependent),
+    }
+
+
+def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution) -> list[dict]:
+    """Nodes whose output shape is not static although their inputs are: the shape depends on data."""
+    scope = doc.main
+    found = []
+    for node in doc.model.graph.node:
+        if node.output and all(o in resolution.constants for o in node.output if o):
+            continue
+        outs = [entries[o]["status"] for o in node.output if o in entries]
+        ins = [entries.get(t, {"status": "static"})["status"] for t in node.input if t]
+        reason = None
+        if node.op_type in DATA_DEPENDENT_OPS:
+            reason = f"{node.op_type} output size depends on the data"
+        elif node.op_type == "TopK" and len(node.input) > 1 and node.input[1] not in resolution.constants \
+                and node.input[1] not in scope.initializers:
+            reason = "TopK with a computed k"
+        elif outs and any(s != "static" for s in outs) and all(s == "static" for s in ins):
+            reason = f"{node.op_type} output shape is computed from tensor values"
+        if reason:
+            found.append({"node": scope.node_id(node), "op_type": node.op_type, "reason": reason})
+    return found
+
+
+def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_dependent: list[dict]) -> dict | None:
+    """Cut just before the first data-dependent nodes: their static data inputs become outputs."""
+    if not data_dependent:
+        return None
+    scope = doc.main
+    flagged = [scope.find_node(d["node"]) for d in data_dependent]
+    tainted = {id(n) for n in scope.index.downstream(flagged)}
+    outputs: list[str] = []
+    for node in flagged:
+        upstream_flagged = any(id(scope.index.producer[t]) in tainted for t in node.input
+                               if t in scope.index.producer)
+        if upstream_flagged:
+            continue
+        for t in node.input:
+            if t and t not in outputs and entries.get(t, {}).get("status") == "static" \
+                    and t in scope.index.producer and scope.index.producer[t].op_type != "Constant":
+                outputs.append(t)
+    for vi in doc.model.graph.output:
+        producer = scope.index.producer.get(vi.name)
+        if (producer is None or id(producer) not in tainted) and vi.name not in outputs:
+            outputs.append(vi.name)
+    if not outputs:
+        return None
+    inputs = [vi.name for vi in doc.model.graph.input if vi.name not in scope.initializers]
+    return {"outputs": outputs, "edit": {"op": "extract", "inputs": inputs, "outputs": outputs}}
+
+
+def static_shape(doc: ModelDocument, tensor: str) -> list[int] | None:
+    return static_dims(inferred_types(doc).get(tensor))
