@@ -58,6 +58,10 @@ def resolve(doc: ModelDocument) -> Resolution:
         return cached[1]
     work = skeleton(doc.model)
     del work.graph.value_info[:]
+    declared = {vi.name: TypeProto.FromString(vi.type.SerializeToString()) for vi in work.graph.output}
+    for vi in work.graph.output:  # declared output shapes may be stale (-1, old dims): infer them afresh
+        if vi.type.WhichOneof("value") == "tensor_type":
+            vi.type.tensor_type.ClearField("shape")
     opsets = {o.domain: o.version for o in work.opset_import}
     graph_inputs = {v.name for v in work.graph.input}
     known: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in work.graph.initializer
@@ -81,6 +85,9 @@ def resolve(doc: ModelDocument) -> Resolution:
         _replace_by_initializers(work, folded, new)
         inferred = _infer(work)
     types = _types_of(inferred)
+    for name, type_proto in declared.items():
+        if classify(types.get(name))[0] == "unknown" and type_proto.WhichOneof("value") is not None:
+            types[name] = type_proto
     for name in constants:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
@@ -162,7 +169,10 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
                 continue
             key = dim.dim_param or "?"
             dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
-    data_dependent = _data_dependent(doc, entries, resolution)
+    data_dependent = _data_dependent(doc, entries, resolution, inputs_static=not dynamic_inputs)
+    uninferred = [{"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
+                  for n in graph.node if n.domain not in ("", "ai.onnx")
+                  and any(entries[o]["status"] != "static" for o in n.output if o in entries)]
     return {
         "summary": f"static: {static} of {len(entries)} tensors",
         "static": static,
@@ -171,12 +181,16 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         "dynamic_dims": dynamic_inputs,
         "tensors": entries,
         "data_dependent": data_dependent,
+        "uninferred": uninferred,
         "suggested_cut": _suggested_cut(doc, entries, data_dependent),
     }
 
 
-def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution) -> list[dict]:
-    """Nodes whose output shape is not static although their inputs are: the shape depends on data."""
+def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution,
+                    inputs_static: bool) -> list[dict]:
+    """Nodes whose output shape depends on tensor values. Besides the ops that always do, once the
+    inputs are static a standard op with static inputs and a non-static output is one of them
+    (with dynamic inputs, such a shape may just follow a symbolic dim, so it is not flagged)."""
     scope = doc.main
     found = []
     for node in doc.model.graph.node:
@@ -190,7 +204,8 @@ def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], reso
         elif node.op_type == "TopK" and len(node.input) > 1 and node.input[1] not in resolution.constants \
                 and node.input[1] not in scope.initializers:
             reason = "TopK with a computed k"
-        elif outs and any(s != "static" for s in outs) and all(s == "static" for s in ins):
+        elif inputs_static and node.domain in ("", "ai.onnx") and outs and any(s != "static" for s in outs) \
+                and all(s == "static" for s in ins):
             reason = f"{node.op_type} output shape is computed from tensor values"
         if reason:
             found.append({"node": scope.node_id(node), "op_type": node.op_type, "reason": reason})
@@ -198,22 +213,23 @@ def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], reso
 
 
 def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_dependent: list[dict]) -> dict | None:
-    """Cut just before the first data-dependent nodes: their static data inputs become outputs."""
+    """Cut just before the data-dependent part: every static, computed tensor that a node downstream
+    of a data-dependent node reads from the static part becomes an output (in graph order)."""
     if not data_dependent:
         return None
     scope = doc.main
     flagged = [scope.find_node(d["node"]) for d in data_dependent]
     tainted = {id(n) for n in scope.index.downstream(flagged)}
-    outputs: list[str] = []
-    for node in flagged:
-        upstream_flagged = any(id(scope.index.producer[t]) in tainted for t in node.input
-                               if t in scope.index.producer)
-        if upstream_flagged:
+    frontier: set[str] = set()
+    for node in doc.model.graph.node:
+        if id(node) not in tainted:
             continue
         for t in node.input:
-            if t and t not in outputs and entries.get(t, {}).get("status") == "static" \
-                    and t in scope.index.producer and scope.index.producer[t].op_type != "Constant":
-                outputs.append(t)
+            producer = scope.index.producer.get(t)
+            if producer is not None and id(producer) not in tainted and producer.op_type != "Constant" \
+                    and entries.get(t, {}).get("status") == "static":
+                frontier.add(t)
+    outputs = [t for node in doc.model.graph.node for t in node.output if t in frontier]
     for vi in doc.model.graph.output:
         producer = scope.index.producer.get(vi.name)
         if (producer is None or id(producer) not in tainted) and vi.name not in outputs:

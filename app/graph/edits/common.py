@@ -128,8 +128,8 @@ def value_info_for(doc: ModelDocument, scope: Scope, tensor: str) -> ValueInfoPr
             vi = ValueInfoProto(name=tensor)
             vi.type.CopyFrom(inferred)
             return vi
-    raise EditError(f"the type of tensor '{tensor}' is unknown (shape inference could not find it); "
-                    "run infer_shapes or fix the input shapes first", code="unknown_type",
+    raise EditError(f"the type of tensor '{tensor}' is unknown (onnx shape inference cannot tell it); "
+                    "give \"dtype\" and \"shape\" with the edit", code="unknown_type",
                     details={"tensor": tensor})
 
 

@@ -44,9 +44,13 @@ def add_output(doc: ModelDocument, edit: dict[str, Any]) -> None:
     require_tensor(scope, name)
     if name in scope.names["output"]:
         raise EditError(f"'{name}' is already a model output", code="name_taken", details={"tensor": name})
-    vi = value_info_for(doc, scope, name)
-    out = ValueInfoProto(name=name)
-    out.type.CopyFrom(vi.type)
+    if "dtype" in edit:  # declared by the user, for ops onnx cannot infer (custom domains)
+        out = helper.make_tensor_value_info(name, parse_dtype(field(edit, "dtype", str)),
+                                            check_shape(field(edit, "shape", list), f"output '{name}'"))
+    else:
+        vi = value_info_for(doc, scope, name)
+        out = ValueInfoProto(name=name)
+        out.type.CopyFrom(vi.type)
     doc.insert_item(scope, "output", len(scope.graph.output), out)
 
 

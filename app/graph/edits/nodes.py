@@ -141,7 +141,7 @@ def add_node(doc: ModelDocument, edit: dict[str, Any]) -> None:
         raise EditError(f"a node named '{name}' already exists", code="name_taken", details={"name": name})
     version = _domain_version(doc, domain, edit)
     schema = _schema(op_type, domain, version)
-    node = helper.make_node(op_type, inputs, outputs, name=name, domain=domain)
+    node = helper.make_node(op_type, inputs, outputs, name=name, domain=domain or None)
     for attr_name, value in attributes.items():
         node.attribute.append(_attribute(op_type, domain, version, attr_name, value, schema, None))
     doc.insert_node(scope, position_after_producers(scope, inputs), node)
