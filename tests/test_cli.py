@@ -48,7 +48,7 @@ def test_apply_external_data_flag(tmp_path):
     assert (tmp_path / "out.onnx.data").stat().st_size >= weight.nbytes
     assert (tmp_path / "out.onnx").stat().st_size < 1024
     x = np.ones((1, 256), np.float32)
-    np.testing.assert_allclose(run(tmp_path / "out.onnx", {"x": x})["y"], x @ weight, rtol=1e-5)
+    np.testing.assert_allclose(run(tmp_path / "out.onnx", {"x": x})["y"], x @ weight, rtol=1e-4, atol=1e-4)
 
 
 def test_shapes_fix_and_json(tmp_path, fixture_model):
