@@ -1,0 +1,32 @@
+"""Quantization analysis: per-tensor statistics, clip ranges, uint8/int16 error, hybrid, QDQ export.
+
+Entry points for callers (CLI, job runner)::
+
+    model, specs = model_inputs("model.onnx")
+    data = open_calibration_data(specs, "calib.npz")
+    analysis = analyze(model, data, QuantOptions(), progress=cb, cancel=event)
+    write_json(build_report(analysis), "report.json")
+    analysis.export_qdq("model.qdq.onnx")
+"""
+
+from app.quant.analysis import CONFIGS, HYBRID, QuantAnalysis, QuantOptions, analyze, model_inputs
+from app.quant.calibration import CalibrationData, ImagePreprocess, open_calibration_data
+from app.quant.errors import QuantCancelled, QuantError
+from app.quant.report import build_report, quant_table, write_json
+
+__all__ = [
+    "CONFIGS",
+    "HYBRID",
+    "CalibrationData",
+    "ImagePreprocess",
+    "QuantAnalysis",
+    "QuantCancelled",
+    "QuantError",
+    "QuantOptions",
+    "analyze",
+    "build_report",
+    "model_inputs",
+    "open_calibration_data",
+    "quant_table",
+    "write_json",
+]

@@ -1,0 +1,244 @@
+"""The whole analysis: statistics pass, ranges and errors, end-to-end QDQ runs, hybrid search.
+
+``analyze`` is the entry point for the CLI and for a background job runner: it reports
+progress per phase and checks for cancellation between batches and between tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import ModelProto
+
+from app.quant.calibration import Batch, CalibrationData
+from app.quant.errors import QuantError
+from app.quant.evaluate import OutputError, compare, worst_sqnr
+from app.quant.histogram import DEFAULT_CAPACITY
+from app.quant.hybrid import HybridResult, point_graph, search
+from app.quant.model import (WeightTensor, constant_values, infer_types, input_specs, load_model,
+                             quantization_points, weight_tensors)
+from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
+from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model
+from app.quant.quantizers import INT16, QUANTIZERS, UINT8, Quantizer, histogram_sqnr, sample_sqnr
+from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
+from app.quant.runtime import session
+from app.quant.stats import TensorStatistics, collect_statistics
+from app.quant.weights import WeightReport, analyse_weight
+
+#: The whole-model configurations measured end to end (label -> quantizer, range algorithm).
+CONFIGS: dict[str, tuple[Quantizer, str]] = {
+    "uint8/minmax": (UINT8, "minmax"),
+    "uint8/kl": (UINT8, "kl"),
+    "int16/minmax": (INT16, "minmax"),
+}
+HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """Knobs of the analysis; the defaults follow Acuity (uint8 asymmetric, per-tensor weights)."""
+
+    percentile: float = 99.99
+    kl_bins: int = 2048
+    kl_levels: int = 128
+    kl_method: KlMethod = "tensorrt"
+    histogram_capacity: int = DEFAULT_CAPACITY
+    sample_size: int = 4096
+    per_channel_weights: bool = False
+    end_to_end: bool = True
+    target_margin_db: float = 3.0
+    target_sqnr_db: float | None = None
+    hybrid_base: str | None = None
+    search_samples: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 50 < self.percentile <= 100:
+            raise QuantError("percentile must be in (50, 100]")
+        if self.kl_levels < 2 or self.kl_bins < 2 * self.kl_levels:
+            raise QuantError("KL search needs at least 2 levels and twice as many bins as levels")
+        if self.hybrid_base not in (None, "uint8/minmax", "uint8/kl"):
+            raise QuantError("hybrid base must be uint8/minmax or uint8/kl")
+        if self.search_samples < 1:
+            raise QuantError("search_samples must be at least 1")
+
+
+@dataclass
+class TensorResult:
+    """Per-tensor outcome: ranges of every algorithm and predicted (and spot-checked) SQNR."""
+
+    stats: TensorStatistics
+    ranges: dict[str, Range]
+    sqnr_db: dict[str, float | None]
+    sampled_sqnr_db: dict[str, float | None]
+
+
+@dataclass
+class QuantAnalysis:
+    """Everything measured; turn it into a report, a quantization table or a QDQ model."""
+
+    model: ModelProto
+    options: QuantOptions
+    samples: int
+    synthetic: bool
+    data_description: str
+    tensors: dict[str, TensorResult]
+    weights: dict[str, WeightReport]
+    weight_values: dict[str, np.ndarray] = field(repr=False)
+    end_to_end: dict[str, dict[str, OutputError]] = field(default_factory=dict)
+    end_to_end_samples: int = 0
+    hybrid: HybridResult | None = None
+    hybrid_base: str | None = None
+
+    def precision(self, label: str) -> dict[str, ActivationQuant]:
+        """Per-tensor grid of a configuration: one of CONFIGS, or "hybrid"."""
+        if label == HYBRID:
+            if self.hybrid is None or self.hybrid_base is None:
+                raise QuantError("no hybrid recommendation: the end-to-end phase did not run")
+            return self.hybrid_precision(self.hybrid_base, set(self.hybrid.int16))
+        if label not in CONFIGS:
+            raise QuantError(f"unknown configuration {label!r}; choose from {[*CONFIGS, HYBRID]}")
+        quantizer, algorithm = CONFIGS[label]
+        return {name: ActivationQuant(quantizer, *t.ranges[algorithm], algorithm) for name, t in self.tensors.items()}
+
+    def hybrid_precision(self, base: str, promoted: set[str]) -> dict[str, ActivationQuant]:
+        """The base configuration with the promoted tensors in int16 (Min-Max ranges)."""
+        grid = self.precision(base)
+        for name in promoted:
+            grid[name] = ActivationQuant(INT16, *self.tensors[name].ranges["minmax"], "minmax")
+        return grid
+
+    def weight_grids(self) -> dict[str, tuple[WeightTensor, WeightQuant]]:
+        """uint8 weights, per tensor (Acuity's default) or per channel, in every configuration.
+
+        int16 applies to activations only (A16W8): with int16 weights too, all-int16
+        would sit near 80 dB and no hybrid short of all-int16 could come within 3 dB.
+        """
+        return {name: (rep.weight, WeightQuant(UINT8, rep.weight.channel_axis if self.options.per_channel_weights
+                                               else None))
+                for name, rep in self.weights.items()}
+
+    def qdq_model(self, label: str = HYBRID) -> ModelProto:
+        """The QDQ model of a configuration, runnable in onnxruntime."""
+        return self.qdq_for(self.precision(label))
+
+    def qdq_for(self, activations: dict[str, ActivationQuant]) -> ModelProto:
+        """The QDQ model for an explicit per-tensor precision."""
+        return build_qdq_model(self.model, activations, self.weight_grids(), self.weight_values)
+
+    def export_qdq(self, path: str | Path, label: str = HYBRID) -> None:
+        """Write the QDQ model (external data for models over 2 GB is not supported)."""
+        onnx.save(self.qdq_model(label), str(path))
+
+
+def _tensor_result(stats: TensorStatistics, options: QuantOptions) -> TensorResult:
+    hist = stats.histogram
+    if hist.count == 0:
+        raise QuantError(f"tensor {stats.tensor.name!r} held no finite values")
+    ranges = all_ranges(hist, options.percentile, options.kl_bins, options.kl_levels, options.kl_method)
+    keys = [(q, a) for q in QUANTIZERS.values() for a in ALGORITHMS]
+    predicted = histogram_sqnr(hist, [(q, *ranges[a]) for q, a in keys])
+    sqnr = {f"{q.name}/{a}": v for (q, a), v in zip(keys, predicted)}
+    sampled = {f"{q.name}/{a}": sample_sqnr(stats.sample, q, *ranges[a]) for q, a in keys}
+    return TensorResult(stats, ranges, sqnr, sampled)
+
+
+def analyze(model: str | Path | ModelProto, data: CalibrationData, options: QuantOptions | None = None,
+            validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None) -> QuantAnalysis:
+    """Run the analysis. Phases reported: statistics, ranges, end_to_end, hybrid.
+
+    ``validation`` (optional) is used for the end-to-end runs instead of the calibration data.
+    Raises QuantError on bad input, QuantCancelled when ``cancel`` fires.
+    """
+    options = options or QuantOptions()
+    proto = load_model(model)
+    specs = input_specs(proto)
+    if {s.name for s in specs} != {s.name for s in data.specs}:
+        raise QuantError("the calibration data was opened for a different model")
+    types = infer_types(proto)
+    points = quantization_points(proto, types)
+    if not points:
+        raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
+                         "or does it only take integer inputs to integer outputs?)")
+    check_cancel(cancel)
+    stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
+                               options.sample_size, options.seed)
+
+    tensors: dict[str, TensorResult] = {}
+    report(progress, 0, len(points), "ranges")
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="quant-ranges") as pool:
+        futures = {name: pool.submit(_tensor_result, st, options) for name, st in stats.items()}
+        try:
+            for done, (name, future) in enumerate(futures.items(), start=1):
+                check_cancel(cancel)
+                tensors[name] = future.result()
+                report(progress, done, len(points), "ranges")
+        finally:
+            for future in futures.values():
+                future.cancel()
+
+    values = constant_values(proto)
+    weights = weight_tensors(proto, values)
+    weight_reports = {w.name: analyse_weight(w, values[w.name], UINT8) for w in weights}
+    analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
+                             weight_reports, {w.name: values[w.name] for w in weights})
+    if options.end_to_end:
+        _end_to_end(analysis, validation or data, progress, cancel)
+    return analysis
+
+
+def _end_to_end(analysis: QuantAnalysis, data: CalibrationData, progress: ProgressCallback | None,
+                cancel: CancelCheck | None) -> None:
+    """Measure the whole-model configurations, search the hybrid, measure it too."""
+    options = analysis.options
+    reference = session(analysis.model)
+    sessions = {label: session(analysis.qdq_model(label), "none") for label in CONFIGS}
+    search_batches = math.ceil(options.search_samples / data.batch_size)
+    subset: list[Batch] = list(islice(data.batches(), search_batches))
+    subset_samples = sum(next(iter(b.values())).shape[0] for b in subset)
+    whole = subset_samples >= data.num_samples
+    measured = compare(reference, sessions, subset, subset_samples, progress, cancel,
+                       "end_to_end" if whole else "hybrid")
+    if options.target_sqnr_db is not None:
+        target = {o: options.target_sqnr_db for o in measured["int16/minmax"]}
+    else:
+        target = {o: (e.sqnr_db - options.target_margin_db if e.sqnr_db is not None else None)
+                  for o, e in measured["int16/minmax"].items()}
+    base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
+    noise = {name: 10.0 ** (-t.sqnr_db[base] / 10.0) if t.sqnr_db.get(base) is not None else 0.0
+             for name, t in analysis.tensors.items()}
+    ranking = sorted(noise, key=lambda name: -noise[name])
+    hybrid_errors: dict[frozenset[str], dict[str, OutputError]] = {}
+
+    def measure(promoted: set[str]) -> dict[str, float | None]:
+        check_cancel(cancel)
+        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), "none")
+        errors = compare(reference, {HYBRID: sess}, subset, subset_samples, None, cancel)[HYBRID]
+        hybrid_errors[frozenset(promoted)] = errors
+        return {o: e.sqnr_db for o, e in errors.items()}
+
+    result = search(ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]),
+                    measure, target, lambda steps: report(progress, steps, steps + 1, "hybrid"))
+    analysis.hybrid, analysis.hybrid_base = result, base
+    if whole:
+        analysis.end_to_end = {**measured, HYBRID: hybrid_errors[frozenset(result.int16)]}
+        analysis.end_to_end_samples = subset_samples
+    else:
+        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), "none")
+        analysis.end_to_end = compare(reference, sessions, data.batches(), data.num_samples, progress, cancel)
+        analysis.end_to_end_samples = data.num_samples
+    report(progress, 1, 1, "done")
+
+
+def model_inputs(model: str | Path | ModelProto) -> tuple[ModelProto, list]:
+    """Load a model and its input specs (to open calibration data for it)."""
+    proto = load_model(model)
+    return proto, input_specs(proto)
+

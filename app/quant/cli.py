@@ -1,0 +1,126 @@
+"""``quant`` subcommand: analyse a model, write the report, optionally export QDQ and the table.
+
+``app/cli.py`` registers it with ``add_quant_command(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inputs
+from app.quant.calibration import ImagePreprocess, open_calibration_data
+from app.quant.errors import QuantCancelled, QuantError
+from app.quant.report import build_report, quant_table, write_json
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from exc
+
+
+def _shape(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected NAME=1x3x224x224, got {text!r}") from exc
+
+
+def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``quant MODEL --data ... --report ...`` on an argparse subparsers object."""
+    p = subparsers.add_parser("quant", help="quantization analysis: ranges, uint8/int16 error, hybrid, QDQ export",
+                              description="Analyse how a model quantizes (uint8 Min-Max / KL / percentile / MSE, "
+                                          "int16), recommend int16 tensors and export a QDQ model.")
+    p.add_argument("model", type=Path, help="float ONNX model")
+    p.add_argument("--data", nargs="+", metavar="PATH",
+                   help=".npz keyed by input name (samples on the first axis), .npy, image files, folders or a zip")
+    p.add_argument("--random", type=int, metavar="N", help="use N random batches instead (report says synthetic)")
+    p.add_argument("--validation", nargs="+", metavar="PATH", help="separate data for the end-to-end runs")
+    p.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
+    p.add_argument("--export-qdq", type=Path, metavar="OUT.onnx", help="write the QDQ model")
+    p.add_argument("--export-config", default=HYBRID, choices=[*CONFIGS, HYBRID], help="configuration to export")
+    p.add_argument("--table", type=Path, metavar="TABLE.json", help="write the quantization table")
+    p.add_argument("--shape", type=_shape, action="append", default=[], metavar="NAME=1x3xHxW",
+                   help="shape for an input with dynamic dims (random data, images)")
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--kl-method", choices=["tensorrt", "onnxruntime"], default="tensorrt")
+    p.add_argument("--target-margin-db", type=float, default=3.0, help="hybrid target: within this of all-int16")
+    p.add_argument("--target-sqnr-db", type=float, help="hybrid target as an absolute output SQNR instead")
+    p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
+    p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
+    p.add_argument("--mean", type=_floats, help="images: per-channel mean, e.g. 123.7,116.3,103.5")
+    p.add_argument("--scale", type=_floats, help="images: multiplier after subtracting the mean")
+    p.add_argument("--std", type=_floats, help="images: divisor after subtracting the mean")
+    p.add_argument("--bgr", action="store_true", help="images: feed channels as BGR")
+    p.add_argument("--layout", choices=["nchw", "nhwc"], help="images: layout (default: from the input shape)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_quant)
+    return p
+
+
+class _Bar:
+    """One-line progress bar on a terminal, silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, phase: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and done < total):
+            return
+        self.last = now
+        width = 30
+        filled = int(width * done / total) if total else width
+        sys.stderr.write(f"\r{phase:<12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -> int:
+    """Run the command; 0 on success, 2 with a one-line message on bad input."""
+    bar = _Bar(not args.quiet)
+    try:
+        options = QuantOptions(percentile=args.percentile, kl_method=args.kl_method,
+                               target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
+                               per_channel_weights=args.per_channel, end_to_end=not args.no_end_to_end,
+                               seed=args.seed)
+        if args.export_qdq and args.no_end_to_end and args.export_config == HYBRID:
+            raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "
+                             "--export-config")
+        model, specs = model_inputs(args.model)
+        shapes = dict(args.shape)
+        preprocess = ImagePreprocess(mean=args.mean or (0.0,), scale=args.scale, std=args.std,
+                                     channel_order="bgr" if args.bgr else "rgb", layout=args.layout)
+        data = open_calibration_data(specs, args.data, args.random, preprocess, shapes, args.seed)
+        validation = (open_calibration_data(specs, args.validation, None, preprocess, shapes)
+                      if args.validation else None)
+        analysis = analyze(model, data, options, validation, bar, cancel)
+        bar.close()
+        write_json(build_report(analysis, histograms=not args.no_histograms), args.report)
+        if args.table:
+            write_json(quant_table(analysis, args.export_config), args.table)
+        if args.export_qdq:
+            analysis.export_qdq(args.export_qdq, args.export_config)
+    except QuantCancelled as exc:
+        bar.close()
+        print(f"quant: {exc}", file=sys.stderr)
+        return 130
+    except (QuantError, OSError) as exc:
+        bar.close()
+        print(f"quant: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,79 @@
+"""End-to-end error: quantized models against the float model, streamed over the data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from app.quant.calibration import Batch
+from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
+from app.quant.quantizers import sqnr_db
+from app.quant.runtime import run
+
+
+@dataclass
+class OutputError:
+    """Running sums for one output: enough for SQNR and cosine over all samples."""
+
+    signal: float = 0.0
+    noise: float = 0.0
+    dot: float = 0.0
+    candidate: float = 0.0
+
+    def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
+        x = reference.astype(np.float64).reshape(-1)
+        y = candidate.astype(np.float64).reshape(-1)
+        self.signal += float(np.dot(x, x))
+        self.noise += float(np.dot(x - y, x - y))
+        self.dot += float(np.dot(x, y))
+        self.candidate += float(np.dot(y, y))
+
+    @property
+    def sqnr_db(self) -> float | None:
+        if self.signal > 0 and self.noise == 0:
+            return math.inf
+        return sqnr_db(self.signal, self.noise)
+
+    @property
+    def cosine(self) -> float | None:
+        norm = math.sqrt(self.signal * self.candidate)
+        return self.dot / norm if norm > 0 else None
+
+    def to_json(self) -> dict:
+        value = self.sqnr_db
+        return {"sqnr_db": None if value is None or math.isinf(value) else value, "cosine": self.cosine}
+
+
+def float_outputs(sess: ort.InferenceSession) -> list[str]:
+    """Names of the model outputs that are float tensors (the ones that can be compared)."""
+    return [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
+
+
+def compare(reference: ort.InferenceSession, candidates: dict[str, ort.InferenceSession],
+            batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None, phase: str = "end_to_end") -> dict[str, dict[str, OutputError]]:
+    """Per candidate, per float output: error sums against the reference over all batches."""
+    outputs = float_outputs(reference)
+    errors = {label: {o: OutputError() for o in outputs} for label in candidates}
+    done = 0
+    report(progress, 0, total, phase)
+    for batch in batches:
+        check_cancel(cancel)
+        expected = [v.numpy() for v in run(reference, outputs, batch)]
+        for label, sess in candidates.items():
+            got = [v.numpy() for v in run(sess, outputs, batch)]
+            for name, x, y in zip(outputs, expected, got):
+                errors[label][name].add(x, y)
+        done += next(iter(batch.values())).shape[0]
+        report(progress, done, total, phase)
+    return errors
+
+
+def worst_sqnr(errors: dict[str, OutputError]) -> float:
+    """The lowest output SQNR (dB); -inf if any output is undefined."""
+    values = [e.sqnr_db for e in errors.values()]
+    return min((v if v is not None else -math.inf) for v in values) if values else math.inf

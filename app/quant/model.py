@@ -1,0 +1,198 @@
+"""What the analysis needs to know about a model: inputs, quantization points, weights.
+
+A quantization point is a float32 activation tensor of the main graph the way an NPU
+sees it: tensors computed only from constants count as weights, and the input of a
+Relu/Clip that is its producer's only consumer is skipped because NPUs (and ORT's QDQ
+quantizer) fuse the activation into the producer, so only its output is quantized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import ModelProto, TensorProto, helper, numpy_helper
+
+from app.quant.errors import QuantError
+
+#: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
+FUSED_ACTIVATIONS = {"Relu", "Clip"}
+#: Ops whose constant float input at this index is a weight worth analysing.
+WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (1,), "MatMul": (0, 1)}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A graph input as declared: dims are ints, names of symbolic dims, or None."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class ActivationTensor:
+    """A quantization point and the node that produces it (None for a graph input)."""
+
+    name: str
+    node: str | None
+    op_type: str | None
+
+
+@dataclass(frozen=True)
+class WeightTensor:
+    """A constant float weight and the axis of its output channels (for per-channel scales)."""
+
+    name: str
+    node: str
+    op_type: str
+    channel_axis: int
+
+
+def load_model(model: str | Path | ModelProto) -> ModelProto:
+    """Load a model (with external data) and check it is something onnx can read."""
+    if isinstance(model, ModelProto):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise QuantError(f"model file not found: {path}")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, OSError, google.protobuf errors
+        raise QuantError(f"{path.name} is not a readable ONNX model: {exc}") from exc
+
+
+def _numpy_dtype(elem_type: int) -> np.dtype:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def input_specs(model: ModelProto) -> list[InputSpec]:
+    """Graph inputs that must be fed (initializers listed as inputs are left out)."""
+    initializers = {t.name for t in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor_type = value.type.tensor_type
+        if not value.type.HasField("tensor_type"):
+            raise QuantError(f"input {value.name!r} is not a tensor; only tensor inputs can be calibrated")
+        dims: list[int | str | None] = []
+        for dim in tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                dims.append(int(dim.dim_value))
+            elif dim.HasField("dim_param"):
+                dims.append(dim.dim_param)
+            else:
+                dims.append(None)
+        specs.append(InputSpec(value.name, tuple(dims), _numpy_dtype(tensor_type.elem_type)))
+    return specs
+
+
+def infer_types(model: ModelProto) -> dict[str, int]:
+    """Element type of every typed tensor of the main graph (after shape inference)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # custom domains or >2 GB: fall back to what the model declares
+        inferred = model
+    types: dict[str, int] = {}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        if value.type.HasField("tensor_type"):
+            types[value.name] = value.type.tensor_type.elem_type
+    for init in model.graph.initializer:
+        types[init.name] = init.data_type
+    return types
+
+
+def constant_tensors(model: ModelProto) -> set[str]:
+    """Tensors whose value does not depend on any graph input (weights and what is computed from them)."""
+    constants = {t.name for t in model.graph.initializer}
+    constants.add("")
+    fed = {v.name for v in model.graph.input} - {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}:
+            continue
+        has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+        if not has_subgraph and all(i in constants and i not in fed for i in node.input):
+            constants.update(node.output)
+    return constants - {""}
+
+
+def consumers(model: ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """Nodes of the main graph reading each tensor."""
+    result: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            if name:
+                result.setdefault(name, []).append(node)
+    return result
+
+
+def quantization_points(model: ModelProto, types: dict[str, int]) -> list[ActivationTensor]:
+    """Float32 activation tensors an NPU would quantize, in graph order."""
+    constants = constant_tensors(model)
+    readers = consumers(model)
+    outputs = {o.name for o in model.graph.output}
+    points: list[ActivationTensor] = []
+    seen: set[str] = set()
+
+    def wanted(name: str) -> bool:
+        if not name or name in seen or name in constants or types.get(name) != TensorProto.FLOAT:
+            return False
+        users = readers.get(name, [])
+        fused = len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and name not in outputs
+        return not fused
+
+    for spec in model.graph.input:
+        if wanted(spec.name):
+            points.append(ActivationTensor(spec.name, None, None))
+            seen.add(spec.name)
+    for index, node in enumerate(model.graph.node):
+        for name in node.output:
+            if wanted(name):
+                points.append(ActivationTensor(name, node.name or f"{node.op_type}_{index}", node.op_type))
+                seen.add(name)
+    return points
+
+
+def constant_values(model: ModelProto) -> dict[str, np.ndarray]:
+    """Values of initializers and of Constant nodes that hold a tensor."""
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def weight_tensors(model: ModelProto, values: dict[str, np.ndarray]) -> list[WeightTensor]:
+    """Float32 constant weights of Conv/ConvTranspose/Gemm/MatMul with their channel axis."""
+    weights: dict[str, WeightTensor] = {}
+    for index, node in enumerate(model.graph.node):
+        for position in WEIGHT_INPUTS.get(node.op_type, ()):
+            if position >= len(node.input):
+                continue
+            name = node.input[position]
+            value = values.get(name)
+            if value is None or value.dtype != np.float32 or value.ndim < 1 or name in weights:
+                continue
+            if node.op_type == "ConvTranspose":
+                axis = 1
+            elif node.op_type == "Gemm":
+                axis = 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+            elif node.op_type == "MatMul":
+                axis = value.ndim - 1 if position == 1 else max(value.ndim - 2, 0)
+            else:
+                axis = 0
+            weights[name] = WeightTensor(name, node.name or f"{node.op_type}_{index}", node.op_type, axis)
+    return list(weights.values())
+
+
+def opset_version(model: ModelProto) -> int:
+    """Version of the default ONNX domain."""
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return int(opset.version)
+    return 1

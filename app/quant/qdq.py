@@ -1,0 +1,163 @@
+"""QDQ export: QuantizeLinear/DequantizeLinear pairs on activations, DequantizeLinear on weights.
+
+Activations keep their tensor names (the producer's output is renamed and the DQ output
+takes the old name), so consumers, subgraphs and graph outputs need no rewiring. Standard
+ops are used where the model's opset allows (8-bit from opset 10, per-axis from 13, int16
+from 21); otherwise onnxruntime's com.microsoft Q/DQ ops, which onnxruntime runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import ModelProto, NodeProto, helper, numpy_helper
+
+from app.quant.model import WeightTensor, opset_version
+from app.quant.quantizers import Quantizer
+from app.quant.weights import channel_params, quantize
+
+MS_DOMAIN = "com.microsoft"
+
+
+@dataclass(frozen=True)
+class ActivationQuant:
+    """The grid chosen for one activation tensor."""
+
+    quantizer: Quantizer
+    lo: float
+    hi: float
+    algorithm: str
+
+    @property
+    def params(self) -> tuple[np.float32, int]:
+        return self.quantizer.params(self.lo, self.hi)
+
+    def to_json(self) -> dict:
+        scale, zero_point = self.params
+        return {"dtype": self.quantizer.name, "scale": float(scale), "zero_point": int(zero_point),
+                "range": [float(self.lo), float(self.hi)], "algorithm": self.algorithm}
+
+
+@dataclass(frozen=True)
+class WeightQuant:
+    """The grid chosen for one weight: per tensor (axis None) or per channel."""
+
+    quantizer: Quantizer
+    axis: int | None
+
+    def to_json(self, w: np.ndarray) -> dict:
+        scale, zero_point = channel_params(self.quantizer, w, self.axis)
+        return {"dtype": self.quantizer.name, "axis": self.axis,
+                "scale": scale.tolist() if self.axis is not None else float(scale[0]),
+                "zero_point": zero_point.tolist() if self.axis is not None else int(zero_point[0]),
+                "range": [float(w.min()), float(w.max())], "algorithm": "minmax"}
+
+
+def _domain(opset: int, quantizer: Quantizer, per_axis: bool) -> str:
+    if quantizer.numpy_type is np.int16:
+        return "" if opset >= 21 else MS_DOMAIN
+    if per_axis:
+        return "" if opset >= 13 else MS_DOMAIN
+    return "" if opset >= 10 else MS_DOMAIN
+
+
+class _Names:
+    """Fresh tensor names that cannot clash with the model's."""
+
+    def __init__(self, model: ModelProto) -> None:
+        self.used = {t.name for t in model.graph.initializer} | {v.name for v in model.graph.input}
+        for node in model.graph.node:
+            self.used.update(node.input)
+            self.used.update(node.output)
+
+    def __call__(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used:
+            name, k = f"{base}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+
+def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
+                    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+                    weight_values: dict[str, np.ndarray]) -> ModelProto:
+    """A new model with the given activations and weights quantized (QDQ form)."""
+    opset = opset_version(model)
+    out = ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    names = _Names(model)
+    uses_ms = False
+    initializers = []
+
+    def const(base: str, value: np.ndarray) -> str:
+        name = names(base)
+        initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def qdq_nodes(source: str, target: str, aq: ActivationQuant) -> list[NodeProto]:
+        nonlocal uses_ms
+        scale, zero_point = aq.params
+        domain = _domain(opset, aq.quantizer, False)
+        uses_ms |= domain == MS_DOMAIN
+        s = const(f"{target}/scale", np.array(scale, dtype=np.float32))
+        z = const(f"{target}/zero_point", np.array(zero_point, dtype=aq.quantizer.numpy_type))
+        q = names(f"{target}/quantized")
+        return [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"), domain=domain),
+                helper.make_node("DequantizeLinear", [q, s, z], [target], name=names(f"{target}/DequantizeLinear"), domain=domain)]
+
+    head: list[NodeProto] = []
+    # Weights: integer initializer + DequantizeLinear that outputs the weight's name.
+    constant_nodes = set()
+    for name, (_, wq) in weights.items():
+        w = weight_values[name]
+        scale, zero_point = channel_params(wq.quantizer, w, wq.axis)
+        per_axis = wq.axis is not None
+        domain = _domain(opset, wq.quantizer, per_axis)
+        uses_ms |= domain == MS_DOMAIN
+        qw = const(f"{name}/quantized", quantize(wq.quantizer, w, scale, zero_point, wq.axis))
+        s = const(f"{name}/scale", scale if per_axis else scale.reshape(()))
+        zp = zero_point.astype(wq.quantizer.numpy_type)
+        z = const(f"{name}/zero_point", zp if per_axis else zp.reshape(()))
+        attrs = {"axis": wq.axis} if per_axis else {}
+        head.append(helper.make_node("DequantizeLinear", [qw, s, z], [name], name=names(f"{name}/DequantizeLinear"),
+                                     domain=domain, **attrs))
+        constant_nodes.add(name)
+    kept_initializers = [t for t in graph.initializer if t.name not in weights]
+    kept_inputs = [v for v in graph.input if v.name not in weights]
+
+    # Graph inputs: Q/DQ into a new name, and their readers are pointed at it.
+    renamed_inputs = {}
+    for value in kept_inputs:
+        if value.name in activations:
+            target = names(f"{value.name}/dequantized")
+            head += qdq_nodes(value.name, target, activations[value.name])
+            renamed_inputs[value.name] = target
+
+    body: list[NodeProto] = []
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output and node.output[0] in constant_nodes:
+            continue
+        for k, name in enumerate(node.input):
+            if name in renamed_inputs:
+                node.input[k] = renamed_inputs[name]
+        tail = []
+        for k, name in enumerate(node.output):
+            if name in activations and name not in renamed_inputs:
+                source = names(f"{name}/float")
+                node.output[k] = source
+                tail += qdq_nodes(source, name, activations[name])
+        body.append(node)
+        body += tail
+
+    del graph.node[:]
+    graph.node.extend(head + body)
+    del graph.initializer[:]
+    graph.initializer.extend(kept_initializers + initializers)
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
+    out.ir_version = max(out.ir_version, 7)  # initializers need not be listed as inputs from IR 4 on
+    if uses_ms and not any(o.domain == MS_DOMAIN for o in out.opset_import):
+        out.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return out

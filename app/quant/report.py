@@ -1,0 +1,95 @@
+"""The JSON report and the quantization table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from app.quant.analysis import HYBRID, QuantAnalysis
+
+FORMAT = "onnx-workbench/quant-report"
+TABLE_FORMAT = "onnx-workbench/quant-table"
+VERSION = 1
+
+
+def _clean(value: object) -> object:
+    """JSON has no NaN/Infinity: such values become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
+    """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation."""
+    tensors = {}
+    for name, t in analysis.tensors.items():
+        hist = t.stats.histogram
+        entry = {
+            "node": t.stats.tensor.node,
+            "op_type": t.stats.tensor.op_type,
+            "min": hist.min,
+            "max": hist.max,
+            "count": hist.count,
+            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in t.ranges.items()},
+            "sqnr_db": t.sqnr_db,
+            "sqnr_db_sampled": t.sampled_sqnr_db,
+        }
+        if hist.nonfinite:
+            entry["nonfinite"] = hist.nonfinite
+        if histograms:
+            entry["histogram"] = hist.to_json()
+        tensors[name] = entry
+    options = analysis.options
+    result: dict = {
+        "format": FORMAT,
+        "version": VERSION,
+        "samples": analysis.samples,
+        "synthetic": analysis.synthetic,
+        "data": analysis.data_description,
+        "settings": {
+            "percentile": options.percentile,
+            "kl": {"method": options.kl_method, "bins": options.kl_bins, "levels": options.kl_levels},
+            "mse_quantizer": "uint8",
+            "weights": "uint8 " + ("per_channel" if options.per_channel_weights else "per_tensor"),
+            "int16": "activations only; weights stay uint8 (A16W8)",
+        },
+        "tensors": tensors,
+        "weights": {name: w.to_json() for name, w in analysis.weights.items()},
+        "end_to_end": {label: {o: e.to_json() for o, e in outputs.items()}
+                       for label, outputs in analysis.end_to_end.items()},
+        "end_to_end_samples": analysis.end_to_end_samples,
+    }
+    if analysis.hybrid is not None:
+        targets = [t for t in analysis.hybrid.target_sqnr_db.values() if t is not None]
+        result["recommendation"] = {
+            "int16": analysis.hybrid.int16,
+            "target_sqnr_db": min(targets) if targets else None,
+            "target_sqnr_db_by_output": analysis.hybrid.target_sqnr_db,
+            "target_rule": (f"absolute {options.target_sqnr_db} dB" if options.target_sqnr_db is not None
+                            else f"within {options.target_margin_db} dB of all-int16"),
+            "base": analysis.hybrid_base,
+            "meets_target": analysis.hybrid.meets_target,
+            "measured_sqnr_db": analysis.hybrid.outputs_sqnr_db,
+            "precision_boundaries": analysis.hybrid.boundaries,
+            "qdq_runs": analysis.hybrid.evaluations,
+        }
+    return _clean(result)
+
+
+def quant_table(analysis: QuantAnalysis, label: str = HYBRID) -> dict:
+    """Every quantized tensor of a configuration: dtype, scale, zero point, range, algorithm."""
+    activations = analysis.precision(label)
+    weights = analysis.weight_grids()
+    table = {name: aq.to_json() for name, aq in activations.items()}
+    table.update({name: wq.to_json(analysis.weight_values[name]) for name, (_, wq) in weights.items()})
+    return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "tensors": table})
+
+
+def write_json(document: dict, path: str | Path) -> None:
+    """Write strict JSON (no NaN)."""
+    Path(path).write_text(json.dumps(document, indent=1, allow_nan=False))

@@ -1,0 +1,74 @@
+"""Weight analysis: outliers and per-tensor vs per-channel quantization error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.quant.model import WeightTensor
+from app.quant.quantizers import Quantizer, sqnr_db
+
+
+def channel_params(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Scales and zero points (arrays; one per channel along ``axis``, or one for None)."""
+    if axis is None:
+        lo, hi = np.array([w.min()]), np.array([w.max()])
+    else:
+        rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+        lo, hi = rows.min(axis=1), rows.max(axis=1)
+    params = [quantizer.params(a, b) for a, b in zip(lo, hi)]
+    return (np.array([s for s, _ in params], dtype=np.float32),
+            np.array([z for _, z in params], dtype=np.int64))
+
+
+def quantize(quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+             axis: int | None) -> np.ndarray:
+    """Integer weights for the given per-tensor or per-channel parameters."""
+    shape = [1] * w.ndim
+    if axis is not None:
+        shape[axis] = -1
+    s, z = scale.reshape(shape), zero_point.reshape(shape)
+    q = np.clip(np.rint(w / s) + z, quantizer.qmin, quantizer.qmax)
+    return q.astype(quantizer.numpy_type)
+
+
+def weight_sqnr(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> float | None:
+    """SQNR (dB) of quantizing the weight per tensor (axis None) or per channel."""
+    scale, zero_point = channel_params(quantizer, w, axis)
+    shape = [1] * w.ndim
+    if axis is not None:
+        shape[axis] = -1
+    q = quantize(quantizer, w, scale, zero_point, axis).astype(np.float64)
+    restored = (q - zero_point.reshape(shape)) * scale.reshape(shape).astype(np.float64)
+    w64 = w.astype(np.float64)
+    return sqnr_db(float(np.sum(w64 ** 2)), float(np.sum((w64 - restored) ** 2)))
+
+
+@dataclass(frozen=True)
+class WeightReport:
+    """Why a weight hurts: outlier ratio max|w|/std, and what per-channel scales win."""
+
+    weight: WeightTensor
+    shape: tuple[int, ...]
+    outlier_ratio: float | None
+    sqnr_per_tensor: float | None
+    sqnr_per_channel: float | None
+
+    def to_json(self) -> dict:
+        return {
+            "node": self.weight.node,
+            "op_type": self.weight.op_type,
+            "shape": list(self.shape),
+            "channel_axis": self.weight.channel_axis,
+            "outlier_ratio": self.outlier_ratio,
+            "sqnr_db": {"per_tensor": self.sqnr_per_tensor, "per_channel": self.sqnr_per_channel},
+        }
+
+
+def analyse_weight(weight: WeightTensor, w: np.ndarray, quantizer: Quantizer) -> WeightReport:
+    """Outlier ratio and SQNR per tensor vs per channel with ``quantizer``."""
+    std = float(np.std(w, dtype=np.float64))
+    ratio = float(np.max(np.abs(w))) / std if std > 0 else None
+    return WeightReport(weight, tuple(int(d) for d in w.shape), ratio, weight_sqnr(quantizer, w, None),
+                        weight_sqnr(quantizer, w, weight.channel_axis))
