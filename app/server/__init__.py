@@ -1,0 +1,1 @@
+"""The web service: a thin FastAPI layer over the graph engine, with durable private sessions."""

@@ -1,0 +1,69 @@
+"""The FastAPI application factory: settings, session store, job runner, middleware, routes."""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+
+from . import routes_data, routes_jobs, routes_sessions
+from .errors import install_error_handlers
+from .jobs import LocalJobRunner
+from .middleware import BodyLimit, TokenAuth
+from .schemas import Health
+from .session_store import LocalSessionStore
+from .settings import Settings
+
+UNCOMPRESSED = ("application/octet-stream", "application/zip", "text/event-stream")
+MAX_JSON_BODY = 512 << 20  # edits carrying tensors as base64 can be large, but not unbounded
+
+try:
+    VERSION = version("onnx-workbench")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; with no settings they come from the environment (how uvicorn workers start it)."""
+    settings = settings or Settings.from_env()
+    store = LocalSessionStore(settings)
+    jobs = LocalJobRunner(store.root, store.session_dir)
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        while not stop.wait(settings.sweep_interval_seconds):
+            store.sweep()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.sweep()
+        thread = threading.Thread(target=sweeper, name="session-sweeper", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        jobs.shutdown()
+
+    app = FastAPI(title="onnx-workbench", version=VERSION, lifespan=lifespan,
+                  description="Edit ONNX graphs for NPUs: private sessions, atomic edits with undo, static shapes. "
+                              "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.")
+    app.state.settings = settings
+    app.state.store = store
+    app.state.jobs = jobs
+    install_error_handlers(app)
+    # models, tensors and event streams pass uncompressed: weights do not compress, and gzip would stall a stream
+    app.add_middleware(GZipMiddleware, minimum_size=2048, exclude_content_types=UNCOMPRESSED)
+    app.add_middleware(BodyLimit, json_limit=MAX_JSON_BODY, stream_limit=settings.max_upload_bytes)
+    app.add_middleware(TokenAuth, token=settings.token)
+    app.include_router(routes_sessions.router)
+    app.include_router(routes_data.router)
+    app.include_router(routes_jobs.router)
+
+    @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness: the process answers")
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": VERSION, "pid": os.getpid()}
+
+    return app

@@ -1,0 +1,91 @@
+"""One JSON shape for every error, `{"error": {"code", "message", "details"}}`, and the status it maps to.
+
+Engine errors (`WorkbenchError`) are caused by what the client sent: a model that cannot be read or
+an edit that is refused is 422; a name in the URL path that does not exist is turned into a 404 by
+the route before it gets here.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..graph import WorkbenchError
+
+log = logging.getLogger("onnx_workbench.server")
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+                 422: "invalid_request"}
+
+
+class ApiError(Exception):
+    """An error the service answers with directly (unknown session, stale version, upload too large)."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, _jsonable(details)), status_code=status, headers=headers)
+
+
+def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
+    """Engine details may hold tuples or numpy scalars; keep what JSON can say, stringify the rest."""
+    out: dict[str, Any] = {}
+    for key, value in (details or {}).items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[str(key)] = value
+        elif isinstance(value, (list, tuple)):
+            out[str(key)] = [v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for v in value]
+        else:
+            out[str(key)] = str(value)
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> JSONResponse:
+        return error_response(err.status, err.code, err.message, err.details)
+
+    @app.exception_handler(WorkbenchError)
+    async def _workbench_error(request: Request, err: WorkbenchError) -> JSONResponse:
+        return error_response(422, err.code, err.message, err.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in err.errors():
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else str(item.get("msg", "invalid")))
+        message = "the request is not valid: " + "; ".join(problems[:5])
+        return error_response(422, "invalid_request", message, {"problems": problems[:20]})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(err.status_code, "http_error")
+        message = err.detail if isinstance(err.detail, str) else code.replace("_", " ")
+        if err.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        elif err.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return error_response(err.status_code, code, message, headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "the server failed on this request; the session is unchanged "
+                              "unless the answer said otherwise", {"type": type(err).__name__})

@@ -1,0 +1,239 @@
+"""The graph as the browser draws it, built straight from the document and gzipped once per version.
+
+Shape: {"version", "graph": {...}} where a graph is
+    {"name", "inputs": [...], "outputs": [...], "nodes": [...], "tensors": {...}, "initializers": {...}}.
+Each node has id (what edits take), name, op_type, domain, attributes, inputs and outputs (tensor
+names); nodes of If/Loop/Scan carry "subgraphs": [{"attribute", "index", "graph"}] with the bodies
+nested in the same shape, and a body's nodes carry "ref", the path [owner, attribute, node, ...]
+that edits take. The tensors table gives dtype, shape (declared, else from shape inference),
+producer, consumers and flags. Initializers are summarised: dtype, shape, bytes, and min/max/mean/
+std, exact up to SAMPLE_ELEMENTS elements and from evenly spread contiguous chunks beyond that
+("sampled": true); raw values of big tensors are never sent.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from onnx import GraphProto, TensorProto, TypeProto, helper
+
+from ..graph import ModelDocument, WorkbenchError
+from ..graph.index import subgraphs
+from ..graph.io import check_external, external_info
+from ..graph.shapes import inferred_types, shape_text
+from ..graph.skeleton import tensor_nbytes
+from ..graph.summary import model_summary
+from ..graph.values import attribute_to_json, dtype_name
+
+SAMPLE_ELEMENTS = 1 << 20
+SAMPLE_CHUNKS = 16
+SMALL_INLINE_BYTES = 64 * 1024
+_STATS_CACHE_SIZE = 20_000
+_VIEW_CACHE_SIZE = 4
+
+_stats_cache: OrderedDict[tuple, dict[str, Any] | None] = OrderedDict()
+_view_cache: OrderedDict[tuple, bytes] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def graph_view_gzip(session_id: str, doc: ModelDocument) -> bytes:
+    """The gzipped JSON view, cached per session and version (versions only ever increase)."""
+    key = (session_id, doc.version)
+    with _cache_lock:
+        cached = _view_cache.get(key)
+        if cached is not None:
+            _view_cache.move_to_end(key)
+            return cached
+    view = graph_view(doc)
+    try:
+        body = json.dumps(view, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:  # NaN or infinity in an attribute: JSON has no such numbers
+        body = json.dumps(_finite(view), separators=(",", ":"), allow_nan=False).encode()
+    packed = gzip.compress(body, compresslevel=5)
+    with _cache_lock:
+        _view_cache[key] = packed
+        while len(_view_cache) > _VIEW_CACHE_SIZE:
+            _view_cache.popitem(last=False)
+    return packed
+
+
+def _finite(value: Any) -> Any:
+    """The value with non-finite floats written as the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def graph_view(doc: ModelDocument) -> dict[str, Any]:
+    inference_error = None
+    try:
+        inferred = inferred_types(doc)
+    except WorkbenchError as err:
+        inferred, inference_error = {}, err.message
+    view = {
+        "version": doc.version,
+        "summary": model_summary(doc),
+        "shape_inference": {"ok": inference_error is None, "message": inference_error},
+        "graph": _graph(doc, doc.main, inferred),
+    }
+    return view
+
+
+def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> dict[str, Any]:
+    graph: GraphProto = scope.graph
+    declared: dict[str, TypeProto] = {}
+    for items in (graph.value_info, graph.input, graph.output):
+        for vi in items:
+            if vi.type.WhichOneof("value") is not None:
+                declared[vi.name] = vi.type
+    initializers = {t.name: t for t in graph.initializer}
+    inputs = {v.name for v in graph.input}
+    outputs = {v.name for v in graph.output}
+    node_id = scope.node_id
+    nodes = []
+    tensors: dict[str, dict[str, Any]] = {}
+
+    def tensor(name: str) -> dict[str, Any]:
+        entry = tensors.get(name)
+        if entry is None:
+            entry = tensors[name] = {"producer": None, "consumers": []}
+        return entry
+
+    for pos, node in enumerate(graph.node):
+        nid = node_id(node)
+        item: dict[str, Any] = {
+            "id": nid, "name": node.name, "op_type": node.op_type, "domain": node.domain,
+            "inputs": list(node.input), "outputs": list(node.output),
+            "attributes": {a.name: attribute_to_json(a) for a in node.attribute},
+        }
+        if scope.path:
+            item["ref"] = doc.node_path(scope, node)
+        bodies = []
+        for attr_name, gi, _ in subgraphs(node):
+            inner = doc.scope(scope.path + ((pos, attr_name, gi),))
+            bodies.append({"attribute": attr_name, "index": gi, "graph": _graph(doc, inner, {})})
+        if bodies:
+            item["subgraphs"] = bodies
+        nodes.append(item)
+        for name in scope.index.reads(node):
+            tensor(name)["consumers"].append(nid)
+        for name in node.output:
+            if name:
+                tensor(name)["producer"] = nid
+    for name in list(inputs) + list(outputs) + list(initializers):
+        tensor(name)
+    for name, entry in tensors.items():
+        type_proto = declared.get(name) or inferred.get(name)
+        if type_proto is None and name in initializers:
+            t = initializers[name]
+            entry["dtype"], entry["shape"] = dtype_name(t.data_type), list(t.dims)
+        elif type_proto is not None and type_proto.WhichOneof("value") == "tensor_type":
+            entry["dtype"] = dtype_name(type_proto.tensor_type.elem_type)
+            entry["shape"] = shape_text(type_proto)
+        else:
+            entry["dtype"] = type_proto.WhichOneof("value") if type_proto is not None else None
+            entry["shape"] = None
+        entry["is_initializer"] = name in initializers
+        entry["is_input"] = name in inputs and name not in initializers
+        entry["is_output"] = name in outputs
+    return {
+        "name": graph.name,
+        "inputs": [v.name for v in graph.input if v.name not in initializers],
+        "outputs": [v.name for v in graph.output],
+        "nodes": nodes,
+        "tensors": tensors,
+        "initializers": {name: initializer_summary(t, doc.base_dir) for name, t in initializers.items()},
+    }
+
+
+def initializer_summary(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any]:
+    external = tensor.data_location == TensorProto.EXTERNAL
+    return {"dtype": dtype_name(tensor.data_type), "shape": list(tensor.dims), "bytes": tensor_nbytes(tensor),
+            "external": external, "stats": tensor_stats(tensor, base_dir)}
+
+
+def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] | None:
+    """min/max/mean/std of a numeric tensor (None for strings and packed types), cached by content."""
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if dtype.kind not in "fiub" or tensor.data_type in _PACKED_TYPES:
+        return None
+    count = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+    if count == 0:
+        return None
+    try:
+        key, values = _source(tensor, base_dir, dtype, count)
+    except (WorkbenchError, OSError, ValueError):
+        return None
+    if key is not None:
+        with _cache_lock:
+            if key in _stats_cache:
+                _stats_cache.move_to_end(key)
+                return _stats_cache[key]
+    stats = _compute(values(), count)
+    if key is not None:
+        with _cache_lock:
+            _stats_cache[key] = stats
+            while len(_stats_cache) > _STATS_CACHE_SIZE:
+                _stats_cache.popitem(last=False)
+    return stats
+
+
+_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(TensorProto, n)}
+
+
+def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: int) -> tuple[tuple | None, Any]:
+    """A cache key for the tensor's content and a function giving its values (memory-mapped if external)."""
+    shape_key = (tensor.data_type, tuple(tensor.dims))
+    if tensor.data_location == TensorProto.EXTERNAL:
+        if base_dir is None:
+            raise ValueError("no folder")
+        file = check_external(tensor, base_dir)
+        info = external_info(tensor)
+        offset = int(info.get("offset", "0"))
+        st = os.stat(file)
+        if int(info.get("length", count * dtype.itemsize)) < count * dtype.itemsize:
+            raise ValueError("short external data")
+        key = ("ext", st.st_dev, st.st_ino, st.st_mtime_ns, offset, shape_key)
+        return key, lambda: np.memmap(file, dtype=dtype.newbyteorder("<"), mode="r", offset=offset, shape=(count,))
+    if tensor.HasField("raw_data"):
+        raw = tensor.raw_data
+        if len(raw) != count * dtype.itemsize:
+            raise ValueError("raw_data size does not match the shape")
+        key = ("raw", len(raw), zlib.crc32(raw), shape_key) if len(raw) > SMALL_INLINE_BYTES else None
+        return key, lambda: np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+    from onnx import numpy_helper
+
+    return None, lambda: numpy_helper.to_array(tensor).reshape(-1)
+
+
+def _compute(values: np.ndarray, count: int) -> dict[str, Any] | None:
+    sampled = count > SAMPLE_ELEMENTS
+    if sampled:
+        chunk = SAMPLE_ELEMENTS // SAMPLE_CHUNKS
+        starts = np.linspace(0, count - chunk, SAMPLE_CHUNKS).astype(np.int64)
+        data = np.concatenate([np.asarray(values[s:s + chunk]) for s in starts])
+    else:
+        data = np.asarray(values)
+    data = data.astype(np.float64, copy=False)
+    finite = np.isfinite(data)
+    nonfinite = int(data.size - np.count_nonzero(finite))
+    if nonfinite:
+        data = data[finite]
+    if data.size == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "sampled": sampled, "nonfinite": nonfinite}
+    return {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
+            "std": float(data.std()), "sampled": sampled, "nonfinite": nonfinite}

@@ -1,0 +1,334 @@
+"""Routes that move data: model download, initializer .npy get/put, running and comparing, stateless apply."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from python_multipart.multipart import parse_options_header
+from starlette.background import BackgroundTask
+
+from ..graph import EditError, load_model, save_model
+from ..graph.changes import describe_changes
+from ..graph.io import read_tensor
+from ..graph.script import parse_script
+from .errors import ApiError
+from .routes_sessions import ERRORS, store_of
+from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
+from .schemas import EditsResponse
+from .uploads import Upload, receive_multipart, stage_model
+from .zipstream import zip_stream
+
+CHUNK = 1 << 20
+NPY_TYPES = {"application/octet-stream", "application/x-npy", "application/npy", ""}
+
+router = APIRouter(tags=["data"], responses=ERRORS)
+
+RUN_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "inputs": {"type": "string", "format": "binary",
+                           "description": ".npz with one array per model input; random inputs when absent"},
+                "dims": {"type": "string", "description": "JSON object: sizes of named dims for random inputs "
+                                                          "(others are 1), e.g. {\"batch\": 1, \"seq\": 128}"},
+                "seed": {"type": "string", "description": "integer seed of the random inputs"},
+            }}}},
+    }
+}
+
+APPLY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file", "script"],
+            "properties": {
+                "file": {"type": "string", "format": "binary", "description": "the .onnx model or a .zip of it"},
+                "data": {"type": "array", "items": {"type": "string", "format": "binary"},
+                         "description": "external-data files of the model"},
+                "script": {"type": "string", "format": "binary",
+                           "description": "edit script JSON {\"format\": \"onnx-workbench/edits\", ...}"},
+            }}}},
+    }
+}
+
+
+# -- download ----------------------------------------------------------------------------------
+def _open_files(paths: list[Path]) -> list[tuple[str, BinaryIO, int]]:
+    """Open while the session is locked: a later export may remove the files, open handles keep them."""
+    return [(p.name, open(p, "rb"), p.stat().st_size) for p in paths]
+
+
+def _stream_file(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def file_response(files: list[tuple[str, BinaryIO, int]], stem: str,
+                  background: BackgroundTask | None = None) -> StreamingResponse:
+    """One file as is; a model with its data file as a zip streamed while it is written."""
+    if len(files) == 1:
+        name, handle, size = files[0]
+        return StreamingResponse(_stream_file(handle), media_type="application/octet-stream", background=background,
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                          "Content-Length": str(size)})
+    return StreamingResponse(zip_stream([(name, handle) for name, handle, _ in files]), media_type="application/zip",
+                             background=background,
+                             headers={"Content-Disposition": f'attachment; filename="{stem}.zip"'})
+
+
+@router.get("/api/sessions/{session_id}/model", summary="Download the current model (.onnx, or .zip with its "
+            "external data)", responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}})
+def download_model(session_id: str, request: Request) -> StreamingResponse:
+    with store_of(request).open(session_id) as handle:
+        paths = handle.export()
+        files = _open_files(paths)
+    return file_response(files, paths[0].stem)
+
+
+# -- tensors -----------------------------------------------------------------------------------
+def _tensor_name(path: str) -> str:
+    if not path.endswith(".npy") or len(path) <= 4:
+        raise ApiError(404, "not_found", "tensor downloads end in .npy: /tensors/<url-encoded name>.npy")
+    return path[:-4]
+
+
+@router.get("/api/sessions/{session_id}/tensors/{name:path}", summary="Download an initializer as .npy "
+            "(name URL-encoded, then .npy)", responses={200: {"content": {"application/octet-stream": {}}}})
+def get_tensor(session_id: str, name: str, request: Request) -> StreamingResponse:
+    tensor_name = _tensor_name(name)
+    with store_of(request).open(session_id) as handle:
+        scope = handle.doc.main
+        pos = scope.find_item("initializer", tensor_name)
+        if pos is None:
+            raise ApiError(404, "unknown_tensor", f"no initializer named '{tensor_name}'", {"tensor": tensor_name})
+        array = read_tensor(scope.graph.initializer[pos], handle.doc.base_dir)
+    header = _npy_header(array)
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8) if array.size else np.zeros(0, np.uint8)
+
+    def body() -> Iterator[bytes]:
+        yield header
+        for start in range(0, flat.size, CHUNK):
+            yield flat[start:start + CHUNK].tobytes()
+
+    safe = tensor_name.replace("/", "_").replace('"', "_")
+    return StreamingResponse(body(), media_type="application/octet-stream",
+                             headers={"Content-Length": str(len(header) + flat.size),
+                                      "Content-Disposition": f'attachment; filename="{safe}.npy"'})
+
+
+def _npy_header(array: np.ndarray) -> bytes:
+    """The .npy header of a C-ordered array, so the data can follow in chunks."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(np.ascontiguousarray(array)))
+    return out.getvalue()
+
+
+@router.put("/api/sessions/{session_id}/tensors/{name:path}", response_model=EditsResponse,
+            summary="Replace an initializer from an uploaded .npy (same dtype and shape); undoable like any edit",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def put_tensor(session_id: str, name: str, request: Request,
+                     expected_version: int | None = Query(default=None)) -> dict[str, Any]:
+    tensor_name = _tensor_name(name)
+    store = store_of(request)
+    settings = request.app.state.settings
+    content_type = parse_options_header(request.headers.get("content-type", ""))[0].decode("latin-1")
+    if content_type not in NPY_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"send the .npy file as the raw body "
+                       f"(application/octet-stream), not {content_type}")
+    await run_in_threadpool(store.session_dir, session_id)  # a malformed id is a 404 before any upload
+    staging = await run_in_threadpool(store.staging_dir)
+    try:
+        path = staging / "tensor.npy"
+        await _receive_body(request, path, settings.max_tensor_upload_bytes)
+        return await run_in_threadpool(_replace_tensor, store, session_id, tensor_name, path, expected_version,
+                                       settings.max_run_elements)
+    finally:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+
+
+async def _receive_body(request: Request, path: Path, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the body is {int(declared):,} bytes; the limit is {limit:,}",
+                       {"limit": limit})
+    received = 0
+    with open(path, "wb") as out:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(413, "too_large", f"the body is over the limit of {limit:,} bytes", {"limit": limit})
+            out.write(chunk)
+
+
+def _replace_tensor(store: Any, session_id: str, tensor_name: str, path: Path, expected_version: int | None,
+                    max_elements: int) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        shape, dtype, _ = npy_header(f)
+        check_npy_size(shape, dtype, path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
+    with store.open(session_id) as handle:
+        scope = handle.doc.main
+        pos = scope.find_item("initializer", tensor_name)
+        if pos is None:
+            raise ApiError(404, "unknown_tensor", f"no initializer named '{tensor_name}'", {"tensor": tensor_name})
+        edit = {"op": "set_initializer", "name": tensor_name,
+                "npy_base64": base64.b64encode(path.read_bytes()).decode("ascii")}
+        applied = handle.apply([edit], expected_version)
+        return {"version": handle.doc.version, "applied": len(applied),
+                "changes": describe_changes(handle.doc, applied)}
+
+
+# -- run and compare -----------------------------------------------------------------------------
+async def _receive_run_request(request: Request, staging: Path) -> Upload:
+    content_type = parse_options_header(request.headers.get("content-type", ""))[0]
+    if not content_type and request.headers.get("content-length", "0") in ("", "0"):
+        return Upload()  # no body: random inputs
+    if content_type == b"application/x-www-form-urlencoded":  # only the small fields dims and seed
+        form = await request.form()
+        return Upload(fields={k: v for k, v in form.items() if isinstance(v, str)})
+    return await receive_multipart(request, staging / "in", request.app.state.settings.max_tensor_upload_bytes,
+                                   {"inputs"})
+
+
+def _run_options(upload: Upload) -> tuple[dict[str, int], int]:
+    try:
+        dims = json.loads(upload.fields.get("dims") or "{}")
+        seed = int(upload.fields.get("seed") or "0")
+    except (ValueError, json.JSONDecodeError):
+        raise ApiError(422, "bad_field", "'dims' must be a JSON object of dim name to size, 'seed' an integer") \
+            from None
+    if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31
+                                             for v in dims.values()):
+        raise ApiError(422, "bad_field", "'dims' must map dim names to positive integers, e.g. {\"batch\": 1}")
+    return dims, seed
+
+
+def _inputs_for(handle: Any, upload: Upload, settings: Any) -> dict[str, np.ndarray]:
+    file = upload.file("inputs")
+    if file is not None:
+        return read_npz(file.path, settings.max_run_elements, settings.max_tensor_upload_bytes)
+    dims, seed = _run_options(upload)
+    return random_inputs(handle.doc, dims, seed, settings.max_run_elements)
+
+
+def _link_export(handle: Any, folder: Path) -> Path:
+    """The current model, hard-linked out of the session so it stays readable after the lock is released."""
+    paths = handle.export()
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        try:
+            os.link(p, folder / p.name)
+        except OSError:
+            shutil.copyfile(p, folder / p.name)
+    return folder / paths[0].name
+
+
+def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResponse:
+    out = staging / "outputs.npz"
+    np.savez(out, **arrays)
+    handle = open(out, "rb")
+    return StreamingResponse(_stream_file(handle), media_type="application/octet-stream",
+                             background=BackgroundTask(shutil.rmtree, staging, True),
+                             headers={"Content-Disposition": 'attachment; filename="outputs.npz"',
+                                      "Content-Length": str(out.stat().st_size)})
+
+
+@router.post("/api/sessions/{session_id}/run", openapi_extra=RUN_BODY,
+             summary="Run the current model in onnxruntime; outputs as .npz",
+             responses={200: {"content": {"application/octet-stream": {}}}})
+async def run(session_id: str, request: Request) -> StreamingResponse:
+    store = store_of(request)
+    await run_in_threadpool(store.session_dir, session_id)
+    staging = await run_in_threadpool(store.staging_dir)
+    try:
+        upload = await _receive_run_request(request, staging)
+
+        def work() -> StreamingResponse:
+            with store.open(session_id) as handle:
+                inputs = _inputs_for(handle, upload, request.app.state.settings)
+                model = _link_export(handle, staging / "model")
+            return _npz_response(run_model(model, inputs), staging)
+
+        return await run_in_threadpool(work)
+    except BaseException:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+        raise
+
+
+@router.post("/api/sessions/{session_id}/compare", openapi_extra=RUN_BODY,
+             summary="Run the original upload and the current model on the same inputs and compare outputs")
+async def compare_models(session_id: str, request: Request) -> dict[str, Any]:
+    store = store_of(request)
+    await run_in_threadpool(store.session_dir, session_id)
+    staging = await run_in_threadpool(store.staging_dir)
+    try:
+        upload = await _receive_run_request(request, staging)
+
+        def work() -> dict[str, Any]:
+            with store.open(session_id) as handle:
+                inputs = _inputs_for(handle, upload, request.app.state.settings)
+                model = _link_export(handle, staging / "model")
+                original = handle.original_model()
+            before = run_model(original, inputs)
+            after = run_model(model, inputs)
+            report = compare(before, after)
+            report["inputs"] = {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in inputs.items()}
+            return report
+
+        return await run_in_threadpool(work)
+    finally:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+
+
+# -- stateless ---------------------------------------------------------------------------------
+@router.post("/api/apply", openapi_extra=APPLY_BODY, tags=["stateless"],
+             summary="Apply an edit script to an uploaded model and get the edited model back (no session)",
+             responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}})
+async def apply_script(request: Request) -> StreamingResponse:
+    store = store_of(request)
+    settings = request.app.state.settings
+    staging = await run_in_threadpool(store.staging_dir)
+    try:
+        upload = await receive_multipart(request, staging / "original", settings.max_upload_bytes,
+                                         {"file", "data", "script"})
+
+        def work() -> StreamingResponse:
+            script_file = upload.file("script")
+            if script_file is not None:
+                upload.files.remove(script_file)
+                text = script_file.path.read_bytes()
+                script_file.path.unlink()
+            elif "script" in upload.fields:
+                text = upload.fields["script"].encode()
+            else:
+                raise ApiError(422, "missing_field", "the upload has no 'script' part (the edit script JSON)")
+            try:
+                edits = parse_script(json.loads(text))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise EditError(f"the edit script is not valid JSON: {err}", code="bad_script") from None
+            model_path = stage_model(upload, staging / "original", settings.max_upload_bytes)
+            doc = load_model(model_path)
+            doc.apply(edits)
+            out = staging / "out"
+            out.mkdir()
+            paths = save_model(doc, out / f"{model_path.stem}.onnx")
+            return file_response(_open_files(paths), model_path.stem,
+                                 background=BackgroundTask(shutil.rmtree, staging, True))
+
+        return await run_in_threadpool(work)
+    except BaseException:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+        raise
