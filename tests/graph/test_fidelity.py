@@ -359,6 +359,34 @@ def test_edits_undone_give_original(fixture_model: Callable[[str], Path], name: 
 
 
 @pytest.mark.parametrize("name", FIXTURES)
+def test_history_leaves_no_trace(fixture_model: Callable[[str], Path], name: str) -> None:
+    """Edits applied after apply/undo/redo/undo cycles give what they give on a freshly loaded model.
+
+    The engine keeps lookup tables up to date change by change; a table left stale by undo or redo
+    shows up only in a later edit of the same nodes.
+    """
+    path = fixture_model(name)
+    cycled = load_model(path)
+    edits = no_op_edits(cycled)
+    for batch in edits.values():
+        cycled.apply(batch)
+        for _ in batch:
+            cycled.undo()
+        for _ in batch:
+            cycled.redo()
+        for _ in batch:
+            cycled.undo()
+    fresh = load_model(path)
+    for label, batch in edits.items():
+        for doc in (cycled, fresh):
+            doc.apply(batch)
+        assert cycled.model == fresh.model, f"{name}: {label} after undo/redo cycles differs"
+        for doc in (cycled, fresh):
+            for _ in batch:
+                doc.undo()
+
+
+@pytest.mark.parametrize("name", FIXTURES)
 def test_same_value_set_attribute_changes_nothing(fixture_model: Callable[[str], Path], name: str) -> None:
     """Setting every plain attribute of every node to its own value leaves the model equal."""
     path = fixture_model(name)
