@@ -69,11 +69,13 @@ def kl_divergences(counts: np.ndarray, levels: int) -> np.ndarray:
     outliers = total - cum[i]
     last = c[i - 1]
     q_last = density[:, -1]
-    q_last = np.where(last > 0, q_last, _Q_FLOOR)
-    p_log_q = p_log_q + outliers * np.log(q_last)
+    floored = (last == 0) & (outliers > 0)
+    q_last = np.where(floored, _Q_FLOOR, q_last)
+    p_log_q = p_log_q + outliers * np.log(np.where(outliers > 0, q_last, 1.0))
     p_log_p = cum_xlogx[i - 1] + _xlogx(last + outliers)
+    q_total = cum[i] + np.where(floored, _Q_FLOOR, 0.0)
     with np.errstate(divide="ignore"):
-        kl = (p_log_p - p_log_q) / total + np.log(cum[i] / total)
+        kl = (p_log_p - p_log_q) / total + np.log(q_total / total)
     kl[cum[i] <= 0] = np.inf
     return kl
 
@@ -131,7 +133,7 @@ def kl_range_onnxruntime(hist: Histogram, bins: int = 2048, quantized_bins: int 
     top = max(abs(lo), abs(hi))
     if top == 0:
         return lo, hi
-    c = hist.resample(-top, top, bins)
+    c = np.rint(hist.resample(-top, top, bins))  # ORT's counts are integers and it truncates Q
     edges = np.linspace(-top, top, bins + 1)
     zero, half = bins // 2, quantized_bins // 2
     i = np.arange(half, zero + 1)
