@@ -102,6 +102,7 @@ class _Pending:
 
     tx: Transaction
     nodes: list[tuple[GraphPath, NodeProto]] = field(default_factory=list)
+    rewired: list[tuple[GraphPath, NodeProto]] = field(default_factory=list)  # need the order check
     tensors: dict[GraphPath, set[str]] = field(default_factory=dict)
     full_check: bool = False
 
@@ -118,6 +119,8 @@ class ModelDocument:
         self.history = History()
         self.version = 0
         self.revision = 0  # bumped by every primitive change, undo included: keys derived caches
+        self.shape_revision = 0  # bumped only by changes that can change inferred types or shapes
+        self.derived: dict[str, tuple[int, Any]] = {}  # caches of derived data: name -> (revision, value)
         self._scopes: dict[GraphPath, Scope] = {}
         self._pending: _Pending | None = None
         self._replaying = False
@@ -257,8 +260,11 @@ class ModelDocument:
                 elif item is not None:
                     pending.touch(change.path, [_item_name(change.field, item)])
             if change.field == "node" and change.new is not None:
-                scope = self.scope(change.path)
-                pending.nodes.append((change.path, scope.graph.node[change.pos]))
+                node = self.scope(change.path).graph.node[change.pos]
+                pending.nodes.append((change.path, node))
+                if change.old is None or list(change.old.input) != list(change.new.input) \
+                        or _has_subgraph(change.new):
+                    pending.rewired.append((change.path, node))
             if change.path or (change.field == "node" and _has_subgraph(change.old, change.new)):
                 pending.full_check = True
         else:
@@ -301,6 +307,8 @@ class ModelDocument:
 
     def _do(self, change: Change) -> None:
         self.revision += 1
+        if _affects_shapes(change):
+            self.shape_revision += 1
         if isinstance(change, ModelChange):
             if change.field == "opset_import":
                 del self.model.opset_import[:]
@@ -311,17 +319,7 @@ class ModelDocument:
         scope = self.scope(change.path)
         items = getattr(scope.graph, change.field)
         if change.field == "node":
-            if change.old is not None:
-                scope.index.remove_node(items[change.pos])
-            if change.old is not None and change.new is not None:
-                items[change.pos].CopyFrom(change.new)
-            elif change.old is not None:
-                del items[change.pos]
-            else:
-                items.insert(change.pos, change.new)
-            if change.new is not None:
-                scope.index.add_node(items[change.pos])
-            self._invalidate_subscopes(scope, change)
+            self._do_node(scope, change)
             return
         if change.old is not None and change.new is not None:
             items[change.pos].CopyFrom(change.new)
@@ -334,6 +332,23 @@ class ModelDocument:
             names.discard(_item_name(change.field, change.old))
         if change.new is not None:
             names.add(_item_name(change.field, change.new))
+
+    def _do_node(self, scope: Scope, change: ItemChange) -> None:
+        nodes = scope.graph.node
+        if change.old is not None and change.new is not None:
+            node = nodes[change.pos]  # held across the change: its Python object must stay the same
+            scope.index.remove_node(node)
+            node.CopyFrom(change.new)
+            scope.index.add_node(node)
+        elif change.old is not None:
+            scope.index.remove_node(nodes[change.pos])
+            del nodes[change.pos]
+            scope.index.invalidate_positions()
+        else:
+            nodes.insert(change.pos, change.new)
+            scope.index.invalidate_positions()
+            scope.index.add_node(nodes[change.pos])
+        self._invalidate_subscopes(scope, change)
 
     def _invalidate_subscopes(self, scope: Scope, change: ItemChange) -> None:
         """Subgraph indices are addressed by node position: drop them when positions or bodies change."""
@@ -362,7 +377,7 @@ class ModelDocument:
                                 code="invalid_node", details={"node": node.name}) from None
         for path, names in pending.tensors.items():
             self._check_tensors(self.scope(path), names)
-        for path, node in pending.nodes:
+        for path, node in pending.rewired:
             self._check_order(self.scope(path), node)
         if pending.full_check:
             self._check_whole_model(pending.tx.changes)
@@ -429,6 +444,24 @@ class ModelDocument:
                 for attr_name, gi, _ in subgraphs(node):
                     yield from visit(self.scope(scope.path + ((pos, attr_name, gi),)))
         return visit(self.main)
+
+
+def _affects_shapes(change: Change) -> bool:
+    """False for changes that cannot alter any tensor's inferred type: renaming a node, editing the
+    output or value_info lists, new values of the same dtype and shape."""
+    if not isinstance(change, ItemChange):
+        return True
+    old, new = change.old, change.new
+    if change.field in ("output", "value_info"):
+        return False
+    if old is None or new is None:
+        return True
+    if change.field == "node":
+        return (old.op_type, old.domain, list(old.input), list(old.output), list(old.attribute)) != \
+            (new.op_type, new.domain, list(new.input), list(new.output), list(new.attribute))
+    if change.field == "initializer":
+        return (old.name, old.data_type, list(old.dims)) != (new.name, new.data_type, list(new.dims))
+    return True
 
 
 def _subgraph(node: NodeProto, attr_name: str, gi: int) -> GraphProto:

@@ -55,6 +55,8 @@ class GraphIndex:
         self.by_name: dict[str, list[NodeProto]] = {}
         self.owners: dict[int, NodeProto] = {}  # nodes with subgraph bodies
         self._reads: dict[int, list[str]] = {}
+        self._positions: dict[int, int] | None = None
+        self._alive: list[NodeProto] = []
         for node in graph.node:
             self.add_node(node)
 
@@ -94,13 +96,21 @@ class GraphIndex:
         return self.consumers.get(tensor, [])
 
     def position(self, node: NodeProto) -> int:
-        for i, candidate in enumerate(self.graph.node):
-            if candidate is node:
-                return i
-        raise KeyError(node.name)
+        try:
+            return self.positions()[id(node)]
+        except KeyError:
+            raise KeyError(node.name) from None
 
     def positions(self) -> dict[int, int]:
-        return {id(n): i for i, n in enumerate(self.graph.node)}
+        """Node position by identity; rebuilt only after nodes were inserted or removed."""
+        if self._positions is None:
+            # keys are object ids, valid only while those objects live: keep them alive with the map
+            self._alive = list(self.graph.node)
+            self._positions = {id(n): i for i, n in enumerate(self._alive)}
+        return self._positions
+
+    def invalidate_positions(self) -> None:
+        self._positions = None
 
     def initializer_names(self) -> set[str]:
         names = {t.name for t in self.graph.initializer}

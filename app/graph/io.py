@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, numpy_helper
 from onnx.external_data_helper import load_external_data_for_tensor
 
@@ -120,11 +122,15 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
 
     `external=None` keeps weights external when they were, and makes them external when the
     model would pass protobuf's 2 GB limit. The data file is `<model file name>.data` beside it.
+    `external=False` writes every weight into the model file, streaming external ones in.
     """
     path = Path(path)
     model = doc.model
+    total = model.ByteSize() + weights_size(model)
     if external is None:
-        external = has_external_data(model) or model.ByteSize() + weights_size(model) >= PROTOBUF_LIMIT
+        external = has_external_data(model) or total >= PROTOBUF_LIMIT
+    if not external and total >= PROTOBUF_LIMIT:
+        raise WorkbenchError("the model is over 2 GB: save it with external data", code="too_large")
     data_path = path.with_name(path.name + ".data")
     if external and _reads_from(doc, data_path):
         raise WorkbenchError(f"saving would overwrite {data_path.name}, which this model reads its weights from; "
@@ -135,14 +141,13 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
         with open(tmp_model, "wb") as out:
             if external:
                 with open(tmp_data, "wb") as data:
-                    tensors = [_to_external(t, doc.base_dir, data, data_path.name) for t in model.graph.initializer]
+                    pieces = [_Piece(_to_external(t, doc.base_dir, data, data_path.name))
+                              for t in model.graph.initializer]
                     data.flush()
                     os.fsync(data.fileno())
             else:
-                tensors = None
-                if model.ByteSize() >= PROTOBUF_LIMIT:
-                    raise WorkbenchError("the model is over 2 GB: save it with external data", code="too_large")
-            _stream_model(model, out, tensors)
+                pieces = [_inline_piece(t, doc.base_dir) for t in model.graph.initializer]
+            _stream_model(model, out, pieces)
             out.flush()
             os.fsync(out.fileno())
         if external:
@@ -152,6 +157,44 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
         for leftover in (tmp_model, tmp_data):
             leftover.unlink(missing_ok=True)
     return [path, data_path] if external else [path]
+
+
+@dataclass
+class _Piece:
+    """One initializer as written: its message, plus raw bytes streamed from a file after it."""
+
+    message: TensorProto
+    raw: tuple[Path, int, int] | None = None  # (file, offset, length)
+
+    def size(self) -> int:
+        size = self.message.ByteSize()
+        if self.raw:
+            size += len(_tag(_RAW_DATA)) + len(_varint(self.raw[2])) + self.raw[2]
+        return size
+
+    def write(self, out: BinaryIO) -> None:
+        out.write(self.message.SerializeToString())
+        if self.raw:
+            file, offset, length = self.raw
+            out.write(_tag(_RAW_DATA))
+            out.write(_varint(length))
+            with open(file, "rb") as src:
+                src.seek(offset)
+                _copy_range(src, out, length)
+
+
+def _inline_piece(tensor: TensorProto, base_dir: Path | None) -> _Piece:
+    """An external tensor written inline: its bytes go into the model file, straight from disk."""
+    if tensor.data_location != TensorProto.EXTERNAL:
+        return _Piece(tensor)
+    assert base_dir is not None
+    source = check_external(tensor, base_dir)
+    info = external_info(tensor)
+    offset = int(info.get("offset", "0"))
+    length = int(info["length"]) if "length" in info else source.stat().st_size - offset
+    stub = TensorProto()
+    copy_fields(tensor, stub, skip=_DATA_FIELDS)
+    return _Piece(stub, (source, offset, length))
 
 
 def _reads_from(doc: ModelDocument, data_path: Path) -> bool:
@@ -205,6 +248,12 @@ def _copy_range(src: BinaryIO, dst: BinaryIO, length: int) -> None:
         remaining -= len(chunk)
 
 
+_GRAPH = ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+_NODE = GraphProto.DESCRIPTOR.fields_by_name["node"].number
+_INITIALIZER = GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+_RAW_DATA = TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
+
+
 def _tag(field_number: int) -> bytes:
     return _varint((field_number << 3) | 2)
 
@@ -221,26 +270,45 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _stream_model(model: ModelProto, out: BinaryIO, initializers: list[TensorProto] | None) -> None:
-    """Write a ModelProto field by field: equal to model.SerializeToString() once parsed, never whole."""
+def _stream_model(model: ModelProto, out: BinaryIO, initializers: list[_Piece]) -> None:
+    """Write a ModelProto piece by piece: equal to model.SerializeToString() once parsed, never whole.
+
+    Fields this onnx version does not know (from newer writers) are kept: they are re-encoded
+    from the shells' unknown-field sets."""
+    graph = model.graph
     shell = ModelProto()
     copy_fields(model, shell, skip=("graph",))
-    graph = model.graph
     graph_shell = GraphProto()
     copy_fields(graph, graph_shell, skip=("node", "initializer"))
-    tensors = list(graph.initializer) if initializers is None else initializers
-    node_field = GraphProto.DESCRIPTOR.fields_by_name["node"].number
-    init_field = GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
-    items = [(node_field, n) for n in graph.node] + [(init_field, t) for t in tensors]
-    sizes = [item.ByteSize() for _, item in items]
-    shell_bytes = graph_shell.SerializeToString()
-    graph_size = len(shell_bytes) + sum(len(_tag(f)) + len(_varint(s)) + s for (f, _), s in zip(items, sizes))
-    out.write(shell.SerializeToString())
-    out.write(_tag(ModelProto.DESCRIPTOR.fields_by_name["graph"].number))
+    pieces = [(_NODE, _Piece(n)) for n in graph.node] + [(_INITIALIZER, p) for p in initializers]
+    sizes = [piece.size() for _, piece in pieces]
+    graph_head = graph_shell.SerializeToString() + _unknown_bytes(graph)
+    graph_size = len(graph_head) + sum(len(_tag(f)) + len(_varint(s)) + s for (f, _), s in zip(pieces, sizes))
+    out.write(shell.SerializeToString() + _unknown_bytes(model))
+    out.write(_tag(_GRAPH))
     out.write(_varint(graph_size))
-    out.write(shell_bytes)
-    for (number, item), size in zip(items, sizes):
+    out.write(graph_head)
+    for (number, piece), size in zip(pieces, sizes):
         out.write(_tag(number))
         out.write(_varint(size))
-        out.write(item.SerializeToString())
+        piece.write(out)
+
+
+def _unknown_bytes(message: Message) -> bytes:
+    """The wire encoding of a message's unknown fields (its own level only)."""
+    encoded = bytearray()
+    for item in UnknownFieldSet(message):
+        wire_type = item.wire_type
+        encoded += _varint((item.field_number << 3) | wire_type)
+        if wire_type == 0:
+            encoded += _varint(item.data)
+        elif wire_type == 1:
+            encoded += item.data.to_bytes(8, "little") if isinstance(item.data, int) else item.data
+        elif wire_type == 2:
+            encoded += _varint(len(item.data)) + item.data
+        elif wire_type == 5:
+            encoded += item.data.to_bytes(4, "little") if isinstance(item.data, int) else item.data
+        else:
+            raise WorkbenchError(f"cannot keep an unknown field of wire type {wire_type}", code="unsupported")
+    return bytes(encoded)
 

@@ -53,8 +53,8 @@ class Resolution:
 
 def resolve(doc: ModelDocument) -> Resolution:
     """Infer, fold what became constant, infer again; cached until the model changes."""
-    cached = getattr(doc, "_resolution", None)
-    if cached is not None and cached[0] == doc.revision:
+    cached = doc.derived.get("resolution")
+    if cached is not None and cached[0] == doc.shape_revision:
         return cached[1]
     work = skeleton(doc.model)
     del work.graph.value_info[:]
@@ -92,7 +92,7 @@ def resolve(doc: ModelDocument) -> Resolution:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
     resolution = Resolution(types, constants)
-    doc._resolution = (doc.revision, resolution)  # type: ignore[attr-defined]
+    doc.derived["resolution"] = (doc.shape_revision, resolution)
     return resolution
 
 
