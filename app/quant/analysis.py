@@ -25,7 +25,8 @@ from app.quant.model import (WeightTensor, constant_values, infer_types, input_s
                              quantization_points, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model
-from app.quant.quantizers import INT16, QUANTIZERS, UINT8, Quantizer, histogram_sqnr, sample_sqnr
+from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
+                                  histogram_sqnr, sample_sqnr)
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
 from app.quant.runtime import session
 from app.quant.stats import TensorStatistics, collect_statistics
@@ -149,6 +150,27 @@ def _tensor_result(stats: TensorStatistics, options: QuantOptions) -> TensorResu
     return TensorResult(stats, ranges, sqnr, sampled)
 
 
+def _sensitivity(result: TensorResult, config: str) -> float:
+    """Mean squared error of ``config`` relative to the tensor's typical (median non-zero) x**2.
+
+    Why not 1/SQNR: an outlier channel carries most of a tensor's energy, so its SQNR looks
+    fine while the other channels drown in the coarse steps the outlier forced.
+    """
+    hist = result.stats.histogram
+    quantizer, algorithm = CONFIGS[config]
+    edges, counts = histogram_bins(hist)
+    scale, zero_point = quantizer.params(*result.ranges[algorithm])
+    total = counts.sum()
+    if total <= 0:
+        return 0.0
+    mse = float(expected_squared_error(edges, counts, float(scale), zero_point, quantizer.qmin, quantizer.qmax)) / total
+    abs_counts = hist.resample_abs(2048, drop_zeros=True)
+    cum = np.cumsum(abs_counts)
+    top = max(abs(hist.min), abs(hist.max))
+    typical = (np.searchsorted(cum, 0.5 * cum[-1]) + 0.5) * top / len(abs_counts) if cum[-1] > 0 else 0.0
+    return mse / max(typical * typical, 1e-30)
+
+
 def analyze(model: str | Path | ModelProto, data: CalibrationData, options: QuantOptions | None = None,
             validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
             cancel: CancelCheck | None = None) -> QuantAnalysis:
@@ -212,8 +234,7 @@ def _end_to_end(analysis: QuantAnalysis, data: CalibrationData, progress: Progre
         target = {o: (e.sqnr_db - options.target_margin_db if e.sqnr_db is not None else None)
                   for o, e in measured["int16/minmax"].items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
-    noise = {name: 10.0 ** (-t.sqnr_db[base] / 10.0) if t.sqnr_db.get(base) is not None else 0.0
-             for name, t in analysis.tensors.items()}
+    noise = {name: _sensitivity(t, base) for name, t in analysis.tensors.items()}
     ranking = sorted(noise, key=lambda name: -noise[name])
     hybrid_errors: dict[frozenset[str], dict[str, OutputError]] = {}
 
