@@ -1,0 +1,64 @@
+"""The browser editor's pages: `/` (open a model) and `/s/{session_id}` (the editor of a session).
+
+Static files are served from app/static by a route of this router rather than a mount, so that the
+app factory needs only `include_router` for the whole front end. URLs carry a content hash, so the
+files can be cached for good and a new release is fetched at once.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .errors import ApiError
+from .session_store import SESSION_ID
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "static"
+templates = Jinja2Templates(directory=str(ROOT / "templates"))
+router = APIRouter(include_in_schema=False)
+
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
+          ".ico": "image/x-icon", ".woff2": "font/woff2"}
+
+
+@lru_cache(maxsize=1)
+def asset_version() -> str:
+    """A hash of every static file: part of each asset URL, so browsers never run a stale mix."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _page(request: Request, session_id: str | None) -> HTMLResponse:
+    return templates.TemplateResponse(request, "editor.html" if session_id else "index.html",
+                                      {"session_id": session_id or "", "v": asset_version()})
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return _page(request, None)
+
+
+@router.get("/s/{session_id}", response_class=HTMLResponse)
+def editor(request: Request, session_id: str) -> Response:
+    if not SESSION_ID.match(session_id):
+        return RedirectResponse("/", status_code=303)
+    return _page(request, session_id)
+
+
+@router.get("/static/{version}/{path:path}")
+def static_file(version: str, path: str) -> FileResponse:
+    target = (STATIC / path).resolve()
+    if not target.is_relative_to(STATIC) or not target.is_file():
+        raise ApiError(404, "not_found", f"no static file '{path}'")
+    cache = "public, max-age=31536000, immutable" if version == asset_version() else "no-cache"
+    return FileResponse(target, media_type=_TYPES.get(target.suffix, "application/octet-stream"),
+                        headers={"Cache-Control": cache})
