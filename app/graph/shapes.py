@@ -17,7 +17,7 @@ from onnx import ModelProto, TensorProto, TypeProto, helper, numpy_helper
 from .document import ModelDocument
 from .errors import EditError
 from .folding import constant_node_value, fold, static_dims
-from .skeleton import is_small, skeleton
+from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
 MAX_ROUNDS = 8
@@ -63,7 +63,7 @@ def resolve(doc: ModelDocument) -> Resolution:
         if vi.type.WhichOneof("value") == "tensor_type":
             vi.type.tensor_type.ClearField("shape")
     opsets = {o.domain: o.version for o in work.opset_import}
-    graph_inputs = {v.name for v in work.graph.input}
+    graph_inputs = data_inputs(work)
     known: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in work.graph.initializer
                                     if is_small(t) and t.name not in graph_inputs}
     for node in work.graph.node:

@@ -75,3 +75,12 @@ def check_model_structure(model: ModelProto) -> None:
         text = str(err).strip().splitlines()
         raise EditError(f"the model would be invalid: {text[0] if text else err}",
                         code="invalid_model") from None
+
+
+def data_inputs(model: ModelProto) -> set[str]:
+    """Graph inputs that carry data. Below IR 4 every initializer is also listed as an input and is
+    still a constant; from IR 4 on, an input with an initializer of its name is overridable."""
+    names = {v.name for v in model.graph.input}
+    if model.ir_version < 4:
+        names -= {t.name for t in model.graph.initializer}
+    return names

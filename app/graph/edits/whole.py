@@ -14,7 +14,7 @@ from onnx import ModelProto, TensorProto, ValueInfoProto, helper, numpy_helper
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError
 from ..folding import DEFAULT_SIZE_LIMIT, constant_node_value, fold
-from ..skeleton import is_small, skeleton
+from ..skeleton import data_inputs, is_small, skeleton
 from .common import drop_dead_value_info, drop_unused, field, remove_nodes, require_tensor, value_info_for
 
 
@@ -104,8 +104,8 @@ def fold_constants(doc: ModelDocument, edit: dict[str, Any]) -> None:
     for _ in range(16):
         known = _constant_values(doc, scope)
         types = inferred_types(doc)
-        is_input = scope.inputs.__contains__
-        folded, values = fold(scope.graph, opsets, doc.model.ir_version, known, types, is_input, size_limit)
+        folded, values = fold(scope.graph, opsets, doc.model.ir_version, known, types,
+                              data_inputs(doc.model).__contains__, size_limit)
         if not folded:
             break
         _apply_fold(doc, scope, folded, values)
@@ -120,8 +120,9 @@ def _constant_values(doc: ModelDocument, scope: Scope) -> dict[str, np.ndarray]:
     from ..io import read_tensor
 
     known: dict[str, np.ndarray] = {}
+    overridable = data_inputs(doc.model)
     for tensor in scope.graph.initializer:
-        if tensor.name not in scope.inputs:
+        if tensor.name not in overridable:
             known[tensor.name] = _Lazy(lambda t=tensor: read_tensor(t, doc.base_dir))  # type: ignore[assignment]
     for node in scope.graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output and \
