@@ -153,3 +153,18 @@ def test_unnamed_nodes_are_not_renamed_on_save(fixture_model, tmp_path):
     assert unnamed > 300
     save_model(doc, tmp_path / "same.onnx")
     assert onnx.load(tmp_path / "same.onnx") == onnx.load(source)
+
+
+def test_fold_constants_materialises_resnet_weights(fixture_model):
+    """light_resnet50 (IR 3) makes its weights with ConstantOfShape; folding turns them into initializers
+    (IR 3 lists initializers as inputs, which stay constants) and keeps the outputs bit-exact."""
+    doc = load_model(fixture_model("light_resnet50"))
+    feeds = {"gpu_0/data_0": np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)}
+    expected = run(doc.model, feeds)
+    doc.apply([{"op": "fold_constants"}])
+    assert not any(n.op_type == "ConstantOfShape" for n in doc.model.graph.node)
+    assert {t.name for t in doc.model.graph.initializer} <= {v.name for v in doc.model.graph.input}
+    onnx.checker.check_model(doc.model)
+    got = run(doc.model, feeds)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value)
