@@ -21,15 +21,22 @@ STANDARD = ("", "ai.onnx")
 DEFAULT_SIZE_LIMIT = 64 * 1024 * 1024
 
 
-def static_dims(type_proto: TypeProto | None) -> list[int] | None:
-    """The shape of a tensor type when every dim is a known size."""
+def shape_text(type_proto: TypeProto | None) -> list[int | str | None] | None:
+    """A shape as JSON: ints, dim names, null for unknown; None when not even the rank is known."""
     if type_proto is None or type_proto.WhichOneof("value") != "tensor_type":
         return None
     tensor_type = type_proto.tensor_type
     if not tensor_type.HasField("shape"):
         return None
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
-    return None if any(d < 0 for d in dims) else dims
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+
+
+def static_dims(type_proto: TypeProto | None) -> list[int] | None:
+    """The shape of a tensor type when every dim is a known size."""
+    dims = shape_text(type_proto)
+    if dims is None or not all(isinstance(d, int) and d >= 0 for d in dims):
+        return None
+    return dims  # type: ignore[return-value]
 
 
 def _shape_value(node: NodeProto, dims: list[int]) -> np.ndarray:

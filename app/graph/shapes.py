@@ -16,7 +16,7 @@ from onnx import ModelProto, TensorProto, TypeProto, helper, numpy_helper
 
 from .document import ModelDocument
 from .errors import EditError
-from .folding import constant_node_value, fold, static_dims
+from .folding import constant_node_value, fold, shape_text, static_dims
 from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
@@ -125,16 +125,6 @@ def classify(type_proto: TypeProto | None) -> tuple[str, list[str]]:
         else:
             return "unknown", []
     return ("symbolic", names) if names else ("static", [])
-
-
-def shape_text(type_proto: TypeProto | None) -> list[Any] | None:
-    """A shape as JSON: ints, dim names, null for unknown; None when not even the rank is known."""
-    if type_proto is None or type_proto.WhichOneof("value") != "tensor_type":
-        return None
-    tensor_type = type_proto.tensor_type
-    if not tensor_type.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
 
 
 def shape_report(doc: ModelDocument) -> dict[str, Any]:
