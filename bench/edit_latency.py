@@ -7,7 +7,7 @@ never asserted: the machine is shared and timings vary.
 
     python -m bench.edit_latency                          # full size (the model is cached in /tmp)
     python -m bench.edit_latency --nodes 2000 --weights-mb 50
-    python -m bench.edit_latency --profile add_output,set_node_input
+    python -m bench.edit_latency --ops add_output,extract --profile add_output,extract
 """
 from __future__ import annotations
 
@@ -223,11 +223,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights-mb", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=20, help="edits per op (whole-graph ops: --whole-repeats)")
     parser.add_argument("--whole-repeats", type=int, default=3)
+    parser.add_argument("--ops", default="", help="comma-separated ops to time (default: all of EDIT_OPS)")
     parser.add_argument("--profile", default="", help="comma-separated ops to profile with cProfile")
     parser.add_argument("--no-baseline", action="store_true", help="skip loading the whole model with onnx")
     args = parser.parse_args(argv)
     shape = Shape(args.nodes, args.weights_mb)
     profiled = {op for op in args.profile.split(",") if op}
+    chosen = {op for op in args.ops.split(",") if op} or set(EDIT_OPS)
+    unknown = (chosen | profiled) - set(EDIT_OPS)
+    if unknown:
+        parser.error(f"unknown ops: {', '.join(sorted(unknown))}")
 
     with stopwatch() as t:
         folder = cached_folder("edit_latency", lambda f: build_model(shape, f), nodes=shape.nodes,
@@ -249,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     undo_all: list[float] = []
     profiles: dict[str, str] = {}
     for op, plan in edit_plans(doc, shape).items():
+        if op not in chosen:
+            continue
         reps = args.whole_repeats if op in WHOLE_GRAPH else args.repeats
         profiler = cProfile.Profile() if op in profiled else None
         timings = measure(doc, plan, reps, profiler)
@@ -296,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if base:
         total = sum(base.values())
-        typical = median_p90([float(r[2]) / 1000 for r in rows if r[0] not in WHOLE_GRAPH and r[2] != "failed"])[0]
+        cheap = [float(r[2]) / 1000 for r in rows if r[0] not in WHOLE_GRAPH and r[2] != "failed"]
+        typical = median_p90(cheap)[0] if cheap else float("nan")
         summary += [[f"baseline: {name}", f"{ms(value)} ms", ""] for name, value in base.items()]
         summary += [["baseline: load + check + save", f"{ms(total)} ms", ""],
                     ["baseline / median of the per-op medians (non-whole-graph)", f"{total / typical:.0f}x", ""],
