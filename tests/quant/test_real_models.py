@@ -1,0 +1,98 @@
+"""Real models end to end through the CLI: PP-OCRv4 detection (images) and MiniLM (tokens)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import zipfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from app.quant.cli import add_quant_command
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    add_quant_command(parser.add_subparsers())
+    args = parser.parse_args(["quant", *argv])
+    return args.func(args)
+
+
+def _fix_input(model: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
+    """Make the single graph input static and drop shapes inferred for the dynamic one."""
+    shape = model.graph.input[0].type.tensor_type.shape
+    for dim, value in zip(shape.dim, dims):
+        dim.Clear()
+        dim.dim_value = value
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return model
+
+
+def _image_like(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth gradients with dark strokes, uint8 HxWx3: text-ish content for a detector."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = 200 + 40 * np.sin(6 * xx + rng.random() * 3)[..., None] * np.array([1.0, 0.8, 0.6])
+    image = np.repeat(base, 1, axis=2).astype(np.float32)
+    for _ in range(12):
+        r, c = rng.integers(0, size - 40, 2)
+        image[r:r + 12, c:c + rng.integers(60, 200)] = rng.integers(0, 60)
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_ppocrv4_det_images(fixture_model, tmp_path) -> None:
+    model = _fix_input(onnx.load(fixture_model("ppocrv4_det")), [1, 3, 640, 640])
+    onnx.save(model, tmp_path / "det.onnx")
+    rng = np.random.default_rng(0)
+    images = [_image_like(rng, 640) for _ in range(2)]
+    if importlib.util.find_spec("PIL") is not None:
+        from PIL import Image
+
+        with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
+            for k, image in enumerate(images):
+                buffer = io.BytesIO()
+                Image.fromarray(image).save(buffer, format="PNG")
+                archive.writestr(f"img{k}.png", buffer.getvalue())
+        data = [str(tmp_path / "images.zip"), "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375"]
+    else:  # the same preprocessing done here
+        mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
+        x = np.stack([((im - mean) / std).transpose(2, 0, 1) for im in images]).astype(np.float32)
+        np.savez(tmp_path / "images.npz", x=x)
+        data = [str(tmp_path / "images.npz")]
+    code = _cli(str(tmp_path / "det.onnx"), "--data", *data, "--report", str(tmp_path / "r.json"),
+                "--export-qdq", str(tmp_path / "q.onnx"), "--per-channel", "--quiet")
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["samples"] == 2 and report["synthetic"] is False
+    assert len(report["tensors"]) > 100 and report["weights"]
+    (output,) = report["end_to_end"]["int16/minmax"]
+    e2e = {k: v[output]["sqnr_db"] for k, v in report["end_to_end"].items()}
+    assert e2e["int16/minmax"] > e2e["uint8/minmax"]
+    assert report["recommendation"]["meets_target"]
+    ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_minilm_tokens(fixture_model, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    samples, length = 3, 16
+    ids = rng.integers(1000, 5000, (samples, length)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 101, 102
+    np.savez(tmp_path / "tokens.npz", input_ids=ids, attention_mask=np.ones_like(ids),
+             token_type_ids=np.zeros_like(ids))
+    code = _cli(str(fixture_model("minilm_l6_int8")), "--data", str(tmp_path / "tokens.npz"),
+                "--report", str(tmp_path / "r.json"), "--table", str(tmp_path / "t.json"), "--quiet",
+                "--no-histograms")
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    ops = {t["op_type"] for t in report["tensors"].values()}
+    assert {"LayerNormalization", "MatMul"} <= ops
+    assert "input_ids" not in report["tensors"]  # integer inputs are not quantization points
+    assert report["end_to_end"]["hybrid"]["last_hidden_state"]["cosine"] > 0.9
+    assert report["recommendation"]["meets_target"]
