@@ -1,0 +1,189 @@
+"""Benchmark of the quantization analysis (prints a table; nothing is asserted).
+
+For a ResNet-50-shaped model (onnx.helper, random weights, 1x3x224x224) and PP-OCRv4 det
+at 1x3x640x640: our statistics+ranges time over plain onnxruntime inference on the same
+samples in the same process, the speed-up over onnxruntime's EntropyCalibrater (2048
+bins), and peak RSS per configuration, each measured in its own child process.
+
+    python bench/quant.py [--samples 32] [--rss-samples 32 128] [--repeats 3] [--skip-ort-entropy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def resnet50(seed: int = 0) -> onnx.ModelProto:
+    """ResNet-50 v1.5 topology, BN folded into conv biases, He-initialised random weights."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    counter = iter(range(10 ** 6))
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int, relu: bool = True) -> str:
+        i = next(counter)
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, f"W{i}"),
+                      numpy_helper.from_array((rng.standard_normal(cout) * 0.1).astype(np.float32), f"B{i}")])
+        nodes.append(helper.make_node("Conv", [x, f"W{i}", f"B{i}"], [f"conv{i}"], kernel_shape=[k, k],
+                                      strides=[stride, stride], pads=[k // 2] * 4, name=f"conv{i}"))
+        if not relu:
+            return f"conv{i}"
+        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"], name=f"relu{i}"))
+        return f"relu{i}"
+
+    x = conv("input", 3, 64, 7, 2)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
+    x, cin = "pool", 64
+    for width, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+        for b in range(blocks):
+            s = stride if b == 0 else 1
+            y = conv(conv(conv(x, cin, width, 1, 1), width, width, 3, s), width, width * 4, 1, 1, relu=False)
+            shortcut = conv(x, cin, width * 4, 1, s, relu=False) if b == 0 else x
+            i = next(counter)
+            nodes += [helper.make_node("Add", [y, shortcut], [f"add{i}"], name=f"add{i}"),
+                      helper.make_node("Relu", [f"add{i}"], [f"out{i}"], name=f"out{i}")]
+            x, cin = f"out{i}", width * 4
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"])]
+    inits += [numpy_helper.from_array((rng.standard_normal((1000, 2048)) / np.sqrt(2048)).astype(np.float32), "fcW"),
+              numpy_helper.from_array(np.zeros(1000, np.float32), "fcB")]
+    nodes.append(helper.make_node("Gemm", ["flat", "fcW", "fcB"], ["logits"], transB=1))
+    graph = helper.make_graph(nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def ppocr_det() -> onnx.ModelProto | None:
+    """PP-OCRv4 det with its input fixed to 1x3x640x640 (None if the fixture is unavailable)."""
+    try:
+        from tests.fixture_models import fixture_path
+
+        model = onnx.load(str(fixture_path("ppocrv4_det")))
+    except Exception as exc:  # noqa: BLE001 - a benchmark goes on without the optional model
+        print(f"ppocrv4_det unavailable: {exc}", file=sys.stderr)
+        return None
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, [1, 3, 640, 640]):
+        dim.Clear()
+        dim.dim_value = value
+    del model.graph.value_info[:]
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return model
+
+
+def _child(mode: str, model_path: str, data_path: str) -> dict:
+    """One measurement in this (child) process; returns seconds and peak RSS."""
+    import resource
+
+    import onnxruntime as ort
+
+    from app.quant import QuantOptions, analyze
+    from app.quant.calibration import ArrayData
+    from app.quant.model import input_specs
+
+    model = onnx.load(model_path)
+    data = ArrayData(data_path, input_specs(model))
+    result: dict = {}
+    if mode == "ours":
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        start = time.perf_counter()
+        for batch in data.batches():
+            sess.run(None, batch)
+        result["plain_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        analyze(model, data, QuantOptions(end_to_end=False))
+        result["ours_s"] = time.perf_counter() - start
+    elif mode == "ort_entropy":
+        from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.it = iter(data.batches())
+
+            def get_next(self) -> dict | None:
+                return next(self.it, None)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            calibrator = create_calibrator(model_path, [], augmented_model_path=f"{tmp}/aug.onnx",
+                                           calibrate_method=CalibrationMethod.Entropy,
+                                           extra_options={"num_bins": 2048, "num_quantized_bins": 128})
+            calibrator.collect_data(Reader())
+            calibrator.compute_data()
+            result["ort_entropy_s"] = time.perf_counter() - start
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return result
+
+
+def _run_child(mode: str, model_path: Path, data_path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(model_path), str(data_path)],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--rss-samples", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-ort-entropy", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(*args.child)))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        models = {"resnet50 1x3x224x224": resnet50(), "ppocrv4_det 1x3x640x640": ppocr_det()}
+        for label, model in models.items():
+            if model is None:
+                continue
+            path = folder / "model.onnx"
+            onnx.save(model, path)
+            shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+            name = model.graph.input[0].name
+            rng = np.random.default_rng(0)
+
+            def data(n: int) -> Path:
+                target = folder / f"data{n}.npz"
+                if not target.exists():
+                    np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
+                return target
+
+            runs = [_run_child("ours", path, data(args.samples)) for _ in range(args.repeats)]
+            ratio = statistics.median(r["ours_s"] / r["plain_s"] for r in runs)
+            ours_s = statistics.median(r["ours_s"] for r in runs)
+            plain_s = statistics.median(r["plain_s"] for r in runs)
+            rss = {n: statistics.median(_run_child("ours", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
+                   for n in args.rss_samples}
+            ort_s = ort_rss = None
+            if not args.skip_ort_entropy:
+                ort_run = _run_child("ort_entropy", path, data(args.samples))
+                ort_s, ort_rss = ort_run["ort_entropy_s"], ort_run["peak_rss_gb"]
+            rows.append((label, plain_s, ours_s, ratio, ort_s, rss, ort_rss))
+    print(f"\n{args.samples} samples, medians of {args.repeats} runs (ORT entropy: one run)")
+    print("| model | plain ORT s | ours s | ours/plain | ORT entropy s | speed-up | peak RSS ours (GB) | peak RSS ORT entropy |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, plain_s, ours_s, ratio, ort_s, rss, ort_rss in rows:
+        speed = f"{ort_s / ours_s:.1f}x" if ort_s else "-"
+        rss_text = ", ".join(f"{n}: {v:.2f}" for n, v in rss.items())
+        print(f"| {label} | {plain_s:.2f} | {ours_s:.2f} | {ratio:.2f} | {ort_s if ort_s else '-'} | {speed} | "
+              f"{rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |")
+
+
+if __name__ == "__main__":
+    main()
