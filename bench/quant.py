@@ -130,7 +130,9 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
 
 def _run_child(mode: str, model_path: Path, data_path: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", mode, str(model_path), str(data_path)],
-                         check=True, capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(f"child {mode} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -152,14 +154,14 @@ def main() -> None:
         for label, model in models.items():
             if model is None:
                 continue
-            path = folder / "model.onnx"
+            path = folder / f"{label.split()[0]}.onnx"
             onnx.save(model, path)
             shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
             name = model.graph.input[0].name
             rng = np.random.default_rng(0)
 
             def data(n: int) -> Path:
-                target = folder / f"data{n}.npz"
+                target = folder / f"{name}-{n}.npz"
                 if not target.exists():
                     np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
                 return target
