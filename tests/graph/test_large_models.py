@@ -134,8 +134,6 @@ def test_round_trip_keeps_the_model(external_model: Path, tmp_path: Path) -> Non
     assert onnx.load(written[0]) == onnx.load(external_model)
 
 
-@pytest.mark.xfail(strict=True, reason="save_model(external=False) keeps the source's external references "
-                                       "instead of writing the weights into the model file")
 def test_save_inline_from_external(external_model: Path, tmp_path: Path) -> None:
     """external=False asks for one self-contained file: the weights must come inline from the source."""
     out = tmp_path / "out"
