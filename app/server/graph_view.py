@@ -18,6 +18,7 @@ import os
 import threading
 import zlib
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,14 @@ from ..graph.index import subgraphs
 from ..graph.io import check_external, external_info
 from ..graph.shapes import inferred_types, shape_text
 from ..graph.skeleton import tensor_nbytes
-from ..graph.summary import model_summary
-from ..graph.values import attribute_to_json, dtype_name
+from ..graph.values import attribute_to_json, dtype_name as _dtype_name
 
 SAMPLE_ELEMENTS = 1 << 20
 SAMPLE_CHUNKS = 16
-SMALL_INLINE_BYTES = 64 * 1024
 _STATS_CACHE_SIZE = 20_000
 _VIEW_CACHE_SIZE = 4
+
+dtype_name = lru_cache(maxsize=64)(_dtype_name)  # called for every tensor: numpy's dtype names are slow
 
 _stats_cache: OrderedDict[tuple, dict[str, Any] | None] = OrderedDict()
 _view_cache: OrderedDict[tuple, bytes] = OrderedDict()
@@ -81,9 +82,12 @@ def graph_view(doc: ModelDocument) -> dict[str, Any]:
         inferred = inferred_types(doc)
     except WorkbenchError as err:
         inferred, inference_error = {}, err.message
+    model = doc.model
     view = {
         "version": doc.version,
-        "summary": model_summary(doc),
+        "ir_version": model.ir_version,
+        "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "producer": " ".join(p for p in (model.producer_name, model.producer_version) if p),
         "shape_inference": {"ok": inference_error is None, "message": inference_error},
         "graph": _graph(doc, doc.main, inferred),
     }
@@ -213,7 +217,7 @@ def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: 
         raw = tensor.raw_data
         if len(raw) != count * dtype.itemsize:
             raise ValueError("raw_data size does not match the shape")
-        key = ("raw", len(raw), zlib.crc32(raw), shape_key) if len(raw) > SMALL_INLINE_BYTES else None
+        key = ("raw", len(raw), zlib.crc32(raw), shape_key)
         return key, lambda: np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
     from onnx import numpy_helper
 
@@ -235,5 +239,7 @@ def _compute(values: np.ndarray, count: int) -> dict[str, Any] | None:
         data = data[finite]
     if data.size == 0:
         return {"min": None, "max": None, "mean": None, "std": None, "sampled": sampled, "nonfinite": nonfinite}
-    return {"min": float(data.min()), "max": float(data.max()), "mean": float(data.mean()),
-            "std": float(data.std()), "sampled": sampled, "nonfinite": nonfinite}
+    mean = data.mean()
+    centred = data - mean
+    return {"min": float(data.min()), "max": float(data.max()), "mean": float(mean),
+            "std": float(np.sqrt(np.dot(centred, centred) / data.size)), "sampled": sampled, "nonfinite": nonfinite}

@@ -114,7 +114,8 @@ class LocalJobRunner(JobRunner):
     """Threads in this process; state as JSON files readable by every process."""
 
     def __init__(self, root: Path, session_dir: Callable[[str], Path], workers: int = 1):
-        self.index = Path(root) / "jobs"
+        self.folder = Path(root) / "jobs"  # jobs without a session
+        self.index = self.folder / "index"  # job id -> session id ("" for none)
         self.index.mkdir(parents=True, exist_ok=True)
         self.session_dir = session_dir
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
@@ -130,12 +131,12 @@ class LocalJobRunner(JobRunner):
             session_id = pointer.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise _unknown(job_id) from None
-        folder = self.session_dir(session_id) / "jobs" if session_id else self.index
+        folder = self.session_dir(session_id) / "jobs" if session_id else self.folder
         return folder / f"{job_id}.json"
 
     def submit(self, fn: JobFunction, *, session_id: str | None = None, kind: str = "job") -> str:
         job_id = new_id()
-        folder = (self.session_dir(session_id) / "jobs") if session_id else self.index
+        folder = (self.session_dir(session_id) / "jobs") if session_id else self.folder
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / f"{job_id}.json"
         state = {"id": job_id, "kind": kind, "session": session_id, "state": "queued", "progress": 0.0,

@@ -191,8 +191,8 @@ def unpack_zip(archive: Path, dest: Path, limit: int) -> list[Path]:
         for member in members:
             rel = safe_relative_path(member.filename.rstrip("/") if member.is_dir() else member.filename,
                                      "zip entry")
-            mode = member.external_attr >> 16
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = stat.S_IFMT(member.external_attr >> 16)  # 0 when the zip tool recorded no file type
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 raise ApiError(422, "bad_zip", f"zip entry '{member.filename}' is a link or special file",
                                {"name": member.filename})
             if member.is_dir():

@@ -1,12 +1,12 @@
 """A zip archive produced while it is sent: no temporary copy of a multi-GB model and its data."""
 from __future__ import annotations
 
-import time
 import zipfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the same model always gives the same bytes
 
 
 class _Sink:
@@ -30,11 +30,10 @@ class _Sink:
 def zip_stream(files: list[tuple[str, BinaryIO]]) -> Iterator[bytes]:
     """Yield a stored (uncompressed, zip64) archive of the open files, closing each when done."""
     sink = _Sink()
-    stamp = time.localtime()[:6]
     try:
         with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
             for name, handle in files:
-                info = zipfile.ZipInfo(name, date_time=stamp)
+                info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
                 with handle, archive.open(info, "w", force_zip64=True) as entry:
                     while chunk := handle.read(CHUNK):
                         entry.write(chunk)

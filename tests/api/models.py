@@ -1,0 +1,56 @@
+"""Small models built in the tests, for what the fixture models do not have (odd names, huge tensors, 20k nodes)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ODD_NAME = "/model.23/Concat_26 weights:0"
+
+
+def odd_names_model(path: Path) -> Path:
+    """y = x + W, with W named like an exported PyTorch tensor (slashes, a colon and a space)."""
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), ODD_NAME)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", ODD_NAME], ["y"], name="/model.23/Add")], "odd",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def big_tensor_model(path: Path, elements: int = 3_000_000) -> Path:
+    """y = x * W with W of `elements` float32 values drawn from N(2, 3): for sampled statistics."""
+    values = np.random.default_rng(0).normal(2.0, 3.0, elements).astype(np.float32)
+    w = numpy_helper.from_array(values, "W")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "W"], ["y"], name="mul")], "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [elements])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [elements])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def chain_model(path: Path, nodes: int, width: int = 16, matmul_every: int = 0) -> Path:
+    """A chain of `nodes` nodes on a [1, width] tensor: Add of a bias and Relu in turn, and with
+    `matmul_every` > 0 every such node a MatMul by its own [width, width] float32 weight."""
+    rng = np.random.default_rng(1)
+    graph_nodes, inits = [], []
+    current = "x"
+    for i in range(nodes):
+        out = f"t{i}"
+        if matmul_every and i % matmul_every == matmul_every - 1:
+            inits.append(numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32) / width, f"w{i}"))
+            graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [out], name=f"n{i}"))
+        elif i % 2 == 0:
+            inits.append(numpy_helper.from_array(rng.standard_normal((1, width)).astype(np.float32), f"b{i}"))
+            graph_nodes.append(helper.make_node("Add", [current, f"b{i}"], [out], name=f"n{i}"))
+        else:
+            graph_nodes.append(helper.make_node("Relu", [current], [out], name=f"n{i}"))
+        current = out
+    graph = helper.make_graph(graph_nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
