@@ -13,7 +13,7 @@ std, exact up to SAMPLE_ELEMENTS elements and from evenly spread contiguous chun
 from __future__ import annotations
 
 import gzip
-import json
+import math
 import os
 import threading
 import zlib
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from onnx import GraphProto, TensorProto, TypeProto, helper
 
 from ..graph import ModelDocument, WorkbenchError
@@ -52,28 +53,13 @@ def graph_view_gzip(session_id: str, doc: ModelDocument) -> bytes:
         if cached is not None:
             _view_cache.move_to_end(key)
             return cached
-    view = graph_view(doc)
-    try:
-        body = json.dumps(view, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:  # NaN or infinity in an attribute: JSON has no such numbers
-        body = json.dumps(_finite(view), separators=(",", ":"), allow_nan=False).encode()
+    body = orjson.dumps(graph_view(doc))  # NaN and infinity (JSON has none) become null
     packed = gzip.compress(body, compresslevel=5)
     with _cache_lock:
         _view_cache[key] = packed
         while len(_view_cache) > _VIEW_CACHE_SIZE:
             _view_cache.popitem(last=False)
     return packed
-
-
-def _finite(value: Any) -> Any:
-    """The value with non-finite floats written as the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def graph_view(doc: ModelDocument) -> dict[str, Any]:
@@ -114,23 +100,25 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
             entry = tensors[name] = {"producer": None, "consumers": []}
         return entry
 
+    reads = scope.index.reads
     for pos, node in enumerate(graph.node):
         nid = node_id(node)
+        attributes = node.attribute
         item: dict[str, Any] = {
             "id": nid, "name": node.name, "op_type": node.op_type, "domain": node.domain,
             "inputs": list(node.input), "outputs": list(node.output),
-            "attributes": {a.name: attribute_to_json(a) for a in node.attribute},
+            "attributes": {a.name: attribute_to_json(a) for a in attributes} if attributes else {},
         }
         if scope.path:
             item["ref"] = doc.node_path(scope, node)
-        bodies = []
-        for attr_name, gi, _ in subgraphs(node):
-            inner = doc.scope(scope.path + ((pos, attr_name, gi),))
-            bodies.append({"attribute": attr_name, "index": gi, "graph": _graph(doc, inner, {})})
-        if bodies:
-            item["subgraphs"] = bodies
+        if attributes:
+            bodies = [{"attribute": attr_name, "index": gi,
+                       "graph": _graph(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), {})}
+                      for attr_name, gi, _ in subgraphs(node)]
+            if bodies:
+                item["subgraphs"] = bodies
         nodes.append(item)
-        for name in scope.index.reads(node):
+        for name in reads(node):
             tensor(name)["consumers"].append(nid)
         for name in node.output:
             if name:
@@ -175,7 +163,7 @@ def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] |
         return None
     if dtype.kind not in "fiub" or tensor.data_type in _PACKED_TYPES:
         return None
-    count = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+    count = math.prod(tensor.dims)
     if count == 0:
         return None
     try:
