@@ -68,6 +68,8 @@ def graph_view(doc: ModelDocument) -> dict[str, Any]:
         inferred = inferred_types(doc)
     except WorkbenchError as err:
         inferred, inference_error = {}, err.message
+    except Exception as err:  # onnx's C++ inference can fail in ways it has no error type for
+        inferred, inference_error = {}, f"shape inference failed: {err}"
     model = doc.model
     view = {
         "version": doc.version,

@@ -93,7 +93,8 @@ def random_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_eleme
         if spec["shape"] is None:
             raise ApiError(422, "unknown_input_shape", f"input '{spec['name']}' has no declared shape; upload inputs "
                            "as .npz instead", {"input": spec["name"]})
-        shape = [d if isinstance(d, int) else dims.get(d, 1) if isinstance(d, str) else 1 for d in spec["shape"]]
+        shape = [d if isinstance(d, int) and d >= 0 else dims.get(d, 1) if isinstance(d, str) else 1
+                 for d in spec["shape"]]  # exporters write -1 for unknown dims too
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if count > max_elements:
             raise ApiError(413, "too_large", f"input '{spec['name']}' of shape {shape} has {count:,} elements; the "

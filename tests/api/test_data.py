@@ -129,6 +129,13 @@ def test_run_on_random_inputs_with_named_dims(client: TestClient, open_session) 
     assert out["last_hidden_state"].shape == (2, 7, 384)
 
 
+def test_random_inputs_for_dims_exported_as_minus_one(client: TestClient, open_session) -> None:
+    sid = open_session("ppocr_cls_v2")  # input x is [-1, 3, 48, 192]: found by the schemathesis run
+    r = client.post(f"/api/sessions/{sid}/run")
+    assert r.status_code == 200, r.text
+    assert next(iter(np.load(io.BytesIO(r.content)).values())).shape[0] == 1
+
+
 def test_run_refusals(client: TestClient, open_session) -> None:
     sid = open_session("ppocr_cls_v2")
     error_of(client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", b"garbage")}), 422, "bad_npz")
