@@ -32,7 +32,7 @@ class Settings:
     max_tensor_upload_bytes: int = 1 * GIB  # PUT .npy and .npz run inputs: they are held in memory
     session_ttl_seconds: int = 7 * 24 * 3600
     token: str | None = None
-    cache_sessions: int = 8  # open documents kept per process
+    cache_sessions: int = 32  # open documents kept per process
     snapshot_every: int = 200  # log lines between snapshots
     snapshot_after_seconds: float = 5.0  # or sooner, when replaying the lines since would take this long
     max_run_elements: int = 1 << 28  # per random input tensor / run input, checked before allocating

@@ -1,0 +1,138 @@
+"""Benchmark of the web service on loopback: upload-to-graph time and edits per second.
+
+    python bench/api.py [--quick]
+
+Starts real `onnx-workbench serve` processes (1 and 2 workers) on free 127.0.0.1 ports with
+temporary data folders, and prints medians:
+  * upload-to-graph: POST /api/sessions then GET .../graph (gzip), for the 22 MB minilm_l6_int8
+    fixture and a generated 20,000-node model with about 500 MB of weights;
+  * edits per second: small edits (rename_node back and forth) sent back to back over keep-alive
+    connections for a fixed time, on one session and on ten sessions (one client thread each).
+Every loop is bounded in count and time; nothing but 127.0.0.1 is contacted.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.api.models import chain_model  # noqa: E402
+from tests.api.server_process import ServerProcess  # noqa: E402
+from tests.fixture_models import fixture_path  # noqa: E402
+
+
+def server_rss(server: ServerProcess) -> int:
+    """Resident memory of the server and its worker processes, in bytes."""
+    assert server.proc is not None
+    parent = psutil.Process(server.proc.pid)
+    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+
+
+def upload_to_graph(server: ServerProcess, model: Path) -> tuple[float, float, int]:
+    """Seconds for the upload, seconds for the graph view after it, and nodes in the view."""
+    with httpx.Client(base_url=server.url, timeout=600) as client:
+        started = time.perf_counter()
+        with open(model, "rb") as f:
+            r = client.post("/api/sessions", files={"file": (model.name, f)})
+        r.raise_for_status()
+        uploaded = time.perf_counter()
+        sid = r.json()["id"]
+        view = client.get(f"/api/sessions/{sid}/graph", headers={"Accept-Encoding": "gzip"})
+        view.raise_for_status()
+        done = time.perf_counter()
+        nodes = len(view.json()["graph"]["nodes"])
+        client.delete(f"/api/sessions/{sid}")
+    return uploaded - started, done - uploaded, nodes
+
+
+def edits_per_second(server: ServerProcess, model: Path, sessions: int, seconds: float) -> float:
+    """Small edits acknowledged per second over `sessions` sessions, one client thread each."""
+    with httpx.Client(base_url=server.url, timeout=120) as setup:
+        ids = []
+        for _ in range(sessions):
+            with open(model, "rb") as f:
+                ids.append(setup.post("/api/sessions", files={"file": (model.name, f)}).json()["id"])
+        node = setup.get(f"/api/sessions/{ids[0]}/graph").json()["graph"]["nodes"][0]["id"]
+    counts = [0] * sessions
+    barrier = threading.Barrier(sessions + 1)
+    deadline = [0.0]
+
+    def work(k: int) -> None:
+        names = [node, "bench_renamed"]
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            barrier.wait()
+            i = 0
+            while time.perf_counter() < deadline[0] and i < 100_000:
+                edit = {"op": "rename_node", "node": names[i % 2], "to": names[(i + 1) % 2]}
+                r = client.post(f"/api/sessions/{ids[k]}/edits", json={"edits": [edit]})
+                if r.status_code != 200:
+                    raise RuntimeError(r.text)
+                counts[k] += 1
+                i += 1
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(sessions)]
+    for t in threads:
+        t.start()
+    started = time.perf_counter()
+    deadline[0] = started + seconds
+    barrier.wait()
+    for t in threads:
+        t.join(seconds + 120)
+    elapsed = time.perf_counter() - started
+    with httpx.Client(base_url=server.url, timeout=60) as cleanup:
+        for sid in ids:
+            cleanup.delete(f"/api/sessions/{sid}")
+    return sum(counts) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition, short edit runs, no 500 MB model")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    edit_seconds = 2.0 if args.quick else 5.0
+    work = Path(tempfile.mkdtemp(prefix="onnx-workbench-bench-"))
+    minilm = fixture_path("minilm_l6_int8")
+    models = [("minilm_l6_int8 (22 MB)", minilm)]
+    if not args.quick:
+        started = time.perf_counter()
+        big = chain_model(work / "chain_20k_500mb.onnx", 20_000, width=512, matmul_every=40)
+        size = big.stat().st_size
+        print(f"generated {big.name}: {size / 1e6:.0f} MB, 20,000 nodes ({time.perf_counter() - started:.1f} s)")
+        models.append((f"generated 20,000 nodes ({size / 1e6:.0f} MB)", big))
+    rows = []
+    for workers in (1, 2):
+        data = work / f"data-{workers}"
+        data.mkdir()
+        with ServerProcess(data, workers=workers) as server:
+            for label, model in models:
+                runs = [upload_to_graph(server, model) for _ in range(repeat)]
+                up = statistics.median(r[0] for r in runs)
+                graph = statistics.median(r[1] for r in runs)
+                rows.append((workers, f"upload-to-graph {label}",
+                             f"{up + graph:.2f} s (upload {up:.2f} s + graph {graph:.2f} s, {runs[0][2]} nodes)"))
+                print(rows[-1], flush=True)
+            rows.append((workers, "server RSS after uploads", f"{server_rss(server) / 1e6:.0f} MB"))
+            for sessions in (1, 10):
+                rates = [edits_per_second(server, minilm, sessions, edit_seconds) for _ in range(repeat)]
+                rows.append((workers, f"edits/s, {sessions} session{'s' if sessions > 1 else ''} (minilm)",
+                             f"{statistics.median(rates):.0f}"))
+                print(rows[-1], flush=True)
+    print("\n| workers | measurement | median |\n|---|---|---|")
+    for workers, what, value in rows:
+        print(f"| {workers} | {what} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
