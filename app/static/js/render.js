@@ -201,17 +201,50 @@ export class GraphView {
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.drawing) return;
     const x0 = this.cam.x, y0 = this.cam.y, x1 = x0 + this.W / k, y1 = y0 + this.H / k;
+    const level = k >= DETAIL_K ? 2 : k >= TITLE_K ? 1 : 0;
+    if (level === 0 && this._drawOverview(x0, y0)) {
+      this.lastFrameMs = performance.now() - t0;
+      this._drawMinimapView();
+      if (this.handlers.onFrame) this.handlers.onFrame(this);
+      return;
+    }
     this.stamp++;
     const nodes = this._visible(this.nodeGrid, this.nodeSeen, x0, y0, x1, y1);
     const edges = this._visible(this.edgeGrid, this.edgeSeen, x0, y0, x1, y1);
     ctx.setTransform(k * this.dpr, 0, 0, k * this.dpr, -x0 * k * this.dpr, -y0 * k * this.dpr);
-    const level = k >= DETAIL_K ? 2 : k >= TITLE_K ? 1 : 0;
     this._drawEdges(edges, level);
     this._drawNodes(nodes, level);
     this.visibleCount = nodes.length;
     this.lastFrameMs = performance.now() - t0;
     this._drawMinimapView();
     if (this.handlers.onFrame) this.handlers.onFrame(this);
+  }
+
+  // Zoomed far out, the whole graph fits in one bitmap: draw it once per zoom level and selection,
+  // then a pan is a single drawImage. Rasterizing thousands of overlapping strokes every frame is
+  // what made panning slow at this zoom (the canvas rasterizes after the script, off the clock).
+  _drawOverview(x0, y0) {
+    const d = this.drawing, k = this.cam.k, dpr = this.dpr;
+    const w = Math.ceil((d.width + 40) * k * dpr), hgt = Math.ceil((d.height + 40) * k * dpr);
+    if (w > 4096 || hgt > 4096) return false;
+    const key = [k, dpr, d, this.selected, this.selectedTensor, this.markedNodes, this.markedTensors];
+    const cached = this.overview;
+    if (!cached || cached.key.some((v, i) => v !== key[i])) {
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, w); canvas.height = Math.max(1, hgt);
+      const main = this.ctx;
+      this.ctx = canvas.getContext("2d");
+      this.ctx.setTransform(k * dpr, 0, 0, k * dpr, 20 * k * dpr, 20 * k * dpr);
+      const all = d.nodes.map((_, i) => i);
+      this._drawEdges(d.edges.map((_, i) => i), 0);
+      this._drawNodes(all, 0);
+      this.ctx = main;
+      this.overview = { key, canvas };
+      this.visibleCount = all.length;
+    }
+    this.ctx.setTransform(1, 0, 0, 1, 0, 0);
+    this.ctx.drawImage(this.overview.canvas, Math.round((-x0 - 20) * k * dpr), Math.round((-y0 - 20) * k * dpr));
+    return true;
   }
 
   _edgePath(ctx, p, smooth) {
