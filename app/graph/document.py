@@ -20,8 +20,9 @@ from onnx import GraphProto, ModelProto, NodeProto, OperatorSetIdProto
 from .errors import EditError, NotFoundError, WorkbenchError
 from .history import Change, GraphPath, History, ItemChange, ModelChange, Transaction
 from .index import GraphIndex, subgraphs
+from .positions import PositionMap
 
-GRAPH_FIELDS = ("node", "input", "output", "value_info", "initializer", "sparse_initializer")
+LIST_FIELDS = ("input", "output", "value_info", "initializer", "sparse_initializer")
 NodeRef = str | list[str]
 
 
@@ -35,10 +36,15 @@ class Scope:
     parent: "Scope | None"
     names: dict[str, set[str]] = field(default_factory=dict)
 
+    item_positions: dict[str, PositionMap] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
-        """Name sets of the graph's lists, so membership tests never scan 20,000 initializers."""
-        for field_name in ("input", "output", "value_info", "initializer", "sparse_initializer"):
-            self.names[field_name] = {_item_name(field_name, item) for item in getattr(self.graph, field_name)}
+        """Name sets and positions of the graph's lists, so that no lookup scans 20,000 initializers."""
+        for field_name in LIST_FIELDS:
+            items = getattr(self.graph, field_name)
+            self.names[field_name] = {_item_name(field_name, item) for item in items}
+            self.item_positions[field_name] = PositionMap(
+                lambda items=items, f=field_name: (_item_name(f, item) for item in items))
 
     @property
     def initializers(self) -> set[str]:
@@ -53,7 +59,11 @@ class Scope:
         """Position of the named entry of a graph list (None when absent, without scanning)."""
         if name not in self.names[field_name]:
             return None
-        for pos, item in enumerate(getattr(self.graph, field_name)):
+        items = getattr(self.graph, field_name)
+        pos = self.item_positions[field_name].get(name)
+        if pos is not None and pos < len(items) and _item_name(field_name, items[pos]) == name:
+            return pos
+        for pos, item in enumerate(items):  # a name listed twice: the map keeps one of them
             if _item_name(field_name, item) == name:
                 return pos
         return None
@@ -273,8 +283,10 @@ class ModelDocument:
     def insert_node(self, scope: Scope, pos: int, node: NodeProto) -> None:
         self.record(ItemChange(scope.path, "node", pos, None, node))
 
-    def remove_node(self, scope: Scope, node: NodeProto) -> None:
-        self.record(ItemChange(scope.path, "node", scope.index.position(node), _copy(node), None))
+    def remove_node(self, scope: Scope, node: NodeProto, pos: int | None = None) -> None:
+        """Remove a node (at `pos` when the caller knows it, saving the lookup)."""
+        pos = scope.index.position(node) if pos is None else pos
+        self.record(ItemChange(scope.path, "node", pos, _copy(node), None))
 
     def replace_node(self, scope: Scope, node: NodeProto, new: NodeProto) -> None:
         self.record(ItemChange(scope.path, "node", scope.index.position(node), _copy(node), new))
@@ -321,12 +333,16 @@ class ModelDocument:
         if change.field == "node":
             self._do_node(scope, change)
             return
+        positions = scope.item_positions[change.field]
         if change.old is not None and change.new is not None:
             items[change.pos].CopyFrom(change.new)
+            positions.renamed(change.pos, _item_name(change.field, change.old), _item_name(change.field, change.new))
         elif change.old is not None:
             del items[change.pos]
+            positions.removed(change.pos, _item_name(change.field, change.old))
         else:
             items.insert(change.pos, change.new)
+            positions.inserted(change.pos, _item_name(change.field, change.new))
         names = scope.names[change.field]
         if change.old is not None:
             names.discard(_item_name(change.field, change.old))
@@ -341,13 +357,15 @@ class ModelDocument:
             node.CopyFrom(change.new)
             scope.index.add_node(node)
         elif change.old is not None:
-            scope.index.remove_node(nodes[change.pos])
+            node = nodes[change.pos]
+            scope.index.remove_node(node)
+            scope.index.positions.removed(change.pos, id(node))
             del nodes[change.pos]
-            scope.index.invalidate_positions()
         else:
             nodes.insert(change.pos, change.new)
-            scope.index.invalidate_positions()
-            scope.index.add_node(nodes[change.pos])
+            node = nodes[change.pos]
+            scope.index.add_node(node)
+            scope.index.positions.inserted(change.pos, id(node))
         self._invalidate_subscopes(scope, change)
 
     def _invalidate_subscopes(self, scope: Scope, change: ItemChange) -> None:
@@ -416,10 +434,9 @@ class ModelDocument:
             here = scope.index.position(node)
         except KeyError:
             return  # removed later in the same edit
-        order = scope.index.positions()
         for name in scope.index.reads(node):
             producer = scope.index.producer.get(name)
-            if producer is not None and order[id(producer)] >= here:
+            if producer is not None and scope.index.position(producer) >= here:
                 raise EditError(f"node '{scope.node_id(node)}' would read '{name}' before it is produced "
                                 "(the graph would have a cycle)", code="cycle", details={"tensor": name})
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator
 
 from onnx import AttributeProto, GraphProto, NodeProto
 
+from .positions import PositionMap
+
 
 def subgraphs(node: NodeProto) -> Iterator[tuple[str, int, GraphProto]]:
     """The bodies of If/Loop/Scan (and any custom op with graph attributes): (attribute, index, graph)."""
@@ -55,8 +57,8 @@ class GraphIndex:
         self.by_name: dict[str, list[NodeProto]] = {}
         self.owners: dict[int, NodeProto] = {}  # nodes with subgraph bodies
         self._reads: dict[int, list[str]] = {}
-        self._positions: dict[int, int] | None = None
-        self._alive: list[NodeProto] = []
+        # object ids are valid only while the objects live: the index holds every node it maps
+        self.positions = PositionMap(lambda: (id(n) for n in self.graph.node))
         for node in graph.node:
             self.add_node(node)
 
@@ -96,21 +98,10 @@ class GraphIndex:
         return self.consumers.get(tensor, [])
 
     def position(self, node: NodeProto) -> int:
-        try:
-            return self.positions()[id(node)]
-        except KeyError:
-            raise KeyError(node.name) from None
-
-    def positions(self) -> dict[int, int]:
-        """Node position by identity; rebuilt only after nodes were inserted or removed."""
-        if self._positions is None:
-            # keys are object ids, valid only while those objects live: keep them alive with the map
-            self._alive = list(self.graph.node)
-            self._positions = {id(n): i for i, n in enumerate(self._alive)}
-        return self._positions
-
-    def invalidate_positions(self) -> None:
-        self._positions = None
+        pos = self.positions.get(id(node))
+        if pos is None or self.graph.node[pos] is not node:
+            raise KeyError(node.name)
+        return pos
 
     def initializer_names(self) -> set[str]:
         names = {t.name for t in self.graph.initializer}

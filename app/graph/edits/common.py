@@ -60,41 +60,51 @@ def with_inputs(node: NodeProto, mapping: dict[str, str]) -> NodeProto:
 
 def remove_nodes(doc: ModelDocument, scope: Scope, nodes: Iterable[NodeProto]) -> None:
     """Remove nodes highest position first, so each position stays valid without a rescan."""
-    order = scope.index.positions()
-    for node in sorted(nodes, key=lambda n: order[id(n)], reverse=True):
-        doc.remove_node(scope, node)
+    placed = sorted(((scope.index.position(n), n) for n in nodes), key=lambda pn: pn[0], reverse=True)
+    for pos, node in placed:
+        doc.remove_node(scope, node, pos)
 
 
 def drop_unused(doc: ModelDocument, scope: Scope, candidates: Iterable[str]) -> None:
     """After nodes went away: remove the initializers, graph inputs, value_info and Constant nodes
     that only they used. Only tensors that lost their readers in this edit are candidates, so what
     the model already carried unused is left alone."""
-    pending = list(dict.fromkeys(candidates))
     outputs = set(scope.index.output_names())
-    while pending:
-        name = pending.pop()
-        if not name or scope.index.users(name) or name in outputs:
+    dead: set[str] = set()
+    constants: dict[int, NodeProto] = {}
+    for name in dict.fromkeys(candidates):
+        if not name or name in outputs or scope.index.users(name):
             continue
         producer = scope.index.producer.get(name)
-        if producer is not None:
-            if producer.op_type == "Constant" and not any(scope.index.users(o) or o in outputs
-                                                          for o in producer.output):
-                doc.remove_node(scope, producer)
-                pending.extend(producer.output)
-            continue
-        for field_name in ("initializer", "input", "value_info"):
-            pos = scope.find_item(field_name, name)
-            while pos is not None:
-                doc.remove_item(scope, field_name, pos)
-                pos = scope.find_item(field_name, name)
+        if producer is None:
+            dead.add(name)
+        elif producer.op_type == "Constant" and not any(scope.index.users(o) or o in outputs for o in producer.output):
+            constants[id(producer)] = producer
+            dead.update(producer.output)
+    remove_nodes(doc, scope, constants.values())
+    for field_name in ("initializer", "input", "value_info"):
+        remove_named(doc, scope, field_name, dead)
+
+
+def remove_named(doc: ModelDocument, scope: Scope, field_name: str, names: set[str]) -> None:
+    """Remove the entries of a graph list with these names, highest position first."""
+    present = names & scope.names[field_name]
+    if not present:
+        return
+    if len(present) <= 16:
+        found = [scope.find_item(field_name, n) for n in present]
+        positions = sorted((p for p in found if p is not None), reverse=True)
+    else:  # many: one scan beats many lookups
+        items = getattr(scope.graph, field_name)
+        positions = [i for i in reversed(range(len(items))) if items[i].name in present]
+    for pos in positions:
+        doc.remove_item(scope, field_name, pos)
 
 
 def drop_dead_value_info(doc: ModelDocument, scope: Scope) -> None:
     """Remove value_info entries of tensors that no longer exist in the graph."""
-    for pos in reversed(range(len(scope.graph.value_info))):
-        name = scope.graph.value_info[pos].name
-        if not scope.defines(name) and not scope.index.users(name):
-            doc.remove_item(scope, "value_info", pos)
+    remove_named(doc, scope, "value_info", {name for name in scope.names["value_info"]
+                                            if not scope.defines(name) and not scope.index.users(name)})
 
 
 def known_value_info(scope: Scope, tensor: str) -> ValueInfoProto | None:
@@ -135,13 +145,11 @@ def value_info_for(doc: ModelDocument, scope: Scope, tensor: str) -> ValueInfoPr
 
 def position_after_producers(scope: Scope, reads: Iterable[str]) -> int:
     """Where a new node can go: right after the last node producing one of its inputs."""
-    order = None
     last = -1
     for name in reads:
         producer = scope.index.producer.get(name)
         if producer is not None:
-            order = order or scope.index.positions()
-            last = max(last, order[id(producer)])
+            last = max(last, scope.index.position(producer))
     return last + 1
 
 

@@ -122,9 +122,10 @@ def _fix_dim_in(doc: ModelDocument, scope: Scope, dim_name: str, value: int) -> 
                         d.dim_value = value
                 doc.replace_item(scope, field_name, pos, new)
                 found = True
-    for pos, node in enumerate(scope.graph.node):
-        for attr_name, gi, body in subgraphs(node):
+    for owner in list(scope.index.owners.values()):
+        for attr_name, gi, body in subgraphs(owner):
             if dim_name in symbolic_dims(body):
+                pos = scope.index.position(owner)
                 found |= _fix_dim_in(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), dim_name, value)
     return found
 

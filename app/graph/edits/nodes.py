@@ -102,15 +102,14 @@ def set_node_input(doc: ModelDocument, edit: dict[str, Any]) -> None:
 
 def _order_after(doc: ModelDocument, scope: Scope, rewired_node: NodeProto, producer: NodeProto) -> None:
     """Keep topological order after a rewire: move the node and what depends on it after the producer."""
-    order = scope.index.positions()
-    here, there = order[id(rewired_node)], order[id(producer)]
+    here, there = scope.index.position(rewired_node), scope.index.position(producer)
     if there < here:
         return
-    moving = [n for n in scope.index.downstream([rewired_node]) if here <= order[id(n)] <= there]
+    placed = [(scope.index.position(n), n) for n in scope.index.downstream([rewired_node])]
+    moving = [n for pos, n in sorted(placed, key=lambda pn: pn[0]) if here <= pos <= there]
     if any(n is producer for n in moving):
         raise EditError(f"node '{scope.node_id(rewired_node)}' would read a tensor computed from its own output "
                         "(the graph would have a cycle)", code="cycle")
-    moving.sort(key=lambda n: order[id(n)])
     copies = [copy_message(n) for n in moving]
     remove_nodes(doc, scope, moving)
     target = scope.index.position(producer) + 1

@@ -56,11 +56,8 @@ def extract(doc: ModelDocument, edit: dict[str, Any]) -> None:
             doc.insert_item(scope, "input", len(scope.graph.input), vi)
     for vi in new_outputs:
         doc.insert_item(scope, "output", len(scope.graph.output), vi)
-    drop_unused(doc, scope, read)
-    for pos in reversed(range(len(scope.graph.initializer))):  # an initializer cut off by an input
-        name = scope.graph.initializer[pos].name
-        if not scope.index.users(name) and name not in scope.names["output"]:
-            drop_unused(doc, scope, [name])
+    # what the removed nodes read, and initializers cut off behind an input
+    drop_unused(doc, scope, read + [t.name for t in scope.graph.initializer])
     drop_dead_value_info(doc, scope)
     doc.require_full_check()
 
@@ -80,11 +77,7 @@ def cleanup(doc: ModelDocument, edit: dict[str, Any]) -> None:
     dead = [n for n in scope.graph.node if id(n) not in kept]
     read = [t for n in dead for t in scope.index.reads(n)]
     remove_nodes(doc, scope, dead)
-    drop_unused(doc, scope, read)
-    for pos in reversed(range(len(scope.graph.initializer))):
-        name = scope.graph.initializer[pos].name
-        if not scope.index.users(name) and name not in scope.names["output"]:
-            drop_unused(doc, scope, [name])
+    drop_unused(doc, scope, read + [t.name for t in scope.graph.initializer])
     if remove_unused_inputs:
         for pos in reversed(range(len(scope.graph.input))):
             name = scope.graph.input[pos].name
