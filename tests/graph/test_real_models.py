@@ -168,3 +168,11 @@ def test_fold_constants_materialises_resnet_weights(fixture_model):
     got = run(doc.model, feeds)
     for name, value in expected.items():
         np.testing.assert_array_equal(got[name], value)
+
+
+def test_convert_opset_without_default_domain_is_refused(fixture_model):
+    doc = load_model(fixture_model("logreg_iris"))
+    before = snapshot(doc)
+    with pytest.raises(EditError, match="imports no default ONNX opset"):
+        doc.apply([{"op": "convert_opset", "version": 17}])
+    assert doc.model == before

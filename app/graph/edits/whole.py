@@ -186,6 +186,9 @@ def convert_opset(doc: ModelDocument, edit: dict[str, Any]) -> None:
     """onnx's version converter on the weightless skeleton; nodes and small constants come back."""
     version = field(edit, "version", int)
     current = doc.opset_version("")
+    if current is None:
+        raise EditError("the model imports no default ONNX opset (ai.onnx); convert_opset converts that domain only",
+                        code="no_opset")
     if current == version:
         return
     if not 7 <= version <= onnx.defs.onnx_opset_version():
