@@ -7,8 +7,9 @@ names); nodes of If/Loop/Scan carry "subgraphs": [{"attribute", "index", "graph"
 nested in the same shape, and a body's nodes carry "ref", the path [owner, attribute, node, ...]
 that edits take. The tensors table gives dtype, shape (declared, else from shape inference),
 producer, consumers and flags. Initializers are summarised: dtype, shape, bytes, and min/max/mean/
-std, exact up to SAMPLE_ELEMENTS elements and from evenly spread contiguous chunks beyond that
-("sampled": true); raw values of big tensors are never sent.
+std, exact up to SAMPLE_ELEMENTS (65,536) elements and beyond that from 16 contiguous chunks spread
+evenly over the tensor, 65,536 elements in all ("sampled": true), so a view of 500 MB of weights reads
+a few MB; raw values of big tensors are never sent.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from ..graph.shapes import inferred_types, shape_text
 from ..graph.skeleton import tensor_nbytes
 from ..graph.values import attribute_to_json, dtype_name as _dtype_name
 
-SAMPLE_ELEMENTS = 1 << 20
+SAMPLE_ELEMENTS = 1 << 16
 SAMPLE_CHUNKS = 16
 _STATS_CACHE_SIZE = 20_000
 _VIEW_CACHE_SIZE = 4
@@ -153,8 +154,21 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
 
 def initializer_summary(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any]:
     external = tensor.data_location == TensorProto.EXTERNAL
-    return {"dtype": dtype_name(tensor.data_type), "shape": list(tensor.dims), "bytes": tensor_nbytes(tensor),
+    size = _itemsize(tensor.data_type)
+    nbytes = math.prod(tensor.dims) * size if size and not external else tensor_nbytes(tensor)
+    return {"dtype": dtype_name(tensor.data_type), "shape": list(tensor.dims), "bytes": nbytes,
             "external": external, "stats": tensor_stats(tensor, base_dir)}
+
+
+@lru_cache(maxsize=64)
+def _itemsize(data_type: int) -> int:
+    """Bytes per element of fixed-size types (0 for strings and packed sub-byte types)."""
+    if data_type in _PACKED_TYPES or data_type in (TensorProto.STRING, TensorProto.UNDEFINED):
+        return 0
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] | None:
@@ -214,7 +228,7 @@ def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: 
     return None, lambda: numpy_helper.to_array(tensor).reshape(-1)
 
 
-def _compute(values: np.ndarray, count: int) -> dict[str, Any] | None:
+def _compute(values: Any, count: int) -> dict[str, Any] | None:
     sampled = count > SAMPLE_ELEMENTS
     if sampled:
         chunk = SAMPLE_ELEMENTS // SAMPLE_CHUNKS
@@ -222,14 +236,17 @@ def _compute(values: np.ndarray, count: int) -> dict[str, Any] | None:
         data = np.concatenate([np.asarray(values[s:s + chunk]) for s in starts])
     else:
         data = np.asarray(values)
-    data = data.astype(np.float64, copy=False)
-    finite = np.isfinite(data)
-    nonfinite = int(data.size - np.count_nonzero(finite))
-    if nonfinite:
+    data = data.astype(np.float64)
+    low, high = data.min(), data.max()
+    nonfinite = 0
+    if not (np.isfinite(low) and np.isfinite(high)):  # NaN or infinity somewhere: describe the rest
+        finite = np.isfinite(data)
+        nonfinite = int(data.size - np.count_nonzero(finite))
         data = data[finite]
-    if data.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "sampled": sampled, "nonfinite": nonfinite}
+        if data.size == 0:
+            return {"min": None, "max": None, "mean": None, "std": None, "sampled": sampled, "nonfinite": nonfinite}
+        low, high = data.min(), data.max()
     mean = data.mean()
-    centred = data - mean
-    return {"min": float(data.min()), "max": float(data.max()), "mean": float(mean),
-            "std": float(np.sqrt(np.dot(centred, centred) / data.size)), "sampled": sampled, "nonfinite": nonfinite}
+    data -= mean
+    return {"min": float(low), "max": float(high), "mean": float(mean),
+            "std": float(np.sqrt(np.dot(data, data) / data.size)), "sampled": sampled, "nonfinite": nonfinite}

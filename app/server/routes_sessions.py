@@ -5,7 +5,7 @@ import gzip
 import shutil
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..graph import WorkbenchError, shape_report
@@ -94,16 +94,21 @@ def post_edits(session_id: str, body: EditsRequest, request: Request) -> dict[st
                 "changes": describe_changes(handle.doc, applied)}
 
 
+EXPECTED = Query(default=None, description="refuse with 409 unless the session is at this version")
+
+
 @router.post("/{session_id}/undo", response_model=UndoResponse, summary="Undo the last applied edit")
-def post_undo(session_id: str, request: Request) -> dict[str, Any]:
+def post_undo(session_id: str, request: Request, expected_version: int | None = EXPECTED) -> dict[str, Any]:
     with store_of(request).open(session_id) as handle:
+        handle.check_version(expected_version)
         tx = _conflict_on_empty(handle.undo)
         return {"version": handle.doc.version, "edit": tx.edit, "changes": describe_changes(handle.doc, [tx], undo=True)}
 
 
 @router.post("/{session_id}/redo", response_model=UndoResponse, summary="Redo the last undone edit")
-def post_redo(session_id: str, request: Request) -> dict[str, Any]:
+def post_redo(session_id: str, request: Request, expected_version: int | None = EXPECTED) -> dict[str, Any]:
     with store_of(request).open(session_id) as handle:
+        handle.check_version(expected_version)
         tx = _conflict_on_empty(handle.redo)
         return {"version": handle.doc.version, "edit": tx.edit, "changes": describe_changes(handle.doc, [tx])}
 

@@ -57,6 +57,12 @@ class SessionHandle(ABC):
     doc: ModelDocument
     session_id: str
 
+    def check_version(self, expected: int | None) -> None:
+        """Optimistic concurrency: a client that saw another version must fetch again first."""
+        if expected is not None and expected != self.doc.version:
+            raise ApiError(409, "version_conflict", f"the session is at version {self.doc.version}, not "
+                           f"{expected}: fetch it again and retry", {"version": self.doc.version})
+
     @abstractmethod
     def apply(self, edits: list[dict[str, Any]], expected_version: int | None = None) -> list[Transaction]:
         """Apply edits all-or-nothing and make them durable before returning."""
@@ -335,9 +341,7 @@ class _LocalHandle(SessionHandle):
 
     # -- mutations: apply in memory, then append + fsync, then answer ----------------------------
     def apply(self, edits: list[dict[str, Any]], expected_version: int | None = None) -> list[Transaction]:
-        if expected_version is not None and expected_version != self.doc.version:
-            raise ApiError(409, "version_conflict", f"the session is at version {self.doc.version}, not "
-                           f"{expected_version}: fetch it again and retry", {"version": self.doc.version})
+        self.check_version(expected_version)
         started = time.perf_counter()
         applied = self.doc.apply(edits)
         if applied:

@@ -122,7 +122,8 @@ def test_undo_redo_history_and_script(client: TestClient, open_session) -> None:
     script = client.get(f"/api/sessions/{sid}/script").json()
     assert script == {"format": "onnx-workbench/edits", "version": 1,
                       "edits": [{"op": "rename_node", "node": ids[0], "to": "one"}]}
-    assert client.post(f"/api/sessions/{sid}/redo").json()["edit"]["to"] == "two"
+    error_of(client.post(f"/api/sessions/{sid}/redo?expected_version=2"), 409, "version_conflict")
+    assert client.post(f"/api/sessions/{sid}/redo?expected_version=3").json()["edit"]["to"] == "two"
     error_of(client.post(f"/api/sessions/{sid}/redo"), 409, "nothing_to_redo")
     client.post(f"/api/sessions/{sid}/undo")
     client.post(f"/api/sessions/{sid}/undo")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
+from app.server.graph_view import SAMPLE_ELEMENTS
+
 from .conftest import upload
 from .models import big_tensor_model, chain_model
 from .test_edits import edit
@@ -43,7 +45,7 @@ def test_initializers_are_summarised_never_sent_raw(client: TestClient, tmp_path
     info = r.json()["graph"]["initializers"]["W"]
     assert info["dtype"] == "float32" and info["shape"] == [3_000_000] and info["bytes"] >= 12_000_000
     stats = info["stats"]
-    assert stats["sampled"] is True  # over 2^20 elements: 16 chunks spread over the tensor
+    assert stats["sampled"] is True  # over 2^16 elements: 16 chunks spread over the tensor
     assert abs(stats["mean"] - 2.0) < 0.05 and abs(stats["std"] - 3.0) < 0.05
     values = np.random.default_rng(0).normal(2.0, 3.0, 3_000_000).astype(np.float32)
     assert values.min() <= stats["min"] < stats["max"] <= values.max()
@@ -53,9 +55,9 @@ def test_exact_stats_for_small_tensors(client: TestClient, open_session) -> None
     sid = open_session("minilm_l6_int8")
     inits = client.get(f"/api/sessions/{sid}/graph").json()["graph"]["initializers"]
     with_stats = [i for i in inits.values() if i["stats"] is not None]
-    small = [i for i in with_stats if math.prod(i["shape"]) <= 1 << 20]
+    small = [i for i in with_stats if math.prod(i["shape"]) <= SAMPLE_ELEMENTS]
     assert small and all(i["stats"]["sampled"] is False for i in small)
-    assert all(i["stats"]["sampled"] for i in with_stats if i not in small)  # the 30522 x 384 embedding
+    assert all(i["stats"]["sampled"] for i in with_stats if i not in small)  # e.g. the 30522 x 384 embedding
     assert all(i["stats"]["min"] <= i["stats"]["mean"] <= i["stats"]["max"] for i in with_stats)
 
 
