@@ -34,6 +34,13 @@ class ApiError(Exception):
         self.details = details or {}
 
 
+def unreadable_model(action: str, err: Exception) -> ApiError:
+    """An uploaded model that parses but trips the engine is still the upload's fault: 422, logged."""
+    log.exception("engine failed while %s", action)
+    return ApiError(422, "unreadable_model", f"the model could not be {action}: {type(err).__name__}: {err}",
+                    {"type": type(err).__name__})
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

@@ -17,11 +17,11 @@ from fastapi.responses import StreamingResponse
 from python_multipart.multipart import parse_options_header
 from starlette.background import BackgroundTask
 
-from ..graph import EditError, load_model, save_model
+from ..graph import EditError, WorkbenchError, load_model, save_model
 from ..graph.changes import describe_changes
 from ..graph.io import read_tensor
 from ..graph.script import parse_script
-from .errors import ApiError
+from .errors import ApiError, unreadable_model
 from .routes_sessions import ERRORS, store_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
 from .schemas import EditsResponse
@@ -320,7 +320,12 @@ async def apply_script(request: Request) -> StreamingResponse:
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise EditError(f"the edit script is not valid JSON: {err}", code="bad_script") from None
             model_path = stage_model(upload, staging / "original", settings.max_upload_bytes)
-            doc = load_model(model_path)
+            try:
+                doc = load_model(model_path)
+            except WorkbenchError:
+                raise
+            except Exception as err:
+                raise unreadable_model("read", err) from None
             doc.apply(edits)
             out = staging / "out"
             out.mkdir()

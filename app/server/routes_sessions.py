@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..graph import WorkbenchError, shape_report
 from ..graph.changes import describe_changes
 from ..graph.script import script_document
-from .errors import ApiError
+from .errors import ApiError, unreadable_model
 from .graph_view import graph_view_gzip
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse)
@@ -140,4 +140,9 @@ def get_script(session_id: str, request: Request) -> dict[str, Any]:
 @router.get("/{session_id}/shapes", summary="Static-shape report: what is not static, and why")
 def get_shapes(session_id: str, request: Request) -> dict[str, Any]:
     with store_of(request).open(session_id) as handle:
-        return shape_report(handle.doc)
+        try:
+            return shape_report(handle.doc)
+        except WorkbenchError:
+            raise
+        except Exception as err:  # onnx's inference can fail in ways it has no error type for
+            raise unreadable_model("analysed for shapes", err) from None

@@ -34,11 +34,11 @@ from typing import Any
 
 from onnx import TensorProto
 
-from ..graph import EditError, ModelDocument, load_model, save_model
+from ..graph import EditError, ModelDocument, WorkbenchError, load_model, save_model
 from ..graph.history import ItemChange, Transaction
 from ..graph.io import external_info
 from ..graph.summary import model_summary
-from .errors import ApiError
+from .errors import ApiError, unreadable_model
 from .settings import Settings
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -174,8 +174,13 @@ class LocalSessionStore(SessionStore):
     def create(self, staging: Path, model_path: Path, filename: str) -> tuple[str, dict[str, Any]]:
         """Load the staged upload (refusing what is not a model), then move it in place as a session."""
         original = staging / "original"
-        doc = load_model(model_path)
-        summary = model_summary(doc)
+        try:
+            doc = load_model(model_path)
+            summary = model_summary(doc)
+        except WorkbenchError:
+            raise
+        except Exception as err:  # parsed as protobuf, yet not a model the engine can index
+            raise unreadable_model("read", err) from None
         session_id = new_id()
         meta = {"id": session_id, "created": time.time(), "filename": filename,
                 "model": model_path.relative_to(original).as_posix(), "upload_bytes": _folder_size(original)}
