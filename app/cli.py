@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .graph import WorkbenchError, load_model, read_script, save_model, shape_report
 from .graph.summary import model_summary
+from .quant.cli import add_quant_command
+from .server.cli import add_serve_command
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -90,25 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_info)
 
-    for register in _plugins():
-        register(commands)
+    add_serve_command(commands)
+    add_quant_command(commands)
     return parser
-
-
-def _plugins() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Commands that live with their own package (serve, quant)."""
-    found = []
-    try:
-        from .server.cli import add_serve_command
-        found.append(add_serve_command)
-    except ImportError:
-        pass
-    try:
-        from .quant.cli import add_quant_command
-        found.append(add_quant_command)
-    except ImportError:
-        pass
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

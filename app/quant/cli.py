@@ -64,7 +64,7 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--layout", choices=["nchw", "nhwc"], help="images: layout (default: from the input shape)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_quant)
+    p.set_defaults(run=run_quant)
     return p
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 
 import numpy as np
@@ -12,16 +11,13 @@ import pytest
 
 from app.quant import QuantCancelled, QuantError, QuantOptions, analyze, build_report, open_calibration_data, quant_table
 from app.quant.calibration import ArrayData, RandomData
-from app.quant.cli import add_quant_command
+from app.cli import main
 from app.quant.model import input_specs
 from tests.quant.models import conv_net, integer_model
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_quant_command(parser.add_subparsers())
-    args = parser.parse_args(["quant", *argv])
-    return args.func(args)
+    return main(["quant", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -13,14 +12,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from app.quant.cli import add_quant_command
+from app.cli import main
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    add_quant_command(parser.add_subparsers())
-    args = parser.parse_args(["quant", *argv])
-    return args.func(args)
+    return main(["quant", *argv])
 
 
 def _fix_input(model: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
