@@ -5,7 +5,8 @@
 Starts real `onnx-workbench serve` processes (1 and 2 workers) on free 127.0.0.1 ports with
 temporary data folders, and prints medians:
   * upload-to-graph: POST /api/sessions then GET .../graph (gzip), for the 22 MB minilm_l6_int8
-    fixture and a generated 20,000-node model with about 500 MB of weights;
+    fixture and a generated 20,000-node model with about 500 MB of weights; then one small edit and
+    the download of the edited model;
   * edits per second: small edits (rename_node back and forth) sent back to back over keep-alive
     connections for a fixed time, on one session and on ten sessions (one client thread each).
 Every loop is bounded in count and time; nothing but 127.0.0.1 is contacted.
@@ -38,8 +39,9 @@ def server_rss(server: ServerProcess) -> int:
     return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
 
 
-def upload_to_graph(server: ServerProcess, model: Path) -> tuple[float, float, int]:
-    """Seconds for the upload, seconds for the graph view after it, and nodes in the view."""
+def upload_to_graph(server: ServerProcess, model: Path) -> tuple[float, float, int, float, float]:
+    """Seconds for the upload and for the graph view after it, nodes in the view, then seconds for one
+    small edit and for downloading the edited model (the figures onnx-modifier was measured on)."""
     with httpx.Client(base_url=server.url, timeout=600) as client:
         started = time.perf_counter()
         with open(model, "rb") as f:
@@ -50,9 +52,19 @@ def upload_to_graph(server: ServerProcess, model: Path) -> tuple[float, float, i
         view = client.get(f"/api/sessions/{sid}/graph", headers={"Accept-Encoding": "gzip"})
         view.raise_for_status()
         done = time.perf_counter()
-        nodes = len(view.json()["graph"]["nodes"])
+        nodes = view.json()["graph"]["nodes"]
+        edit = {"op": "rename_node", "node": nodes[len(nodes) // 2]["id"], "to": "bench_renamed"}
+        edit_started = time.perf_counter()
+        client.post(f"/api/sessions/{sid}/edits", json={"edits": [edit]}).raise_for_status()
+        edited = time.perf_counter()
+        size = 0
+        with client.stream("GET", f"/api/sessions/{sid}/model") as download:
+            download.raise_for_status()
+            for chunk in download.iter_bytes():
+                size += len(chunk)
+        downloaded = time.perf_counter()
         client.delete(f"/api/sessions/{sid}")
-    return uploaded - started, done - uploaded, nodes
+    return uploaded - started, done - uploaded, len(nodes), edited - edit_started, downloaded - edited
 
 
 def edits_per_second(server: ServerProcess, model: Path, sessions: int, seconds: float) -> float:
@@ -122,6 +134,11 @@ def main() -> None:
                 graph = statistics.median(r[1] for r in runs)
                 rows.append((workers, f"upload-to-graph {label}",
                              f"{up + graph:.2f} s (upload {up:.2f} s + graph {graph:.2f} s, {runs[0][2]} nodes)"))
+                print(rows[-1], flush=True)
+                one_edit = statistics.median(r[3] for r in runs)
+                download = statistics.median(r[4] for r in runs)
+                rows.append((workers, f"then one edit / download, {label}",
+                             f"{one_edit * 1000:.0f} ms / {download:.2f} s"))
                 print(rows[-1], flush=True)
             rows.append((workers, "server RSS after uploads", f"{server_rss(server) / 1e6:.0f} MB"))
             for sessions in (1, 10):

@@ -64,6 +64,10 @@ class SessionHandle(ABC):
                            f"{expected}: fetch it again and retry", {"version": self.doc.version})
 
     @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """id, filename, created, version, can_undo, can_redo, summary."""
+
+    @abstractmethod
     def apply(self, edits: list[dict[str, Any]], expected_version: int | None = None) -> list[Transaction]:
         """Apply edits all-or-nothing and make them durable before returning."""
 
