@@ -199,8 +199,8 @@ window.svgRun = async (url) => {
     const lines = [b.title, ...b.rows.map(([k, v]) => `${k} ${v}`)];
     lines.forEach((line, i) => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", 6); t.setAttribute("y", 14 + i * 14); t.textContent = line; g.appendChild(t); });
     root.appendChild(g);
-    for (const t of g.querySelectorAll("text")) t.getBBox();
   }
+  for (const t of root.querySelectorAll("text")) t.getBBox();
   let x = d.width / 2 - innerWidth / 2, y = d.height / 2 - innerHeight / 2;
   root.setAttribute("transform", `translate(${-x},${-y})`);
   await nextFrame();

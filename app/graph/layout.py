@@ -16,6 +16,7 @@ What we do around igraph, as Netron does for the picture users expect:
 """
 from __future__ import annotations
 
+import gc
 from collections import deque
 from functools import lru_cache
 from typing import Any
@@ -134,6 +135,18 @@ def layout_graph(graph: dict[str, Any], memory: LayoutMemory | None = None, max_
     placed, the layout is incremental: known boxes stay where they were, new ones go beside their
     neighbours ("incremental": true in the answer). Otherwise the whole graph is laid out.
     """
+    # Nothing here makes reference cycles; the cyclic collector would only rescan the many small
+    # dicts and lists being built (measured: a third of the time at 20,000 nodes).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _layout_graph(graph, memory, max_new)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _layout_graph(graph: dict[str, Any], memory: LayoutMemory | None, max_new: int) -> dict[str, Any]:
     boxes, edges, stubs, broadcast, layers = _drawing(graph)
     kept_pairs = [(s, t) for _, s, t, _ in edges]
     incremental = False

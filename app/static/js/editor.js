@@ -405,7 +405,8 @@ class Editor {
   }
 
   convertOpsetDialog() {
-    const current = this.view.summary.opset["ai.onnx"] || this.view.summary.opset[""] || 13;
+    const opset = this.info.summary.opset;
+    const current = opset["ai.onnx"] || opset[""] || 13;
     const input = h("input", { type: "number", min: "7", step: "1", value: current, id: "opset-version" });
     return openDialog({
       title: "Convert opset",

@@ -187,7 +187,7 @@ export function renderMulti(app, el, ids) {
 
 export function renderModel(app, el) {
   const v = app.view;
-  const sum = v.summary;
+  const sum = app.info.summary;
   clear(el);
   el.append(h("h2", { text: app.inBody ? "Subgraph body" : "Model" }));
   el.append(kv([
