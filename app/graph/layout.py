@@ -305,6 +305,7 @@ def _place_known(boxes: list[dict[str, Any]], edges: list[tuple[str, int, int, i
         else:
             x = max((b["x"] + b["w"] / 2 for j, b in enumerate(boxes) if j in placed), default=0.0) + box["w"]
             y = 0.0
+        x = _free_x(boxes, placed, x, y, box["w"], box["h"])
         box["x"], box["y"] = round(x, 1), round(y, 1)
         placed.add(i)
     routes: list[list[float]] = []
@@ -322,6 +323,17 @@ def _place_known(boxes: list[dict[str, Any]], edges: list[tuple[str, int, int, i
 
 def name_label(name: str) -> str:
     return name if len(name) <= 28 else "\u2026" + name[-27:]
+
+
+def _free_x(boxes: list[dict[str, Any]], placed: set[int], x: float, y: float, w: float, h: float) -> float:
+    """The first centre at or right of x where a w*h box at y overlaps no placed box."""
+    while True:
+        clash = [boxes[j] for j in placed
+                 if boxes[j]["y"] < y + h and y < boxes[j]["y"] + boxes[j]["h"]
+                 and abs(boxes[j]["x"] - x) < (boxes[j]["w"] + w) / 2 + H_GAP / 2]
+        if not clash:
+            return x
+        x = max(b["x"] + b["w"] / 2 for b in clash) + w / 2 + H_GAP
 
 
 def _topo_order(n: int, succ: list[list[int]], indeg: list[int]) -> list[int]:
