@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,18 +223,6 @@ def _inputs_for(handle: Any, upload: Upload, settings: Any) -> dict[str, np.ndar
     return random_inputs(handle.doc, dims, seed, settings.max_run_elements)
 
 
-def _link_export(handle: Any, folder: Path) -> Path:
-    """The current model, hard-linked out of the session so it stays readable after the lock is released."""
-    paths = handle.export()
-    folder.mkdir(parents=True, exist_ok=True)
-    for p in paths:
-        try:
-            os.link(p, folder / p.name)
-        except OSError:
-            shutil.copyfile(p, folder / p.name)
-    return folder / paths[0].name
-
-
 def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResponse:
     out = staging / "outputs.npz"
     np.savez(out, **arrays)
@@ -259,7 +246,7 @@ async def run(session_id: str, request: Request) -> StreamingResponse:
         def work() -> StreamingResponse:
             with store.open(session_id) as handle:
                 inputs = _inputs_for(handle, upload, request.app.state.settings)
-                model = _link_export(handle, staging / "model")
+                model = handle.export_to(staging / "model")
             return _npz_response(run_model(model, inputs), staging)
 
         return await run_in_threadpool(work)
@@ -280,7 +267,7 @@ async def compare_models(session_id: str, request: Request) -> dict[str, Any]:
         def work() -> dict[str, Any]:
             with store.open(session_id) as handle:
                 inputs = _inputs_for(handle, upload, request.app.state.settings)
-                model = _link_export(handle, staging / "model")
+                model = handle.export_to(staging / "model")
                 original = handle.original_model()
             before = run_model(original, inputs)
             after = run_model(model, inputs)

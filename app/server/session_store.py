@@ -81,6 +81,19 @@ class SessionHandle(ABC):
     def export(self) -> list[Path]:
         """The current model saved to files (model first, then its data file if any), cached per version."""
 
+    def export_to(self, folder: Path) -> Path:
+        """The current model hard-linked (or copied) into `folder`, which the caller owns: it stays
+        readable after the lock is released and later edits replace the session's own export.
+        Returns the model file; its data file, if any, lies beside it."""
+        paths = self.export()
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            try:
+                os.link(path, folder / path.name)
+            except OSError:
+                shutil.copyfile(path, folder / path.name)
+        return folder / paths[0].name
+
     @abstractmethod
     def original_model(self) -> Path:
         """The model file as uploaded."""

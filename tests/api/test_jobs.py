@@ -45,6 +45,26 @@ def test_job_runs_reports_progress_and_keeps_its_result_with_the_session(client:
     error_of(client.get(f"/api/jobs/{job_id}"), 404, "unknown_job")  # results go with their session
 
 
+def test_a_session_job_works_on_its_own_copy_of_the_current_model(client: TestClient, open_session) -> None:
+    """The pattern for quantization jobs: lock briefly, take the current model out, work unlocked."""
+    sid = open_session("logreg_iris")
+    store = client.app.state.store
+    client.post(f"/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node", "node": "ZipMap", "to": "zm"}]})
+
+    def inspect_model(job: JobContext) -> dict[str, Any]:
+        with store.open(sid) as handle:
+            version = handle.doc.version
+            model = handle.export_to(job.folder)
+        import onnx
+        return {"version": version, "nodes": [n.name for n in onnx.load(str(model)).graph.node]}
+
+    job_id = client.app.state.jobs.submit(inspect_model, session_id=sid, kind="inspect")
+    client.post(f"/api/sessions/{sid}/undo")  # later edits do not disturb the job's copy
+    state = wait_for(client, job_id, ("succeeded", "failed"))
+    assert state["state"] == "succeeded", state
+    assert state["result"]["version"] in (1, 2) and len(state["result"]["nodes"]) == 3
+
+
 def test_cancel_stops_a_running_job(client: TestClient) -> None:
     started = threading.Event()
 
