@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,9 @@ class _Open:
     seq: int  # log lines applied
     offset: int  # bytes of log.jsonl consumed
     snapshot_seq: int  # log line the document was restored from (0 = the original upload)
+    memory: int  # bytes of the model file it was parsed from: what it holds in memory, roughly
     since_snapshot_ms: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    summary: tuple[int, dict[str, Any]] | None = None  # (version, model summary)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -210,7 +211,7 @@ class LocalSessionStore(SessionStore):
         os.replace(staging, folder)
         _fsync_dir(self.sessions)
         doc.base_dir = folder / "original" / Path(meta["model"]).parent
-        self._remember(session_id, _Open(doc, 0, 0, 0))
+        self._remember(session_id, _Open(doc, 0, 0, 0, model_path.stat().st_size, summary=(0, summary)))
         return session_id, summary
 
     def info(self, session_id: str) -> dict[str, Any]:
@@ -289,8 +290,9 @@ class LocalSessionStore(SessionStore):
         with self._guard:
             self._cache[session_id] = state
             self._cache.move_to_end(session_id)
-            while len(self._cache) > self.settings.cache_sessions:
-                self._cache.popitem(last=False)
+            while len(self._cache) > 1 and (len(self._cache) > self.settings.cache_sessions or sum(
+                    o.memory for o in self._cache.values()) > self.settings.cache_bytes):
+                self._cache.popitem(last=False)  # least recently used; reloaded from disk when needed
 
     def _forget(self, session_id: str) -> None:
         with self._guard:
@@ -330,8 +332,9 @@ class LocalSessionStore(SessionStore):
                 doc = load_model(snap / saved["model"])
                 doc.history = saved["history"]
                 doc.version = saved["version"]
-                return _Open(doc, saved["seq"], saved["offset"], saved["seq"])
-        return _Open(load_model(folder / "original" / meta["model"]), 0, 0, 0)
+                return _Open(doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size)
+        model = folder / "original" / meta["model"]
+        return _Open(load_model(model), 0, 0, 0, model.stat().st_size)
 
     def _replay(self, state: _Open, entry: dict[str, Any]) -> None:
         doc = state.doc
@@ -356,7 +359,9 @@ class _LocalHandle(SessionHandle):
 
     def info(self) -> dict[str, Any]:
         meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
-        summary = model_summary(self.doc)
+        if self.state.summary is None or self.state.summary[0] != self.doc.version:
+            self.state.summary = (self.doc.version, model_summary(self.doc))
+        summary = self.state.summary[1]
         return {"id": self.session_id, "filename": meta["filename"], "created": meta["created"],
                 "version": self.doc.version, "can_undo": bool(self.doc.history.done),
                 "can_redo": bool(self.doc.history.undone), "summary": summary}

@@ -32,7 +32,8 @@ class Settings:
     max_tensor_upload_bytes: int = 1 * GIB  # PUT .npy and .npz run inputs: they are held in memory
     session_ttl_seconds: int = 7 * 24 * 3600
     token: str | None = None
-    cache_sessions: int = 32  # open documents kept per process
+    cache_sessions: int = 32  # open documents kept per process...
+    cache_bytes: int = 8 * GIB  # ...and their model files' size in all (weights in external files not counted)
     snapshot_every: int = 200  # log lines between snapshots
     snapshot_after_seconds: float = 5.0  # or sooner, when replaying the lines since would take this long
     max_run_elements: int = 1 << 28  # per random input tensor / run input, checked before allocating
@@ -48,6 +49,7 @@ class Settings:
             session_ttl_seconds=_int_env("SESSION_TTL_SECONDS", cls.session_ttl_seconds),
             token=token,
             cache_sessions=max(1, _int_env("CACHE_SESSIONS", cls.cache_sessions)),
+            cache_bytes=_int_env("CACHE_BYTES", cls.cache_bytes),
             snapshot_every=max(1, _int_env("SNAPSHOT_EVERY", cls.snapshot_every)),
             sweep_interval_seconds=max(1, _int_env("SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds)),
         )

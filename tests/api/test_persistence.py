@@ -106,3 +106,15 @@ def test_log_lines_are_on_disk_before_the_answer(client: TestClient, open_sessio
     lines = log.read_text().splitlines()
     assert [line.split('"op":')[1][:7] for line in lines] == ['"apply"', '"undo",']
     assert hashlib.sha256(log.read_bytes()).hexdigest()  # plain JSON lines, readable by any tool
+
+
+def test_evicted_documents_come_back_from_disk_with_their_history(data_dir: Path, fixture_model) -> None:
+    with make_client(data_dir, cache_bytes=1) as client:  # room for one open document at a time
+        a = upload(client, fixture_model("logreg_iris"))
+        b = upload(client, fixture_model("logreg_iris"))
+        edit(client, a, {"op": "rename_node", "node": "ZipMap", "to": "in_a"})
+        edit(client, b, {"op": "rename_node", "node": "ZipMap", "to": "in_b"})
+        assert list(client.app.state.store._cache) == [b]
+        assert client.post(f"/api/sessions/{a}/undo").json()["edit"]["to"] == "in_a"
+        assert client.get(f"/api/sessions/{b}/history").json()["done"][0]["to"] == "in_b"
+        assert len(client.app.state.store._cache) == 1
