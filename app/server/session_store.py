@@ -200,6 +200,7 @@ class LocalSessionStore(SessionStore):
         except Exception as err:  # parsed as protobuf, yet not a model the engine can index
             raise unreadable_model("read", err) from None
         session_id = new_id()
+        model_size = model_path.stat().st_size
         meta = {"id": session_id, "created": time.time(), "filename": filename,
                 "model": model_path.relative_to(original).as_posix(), "upload_bytes": _folder_size(original)}
         _write_json(staging / "meta.json", meta)
@@ -211,7 +212,7 @@ class LocalSessionStore(SessionStore):
         os.replace(staging, folder)
         _fsync_dir(self.sessions)
         doc.base_dir = folder / "original" / Path(meta["model"]).parent
-        self._remember(session_id, _Open(doc, 0, 0, 0, model_path.stat().st_size, summary=(0, summary)))
+        self._remember(session_id, _Open(doc, 0, 0, 0, model_size, summary=(0, summary)))
         return session_id, summary
 
     def info(self, session_id: str) -> dict[str, Any]:
