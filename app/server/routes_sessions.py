@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..graph import WorkbenchError, shape_report
 from ..graph.changes import describe_changes
 from ..graph.script import script_document
+from ..graph.values import attribute_to_json
 from .errors import ApiError, unreadable_model
 from .graph_view import graph_view_gzip
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
@@ -33,6 +34,8 @@ UPLOAD_BODY = {
             }}}},
     }
 }
+
+NODE_ATTRIBUTE_ELEMENTS = 4096  # tensor attributes up to this size come with their values
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
 
@@ -84,6 +87,20 @@ def get_graph(session_id: str, request: Request) -> Response:
         headers["Content-Encoding"] = "gzip"
         return Response(packed, media_type="application/json", headers=headers)
     return Response(gzip.decompress(packed), media_type="application/json", headers=headers)
+
+
+@router.get("/{session_id}/nodes/{node_id:path}", summary="One node of the main graph in full (id URL-encoded)")
+def get_node(session_id: str, node_id: str, request: Request) -> dict[str, Any]:
+    with store_of(request).open(session_id) as handle:
+        scope = handle.doc.main
+        try:
+            node = scope.find_node(node_id)
+        except WorkbenchError as err:
+            raise ApiError(404, err.code, err.message, err.details) from None
+        return {"id": scope.node_id(node), "name": node.name, "op_type": node.op_type, "domain": node.domain,
+                "inputs": list(node.input), "outputs": list(node.output), "doc_string": node.doc_string,
+                "attributes": {a.name: attribute_to_json(a, max_elements=NODE_ATTRIBUTE_ELEMENTS)
+                               for a in node.attribute}}
 
 
 @router.post("/{session_id}/edits", response_model=EditsResponse, summary="Apply edits, all or nothing")

@@ -78,6 +78,14 @@ def test_tensor_names_with_slashes_colons_and_spaces(client: TestClient, tmp_pat
     assert np.load(io.BytesIO(client.get(tensor_url(sid, ODD_NAME)).content))[1, 2] == 5
 
 
+def test_node_ids_with_slashes_in_the_path(client: TestClient, tmp_path: Path) -> None:
+    sid = upload(client, odd_names_model(tmp_path / "odd.onnx"))
+    node = client.get(f"/api/sessions/{sid}/nodes/{quote('/model.23/Add', safe='')}")
+    assert node.status_code == 200, node.text
+    assert node.json()["op_type"] == "Add" and node.json()["inputs"] == ["x", ODD_NAME]
+    error_of(client.get(f"/api/sessions/{sid}/nodes/{quote('/model.23/Mul', safe='')}"), 404, "unknown_node")
+
+
 def test_put_tensor_refusals_leave_the_session_unchanged(client: TestClient, tmp_path: Path) -> None:
     sid = upload(client, odd_names_model(tmp_path / "odd.onnx"))
     url = tensor_url(sid, ODD_NAME)
