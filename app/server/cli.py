@@ -54,14 +54,21 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not '{text}'")
+    return value
+
+
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="start the web service (REST API and browser editor)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_positive, default=8000, help="port (default 8000)")
     serve.add_argument("--data-dir", type=Path, default=None,
                        help=f"folder for sessions (default ${ENV_PREFIX}DATA, else ./data)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--max-upload-mb", type=int, default=None, help="upload limit in MiB (default 4096)")
+    serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    serve.add_argument("--max-upload-mb", type=_positive, default=None, help="upload limit in MiB (default 4096)")
     serve.add_argument("--session-ttl-hours", type=float, default=None,
                        help="delete sessions idle this long (default 168, one week)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
