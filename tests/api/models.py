@@ -54,3 +54,24 @@ def chain_model(path: Path, nodes: int, width: int = 16, matmul_every: int = 0) 
                               [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
+
+
+def external_weights_model(folder: Path, megabytes: int) -> tuple[Path, Path]:
+    """y = x @ W with W ([rows, 256] float32, about `megabytes` MB) in an external file w.bin."""
+    rows = megabytes * (1 << 20) // (256 * 4)
+    data = folder / "w.bin"
+    block = np.ones((1024, 256), dtype=np.float32).tobytes()
+    with open(data, "wb") as f:
+        for _ in range(rows // 1024):
+            f.write(block)
+    rows = rows // 1024 * 1024
+    w = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[rows, 256], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "w.bin"), ("offset", "0"), ("length", str(rows * 256 * 4))):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "ext",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], [w])
+    model = folder / "ext.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
+    return model, data

@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from .models import external_weights_model
 from .server_process import ServerProcess
 
 
@@ -106,3 +108,44 @@ def test_two_workers_share_sessions_without_diverging(tmp_path: Path, fixture_mo
                            json={"edits": [{"op": "rename_node", "node": ids[250], "to": "late"}],
                                  "expected_version": 5}, timeout=30)
         assert stale.status_code == 409 and stale.json()["error"]["details"]["version"] == 30
+
+
+@pytest.mark.slow
+def test_uploads_stream_to_disk_and_weights_stay_there(tmp_path: Path) -> None:
+    """400 MB of external weights go through upload, graph view and download; the server's memory
+    never grows by anything near that."""
+    model, data = external_weights_model(tmp_path, 400)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with ServerProcess(folder) as server:
+        assert server.proc is not None
+        proc = psutil.Process(server.proc.pid)
+        base = proc.memory_info().rss
+        peak = [base]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], proc.memory_info().rss)
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=120) as client, open(model, "rb") as m, \
+                    open(data, "rb") as d:
+                r = client.post("/api/sessions", files=[("file", (model.name, m)), ("data", (data.name, d))])
+                assert r.status_code == 201, r.text
+                sid = r.json()["id"]
+                assert r.json()["summary"]["weights_bytes"] >= 400 << 20
+                view = client.get(f"/api/sessions/{sid}/graph").json()
+                assert view["graph"]["initializers"]["W"]["stats"]["mean"] == 1.0
+                size = 0
+                with client.stream("GET", f"/api/sessions/{sid}/model") as download:
+                    for chunk in download.iter_bytes():
+                        size += len(chunk)
+                assert size > 400 << 20  # a zip of the model and its data file
+        finally:
+            done.set()
+            sampler.join()
+        assert peak[0] - base < 150 << 20, f"server memory grew by {(peak[0] - base) >> 20} MB"
