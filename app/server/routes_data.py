@@ -114,6 +114,9 @@ def get_tensor(session_id: str, name: str, request: Request) -> StreamingRespons
         if pos is None:
             raise ApiError(404, "unknown_tensor", f"no initializer named '{tensor_name}'", {"tensor": tensor_name})
         array = read_tensor(scope.graph.initializer[pos], handle.doc.base_dir)
+    if array.dtype == object:  # string tensors: fixed-width unicode is what .npy holds without pickles
+        array = np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v),
+                             otypes=[str])(array) if array.size else array.astype(str)
     header = _npy_header(array)
     flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8) if array.size else np.zeros(0, np.uint8)
 

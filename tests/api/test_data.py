@@ -86,6 +86,18 @@ def test_node_ids_with_slashes_in_the_path(client: TestClient, tmp_path: Path) -
     error_of(client.get(f"/api/sessions/{sid}/nodes/{quote('/model.23/Mul', safe='')}"), 404, "unknown_node")
 
 
+def test_string_initializers_download_as_unicode_npy(client: TestClient, tmp_path: Path) -> None:
+    labels = onnx.helper.make_tensor("labels", onnx.TensorProto.STRING, [3], [b"cat", b"dog", "\u00e9t\u00e9".encode()])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["labels"], ["y"], name="id")], "s", [],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.STRING, [3])], [labels])
+    path = tmp_path / "s.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    sid = upload(client, path)
+    r = client.get(tensor_url(sid, "labels"))
+    assert r.status_code == 200, r.text
+    assert np.load(io.BytesIO(r.content)).tolist() == ["cat", "dog", "\u00e9t\u00e9"]
+
+
 def test_put_tensor_refusals_leave_the_session_unchanged(client: TestClient, tmp_path: Path) -> None:
     sid = upload(client, odd_names_model(tmp_path / "odd.onnx"))
     url = tensor_url(sid, ODD_NAME)
