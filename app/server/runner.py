@@ -5,6 +5,7 @@ really holds) before anything is allocated, so a header claiming 10^12 elements 
 """
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,23 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
         values = session.run(names, feed)
     except Exception as err:
         raise ApiError(422, "run_failed", f"onnxruntime failed on these inputs: {_first_line(err)}") from None
-    return {n: np.asarray(v) for n, v in zip(names, values)}
+    return {n: _plain(v) for n, v in zip(names, values)}
+
+
+def _plain(value: Any) -> np.ndarray:
+    """A tensor output as it is; a sequence or map (e.g. ZipMap's) as its JSON text in a 0-d string array,
+    so that .npz files of outputs never need pickles."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value
+    if isinstance(value, np.ndarray) and all(isinstance(v, (str, bytes)) for v in value.flat):
+        return value.astype(str)
+    text = json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o), sort_keys=True)
+    return np.array(text)
 
 
 def compare(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per output: max abs difference and cosine similarity; outputs only one side has are listed."""
+    """Per output: max abs difference and cosine similarity (numbers), or plain equality (strings and
+    JSON text of sequences and maps); outputs only one side has are listed."""
     outputs = []
     for name in before:
         if name not in after:
@@ -155,7 +168,7 @@ def compare(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict
         entry: dict[str, Any] = {"name": name, "shape_before": list(a.shape), "shape_after": list(b.shape),
                                  "dtype_before": str(a.dtype), "dtype_after": str(b.dtype)}
         if a.shape != b.shape or a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
-            entry.update(max_abs_diff=None, cosine=None, equal=False)
+            entry.update(max_abs_diff=None, cosine=None, equal=a.shape == b.shape and bool(np.array_equal(a, b)))
         else:
             x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
             diff = np.abs(x - y)

@@ -156,6 +156,17 @@ def test_random_inputs_for_dims_exported_as_minus_one(client: TestClient, open_s
     assert next(iter(np.load(io.BytesIO(r.content)).values())).shape[0] == 1
 
 
+def test_sequence_and_map_outputs_come_as_json_text(client: TestClient, open_session) -> None:
+    sid = open_session("logreg_iris")  # ZipMap: a sequence of {label: probability} maps
+    r = client.post(f"/api/sessions/{sid}/run", data={"seed": "1"})
+    assert r.status_code == 200, r.text
+    out = np.load(io.BytesIO(r.content))  # allow_pickle=False: no object arrays inside
+    maps = json.loads(str(out["probabilities"]))
+    assert len(maps) == 3 and abs(sum(maps[0].values()) - 1) < 1e-5
+    report = client.post(f"/api/sessions/{sid}/compare").json()
+    assert report["all_equal"] is True and {o["name"] for o in report["outputs"]} == {"label", "probabilities"}
+
+
 def test_run_refusals(client: TestClient, open_session) -> None:
     sid = open_session("ppocr_cls_v2")
     error_of(client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", b"garbage")}), 422, "bad_npz")
