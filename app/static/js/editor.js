@@ -90,6 +90,7 @@ class Editor {
     if (!document.getElementById("history-panel").hidden) this.refreshHistory();
     if (!document.getElementById("shapes-panel").hidden) this.refreshShapes();
     document.body.dataset.version = String(view.version);
+    document.dispatchEvent(new CustomEvent("editor:loaded", { detail: this }));
   }
 
   // -- edits ---------------------------------------------------------------------------------
@@ -427,6 +428,7 @@ class Editor {
     else if (nodes.length === 1) renderNode(this, this.sidebar, nodes[0]);
     else if (tensor) renderTensor(this, this.sidebar, tensor);
     else renderModel(this, this.sidebar);
+    document.dispatchEvent(new CustomEvent("editor:selection", { detail: this })); // panels add their sections
   }
 
   selectNode(id, center = false) {

@@ -33,6 +33,7 @@ export class GraphView {
     this.selectedTensor = null;
     this.markedNodes = new Map(); // node index -> "dd" (data dependent) | "match"
     this.markedTensors = new Set(); // tensors drawn in the warning colour (not static)
+    this.colorOverride = null; // (node index) -> CSS colour or null: a colour mode such as the quantization heat-map
     this.frameMs = [];
     this.pending = false;
     this.stamp = 1;
@@ -227,7 +228,7 @@ export class GraphView {
     const d = this.drawing, k = this.cam.k, dpr = this.dpr;
     const w = Math.ceil((d.width + 40) * k * dpr), hgt = Math.ceil((d.height + 40) * k * dpr);
     if (w > 4096 || hgt > 4096) return false;
-    const key = [k, dpr, d, this.selected, this.selectedTensor, this.markedNodes, this.markedTensors];
+    const key = [k, dpr, d, this.selected, this.selectedTensor, this.markedNodes, this.markedTensors, this.colorOverride];
     const cached = this.overview;
     if (!cached || cached.key.some((v, i) => v !== key[i])) {
       const canvas = document.createElement("canvas");
@@ -329,7 +330,7 @@ export class GraphView {
     if (level === 0) {
       const byColor = new Map();
       for (const i of list) {
-        const c = CATEGORY_COLORS[nodes[i].cat] || CATEGORY_COLORS.other;
+        const c = this._color(i);
         if (!byColor.has(c)) byColor.set(c, []);
         byColor.get(c).push(i);
       }
@@ -348,7 +349,7 @@ export class GraphView {
     for (const i of list) {
       const b = nodes[i];
       const x = this.nx0[i], y = this.ny0[i], w = b.w, h = b.h;
-      const color = CATEGORY_COLORS[b.cat] || CATEGORY_COLORS.other;
+      const color = this._color(i);
       const io = b.kind !== "op";
       const r = io ? Math.min(10, h / 2) : 4;
       ctx.beginPath();
@@ -368,7 +369,7 @@ export class GraphView {
       ctx.textBaseline = "middle";
       ctx.textAlign = "center";
       ctx.font = "600 11px system-ui, sans-serif";
-      ctx.fillStyle = io ? "#111827" : "#fff";
+      ctx.fillStyle = io ? "#111827" : this.colorOverride ? inkOn(color) : "#fff";
       ctx.fillText(text.title, b.x, y + TITLE_H / 2 + 0.5);
       if (b.bodies) {
         ctx.textAlign = "right";
@@ -395,6 +396,19 @@ export class GraphView {
       if (stubs && level === 2) this._drawStubs(b, stubs);
     }
     this._drawMarks(list, 2);
+  }
+
+  _color(i) {
+    const b = this.drawing.nodes[i];
+    const over = this.colorOverride && b.kind === "op" ? this.colorOverride(i) : null;
+    return over || CATEGORY_COLORS[b.cat] || CATEGORY_COLORS.other;
+  }
+
+  // Colour every op box by a function of its index (null: back to the category colours).
+  setColorOverride(fn) {
+    this.colorOverride = fn || null;
+    if (this.drawing) this._buildMinimap();
+    this.render();
   }
 
   _drawStubs(b, stubs) {
@@ -453,7 +467,7 @@ export class GraphView {
     const c = base.getContext("2d");
     const byColor = new Map();
     d.nodes.forEach((b, i) => {
-      const color = CATEGORY_COLORS[b.cat] || CATEGORY_COLORS.other;
+      const color = this._color(i);
       if (!byColor.has(color)) byColor.set(color, []);
       byColor.get(color).push(i);
     });
@@ -588,6 +602,14 @@ export class GraphView {
       this.minimap.addEventListener("pointerup", () => { mmDrag = false; });
     }
   }
+}
+
+// Dark or white text, whichever reads better on a "#rrggbb" background.
+function inkOn(color) {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  if (!m) return "#fff";
+  const [r, g, b] = m.slice(1).map((x) => parseInt(x, 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#111827" : "#fff";
 }
 
 function segDistance(x, y, ax, ay, bx, by) {
