@@ -1,0 +1,603 @@
+// The quantization UI of the editor: the job (start, progress, cancel), the dock under the graph
+// (per-layer table, hybrid panel with end-to-end charts and exports), the sidebar section of the
+// selected node or tensor (activation histogram with clip ranges, SQNR per algorithm, weight view)
+// and the heat-map mode. It reads the editor through a few events (editor:loaded,
+// editor:selection) and its public methods (selectNode, selectTensor, model, graphView).
+import { h, clear, fmt, shapeText } from "./dom.js";
+import { download } from "./api.js";
+import { toast, errorMessage } from "./toast.js";
+import { quantApi, followJob, TERMINAL } from "./quant-api.js";
+import { analyseDialog } from "./quant-dialog.js";
+import { HeatMap, tensorSqnr } from "./heatmap.js";
+import { renderReadiness } from "./readiness.js";
+import {
+  ALGORITHMS, ALGORITHM_LABELS, ALGORITHM_STYLES, CONFIG_LABELS, CONFIG_COLORS,
+  clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph,
+} from "./quant-charts.js";
+
+const STORE = "onnx-workbench-quant:";
+const CONFIGS = ["uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"];
+const TABLE_LIMIT = 1500;
+
+export class QuantUI {
+  constructor(app) {
+    this.app = app;
+    this.job = null; // {id, state, progress, message, error}
+    this.result = null; // {job, version, report, settings}
+    this.histograms = new Map(); // tensor -> Promise of {edges, counts}
+    this.int16 = new Set(); // the user's int16 tensors (starts as the recommendation)
+    this.measured = null; // {int16: [...], end_to_end: {...}} of the user's choice
+    this.measureJob = null;
+    this.log = true;
+    this.sort = { key: null, dir: 1 };
+    this.filter = "";
+    this.onlyInt16 = false;
+    this.tab = "layers";
+    this.dock = document.getElementById("quant-dock");
+    this.heat = new HeatMap(app, document.getElementById("canvas-wrap"));
+    this.bindToolbar();
+    document.addEventListener("editor:loaded", () => this.onLoaded());
+    document.addEventListener("editor:selection", () => this.onSelection());
+    if (app.view) this.onLoaded();
+    this.restore();
+  }
+
+  // -- editor events -----------------------------------------------------------------------------
+  onLoaded() {
+    this.heat.refresh();
+    if (!this.dock.hidden) this.renderDock();
+  }
+
+  onSelection() {
+    const { nodes, tensor } = this.app.selection;
+    const el = this.app.sidebar;
+    if (!nodes.length && !tensor) {
+      // the model panel: the readiness summary goes right after the model's facts
+      const anchor = el.querySelector(".kv");
+      const box = renderReadiness(this.app, h("div"));
+      if (anchor) anchor.after(box); else el.append(box);
+      return;
+    }
+    if (!this.result || this.app.inBody) return;
+    if (nodes.length === 1) this.renderNodeSection(el, nodes[0]);
+    else if (tensor) this.renderTensorSection(el, tensor);
+  }
+
+  // -- the job -----------------------------------------------------------------------------------
+  openDialog() { return analyseDialog(this); }
+
+  async start(files, settings, onState) {
+    const version = this.app.version;
+    const res = await quantApi.start(this.app.sid, files, settings);
+    const id = res.job || res.id || res.job_id;
+    this.job = { id, state: res.state || "queued", progress: 0, message: "", version, settings };
+    this.renderHead();
+    onState?.(this.job);
+    return id;
+  }
+
+  finished(id) { return this.job && this.job.id === id && TERMINAL.includes(this.job.state); }
+
+  async follow(id, onState) {
+    const final = await followJob(id, (st) => {
+      if (this.job && this.job.id === id) Object.assign(this.job, st);
+      onState?.(st);
+      this.renderProgress();
+    });
+    if (final.state === "succeeded") await this.loadResult(id, this.job?.version ?? this.app.version, this.job?.settings);
+    else if (final.state === "cancelled") toast("Quantization analysis cancelled.", "", 4000);
+    this.renderHead();
+    return final;
+  }
+
+  async cancel(id = this.job?.id) {
+    if (!id) return;
+    try {
+      const st = await quantApi.cancel(id);
+      if (this.job && this.job.id === id) Object.assign(this.job, st);
+      this.renderProgress();
+    } catch (err) {
+      this.app.error(err);
+    }
+  }
+
+  async loadResult(jobId, version, settings) {
+    const report = await quantApi.report(this.app.sid, jobId);
+    this.result = { job: jobId, version, report, settings: settings || {} };
+    this.histograms = new Map();
+    this.int16 = new Set(report.recommendation?.int16 || []);
+    this.measured = null;
+    localStorage.setItem(STORE + this.app.sid, JSON.stringify({ job: jobId, version, settings: settings || {} }));
+    this.heat.setReport(report);
+    this.renderDock();
+    this.app.setSelection(this.app.selection.nodes, this.app.selection.tensor); // the sidebar gains its section
+    document.body.dataset.quantJob = jobId;
+  }
+
+  // a reload keeps the last analysis of this session
+  async restore() {
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem(STORE + this.app.sid) || "null"); } catch { saved = null; }
+    if (!saved || !saved.job) return;
+    try {
+      const st = await quantApi.job(saved.job);
+      if (st.state === "succeeded") await this.loadResult(saved.job, saved.version, saved.settings);
+      else if (!TERMINAL.includes(st.state)) {
+        this.job = { ...st, version: saved.version, settings: saved.settings };
+        this.follow(saved.job);
+      }
+    } catch {
+      localStorage.removeItem(STORE + this.app.sid);
+    }
+  }
+
+  // -- what the settings choose to show ------------------------------------------------------------
+  get qtype() {
+    const q = this.result?.settings?.qtype;
+    return q === "int8" ? "int8" : "uint8";
+  }
+
+  get algorithms() {
+    const report = this.result?.report;
+    const chosen = this.result?.settings?.algorithms;
+    const present = ALGORITHMS.filter((a) => report && Object.values(report.tensors).some((t) => t.ranges && t.ranges[a]));
+    return chosen && chosen.length ? present.filter((a) => chosen.includes(a)) : present;
+  }
+
+  get base() { return this.result?.report?.recommendation?.base || "uint8/minmax"; }
+
+  producerOf(name) {
+    const t = this.app.model?.tensor(name);
+    return t ? t.producer : this.result?.report.tensors[name]?.node || null;
+  }
+
+  // weight name -> report entry, and node id -> its weights
+  weightsOfNode(id) {
+    const node = this.app.model.node(id);
+    const weights = this.result?.report.weights || {};
+    return (node?.inputs || []).filter((n) => n && weights[n]);
+  }
+
+  outlierOfNode(id) {
+    const weights = this.result?.report.weights || {};
+    const ratios = this.weightsOfNode(id).map((n) => weights[n].outlier_ratio).filter((v) => v !== null && v !== undefined);
+    return ratios.length ? Math.max(...ratios) : null;
+  }
+
+  // -- toolbar, dock -------------------------------------------------------------------------------
+  bindToolbar() {
+    const on = (id, f) => document.getElementById(id)?.addEventListener("click", f);
+    on("btn-quant", () => (this.dock.hidden ? this.showDock() : this.hideDock()));
+  }
+
+  setHeatmap(on) {
+    if (on && !this.result) { toast("Run the quantization analysis first: the heat-map colours nodes by its SQNR.", "", 5000); on = false; }
+    this.heat.toggle(on);
+    const box = document.getElementById("q-heatmap");
+    if (box) box.checked = this.heat.on;
+  }
+
+  showDock(tab) {
+    if (tab) this.tab = tab;
+    this.dock.hidden = false;
+    document.getElementById("btn-quant")?.classList.add("on");
+    this.renderDock();
+  }
+
+  hideDock() {
+    this.dock.hidden = true;
+    document.getElementById("btn-quant")?.classList.remove("on");
+  }
+
+  renderDock() {
+    if (this.dock.hidden) return;
+    clear(this.dock);
+    this.head = h("div", { class: "dock-head" });
+    this.body = h("div", { class: "dock-body" });
+    this.dock.append(this.head, this.body);
+    this.renderHead();
+    this.renderBody();
+  }
+
+  renderHead() {
+    if (!this.head || this.dock.hidden) return;
+    clear(this.head);
+    const r = this.result;
+    const tabs = h("div", { class: "tabs", role: "tablist" }, [["layers", "Layers"], ["hybrid", "Hybrid and export"]].map(([key, label]) =>
+      h("button", { type: "button", role: "tab", class: this.tab === key ? "tab on" : "tab", id: `q-tab-${key}`, disabled: !r,
+        onclick: () => { this.tab = key; this.renderDock(); } }, label)));
+    const heat = h("input", { type: "checkbox", id: "q-heatmap", checked: this.heat.on, disabled: !r });
+    heat.addEventListener("change", () => this.setHeatmap(heat.checked));
+    let info = "no analysis yet";
+    if (r) {
+      const rep = r.report;
+      info = `${rep.samples} sample(s)${rep.synthetic ? " (synthetic)" : ""} \u00b7 ${Object.keys(rep.tensors).length} tensors \u00b7 model v${r.version}`;
+    }
+    this.progressBox = h("span", { class: "dock-progress" });
+    this.head.append(...[h("b", { text: "Quantization" }), tabs,
+      h("span", { class: "muted", id: "q-info", text: info }),
+      r && r.version !== this.app.version ? h("span", { class: "pill warn", title: "The model was edited after the analysis; run it again to measure the current model." }, `the model is now v${this.app.version}`) : null,
+      this.progressBox,
+      h("span", { class: "spacer" }),
+      h("label", { class: "check" }, heat, " heat-map"),
+      h("button", { type: "button", id: "q-analyse", onclick: () => this.openDialog() }, r ? "Analyse again\u2026" : "Analyse quantization\u2026"),
+      h("button", { type: "button", class: "close", title: "Close", onclick: () => this.hideDock() }, "\u00d7")].filter(Boolean));
+    this.renderProgress();
+  }
+
+  renderProgress() {
+    const box = this.progressBox;
+    if (!box) return;
+    clear(box);
+    const jobs = [this.job, this.measureJob].filter((j) => j && !TERMINAL.includes(j.state));
+    for (const j of jobs) {
+      box.append(h("progress", { max: "1", value: String(j.progress || 0), class: "job-progress" }),
+        h("span", { class: "muted", text: ` ${Math.round((j.progress || 0) * 100)} % ${j.message || j.state} ` }),
+        h("button", { type: "button", class: "danger", id: j === this.job ? "q-cancel" : "q-cancel-measure", onclick: () => this.cancel(j.id) }, "Cancel"));
+    }
+    if (this.job && ["failed", "interrupted"].includes(this.job.state)) {
+      box.append(h("span", { class: "pill bad", id: "q-failed", text: `analysis ${this.job.state}: ${this.job.error?.message || ""}` }));
+    }
+  }
+
+  renderBody() {
+    const body = this.body;
+    clear(body);
+    if (!this.result) {
+      body.append(h("p", { class: "muted" }, "Upload calibration data to see, for every tensor, how it quantizes: its histogram with the clip range of each algorithm, the uint8 and int16 error, and which tensors to keep in int16. ",
+        h("button", { type: "button", class: "primary", onclick: () => this.openDialog() }, "Analyse quantization\u2026")));
+      return;
+    }
+    if (this.tab === "hybrid") this.renderHybrid(body);
+    else this.renderLayers(body);
+  }
+
+  // -- per-layer table -----------------------------------------------------------------------------
+  columns() {
+    const q = this.qtype;
+    return [
+      { key: "tensor", label: "tensor", value: (r) => r.name, cls: "mono name" },
+      { key: "op", label: "op", value: (r) => r.op || "" },
+      { key: "range", label: "range per algorithm", value: (r) => (r.entry.ranges?.minmax ? r.entry.ranges.minmax[1] - r.entry.ranges.minmax[0] : null) },
+      { key: `${q}/minmax`, label: `${q} Min-Max dB`, value: (r) => tensorSqnr(r.entry, `${q}/minmax`), num: true },
+      { key: `${q}/kl`, label: `${q} KL dB`, value: (r) => tensorSqnr(r.entry, `${q}/kl`), num: true },
+      { key: "int16/minmax", label: "int16 dB", value: (r) => tensorSqnr(r.entry, "int16/minmax"), num: true },
+      { key: "outlier", label: "weight outliers", value: (r) => r.outlier, num: true, title: "max |w| / std of the node's weights" },
+      { key: "precision", label: "precision", value: (r) => (this.int16.has(r.name) ? 1 : 0) },
+    ];
+  }
+
+  rows() {
+    const report = this.result.report;
+    const recommended = new Set(report.recommendation?.int16 || []);
+    return Object.entries(report.tensors).map(([name, entry], index) => {
+      const node = this.producerOf(name);
+      return { name, entry, index, node, op: entry.op_type || this.app.model.node(node)?.op_type || (node ? "" : "input"),
+        outlier: node ? this.outlierOfNode(node) : null, recommended: recommended.has(name) };
+    });
+  }
+
+  renderLayers(body) {
+    const cols = this.columns();
+    let rows = this.rows();
+    const f = this.filter.trim().toLowerCase();
+    if (f) rows = rows.filter((r) => r.name.toLowerCase().includes(f) || (r.op || "").toLowerCase().includes(f) || (r.node || "").toLowerCase().includes(f));
+    if (this.onlyInt16) rows = rows.filter((r) => this.int16.has(r.name));
+    const col = cols.find((c) => c.key === this.sort.key);
+    if (col) {
+      const dir = this.sort.dir;
+      rows.sort((a, b) => {
+        const va = col.value(a), vb = col.value(b);
+        const na = va === null || va === undefined, nb = vb === null || vb === undefined;
+        if (na || nb) return na === nb ? a.index - b.index : na ? 1 : -1; // no value: always last
+        if (typeof va === "string") return dir * va.localeCompare(vb) || a.index - b.index;
+        return dir * (va - vb) || a.index - b.index;
+      });
+    }
+    const filter = h("input", { type: "search", id: "q-filter", placeholder: "filter by tensor, node or op", value: this.filter });
+    filter.addEventListener("input", () => {
+      this.filter = filter.value;
+      clearTimeout(this.filterTimer);
+      this.filterTimer = setTimeout(() => { this.renderBody(); const el = document.getElementById("q-filter"); el.focus(); el.setSelectionRange(el.value.length, el.value.length); }, 150);
+    });
+    const only = h("input", { type: "checkbox", id: "q-only-int16", checked: this.onlyInt16 });
+    only.addEventListener("change", () => { this.onlyInt16 = only.checked; this.renderBody(); });
+    body.append(h("div", { class: "row table-tools" }, filter, h("label", { class: "check" }, only, " int16 only"),
+      h("span", { class: "muted", id: "q-count", text: `${rows.length} tensor(s)${rows.length > TABLE_LIMIT ? `, first ${TABLE_LIMIT} shown` : ""}` }),
+      h("span", { class: "muted" }, "Click a column to sort, a row to find its node in the graph.")));
+    const head = h("tr", {}, cols.map((c) => h("th", {
+      "data-key": c.key, class: `${c.num ? "num" : ""} ${this.sort.key === c.key ? (this.sort.dir > 0 ? "asc" : "desc") : ""}`, title: c.title || `sort by ${c.label}`,
+      onclick: () => { this.sort = { key: c.key, dir: this.sort.key === c.key ? -this.sort.dir : 1 }; this.renderBody(); },
+    }, c.label)));
+    const tbody = h("tbody");
+    const selected = new Set(this.app.selection.nodes);
+    for (const r of rows.slice(0, TABLE_LIMIT)) {
+      const tr = h("tr", { "data-tensor": r.name, "data-node": r.node || "", class: selected.has(r.node) || this.app.selection.tensor === r.name ? "selected" : "" });
+      tr.addEventListener("click", (e) => { if (!e.target.closest("button, select, input")) this.goTo(r); });
+      for (const c of cols) {
+        let content;
+        if (c.key === "range") content = rangeGlyph(this.rangesShown(r.entry), { width: 110 });
+        else if (c.key === "precision") content = this.precisionToggle(r.name, r.recommended);
+        else if (c.num) {
+          const v = c.value(r);
+          content = v === null || v === undefined ? "\u2013" : v.toFixed(c.key === "outlier" ? 1 : 1);
+        } else content = c.value(r);
+        const td = h("td", { class: `${c.cls || ""} ${c.num ? "num" : ""}`, title: c.key === "tensor" ? r.name : null }, content);
+        if (c.num && c.key !== "outlier") {
+          const v = c.value(r);
+          if (v !== null && v !== undefined) td.style.background = sqnrTint(v);
+        }
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+    body.append(h("div", { class: "table-wrap" }, h("table", { class: "qtable", id: "q-table" }, h("thead", {}, head), tbody)));
+  }
+
+  rangesShown(entry) {
+    const out = {};
+    for (const a of this.algorithms) if (entry.ranges?.[a]) out[a] = entry.ranges[a];
+    return out;
+  }
+
+  precisionToggle(name, recommended) {
+    const on = this.int16.has(name);
+    return h("span", { class: "precision" },
+      h("button", { type: "button", class: `seg ${on ? "" : "on"}`, "data-precision": "8", onclick: () => this.setPrecision(name, false) }, this.qtype === "int8" ? "8" : "u8"),
+      h("button", { type: "button", class: `seg ${on ? "on" : ""}`, "data-precision": "16", onclick: () => this.setPrecision(name, true) }, "16"),
+      recommended ? h("span", { class: "star", title: "recommended int16 by the hybrid search" }, "\u2605") : null);
+  }
+
+  setPrecision(name, int16) {
+    if (int16) this.int16.add(name); else this.int16.delete(name);
+    this.renderBody();
+    if (this.app.selection.tensor === name || this.app.selection.nodes.includes(this.producerOf(name))) {
+      this.app.setSelection(this.app.selection.nodes, this.app.selection.tensor);
+    }
+  }
+
+  goTo(row) {
+    if (row.node && this.app.model.node(row.node)) this.app.selectNode(row.node, true);
+    else this.app.selectTensor(row.name, true);
+    for (const tr of this.dock.querySelectorAll("tr.selected")) tr.classList.remove("selected");
+    this.dock.querySelector(`tr[data-tensor="${CSS.escape(row.name)}"]`)?.classList.add("selected");
+  }
+
+  // -- hybrid panel --------------------------------------------------------------------------------
+  renderHybrid(body) {
+    const report = this.result.report;
+    const rec = report.recommendation;
+    const e2e = report.end_to_end || {};
+    const recommended = new Set(rec?.int16 || []);
+    const chosen = [...this.int16];
+    const differs = chosen.length !== recommended.size || chosen.some((t) => !recommended.has(t));
+    const left = h("div", { class: "hybrid-left" });
+    if (!rec) {
+      left.append(h("p", { class: "muted", text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on." }));
+    } else {
+      left.append(h("p", {}, h("span", { class: `pill ${rec.meets_target ? "good" : "warn"}`, text: rec.meets_target ? "meets the target" : "misses the target" }),
+        ` base ${CONFIG_LABELS[rec.base] || rec.base}, target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""}, ${rec.qdq_runs} QDQ run(s).`));
+    }
+    left.append(h("h4", { text: `int16 tensors of your choice (${chosen.length})` }));
+    const list = h("ul", { class: "list int16-list", id: "q-int16-list" });
+    if (!chosen.length) list.append(h("li", { class: "muted", text: "none: everything in the 8-bit base" }));
+    for (const name of chosen) {
+      list.append(h("li", {}, h("button", { type: "button", class: "link mono", onclick: () => this.goTo({ name, node: this.producerOf(name) }) }, name),
+        recommended.has(name) ? h("span", { class: "star", title: "recommended" }, " \u2605") : null, " ",
+        h("button", { type: "button", class: "mini", title: "back to 8 bits", onclick: () => { this.setPrecision(name, false); } }, "\u2192 8-bit")));
+    }
+    left.append(list);
+    const add = h("input", { type: "text", list: "q-tensor-names", id: "q-add-int16", placeholder: "add a tensor in int16" });
+    left.append(h("datalist", { id: "q-tensor-names" }, Object.keys(report.tensors).slice(0, 5000).map((t) => h("option", { value: t }))),
+      h("div", { class: "row" }, add, h("button", { type: "button", onclick: () => { if (report.tensors[add.value.trim()]) this.setPrecision(add.value.trim(), true); } }, "Add")),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "primary", id: "q-remeasure", disabled: !rec || !!(this.measureJob && !TERMINAL.includes(this.measureJob.state)),
+          onclick: () => this.remeasure() }, "Re-measure end to end"),
+        h("button", { type: "button", id: "q-reset", disabled: !differs, onclick: () => { this.int16 = new Set(recommended); this.renderBody(); } }, "Back to the recommendation")));
+    // exports
+    const configs = [["hybrid", "hybrid (recommended)"], ...(differs ? [["custom", "your choice of int16 tensors"]] : []),
+      ["uint8/minmax", "uint8 Min-Max"], ["uint8/kl", "uint8 KL"], ["int16/minmax", "int16"]];
+    const which = h("select", { id: "q-export-config" }, configs.map(([v, l]) => h("option", { value: v }, l)));
+    if (differs) which.value = "custom";
+    left.append(h("h4", { text: "Export" }), h("div", { class: "row" }, which,
+      h("button", { type: "button", id: "q-download-qdq", onclick: () => this.downloadQdq(which.value) }, "Download QDQ model"),
+      h("button", { type: "button", id: "q-download-table", onclick: () => this.downloadTable(which.value) }, "Quantization table")));
+    // charts
+    const right = h("div", { class: "hybrid-charts", id: "q-hybrid-charts" });
+    const outputs = Object.keys(e2e["int16/minmax"] || e2e[CONFIGS.find((c) => e2e[c])] || {});
+    const configsShown = CONFIGS.filter((c) => e2e[c]);
+    const extra = this.measured ? [{ key: "custom", label: "your choice", data: this.measured.end_to_end }] : [];
+    const keyLabels = { ...CONFIG_LABELS, custom: "your choice" };
+    const rowsFor = (metric) => outputs.map((o) => ({ label: short(o, 18), title: o, values: [
+      ...configsShown.map((c) => ({ key: c, value: e2e[c][o]?.[metric] ?? null, color: CONFIG_COLORS[c] })),
+      ...extra.map((x) => ({ key: x.key, value: x.data?.[o]?.[metric] ?? null, color: "#0e7490" }))] }));
+    if (!outputs.length) right.append(h("p", { class: "muted", text: "No end-to-end measurement in this report." }));
+    else {
+      right.append(h("h4", { text: `End-to-end SQNR per model output (${report.end_to_end_samples} sample(s))` }),
+        groupedBars(rowsFor("sqnr_db"), { width: 460, labelW: 110, unit: "dB", keyLabels, cls: "e2e-sqnr" }),
+        h("h4", { text: "Cosine similarity to the float model" }),
+        groupedBars(rowsFor("cosine"), { width: 460, labelW: 110, unit: "", min: Math.min(0, ...rowsFor("cosine").flatMap((r) => r.values.map((v) => v.value ?? 1))), max: 1, keyLabels, cls: "e2e-cosine" }));
+      if (this.measured) right.append(h("p", { class: "muted", id: "q-measured", text: `your choice: ${this.measured.int16.length} int16 tensor(s), measured` }));
+    }
+    body.append(h("div", { class: "hybrid" }, left, right));
+  }
+
+  async remeasure() {
+    const int16 = [...this.int16];
+    try {
+      const res = await quantApi.measure(this.app.sid, this.result.job, int16);
+      const id = res.job || res.id || res.job_id;
+      if (!id) { this.setMeasured(int16, res); return; } // answered at once
+      this.measureJob = { id, state: "queued", progress: 0, message: "re-measuring" };
+      this.renderDock();
+      const final = await followJob(id, (st) => { Object.assign(this.measureJob, st); this.renderProgress(); });
+      if (final.state === "succeeded") this.setMeasured(int16, final.result);
+      else if (final.state !== "cancelled") this.app.error(final.error?.message || `re-measuring ${final.state}`);
+    } catch (err) {
+      this.app.error(err);
+    }
+    this.renderDock();
+  }
+
+  setMeasured(int16, result) {
+    const e2e = result?.end_to_end?.hybrid || result?.end_to_end?.custom || result?.end_to_end || result;
+    this.measured = { int16, end_to_end: e2e };
+    this.renderDock();
+  }
+
+  exportArgs(config) {
+    if (config === "custom") return ["hybrid", [...this.int16]];
+    return [config, null];
+  }
+
+  downloadQdq(config) {
+    const [c, int16] = this.exportArgs(config);
+    const url = quantApi.qdqUrl(this.app.sid, this.result.job, c, int16);
+    window.__lastDownload = url;
+    download(url, "model.qdq.onnx").catch((err) => this.app.error(err));
+  }
+
+  downloadTable(config) {
+    const [c, int16] = this.exportArgs(config);
+    const url = quantApi.tableUrl(this.app.sid, this.result.job, c, int16);
+    download(url, "quant-table.json").catch((err) => this.app.error(err));
+  }
+
+  // -- sidebar: node and tensor sections -----------------------------------------------------------
+  renderNodeSection(el, id) {
+    const node = this.app.model.node(id);
+    if (!node) return;
+    const tensors = node.outputs.filter((t) => t && this.result.report.tensors[t]);
+    const weights = this.weightsOfNode(id);
+    if (!tensors.length && !weights.length) {
+      el.append(h("section", { class: "qsection" }, h("h3", { text: "Quantization" }), h("p", { class: "muted", text: "No float output of this node is quantized." })));
+      return;
+    }
+    const section = h("section", { class: "qsection", id: "q-section" }, h("h3", { text: "Quantization" }));
+    const anchor = el.querySelector(":scope > .row");
+    if (anchor) anchor.after(section); else el.append(section);
+    if (tensors.length) this.activationView(section, tensors);
+    for (const w of weights) this.weightView(section, w);
+  }
+
+  renderTensorSection(el, name) {
+    const report = this.result.report;
+    if (report.tensors[name]) {
+      const section = h("section", { class: "qsection", id: "q-section" }, h("h3", { text: "Quantization" }));
+      const anchor = el.querySelector(":scope > .kv");
+      if (anchor) anchor.after(section); else el.append(section);
+      this.activationView(section, [name]);
+    } else if (report.weights?.[name]) {
+      const section = h("section", { class: "qsection", id: "q-section" }, h("h3", { text: "Quantization" }));
+      el.append(section);
+      this.weightView(section, name);
+    }
+  }
+
+  activationView(section, tensors) {
+    let current = tensors[0];
+    const picker = tensors.length > 1 ? h("select", { id: "q-tensor-pick" }, tensors.map((t) => h("option", { value: t }, t))) : null;
+    const log = h("input", { type: "checkbox", id: "q-log", checked: this.log });
+    const chart = h("div", { id: "q-histogram", class: "qchart-box" });
+    const bars = h("div", { id: "q-sqnr" });
+    const facts = h("div", { id: "q-facts" });
+    const draw = () => {
+      const entry = this.result.report.tensors[current];
+      clear(facts).append(this.tensorFacts(current, entry));
+      clear(bars).append(this.sqnrBars(entry));
+      clear(chart).append(h("span", { class: "muted", text: "histogram\u2026" }));
+      this.histogram(current).then((hist) => {
+        if (!chart.isConnected) return;
+        clear(chart).append(hist.counts.length ? clipHistogram(hist, this.rangesShown(entry), { log: this.log, label: current })
+          : h("span", { class: "muted", text: "no finite values" }));
+        chart.dataset.tensor = current;
+      }).catch((err) => { if (chart.isConnected) clear(chart).append(h("span", { class: "pill bad", text: errorMessage(err) })); });
+    };
+    log.addEventListener("change", () => { this.log = log.checked; draw(); });
+    picker?.addEventListener("change", () => { current = picker.value; draw(); });
+    section.append(h("div", { class: "row" }, picker || h("span", { class: "mono tname", text: current, title: current }),
+      h("label", { class: "check" }, log, " log scale")), chart, facts, bars);
+    draw();
+  }
+
+  histogram(name) {
+    if (!this.histograms.has(name)) {
+      const p = quantApi.histogram(this.app.sid, this.result.job, name).then((res) => res.histogram || res);
+      p.catch(() => this.histograms.delete(name));
+      this.histograms.set(name, p);
+    }
+    return this.histograms.get(name);
+  }
+
+  tensorFacts(name, entry) {
+    const rows = this.algorithms.filter((a) => entry.ranges?.[a]).map((a) => h("div", { class: "range-row", "data-algorithm": a },
+      h("span", { class: "swatch", style: `border-color:${ALGORITHM_STYLES[a].color};border-style:${ALGORITHM_STYLES[a].dash ? "dashed" : "solid"}` }),
+      h("span", { text: ALGORITHM_LABELS[a] }), h("span", { class: "mono", text: `[${fmt(entry.ranges[a][0])}, ${fmt(entry.ranges[a][1])}]` })));
+    const prec = this.precisionToggle(name, (this.result.report.recommendation?.int16 || []).includes(name));
+    return h("div", {}, h("div", { class: "ranges" }, rows),
+      h("div", { class: "row" }, h("span", { class: "muted", text: "precision in your hybrid" }), prec,
+        entry.nonfinite ? h("span", { class: "pill bad", text: `${entry.nonfinite} non-finite values` }) : null));
+  }
+
+  sqnrBars(entry) {
+    const q = this.qtype;
+    const rows = this.algorithms.map((a) => ({ label: ALGORITHM_LABELS[a], values: [
+      { key: q, value: tensorSqnr(entry, `${q}/${a}`), color: "#d97706" },
+      { key: "int16", value: tensorSqnr(entry, `int16/${a}`), color: "#2f5fb3" }] }));
+    return h("div", {}, h("div", { class: "muted", text: "SQNR of this tensor per clip range (higher is better)" }),
+      groupedBars(rows, { width: 336, unit: "dB", keyLabels: { [q]: q, int16: "int16" }, cls: "tensor-sqnr" }));
+  }
+
+  weightView(section, name) {
+    const w = this.result.report.weights[name];
+    const box = h("div", { class: "weight-view", "data-weight": name });
+    box.append(h("h4", {}, "Weight ", h("span", { class: "mono", text: name })),
+      h("div", { class: "muted", text: `[${shapeText(w.shape)}], channel axis ${w.channel_axis ?? "none"}, max|w|/std ${w.outlier_ratio === null ? "\u2013" : w.outlier_ratio.toFixed(1)}` }),
+      groupedBars([{ label: "uint8 weights", values: [
+        { key: "per_tensor", value: w.sqnr_db?.per_tensor ?? null, color: "#d97706" },
+        { key: "per_channel", value: w.sqnr_db?.per_channel ?? null, color: "#2f5fb3" }] }],
+      { width: 336, unit: "dB", keyLabels: { per_tensor: "per-tensor scale", per_channel: "per-channel scales" }, cls: "weight-sqnr" }));
+    const hist = h("div", { class: "weight-histogram" }, h("span", { class: "muted", text: "histogram\u2026" }));
+    const channels = h("div", { class: "weight-channels" });
+    box.append(h("div", { class: "muted", text: "values" }), hist, h("div", { class: "muted", text: "per-channel ranges" }), channels);
+    section.append(box);
+    quantApi.weightView(this.app.sid, name, w.channel_axis).then((res) => {
+      if (hist.isConnected) {
+        clear(hist).append(res.histogram.counts.length ? plainHistogram(res.histogram.counts, res.histogram.edges, { height: 80 })
+          : h("span", { class: "muted", text: "no finite values" }));
+      }
+      if (channels.isConnected) {
+        clear(channels).append(w.channel_axis === null || w.channel_axis === undefined ? h("span", { class: "muted", text: "no channel axis" })
+          : channelRanges(res.min, res.max));
+      }
+    }).catch((err) => { if (hist.isConnected) clear(hist).append(h("span", { class: "muted", text: errorMessage(err) })); });
+  }
+
+  // -- the readiness summary's line ----------------------------------------------------------------
+  readinessSummary() {
+    if (!this.result) {
+      if (this.job && !TERMINAL.includes(this.job.state)) return { status: "todo", text: `Quantization analysis running (${Math.round((this.job.progress || 0) * 100)} %)` };
+      return null;
+    }
+    const report = this.result.report;
+    const q = this.qtype;
+    let worst = null;
+    for (const [name, entry] of Object.entries(report.tensors)) {
+      const v = tensorSqnr(entry, `${q}/minmax`);
+      if (v !== null && (!worst || v < worst.v)) worst = { name, v };
+    }
+    const rec = report.recommendation;
+    const links = worst ? [[`${short(worst.name)} (${worst.v.toFixed(1)} dB)`, () => this.goTo({ name: worst.name, node: this.producerOf(worst.name) })]] : [];
+    const text = `Quantization analysed (v${this.result.version})${rec ? `: ${rec.int16.length} tensor(s) recommended in int16` : ""}; worst ${q} tensor`;
+    return { status: rec && !rec.meets_target ? "warn" : "good", text, links };
+  }
+}
+
+function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
+
+function sqnrTint(db) {
+  if (db < 20) return "#fde2e1";
+  if (db < 30) return "#fff1d6";
+  if (db < 40) return "#fbfbe3";
+  return "";
+}
