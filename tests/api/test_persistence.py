@@ -3,6 +3,7 @@ and several processes on one data folder never diverge (simulated here by severa
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,8 @@ def test_snapshot_of_a_model_with_external_data_keeps_its_weights(data_dir: Path
         sid = upload(first, *external_model)
         original = state(first, sid)[2]
         graph = first.get(f"/api/sessions/{sid}/graph").json()["graph"]
-        name, info = next((n, i) for n, i in graph["initializers"].items() if i["external"] and i["dtype"] == "int8")
+        name, info = min(((n, i) for n, i in graph["initializers"].items() if i["external"] and i["dtype"] == "int8"),
+                         key=lambda item: math.prod(item[1]["shape"]))
         value = np.ones(info["shape"], np.int8).tolist()
         assert edit(first, sid, {"op": "set_initializer", "name": name, "value": value}).status_code == 200
         first_node = graph["nodes"][0]["id"]
