@@ -28,7 +28,7 @@ from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
                                   histogram_sqnr, sample_sqnr)
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
-from app.quant.runtime import session
+from app.quant.runtime import serialize, session
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.weights import WeightReport, analyse_weight
 
@@ -190,8 +190,9 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
         raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
                          "or does it only take integer inputs to integer outputs?)")
     check_cancel(cancel)
+    payload = serialize(proto)
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
-                               options.sample_size, options.seed)
+                               options.sample_size, options.seed, payload)
 
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(points), "ranges")
@@ -212,15 +213,15 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
                              weight_reports, {w.name: values[w.name] for w in weights})
     if options.end_to_end:
-        _end_to_end(analysis, validation or data, progress, cancel)
+        _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis
 
 
-def _end_to_end(analysis: QuantAnalysis, data: CalibrationData, progress: ProgressCallback | None,
+def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, progress: ProgressCallback | None,
                 cancel: CancelCheck | None) -> None:
     """Measure the whole-model configurations, search the hybrid, measure it too."""
     options = analysis.options
-    reference = session(analysis.model)
+    reference = session(payload)
     sessions = {label: session(analysis.qdq_model(label), "none") for label in CONFIGS}
     search_batches = math.ceil(options.search_samples / data.batch_size)
     subset: list[Batch] = list(islice(data.batches(), search_batches))

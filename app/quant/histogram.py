@@ -23,6 +23,22 @@ _MIN_RELATIVE_EXPONENT = -22
 _MIN_EXPONENT = -126
 
 
+class Scratch:
+    """Work arrays of Histogram.add, grown to the largest tensor and reused (one per thread)."""
+
+    def __init__(self) -> None:
+        self.scaled = np.empty(0, dtype=np.float32)
+        self.index = np.empty(0, dtype=np.intp)
+        self.flags = np.empty(0, dtype=bool)
+
+    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if size > self.scaled.size:
+            self.scaled = np.empty(size, dtype=np.float32)
+            self.index = np.empty(size, dtype=np.intp)
+            self.flags = np.empty(size, dtype=bool)
+        return self.scaled[:size], self.index[:size], self.flags[:size]
+
+
 class Histogram:
     """Signed histogram of one tensor with exact min, max and count."""
 
@@ -94,8 +110,12 @@ class Histogram:
             self.counts, self.start = grown, first
         self.min, self.max = new_lo, new_hi
 
-    def add(self, values: np.ndarray) -> None:
-        """Count a batch of values (any shape; float32 is binned without a copy to float64)."""
+    def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
+        """Count a batch of values (any shape; float32 is binned without a copy to float64).
+
+        ``scratch`` (one per thread) holds the work arrays across calls: fresh arrays of
+        a large tensor cost as much in page faults as the binning itself.
+        """
         x = np.asarray(values).reshape(-1)
         if x.dtype != np.float32:
             x = x.astype(np.float32)
@@ -111,12 +131,16 @@ class Histogram:
             lo, hi = float(x.min()), float(x.max())
         self._cover(lo, hi)
         assert self.exponent is not None
-        scaled = np.multiply(x, np.float32(math.ldexp(1.0, -self.exponent)))
+        scaled, index, flags = (scratch or Scratch()).arrays(x.size)
+        # floor before subtracting the start: both steps stay exact in float32
+        np.multiply(x, np.float32(math.ldexp(1.0, -self.exponent)), out=scaled)
         np.floor(scaled, out=scaled)
         np.subtract(scaled, np.float32(self.start), out=scaled)
-        self.counts += np.bincount(scaled.astype(np.intp), minlength=len(self.counts))
+        np.copyto(index, scaled, casting="unsafe")
+        self.counts += np.bincount(index, minlength=len(self.counts))
         self.count += x.size
-        self.zeros += int(x.size - np.count_nonzero(x))
+        if lo <= 0.0 <= hi:
+            self.zeros += int(np.count_nonzero(np.equal(x, 0.0, out=flags)))
 
     def merge(self, other: Histogram) -> None:
         """Add another histogram's counts exactly (both are brought to the coarser width)."""

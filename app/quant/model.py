@@ -8,6 +8,7 @@ quantizer) fuse the activation into the producer, so only its output is quantize
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,10 +91,36 @@ def input_specs(model: ModelProto) -> list[InputSpec]:
     return specs
 
 
+#: Initializers up to this many elements keep their values for shape inference (shapes, axes,
+#: pads are small); larger ones (weights) only lend their type and shape.
+_TYPING_VALUES = 1024
+
+
+def _typing_model(model: ModelProto) -> ModelProto:
+    """The model without the values of its weights: shape inference serializes its input, and
+    copying 100 MB of weights for it cost as much as the statistics pass of a small model."""
+    light = ModelProto()
+    light.ir_version = max(model.ir_version, 4)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph, source = light.graph, model.graph
+    graph.node.extend(source.node)
+    graph.input.extend(source.input)
+    graph.output.extend(source.output)
+    graph.value_info.extend(source.value_info)
+    declared = {v.name for v in source.input}
+    for init in source.initializer:
+        if math.prod(init.dims) <= _TYPING_VALUES:
+            graph.initializer.append(init)
+        elif init.name not in declared:
+            graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    return light
+
+
 def infer_types(model: ModelProto) -> dict[str, int]:
     """Element type of every typed tensor of the main graph (after shape inference)."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(_typing_model(model), strict_mode=False)
     except Exception:  # custom domains or >2 GB: fall back to what the model declares
         inferred = model
     types: dict[str, int] = {}

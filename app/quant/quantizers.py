@@ -41,6 +41,20 @@ class Quantizer:
         zero_point = int(np.clip(round(self.qmin - lo / float(scale)), self.qmin, self.qmax))
         return scale, zero_point
 
+    def params_of(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``params`` for many ranges at once: float32 scales and int64 zero points."""
+        lo = np.minimum(np.asarray(lo, dtype=np.float64), 0.0)
+        hi = np.maximum(np.asarray(hi, dtype=np.float64), 0.0)
+        if self.symmetric:
+            absmax = np.maximum(-lo, hi)
+            scale = np.where(absmax > 0, absmax / self.qmax, 1.0).astype(np.float32)
+            return scale, np.zeros(scale.shape, dtype=np.int64)
+        flat = hi == lo
+        scale = np.where(flat, 1.0, (hi - lo) / (self.qmax - self.qmin)).astype(np.float32)
+        zero_point = np.rint(self.qmin - lo / scale.astype(np.float64))
+        zero_point = np.where(flat, 0, zero_point)
+        return scale, np.clip(zero_point, self.qmin, self.qmax).astype(np.int64)
+
     def fake_quantize(self, x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
         """Quantize then dequantize like QuantizeLinear/DequantizeLinear (round half to even)."""
         q = np.clip(np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point, self.qmin, self.qmax)
@@ -53,11 +67,21 @@ INT16 = Quantizer("int16", -32767, 32767, True, TensorProto.INT16, np.int16)
 QUANTIZERS: dict[str, Quantizer] = {q.name: q for q in (UINT8, INT8, INT16)}
 
 
-def _rounding_integral(u: np.ndarray) -> np.ndarray:
-    """Antiderivative of (u - round(u))**2: whole periods give 1/12 each."""
+def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray,
+                          high: np.ndarray) -> np.ndarray:
+    """An antiderivative of the squared quantization error (rounding inside, clipping outside).
+
+    Inside [low, high]: ``scale**3 * F(x/scale + zero_point)`` with F the antiderivative of
+    ``(u - round(u))**2`` (whole periods give 1/12 each); beyond: ``(x - bound)**3 / 3``.
+    Evaluated once per bin edge, so a bin's error integral is one difference.
+    """
+    u = np.clip(x, low, high) / scale + zero_point
     k = np.floor(u + 0.5)
     r = u - k
-    return k / 12.0 + (r ** 3 + 0.125) / 3.0
+    inside = scale ** 3 * (k / 12.0 + r * r * r / 3.0)
+    below = np.minimum(x - low, 0.0)
+    above = np.maximum(x - high, 0.0)
+    return inside + (below * below * below + above * above * above) / 3.0
 
 
 def expected_squared_error(edges: np.ndarray, counts: np.ndarray, scale: np.ndarray | float,
@@ -66,26 +90,23 @@ def expected_squared_error(edges: np.ndarray, counts: np.ndarray, scale: np.ndar
 
     The grid arguments broadcast against a trailing bin axis, e.g. shape (K, 1)
     evaluates K candidate grids at once (MSE search, all quantizers of a tensor).
+    Values are taken as uniform within a bin: the error of a bin is the exact integral
+    of the error over it divided by its width.
     """
-    a, b = edges[:-1], edges[1:]
-    width = b - a
+    width = np.diff(edges)
     scale = np.asarray(scale, dtype=np.float64)
     zero_point = np.asarray(zero_point, dtype=np.float64)
-    qmin = np.asarray(qmin, dtype=np.float64)
-    qmax = np.asarray(qmax, dtype=np.float64)
-    low = (qmin - zero_point) * scale
-    high = (qmax - zero_point) * scale
-    # Part of each bin below, inside and above the representable interval.
-    in_a = np.clip(a, low, high)
-    in_b = np.clip(b, low, high)
-    inside = scale ** 3 * (_rounding_integral(in_b / scale + zero_point) - _rounding_integral(in_a / scale + zero_point))
-    below = (np.clip(b, None, low) - low) ** 3 - (np.clip(a, None, low) - low) ** 3
-    above = (np.clip(b, high, None) - high) ** 3 - (np.clip(a, high, None) - high) ** 3
-    integral = inside + (above + below) / 3.0
-    # A bin squeezed to a point (at the exact min or max) holds values equal to it.
-    point = (a - np.clip(np.rint(a / scale + zero_point), qmin, qmax) * scale + zero_point * scale) ** 2
-    mean_error = np.where(width > 0, integral / np.where(width > 0, width, 1.0), point)
-    return np.sum(counts * mean_error, axis=-1)
+    low = (np.asarray(qmin, dtype=np.float64) - zero_point) * scale
+    high = (np.asarray(qmax, dtype=np.float64) - zero_point) * scale
+    spread = width > 0
+    density = np.where(spread, counts / np.where(spread, width, 1.0), 0.0)
+    total = np.diff(_error_antiderivative(edges, scale, zero_point, low, high), axis=-1) @ density
+    if not spread.all():
+        # A bin squeezed to a point (at the exact min or max) holds values equal to it.
+        a, c = edges[:-1][~spread], counts[~spread]
+        restored = (np.clip(np.rint(a / scale + zero_point), qmin, qmax) - zero_point) * scale
+        total = total + ((a - restored) ** 2) @ c
+    return total
 
 
 def histogram_bins(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
@@ -122,14 +143,11 @@ def sqnr_db(signal: float, noise: float) -> float | None:
 def histogram_sqnr(hist: Histogram, grids: list[tuple[Quantizer, float, float]]) -> list[float | None]:
     """Predicted SQNR (dB) of a tensor for each (quantizer, lo, hi), all evaluated at once."""
     edges, counts = histogram_bins(hist)
-    params = [q.params(lo, hi) for q, lo, hi in grids]
-    column = (len(grids), 1)
-    noise = expected_squared_error(
-        edges, counts,
-        np.array([float(s) for s, _ in params]).reshape(column),
-        np.array([z for _, z in params], dtype=np.float64).reshape(column),
-        np.array([q.qmin for q, _, _ in grids], dtype=np.float64).reshape(column),
-        np.array([q.qmax for q, _, _ in grids], dtype=np.float64).reshape(column))
+    scale, zero_point, qmin, qmax = (np.zeros((len(grids), 1)) for _ in range(4))
+    for k, (q, lo, hi) in enumerate(grids):
+        s, z = q.params(lo, hi)
+        scale[k], zero_point[k], qmin[k], qmax[k] = float(s), z, q.qmin, q.qmax
+    noise = expected_squared_error(edges, counts, scale, zero_point, qmin, qmax)
     signal = signal_power(edges, counts)
     return [sqnr_db(signal, float(n)) for n in noise]
 

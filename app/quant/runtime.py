@@ -16,8 +16,16 @@ LEVELS = {
 }
 
 
-def session(model: ModelProto, level: str = "all") -> ort.InferenceSession:
-    """CPU session from the serialized model (nothing written to disk).
+def serialize(model: ModelProto) -> bytes:
+    """The model as bytes for onnxruntime, or a QuantError when it is over protobuf's 2 GB."""
+    try:
+        return model.SerializeToString()
+    except ValueError as exc:
+        raise QuantError(f"model too large to analyse in memory (protobuf limit 2 GB): {exc}") from exc
+
+
+def session(model: ModelProto | bytes, level: str = "all") -> ort.InferenceSession:
+    """CPU session from the model or its serialized bytes (nothing written to disk).
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
     QDQ models are run with level "none": onnxruntime 1.32's optimizers mis-handle an
@@ -28,10 +36,7 @@ def session(model: ModelProto, level: str = "all") -> ort.InferenceSession:
     options.graph_optimization_level = LEVELS[level]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    try:
-        payload = model.SerializeToString()
-    except ValueError as exc:
-        raise QuantError(f"model too large to analyse in memory (protobuf limit 2 GB): {exc}") from exc
+    payload = model if isinstance(model, bytes) else serialize(model)
     try:
         return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises Fail, InvalidGraph, NotImplemented, ...

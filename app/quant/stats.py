@@ -15,10 +15,10 @@ import numpy as np
 from onnx import ModelProto, TensorProto, helper
 
 from app.quant.calibration import Batch, CalibrationData
-from app.quant.histogram import DEFAULT_CAPACITY, Histogram
+from app.quant.histogram import DEFAULT_CAPACITY, Histogram, Scratch
 from app.quant.model import ActivationTensor
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.runtime import run, session
+from app.quant.runtime import run, serialize, session
 
 
 @dataclass
@@ -47,33 +47,38 @@ class TensorStatistics:
         self.seen += flat.size
 
 
-def augmented_model(model: ModelProto, names: list[str]) -> ModelProto:
-    """Copy of the model with the given tensors added as outputs."""
-    augmented = ModelProto()
-    augmented.CopyFrom(model)
-    existing = {o.name for o in augmented.graph.output}
+def augmented_model(model: ModelProto, names: list[str], payload: bytes | None = None) -> bytes:
+    """The serialized model (``payload``, if the caller has it) with the given tensors added as outputs.
+
+    Appending a serialized ModelProto that holds only the new outputs is protobuf's merge:
+    repeated fields concatenate, so a 100 MB model is neither copied nor serialized again.
+    """
+    existing = {o.name for o in model.graph.output}
+    extra = ModelProto()
     for name in names:
         if name not in existing:
-            augmented.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    return augmented
+            extra.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    return (payload if payload is not None else serialize(model)) + extra.SerializeToString()
 
 
 def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: CalibrationData,
                        progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                        capacity: int = DEFAULT_CAPACITY, sample_size: int = 4096,
-                       seed: int = 0) -> dict[str, TensorStatistics]:
-    """Histogram, exact min/max and a value sample of every quantization point."""
+                       seed: int = 0, payload: bytes | None = None) -> dict[str, TensorStatistics]:
+    """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
+    model already serialized)."""
     inputs = {s.name for s in data.specs}
     fetched = [p.name for p in points if p.name not in inputs]
-    sess = session(augmented_model(model, fetched), "basic")
+    sess = session(augmented_model(model, fetched, payload), "basic")
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     rng = np.random.default_rng(seed)
+    scratch = Scratch()
 
     def update(batch: Batch, values: list) -> None:
         arrays = dict(zip(fetched, (v.numpy() for v in values)))
         arrays.update({name: batch[name] for name in inputs if name in stats})
         for name, st in stats.items():
-            st.histogram.add(arrays[name])
+            st.histogram.add(arrays[name], scratch)
             st.add_sample(arrays[name], sample_size, rng)
 
     total = data.num_samples

@@ -17,9 +17,7 @@ def channel_params(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> tup
     else:
         rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
         lo, hi = rows.min(axis=1), rows.max(axis=1)
-    params = [quantizer.params(a, b) for a, b in zip(lo, hi)]
-    return (np.array([s for s, _ in params], dtype=np.float32),
-            np.array([z for _, z in params], dtype=np.int64))
+    return quantizer.params_of(lo, hi)
 
 
 def quantize(quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
