@@ -84,7 +84,7 @@ class JobContext:
     session_id: str | None
     folder: Path
     cancel: CancelEvent
-    progress: Callable[..., None]  # progress(fraction: float, message: str = "")
+    progress: Callable[..., None]  # progress(fraction: float, message: str = "", **detail) (detail: JSON values)
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -157,9 +157,11 @@ class LocalJobRunner(JobRunner):
     def _run(self, fn: JobFunction, state: dict[str, Any], path: Path, folder: Path, cancel: CancelEvent) -> None:
         last = [0.0]
 
-        def progress(fraction: float, message: str = "") -> None:
+        def progress(fraction: float, message: str = "", **detail: Any) -> None:
             state["progress"] = max(0.0, min(1.0, float(fraction)))
             state["message"] = str(message)
+            if detail:
+                state["detail"] = detail
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL:
                 last[0] = now

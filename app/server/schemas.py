@@ -76,6 +76,8 @@ class JobState(BaseModel):
     state: str = Field(description="queued, running, succeeded, failed, cancelled or interrupted")
     progress: float
     message: str
+    detail: dict[str, Any] | None = Field(default=None, description="structured progress of the job's current "
+                                          "phase, e.g. {\"phase\", \"done\", \"total\", \"unit\", \"percent\"}")
     result: Any = None
     error: dict[str, Any] | None = None
     created: float
