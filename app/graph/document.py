@@ -135,6 +135,11 @@ class ModelDocument:
         self._pending: _Pending | None = None
         self._replaying = False
 
+    def restore_history(self, history: History, version: int) -> None:
+        """Adopt the undo history and version saved with a snapshot of this very model state."""
+        self.history = history
+        self.version = version
+
     # -- scopes and addressing -----------------------------------------------------------------
     @property
     def main(self) -> Scope:

@@ -28,7 +28,8 @@ def shape_text(type_proto: TypeProto | None) -> list[int | str | None] | None:
     tensor_type = type_proto.tensor_type
     if not tensor_type.HasField("shape"):
         return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
+    return [(d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tensor_type.shape.dim]  # -1 (an exporter's "unknown") is unknown
 
 
 def static_dims(type_proto: TypeProto | None) -> list[int] | None:

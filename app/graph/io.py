@@ -117,12 +117,15 @@ def has_external_data(model: ModelProto) -> bool:
     return any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer)
 
 
-def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool | None = None) -> list[Path]:
+def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool | None = None,
+               reuse_external: bool = False) -> list[Path]:
     """Write the model (and its data file when external); returns the files written.
 
     `external=None` keeps weights external when they were, and makes them external when the
     model would pass protobuf's 2 GB limit. The data file is `<model file name>.data` beside it.
     `external=False` writes every weight into the model file, streaming external ones in.
+    `reuse_external=True` (internal snapshots) leaves external references as they are, for a
+    folder where the same data files are reachable under the same names; no weight is copied.
     """
     path = Path(path)
     model = doc.model
@@ -141,12 +144,14 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
         with open(tmp_model, "wb") as out:
             if external:
                 with open(tmp_data, "wb") as data:
-                    pieces = [_Piece(_to_external(t, doc.base_dir, data, data_path.name))
+                    pieces = [_Piece(t if reuse_external and t.data_location == TensorProto.EXTERNAL
+                                     else _to_external(t, doc.base_dir, data, data_path.name))
                               for t in model.graph.initializer]
                     data.flush()
                     os.fsync(data.fileno())
             else:
-                pieces = [_inline_piece(t, doc.base_dir) for t in model.graph.initializer]
+                pieces = [_Piece(t) if reuse_external else _inline_piece(t, doc.base_dir)
+                          for t in model.graph.initializer]
             _stream_model(model, out, pieces)
             out.flush()
             os.fsync(out.fileno())

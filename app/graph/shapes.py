@@ -26,8 +26,9 @@ MAX_ROUNDS = 8
 def _infer(model: ModelProto) -> ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
-        raise EditError(f"shape inference failed: {str(err).strip().splitlines()[0]}",
+    except Exception as err:  # onnx raises InferenceError, ValidationError and plain RuntimeErrors
+        text = str(err).strip().splitlines()
+        raise EditError(f"shape inference failed: {text[0] if text else type(err).__name__}",
                         code="inference_failed") from None
 
 

@@ -331,8 +331,7 @@ class LocalSessionStore(SessionStore):
                 with open(snap / "state.pickle", "rb") as f:
                     saved = pickle.load(f)
                 doc = load_model(snap / saved["model"])
-                doc.history = saved["history"]
-                doc.version = saved["version"]
+                doc.restore_history(saved["history"], saved["version"])
                 return _Open(doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size)
         model = folder / "original" / meta["model"]
         return _Open(load_model(model), 0, 0, 0, model.stat().st_size)
@@ -429,7 +428,7 @@ class _LocalHandle(SessionHandle):
                 except OSError:
                     shutil.copyfile(doc.base_dir / location, target)
             model_name = f"snap-{state.seq}.onnx"
-            save_model(doc, tmp / model_name)
+            save_model(doc, tmp / model_name, reuse_external=True)
             with open(tmp / "state.pickle", "wb") as f:
                 pickle.dump({"seq": state.seq, "offset": state.offset, "version": doc.version,
                              "history": doc.history, "model": model_name}, f, protocol=pickle.HIGHEST_PROTOCOL)
