@@ -7,12 +7,13 @@ Entry points for callers (CLI, job runner)::
     analysis = analyze(model, data, QuantOptions(), progress=cb, cancel=event)
     write_json(build_report(analysis), "report.json")
     analysis.export_qdq("model.qdq.onnx")
+    analysis.save("analysis.pickle"); later: load_analysis("analysis.pickle", "model.onnx")
 """
 
-from app.quant.analysis import CONFIGS, HYBRID, QuantAnalysis, QuantOptions, analyze, model_inputs
+from app.quant.analysis import CONFIGS, HYBRID, QuantAnalysis, QuantOptions, analyze, load_analysis, model_inputs
 from app.quant.calibration import CalibrationData, ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
-from app.quant.report import build_report, quant_table, write_json
+from app.quant.report import build_report, quant_table, tensor_report, write_json
 
 __all__ = [
     "CONFIGS",
@@ -25,8 +26,10 @@ __all__ = [
     "QuantOptions",
     "analyze",
     "build_report",
+    "load_analysis",
     "model_inputs",
     "open_calibration_data",
     "quant_table",
+    "tensor_report",
     "write_json",
 ]

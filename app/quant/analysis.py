@@ -6,7 +6,10 @@ progress per phase and checks for cancellation between batches and between tenso
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -21,14 +24,14 @@ from app.quant.errors import QuantError
 from app.quant.evaluate import OutputError, compare, worst_sqnr
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, point_graph, search
-from app.quant.model import (WeightTensor, constant_values, infer_types, input_specs, load_model,
+from app.quant.model import (ActivationTensor, WeightTensor, constant_values, infer_types, input_specs, load_model,
                              quantization_points, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
                                   histogram_sqnr, sample_sqnr)
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
-from app.quant.runtime import serialize, session
+from app.quant.runtime import QDQ_LEVEL, serialize, session
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.weights import WeightReport, analyse_weight
 
@@ -115,6 +118,44 @@ class QuantAnalysis:
             grid[name] = ActivationQuant(INT16, *self.tensors[name].ranges["minmax"], "minmax")
         return grid
 
+    def override_precision(self, base: str, overrides: dict[str, str]) -> dict[str, ActivationQuant]:
+        """A configuration with some tensors switched, as a person picks them after the analysis.
+
+        ``overrides`` maps tensor names to "int16" (Min-Max range, as the hybrid uses), "uint8"
+        (the base's uint8 range algorithm, Min-Max for an int16 base) or "dtype/algorithm".
+        """
+        grid = self.precision(base)
+        uint8_algorithm = CONFIGS[self.hybrid_base or "uint8/minmax"][1] if base == HYBRID else (
+            CONFIGS[base][1] if CONFIGS[base][0] is UINT8 else "minmax")
+        unknown = sorted(set(overrides) - set(self.tensors))
+        if unknown:
+            raise QuantError(f"not quantization points of this analysis: {unknown[:5]}")
+        for name, choice in overrides.items():
+            dtype, _, algorithm = str(choice).partition("/")
+            if dtype not in ("uint8", "int16") or (algorithm and algorithm not in ALGORITHMS):
+                raise QuantError(f"precision {choice!r} of {name!r}: use uint8 or int16, optionally with /"
+                                 f"{'|'.join(ALGORITHMS)}")
+            algorithm = algorithm or ("minmax" if dtype == "int16" else uint8_algorithm)
+            grid[name] = ActivationQuant(QUANTIZERS[dtype], *self.tensors[name].ranges[algorithm], algorithm)
+        return grid
+
+    def measure(self, activations: dict[str, ActivationQuant], data: CalibrationData,
+                progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> dict[str, OutputError]:
+        """End-to-end error of a QDQ model with this precision against the float model."""
+        reference = session(self.model)
+        candidate = session(self.qdq_for(activations), QDQ_LEVEL)
+        return compare(reference, {"candidate": candidate}, data.batches(), data.num_samples, progress, cancel,
+                       "end_to_end")["candidate"]
+
+    def save(self, path: str | Path) -> None:
+        """Pickle the analysis without the model and its weights (the caller keeps the model file)."""
+        light = dataclasses.replace(self, model=ModelProto(), weight_values={})
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(light, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
     def weight_grids(self) -> dict[str, tuple[WeightTensor, WeightQuant]]:
         """uint8 weights, per tensor (Acuity's default) or per channel, in every configuration.
 
@@ -171,6 +212,15 @@ def _sensitivity(result: TensorResult, config: str) -> float:
     return mse / max(typical * typical, 1e-30)
 
 
+def quantizable_points(model: ModelProto) -> list[ActivationTensor]:
+    """The quantization points, or a QuantError that says why the model has none."""
+    points = quantization_points(model, infer_types(model))
+    if not points:
+        raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
+                         "or does it only take integer inputs to integer outputs?)")
+    return points
+
+
 def analyze(model: str | Path | ModelProto, data: CalibrationData, options: QuantOptions | None = None,
             validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
             cancel: CancelCheck | None = None) -> QuantAnalysis:
@@ -184,11 +234,7 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
     specs = input_specs(proto)
     if {s.name for s in specs} != {s.name for s in data.specs}:
         raise QuantError("the calibration data was opened for a different model")
-    types = infer_types(proto)
-    points = quantization_points(proto, types)
-    if not points:
-        raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
-                         "or does it only take integer inputs to integer outputs?)")
+    points = quantizable_points(proto)
     check_cancel(cancel)
     payload = serialize(proto)
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
@@ -222,7 +268,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     """Measure the whole-model configurations, search the hybrid, measure it too."""
     options = analysis.options
     reference = session(payload)
-    sessions = {label: session(analysis.qdq_model(label), "none") for label in CONFIGS}
+    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL) for label in CONFIGS}
     search_batches = math.ceil(options.search_samples / data.batch_size)
     subset: list[Batch] = list(islice(data.batches(), search_batches))
     subset_samples = sum(next(iter(b.values())).shape[0] for b in subset)
@@ -241,7 +287,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
 
     def measure(promoted: set[str]) -> dict[str, float | None]:
         check_cancel(cancel)
-        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), "none")
+        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL)
         errors = compare(reference, {HYBRID: sess}, subset, subset_samples, None, cancel)[HYBRID]
         hybrid_errors[frozenset(promoted)] = errors
         return {o: e.sqnr_db for o, e in errors.items()}
@@ -253,10 +299,30 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         analysis.end_to_end = {**measured, HYBRID: hybrid_errors[frozenset(result.int16)]}
         analysis.end_to_end_samples = subset_samples
     else:
-        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), "none")
+        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), QDQ_LEVEL)
         analysis.end_to_end = compare(reference, sessions, data.batches(), data.num_samples, progress, cancel)
         analysis.end_to_end_samples = data.num_samples
     report(progress, 1, 1, "done")
+
+
+def load_analysis(path: str | Path, model: str | Path | ModelProto) -> QuantAnalysis:
+    """An analysis written by ``QuantAnalysis.save``, joined again with the model it was run on.
+
+    Only for files this program wrote itself (it is a pickle).
+    """
+    try:
+        with open(path, "rb") as f:
+            analysis = pickle.load(f)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # written by another version of this program
+        raise QuantError(f"the saved analysis cannot be read ({type(exc).__name__}); run the analysis again") from exc
+    if not isinstance(analysis, QuantAnalysis):
+        raise QuantError("the file does not hold a quantization analysis")
+    analysis.model = load_model(model)
+    values = constant_values(analysis.model)
+    analysis.weight_values = {name: values[name] for name in analysis.weights}
+    return analysis
 
 
 def model_inputs(model: str | Path | ModelProto) -> tuple[ModelProto, list]:

@@ -6,7 +6,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from app.quant.analysis import HYBRID, QuantAnalysis
+from app.quant.qdq import ActivationQuant
 
 FORMAT = "onnx-workbench/quant-report"
 TABLE_FORMAT = "onnx-workbench/quant-table"
@@ -24,26 +27,34 @@ def _clean(value: object) -> object:
     return value
 
 
+def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bins: int | None = None) -> dict:
+    """One tensor's entry of the report; ``bins`` resamples its histogram onto that many equal bins
+    over [min, max] (counts become fractional) for a chart that needs no more detail."""
+    t = analysis.tensors[name]
+    hist = t.stats.histogram
+    entry: dict = {
+        "node": t.stats.tensor.node,
+        "op_type": t.stats.tensor.op_type,
+        "min": hist.min,
+        "max": hist.max,
+        "count": hist.count,
+        "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in t.ranges.items()},
+        "sqnr_db": t.sqnr_db,
+        "sqnr_db_sampled": t.sampled_sqnr_db,
+    }
+    if hist.nonfinite:
+        entry["nonfinite"] = hist.nonfinite
+    if histogram and bins is None:
+        entry["histogram"] = hist.to_json()
+    elif histogram:
+        entry["histogram"] = {"edges": np.linspace(hist.min, hist.max, bins + 1).tolist(),
+                              "counts": hist.resample(hist.min, hist.max, bins).tolist()}
+    return _clean(entry)
+
+
 def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
     """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation."""
-    tensors = {}
-    for name, t in analysis.tensors.items():
-        hist = t.stats.histogram
-        entry = {
-            "node": t.stats.tensor.node,
-            "op_type": t.stats.tensor.op_type,
-            "min": hist.min,
-            "max": hist.max,
-            "count": hist.count,
-            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in t.ranges.items()},
-            "sqnr_db": t.sqnr_db,
-            "sqnr_db_sampled": t.sampled_sqnr_db,
-        }
-        if hist.nonfinite:
-            entry["nonfinite"] = hist.nonfinite
-        if histograms:
-            entry["histogram"] = hist.to_json()
-        tensors[name] = entry
+    tensors = {name: tensor_report(analysis, name, histograms) for name in analysis.tensors}
     options = analysis.options
     result: dict = {
         "format": FORMAT,
@@ -81,9 +92,11 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
     return _clean(result)
 
 
-def quant_table(analysis: QuantAnalysis, label: str = HYBRID) -> dict:
-    """Every quantized tensor of a configuration: dtype, scale, zero point, range, algorithm."""
-    activations = analysis.precision(label)
+def quant_table(analysis: QuantAnalysis, label: str = HYBRID,
+                activations: dict[str, ActivationQuant] | None = None) -> dict:
+    """Every quantized tensor of a configuration (or of an explicit per-tensor precision, which
+    ``label`` then names): dtype, scale, zero point, range, algorithm."""
+    activations = activations if activations is not None else analysis.precision(label)
     weights = analysis.weight_grids()
     table = {name: aq.to_json() for name, aq in activations.items()}
     table.update({name: wq.to_json(analysis.weight_values[name]) for name, (_, wq) in weights.items()})

@@ -15,6 +15,9 @@ LEVELS = {
     "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
 }
 
+#: Optimization level of the sessions that run QDQ models (see ``session``).
+QDQ_LEVEL = "none"
+
 
 def serialize(model: ModelProto) -> bytes:
     """The model as bytes for onnxruntime, or a QuantError when it is over protobuf's 2 GB."""
