@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
-from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant_ui, routes_sessions
+from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
 from .errors import install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, TokenAuth
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_sessions.router)
     app.include_router(routes_data.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_quant.router)
     app.include_router(routes_layout.router)
     app.include_router(routes_quant_ui.router)
     app.include_router(routes_pages.router)
