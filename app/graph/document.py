@@ -130,10 +130,15 @@ class ModelDocument:
         self.version = 0
         self.revision = 0  # bumped by every primitive change, undo included: keys derived caches
         self.shape_revision = 0  # bumped only by changes that can change inferred types or shapes
-        self.derived: dict[str, tuple[int, Any]] = {}  # caches of derived data: name -> (revision, value)
+        self.derived: dict[str, Any] = {}  # caches of data derived from the model, keyed as each user needs
+        self._initializer_revisions: dict[str, int] = {}
         self._scopes: dict[GraphPath, Scope] = {}
         self._pending: _Pending | None = None
         self._replaying = False
+
+    def initializer_revision(self, name: str) -> int:
+        """The revision at which this initializer last changed (0: as loaded), for per-tensor caches."""
+        return self._initializer_revisions.get(name, 0)
 
     def restore_history(self, history: History, version: int) -> None:
         """Adopt the undo history and version saved with a snapshot of this very model state."""
@@ -339,6 +344,10 @@ class ModelDocument:
             self._do_node(scope, change)
             return
         positions = scope.item_positions[change.field]
+        if change.field == "initializer":
+            for item in (change.old, change.new):
+                if item is not None:
+                    self._initializer_revisions[item.name] = self.revision
         if change.old is not None and change.new is not None:
             items[change.pos].CopyFrom(change.new)
             positions.renamed(change.pos, _item_name(change.field, change.old), _item_name(change.field, change.new))

@@ -148,8 +148,22 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
         "outputs": [v.name for v in graph.output],
         "nodes": nodes,
         "tensors": tensors,
-        "initializers": {name: initializer_summary(t, doc.base_dir) for name, t in initializers.items()},
+        "initializers": _initializer_summaries(doc, initializers) if not scope.path else
+        {name: initializer_summary(t, doc.base_dir) for name, t in initializers.items()},
     }
+
+
+def _initializer_summaries(doc: ModelDocument, initializers: dict[str, TensorProto]) -> dict[str, Any]:
+    """Main-graph summaries kept with the document, recomputed only for initializers an edit changed."""
+    cache: dict[str, tuple[int, dict[str, Any]]] = doc.derived.setdefault("initializer_summaries", {})
+    summaries = {}
+    for name, tensor in initializers.items():
+        revision = doc.initializer_revision(name)
+        entry = cache.get(name)
+        if entry is None or entry[0] != revision:
+            entry = cache[name] = (revision, initializer_summary(tensor, doc.base_dir))
+        summaries[name] = entry[1]
+    return summaries
 
 
 def initializer_summary(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any]:
