@@ -6,7 +6,7 @@ import { h, clear } from "./dom.js";
 import { heatColor, heatLegend, CONFIG_LABELS } from "./quant-charts.js";
 
 export const HEAT_METRICS = ["uint8/minmax", "uint8/kl", "uint8/best", "int16/minmax"];
-const METRIC_LABELS = { ...CONFIG_LABELS, "uint8/best": "uint8, better of Min-Max and KL" };
+const METRIC_LABELS = { ...CONFIG_LABELS, "uint8/best": "uint8, best of Min-Max/KL" };
 
 export function tensorSqnr(entry, metric) {
   const s = entry && entry.sqnr_db;
@@ -85,8 +85,8 @@ export class HeatMap {
     const values = [...this.byNode.values()];
     const worst = values.length ? Math.min(...values) : null;
     this.legend.append(
-      h("div", { class: "row", style: "margin:0 0 2px" }, h("b", { text: "Heat-map" }), select,
-        h("button", { type: "button", class: "link", onclick: () => this.app.quant?.setHeatmap(false) }, "off")),
+      h("div", { class: "heat-head" }, h("b", { text: "Heat-map" }), select,
+        h("button", { type: "button", class: "close", title: "Switch the heat-map off", onclick: () => this.app.quant?.setHeatmap(false) }, "\u00d7")),
       heatLegend(`SQNR of each node's output, ${METRIC_LABELS[this.metric]}`),
       h("div", { class: "muted", text: `${this.byNode.size} nodes coloured${worst !== null ? `, worst ${worst.toFixed(1)} dB` : ""}; grey: not quantized` }));
     this.legend.hidden = false;

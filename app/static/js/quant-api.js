@@ -13,6 +13,8 @@ export const quantApi = {
     form.append("settings", JSON.stringify(settings));
     return request("POST", `${s(sid)}/quant`, { body: form });
   },
+  // the session's analyses, newest first: {version, analyses: [{job_id, version, current, state, created, settings}]}
+  list: (sid) => request("GET", `${s(sid)}/quant`),
   job: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id) => request("DELETE", `/api/jobs/${encodeURIComponent(id)}`),
   report: (sid, job) => request("GET", `${q(sid, job)}/report?histograms=false`),

@@ -69,7 +69,7 @@ export function analyseDialog(ui) {
     const images = !random && list.length > 0 && list.every((f) => IMAGE.test(f.name) || /\.zip$/i.test(f.name));
     imageBox.hidden = !(images || (random && dynamic));
     kind.textContent = random ? "the report is marked synthetic" : !list.length ? ".npz keyed by input name (samples on the first axis), .npy, or images"
-      : images ? `${list.length} image file(s)` : list.map((f) => f.name).join(", ");
+      : images ? `${list.length} image file(s): set the preprocessing below` : "arrays, fed to the model as they are";
   };
   files.addEventListener("change", refresh);
   source.addEventListener("change", refresh);

@@ -15,7 +15,6 @@ import {
   clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph,
 } from "./quant-charts.js";
 
-const STORE = "onnx-workbench-quant:";
 const CONFIGS = ["uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"];
 const TABLE_LIMIT = 1500;
 
@@ -69,7 +68,7 @@ export class QuantUI {
   async start(files, settings, onState) {
     const version = this.app.version;
     const res = await quantApi.start(this.app.sid, files, settings);
-    const id = res.job || res.id || res.job_id;
+    const id = res.job_id || res.id;
     this.job = { id, state: res.state || "queued", progress: 0, message: "", version, settings };
     this.renderHead();
     onState?.(this.job);
@@ -107,27 +106,28 @@ export class QuantUI {
     this.histograms = new Map();
     this.int16 = new Set(report.recommendation?.int16 || []);
     this.measured = null;
-    localStorage.setItem(STORE + this.app.sid, JSON.stringify({ job: jobId, version, settings: settings || {} }));
     this.heat.setReport(report);
     this.renderDock();
     this.app.setSelection(this.app.selection.nodes, this.app.selection.tensor); // the sidebar gains its section
     document.body.dataset.quantJob = jobId;
   }
 
-  // a reload keeps the last analysis of this session
+  // A reload (or another browser) finds the session's analyses on the server: the newest one that
+  // succeeded is shown, and one still running is followed.
   async restore() {
-    let saved = null;
-    try { saved = JSON.parse(localStorage.getItem(STORE + this.app.sid) || "null"); } catch { saved = null; }
-    if (!saved || !saved.job) return;
+    let list;
     try {
-      const st = await quantApi.job(saved.job);
-      if (st.state === "succeeded") await this.loadResult(saved.job, saved.version, saved.settings);
-      else if (!TERMINAL.includes(st.state)) {
-        this.job = { ...st, version: saved.version, settings: saved.settings };
-        this.follow(saved.job);
-      }
+      list = (await quantApi.list(this.app.sid)).analyses || [];
     } catch {
-      localStorage.removeItem(STORE + this.app.sid);
+      return; // no quantization service in this build, or the session is gone: the page says so elsewhere
+    }
+    const running = list.find((a) => !TERMINAL.includes(a.state));
+    const done = list.find((a) => a.state === "succeeded");
+    if (done) await this.loadResult(done.job_id, done.version, done.settings).catch((err) => this.app.error(err));
+    if (running && (!done || running.created > done.created)) {
+      this.job = { id: running.job_id, state: running.state, progress: 0, message: "", version: running.version, settings: running.settings };
+      this.renderHead();
+      this.follow(running.job_id).catch((err) => this.app.error(err));
     }
   }
 
@@ -426,7 +426,7 @@ export class QuantUI {
     const int16 = [...this.int16];
     try {
       const res = await quantApi.measure(this.app.sid, this.result.job, int16);
-      const id = res.job || res.id || res.job_id;
+      const id = res.job_id || res.id;
       if (!id) { this.setMeasured(int16, res); return; } // answered at once
       this.measureJob = { id, state: "queued", progress: 0, message: "re-measuring" };
       this.renderDock();

@@ -1,0 +1,236 @@
+"""The quantization UI in a real browser on PP-OCRv4 det: fix the dims, upload a calibration .npz,
+follow the job, check the histogram's clip lines against the report, sort the per-layer table and
+click the worst row, switch on the heat-map, export the hybrid QDQ model and run it."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from tests.quant.test_real_models import _image_like
+
+from .conftest import ARTIFACTS, ROOT, shot
+from .test_editor import click_node, open_model, version, wait_after
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SAMPLES = 3
+MEAN = np.array([123.675, 116.28, 103.53])
+STD = np.array([58.395, 57.12, 57.375])
+
+
+def calibration_npz(path: Path) -> Path:
+    """A few image-like samples at 640x640, preprocessed as PP-OCR does, keyed by the input name."""
+    rng = np.random.default_rng(0)
+    images = [_image_like(rng, 640) for _ in range(SAMPLES)]
+    x = np.stack([((im - MEAN) / STD).transpose(2, 0, 1) for im in images]).astype(np.float32)
+    np.savez(path, x=x)
+    return path
+
+
+def quant_routes_present(server: str) -> bool:
+    spec = json.loads(urllib.request.urlopen(server + "/openapi.json", timeout=10).read())
+    return any(p.startswith("/api/sessions/") and p.split("/")[4:5] == ["quant"] for p in spec["paths"])
+
+
+def readiness_text(page: Any) -> str:
+    page.wait_for_selector("#readiness .ready-list")
+    return page.inner_text("#readiness")
+
+
+def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
+    if not quant_routes_present(server):
+        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
+    started = time.monotonic()
+    open_model(page, server, fixture_model("ppocrv4_det"))
+
+    # the readiness summary of the freshly opened model: dynamic dims, quantization not yet run
+    text = readiness_text(page)
+    assert "3 dynamic dim(s)" in text and "Quantization not yet analysed" in text
+    shot(page, "q00-readiness")
+
+    # fix the dims from the summary's own button
+    v = version(page)
+    page.click("#ready-fix-dims")
+    page.fill("[data-dim='p2o.DynamicDimension.0']", "1")
+    page.fill("[data-dim='p2o.DynamicDimension.1']", "640")
+    page.fill("[data-dim='p2o.DynamicDimension.2']", "640")
+    page.click("#dialog-submit")
+    wait_after(page, v)
+    page.keyboard.press("Escape")
+    page.wait_for_function("document.querySelector('#readiness .ready-list') && "
+                           "document.querySelector('#readiness').innerText.includes('No dynamic input dims')")
+
+    # the analyse dialog: upload the .npz, watch the job's progress
+    page.click("#btn-quant")
+    page.click("#q-analyse")
+    page.set_input_files("#quant-files", str(calibration_npz(tmp_path / "calib.npz")))
+    shot(page, "q01-analyse-dialog")
+    page.click("#dialog-submit")
+    page.wait_for_selector(".quant-progress:not([hidden])")
+    seen = set()
+    deadline = time.monotonic() + 150
+    while page.locator("#q-table").count() == 0:
+        assert time.monotonic() < deadline, "the analysis did not finish in time"
+        if page.locator("#quant-progress").count():
+            seen.add(float(page.get_attribute("#quant-progress", "value") or 0))
+        page.wait_for_timeout(150)
+    assert any(0 < p < 1 for p in seen) or len(seen) > 1, f"no progress was shown: {seen}"
+    report = page.evaluate("window.editor.quant.result.report")
+    assert report["format"] == "onnx-workbench/quant-report" and report["samples"] == SAMPLES
+
+    # a tensor's histogram: the Min-Max and KL clip lines sit at the report's values on the chart's scale
+    node = "p2o.Conv.2"
+    tensor = next(t for t, e in report["tensors"].items() if e["node"] == node)
+    click_node(page, node)
+    page.wait_for_selector("#q-histogram svg line.clip-kl", state="attached")
+    chart = page.locator("#q-histogram svg")
+    x0, x1 = float(chart.get_attribute("data-x0")), float(chart.get_attribute("data-x1"))
+    left, width = float(chart.get_attribute("data-left")), float(chart.get_attribute("data-plot-width"))
+    for algorithm in ("minmax", "kl"):
+        lines = page.locator(f"#q-histogram line.clip-{algorithm}")
+        assert lines.count() == 2
+        for k in range(2):
+            line = lines.nth(k)
+            bound = 0 if line.get_attribute("data-bound") == "lo" else 1
+            value = report["tensors"][tensor]["ranges"][algorithm][bound]
+            assert float(line.get_attribute("data-value")) == value
+            expected = left + (value - x0) / (x1 - x0) * width
+            assert abs(float(line.get_attribute("x1")) - expected) < 0.01
+            assert line.get_attribute("x1") == line.get_attribute("x2")
+    assert page.get_attribute("#q-histogram line.clip-minmax", "stroke") == "#d92d20"
+    assert page.get_attribute("#q-histogram line.clip-minmax", "stroke-dasharray")
+    assert page.get_attribute("#q-histogram line.clip-kl", "stroke") == "#16a34a"
+    assert page.locator("#q-sqnr rect.bar").count() >= 4  # uint8 and int16 per algorithm
+    page.uncheck("#q-log")
+    page.wait_for_selector("#q-histogram svg[data-log='0']")
+    page.check("#q-log")
+    page.wait_for_selector("#q-histogram svg[data-log='1']")
+    page.locator("#q-section").scroll_into_view_if_needed()
+    shot(page, "q02-histogram")
+
+    # the weight view of the same node: per-channel ranges, one bar per output channel
+    page.wait_for_selector(".weight-view svg.channel-ranges")
+    weight = page.get_attribute(".weight-view", "data-weight")
+    assert int(page.get_attribute(".weight-view svg.channel-ranges", "data-channels")) == report["weights"][weight]["shape"][0]
+
+    # the per-layer table sorted by uint8 Min-Max SQNR: the first row is the worst; a click selects its node
+    page.click("th[data-key='uint8/minmax']")
+    worst = min((e["sqnr_db"]["uint8/minmax"], t) for t, e in report["tensors"].items()
+                if e["sqnr_db"].get("uint8/minmax") is not None)[1]
+    first = page.locator("#q-table tbody tr").first
+    assert first.get_attribute("data-tensor") == worst
+    first.click()
+    producer = page.evaluate("(t) => window.editor.model.tensor(t).producer", worst)
+    assert page.evaluate("window.editor.selection.nodes") == [producer]
+    centred = page.evaluate("""(id) => { const gv = window.editor.graphView; const b = gv.drawing.nodes[gv.byId.get(id)];
+        const cx = gv.cam.x + gv.W / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""", producer)
+    assert centred
+    page.wait_for_selector("#q-histogram svg line.clip-minmax", state="attached")
+    shot(page, "q03-table-worst-row")
+
+    # the heat-map: every quantized node coloured by its uint8 SQNR, with a legend
+    page.check("#q-heatmap")
+    page.wait_for_selector("#heat-legend:not([hidden]) svg.heat-legend")
+    colours = page.evaluate("""(id) => { const gv = window.editor.graphView;
+        const ops = gv.drawing.nodes.map((b, i) => [b, i]).filter(([b]) => b.kind === 'op');
+        return { worst: gv.colorOverride(gv.byId.get(id)), distinct: new Set(ops.map(([, i]) => gv.colorOverride(i))).size }; }""",
+                            producer)
+    assert colours["distinct"] > 5
+    r, g, _ = (int(colours["worst"][k:k + 2], 16) for k in (1, 3, 5))
+    assert r > g  # the worst node is on the red side of the scale
+    page.evaluate("window.editor.graphView.zoomAt(0.7)")
+    page.wait_for_timeout(300)
+    path = shot(page, "q04-heatmap")
+    shutil.copy(path, ROOT / "docs" / "screenshot-quant.png")
+
+    # the hybrid panel: end-to-end charts, switch a tensor to int16, re-measure, export the hybrid QDQ model
+    page.click("#q-tab-hybrid")
+    outputs = list(report["end_to_end"]["int16/minmax"])
+    assert page.locator(".e2e-sqnr rect.bar").count() == 4 * len(outputs)
+    assert page.locator(".e2e-cosine rect.bar").count() == 4 * len(outputs)
+    for config in ("uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"):
+        bar = page.locator(f".e2e-sqnr rect.bar[data-key='{config}']").first
+        value = report["end_to_end"][config][outputs[0]]["sqnr_db"]
+        assert value is None or abs(float(bar.get_attribute("data-value")) - value) < 1e-9
+    page.click("#q-tab-layers")
+    page.locator(f"#q-table tr[data-tensor='{worst}'] button[data-precision='16']").click()
+    page.click("#q-tab-hybrid")
+    assert worst in page.inner_text("#q-int16-list")
+    page.click("#q-remeasure")
+    page.wait_for_selector("#q-measured", timeout=120_000)
+    assert page.locator(".e2e-sqnr rect.bar[data-key='custom']").count() == len(outputs)
+    shot(page, "q05-hybrid")
+    page.select_option("#q-export-config", "hybrid")
+    with page.expect_download() as info:
+        page.click("#q-download-qdq")
+    qdq = tmp_path / "model.qdq.onnx"
+    info.value.save_as(str(qdq))
+    model = onnx.load(str(qdq))
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    x = np.load(tmp_path / "calib.npz")["x"][:1]
+    (out,) = session.run(None, {"x": x})
+    assert out.shape == (1, 1, 640, 640) and np.isfinite(out).all()
+    with page.expect_download() as info:
+        page.click("#q-download-table")
+    table = json.loads(Path(info.value.path()).read_text())
+    assert table["format"] == "onnx-workbench/quant-table" and table["tensors"]
+
+    # a reload keeps the analysis; the readiness summary now links the worst tensor
+    page.reload()
+    page.wait_for_function("document.body.dataset.quantJob !== undefined")
+    page.keyboard.press("Escape")
+    assert "Quantization analysed" in readiness_text(page)
+    assert time.monotonic() - started < 180, "the quantization UI test should stay within 3 minutes"
+    assert (ARTIFACTS / "q05-hybrid.png").exists()
+
+
+def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
+    if not quant_routes_present(server):
+        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
+    sid = open_model(page, server, fixture_model("ppocrv4_det"))
+    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
+    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    fixed = json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
+    page.reload()
+    page.wait_for_function(f"document.body.dataset.version === '{fixed}' && document.getElementById('busy').hidden")
+
+    # arrays under the wrong name: the dialog shows the server's reason and stays open
+    np.savez(tmp_path / "wrong.npz", y=np.zeros((1, 3, 640, 640), np.float32))
+    page.click("#btn-quant")
+    page.click("#q-analyse")
+    page.set_input_files("#quant-files", str(tmp_path / "wrong.npz"))
+    page.click("#dialog-submit")
+    page.wait_for_function("document.querySelector('#dialog .error').textContent.length > 0")
+    assert "input names do not match" in page.inner_text("#dialog .error")
+    page.problems[:] = [p for p in page.problems if "422" not in p]  # type: ignore[attr-defined]
+
+    # random data instead, then Cancel while it runs: the job ends cancelled and no result is shown
+    page.select_option("#quant-source", "random")
+    page.fill("#quant-random", "64")
+    page.click("#dialog-submit")
+    page.wait_for_function("Number(document.getElementById('quant-progress')?.value) > 0", timeout=60_000)
+    page.click("#dialog-cancel")
+    page.wait_for_selector("#dialog-backdrop", state="hidden")
+    deadline = time.monotonic() + 60
+    while True:
+        listing = json.loads(urllib.request.urlopen(f"{server}/api/sessions/{sid}/quant", timeout=10).read())
+        if listing["analyses"][0]["state"] == "cancelled":
+            break
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.3)
+    page.wait_for_function("window.editor.quant.job && window.editor.quant.job.state === 'cancelled'")
+    assert page.locator("#q-table").count() == 0
+    assert page.evaluate("window.editor.quant.result") is None
