@@ -27,7 +27,7 @@ from app.quant.hybrid import HybridResult, point_graph, search
 from app.quant.model import (ActivationTensor, WeightTensor, constant_values, infer_types, input_specs, load_model,
                              quantization_points, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model
+from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_opset
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
                                   histogram_sqnr, sample_sqnr)
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
@@ -99,6 +99,7 @@ class QuantAnalysis:
     end_to_end_samples: int = 0
     hybrid: HybridResult | None = None
     hybrid_base: str | None = None
+    _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
 
     def precision(self, label: str) -> dict[str, ActivationQuant]:
         """Per-tensor grid of a configuration: one of CONFIGS, or "hybrid"."""
@@ -172,7 +173,9 @@ class QuantAnalysis:
 
     def qdq_for(self, activations: dict[str, ActivationQuant]) -> ModelProto:
         """The QDQ model for an explicit per-tensor precision."""
-        return build_qdq_model(self.model, activations, self.weight_grids(), self.weight_values)
+        if self._qdq_source is None:
+            self._qdq_source = qdq_opset(self.model)
+        return build_qdq_model(self._qdq_source, activations, self.weight_grids(), self.weight_values)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID) -> None:
         """Write the QDQ model (external data for models over 2 GB is not supported)."""

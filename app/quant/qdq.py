@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import ModelProto, NodeProto, helper, numpy_helper
+from onnx import ModelProto, NodeProto, helper, numpy_helper, version_converter
 
 from app.quant.model import WeightTensor, opset_version
 from app.quant.quantizers import Quantizer
@@ -77,6 +77,23 @@ class _Names:
             name, k = f"{base}_{k}", k + 1
         self.used.add(name)
         return name
+
+
+#: QDQ models are written at least at this opset: per-axis DequantizeLinear is standard from 13,
+#: and onnxruntime's graph optimizer adds such nodes (for Conv biases) whatever the model's opset,
+#: so an opset-12 QDQ model only loads in onnxruntime with its optimizations off.
+QDQ_MIN_OPSET = 13
+
+
+def qdq_opset(model: ModelProto) -> ModelProto:
+    """The float model converted to QDQ_MIN_OPSET if it is older (unchanged if it cannot be converted,
+    e.g. custom ops or over 2 GB: such a QDQ model then needs onnxruntime's optimizations off)."""
+    if opset_version(model) >= QDQ_MIN_OPSET:
+        return model
+    try:
+        return version_converter.convert_version(model, QDQ_MIN_OPSET)
+    except Exception:  # the converter raises RuntimeError, ValueError, ConvertError, ...
+        return model
 
 
 def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],

@@ -31,9 +31,10 @@ def session(model: ModelProto | bytes, level: str = "all") -> ort.InferenceSessi
     """CPU session from the model or its serialized bytes (nothing written to disk).
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
-    QDQ models are run with level "none": onnxruntime 1.32's optimizers mis-handle an
-    int16 Conv whose float bias exceeds the int32 accumulator (seen: 33 of 60 lost),
-    while unoptimised QDQ is exactly what the graph says.
+    QDQ models are run with level "none" (QDQ_LEVEL): onnxruntime 1.32's optimizer turns a float
+    Conv bias into int32 at scale input_scale * weight_scale and silently wraps one beyond int32
+    (an int16 activation's tiny scale makes that easy); unoptimised QDQ is exactly what the graph
+    says. tests/quant/test_qdq_runtime.py pins that behaviour.
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]

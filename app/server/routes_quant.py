@@ -125,12 +125,14 @@ LIST_FIELDS = {"size", "mean", "scale", "std", "algorithms"}
 def _form_value(name: str, text: str) -> Any:
     """A form field as the settings model wants it: JSON where it parses, lists from "1,2,3" or "640x640"."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
-        pass
-    if name in LIST_FIELDS:
-        return [part for part in text.replace("x", ",").replace(" ", ",").split(",") if part]
-    return text
+        if name not in LIST_FIELDS:
+            return text
+        value = [part for part in text.replace(" ", ",").split(",") if part]
+        if name == "size" and len(value) == 1:
+            value = value[0].lower().split("x")
+    return [value] if name in LIST_FIELDS and not isinstance(value, list) else value
 
 
 def parse_settings(fields: dict[str, str]) -> QuantSettings:
