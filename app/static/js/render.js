@@ -354,7 +354,7 @@ export class GraphView {
       const r = io ? Math.min(10, h / 2) : 4;
       ctx.beginPath();
       ctx.roundRect(x, y, w, h, r);
-      ctx.fillStyle = io ? "#f3f4f6" : "#fff";
+      ctx.fillStyle = io ? "#f3f4f6" : this.colorOverride ? tint(color) : "#fff";
       ctx.fill();
       ctx.lineWidth = 1;
       ctx.strokeStyle = io ? "#6b7280" : "#b5bcc8";
@@ -602,6 +602,13 @@ export class GraphView {
       this.minimap.addEventListener("pointerup", () => { mmDrag = false; });
     }
   }
+}
+
+// A light version of a "#rrggbb" colour (box bodies in a colour mode; the title keeps the full colour).
+function tint(color) {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  if (!m) return "#fff";
+  return `rgb(${m.slice(1).map((x) => Math.round(255 - (255 - parseInt(x, 16)) * 0.28)).join(",")})`;
 }
 
 // Dark or white text, whichever reads better on a "#rrggbb" background.
