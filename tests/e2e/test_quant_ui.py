@@ -147,7 +147,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     assert colours["distinct"] > 5
     r, g, _ = (int(colours["worst"][k:k + 2], 16) for k in (1, 3, 5))
     assert r > g  # the worst node is on the red side of the scale
-    page.evaluate("window.editor.graphView.zoomAt(0.7)")
+    page.evaluate("window.editor.graphView.zoomAt(0.7); document.getElementById('sidebar').scrollTop = 0")
     page.wait_for_timeout(300)
     path = shot(page, "q04-heatmap")
     shutil.copy(path, ROOT / "docs" / "screenshot-quant.png")

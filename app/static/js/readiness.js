@@ -45,9 +45,9 @@ function fill(app, box, report) {
   box.append(h("h3", { text: "NPU readiness" }));
   const list = h("ul", { class: "ready-list" });
   // static shapes
-  list.append(item(report.all_static ? "good" : "warn",
-    report.all_static ? "All tensor shapes are static " : "Not static: ",
-    link(report.summary, () => { if (document.getElementById("shapes-panel").hidden) app.togglePanel("shapes"); }, { id: "ready-static", title: "Open the static-shape report" })));
+  const openShapes = () => { if (document.getElementById("shapes-panel").hidden) app.togglePanel("shapes"); };
+  list.append(item(report.all_static ? "good" : "warn", report.all_static ? "All tensor shapes are static: " : "Not all shapes are static: ",
+    link(`${report.static} of ${report.total} tensors`, openShapes, { id: "ready-static", title: "Open the static-shape report" })));
   // dynamic dims
   const dims = Object.entries(report.dynamic_dims || {});
   if (dims.length) {
@@ -90,6 +90,9 @@ function fill(app, box, report) {
   box.append(list);
   if (!report.all_static) {
     const firstDynamic = Object.entries(report.tensors).find(([, e]) => e.status !== "static");
-    if (firstDynamic) box.append(h("p", { class: "muted", text: `e.g. ${firstDynamic[0]} [${shapeText(firstDynamic[1].shape)}]` }));
+    if (firstDynamic) {
+      box.append(h("p", { class: "muted ready-example" }, "e.g. ", link(firstDynamic[0], () => app.selectTensor(firstDynamic[0], true)),
+        ` [${shapeText(firstDynamic[1].shape)}]`));
+    }
   }
 }
