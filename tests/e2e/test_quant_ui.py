@@ -42,7 +42,11 @@ def quant_routes_present(server: str) -> bool:
 
 
 def readiness_text(page: Any) -> str:
-    page.wait_for_selector("#readiness .ready-list")
+    """The NPU-readiness summary of the model panel (it waits for the static-shape report)."""
+    try:
+        page.wait_for_selector("#readiness .ready-list", timeout=90_000)
+    except Exception:
+        raise AssertionError("no readiness summary; the sidebar shows: " + page.inner_text("#sidebar")[:800]) from None
     return page.inner_text("#readiness")
 
 
@@ -137,6 +141,15 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     page.wait_for_selector("#q-histogram svg line.clip-minmax", state="attached")
     shot(page, "q03-table-worst-row")
 
+    # the filter keeps the rows whose tensor, node or op matches
+    total = page.locator("#q-table tbody tr").count()
+    page.fill("#q-filter", "Conv")
+    page.wait_for_function(f"document.querySelectorAll('#q-table tbody tr').length < {total}")
+    ops = page.eval_on_selector_all("#q-table tbody tr td:nth-child(2)", "tds => tds.map(td => td.textContent)")
+    assert ops and all("Conv" in op for op in ops)
+    page.fill("#q-filter", "")
+    page.wait_for_function(f"document.querySelectorAll('#q-table tbody tr').length === {total}")
+
     # the heat-map: every quantized node coloured by its uint8 SQNR, with a legend
     page.check("#q-heatmap")
     page.wait_for_selector("#heat-legend:not([hidden]) svg.heat-legend")
@@ -189,7 +202,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
 
     # a reload keeps the analysis; the readiness summary now links the worst tensor
     page.reload()
-    page.wait_for_function("document.body.dataset.quantJob !== undefined")
+    page.wait_for_function("document.body.dataset.quantJob !== undefined && document.getElementById('busy').hidden")
     page.keyboard.press("Escape")
     assert "Quantization analysed" in readiness_text(page)
     assert time.monotonic() - started < 180, "the quantization UI test should stay within 3 minutes"

@@ -90,6 +90,9 @@ export function analyseDialog(ui) {
     progressBox);
 
   let job = null;
+  let closed = null;
+  const whenClosed = new Promise((resolve) => { closed = resolve; });
+  const CLOSED = {};
   const onState = (st) => {
     progressBox.hidden = false;
     progress.value = st.progress || 0;
@@ -124,14 +127,21 @@ export function analyseDialog(ui) {
       progressBox.hidden = false;
       progressText.textContent = " uploading\u2026";
       job = await ui.start(random ? [] : list, settings, onState);
-      const final = await ui.follow(job, onState);
+      // the dock follows the job too; once the dialog is closed (Escape, Cancel) this submit never
+      // settles, so it cannot close a dialog opened later
+      const final = await Promise.race([ui.follow(job, onState), whenClosed.then(() => CLOSED)]);
+      if (final === CLOSED) return new Promise(() => {});
       if (final.state !== "succeeded") throw new Error(final.error?.message || `the analysis ${final.state}`);
       return final;
     },
   });
   // Cancel while the job runs stops the job too (the dialog's own handler closes it)
   document.getElementById("dialog-cancel").addEventListener("click", () => { if (job && !ui.finished(job)) ui.cancel(job); });
-  return promise.then((r) => { if (r) ui.showDock("layers"); return r; });
+  return promise.then((r) => {
+    closed();
+    if (r || (job && !ui.finished(job))) ui.showDock("layers");
+    return r;
+  });
 }
 
 export { closeDialog };

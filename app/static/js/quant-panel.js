@@ -48,6 +48,7 @@ export class QuantUI {
   }
 
   onSelection() {
+    this.highlightRows();
     const { nodes, tensor } = this.app.selection;
     const el = this.app.sidebar;
     if (!nodes.length && !tensor) {
@@ -115,6 +116,7 @@ export class QuantUI {
   // A reload (or another browser) finds the session's analyses on the server: the newest one that
   // succeeded is shown, and one still running is followed.
   async restore() {
+    if (!this.app.view) await new Promise((resolve) => document.addEventListener("editor:loaded", resolve, { once: true }));
     let list;
     try {
       list = (await quantApi.list(this.app.sid)).analyses || [];
@@ -242,6 +244,7 @@ export class QuantUI {
 
   renderBody() {
     const body = this.body;
+    const scroll = this.scrollTop?.[this.tab] || 0;
     clear(body);
     if (!this.result) {
       body.append(h("p", { class: "muted" }, "Upload calibration data to see, for every tensor, how it quantizes: its histogram with the clip range of each algorithm, the uint8 and int16 error, and which tensors to keep in int16. ",
@@ -250,6 +253,17 @@ export class QuantUI {
     }
     if (this.tab === "hybrid") this.renderHybrid(body);
     else this.renderLayers(body);
+    body.scrollTop = scroll; // a re-render (precision switched, an edit) keeps the reader's place
+    body.onscroll = () => { this.scrollTop = { ...this.scrollTop, [this.tab]: body.scrollTop }; };
+  }
+
+  // the table's rows of the selected node or tensor
+  highlightRows() {
+    if (!this.body || this.dock.hidden) return;
+    const { nodes, tensor } = this.app.selection;
+    for (const tr of this.body.querySelectorAll("#q-table tbody tr")) {
+      tr.classList.toggle("selected", nodes.includes(tr.dataset.node) || tr.dataset.tensor === tensor);
+    }
   }
 
   // -- per-layer table -----------------------------------------------------------------------------
@@ -359,8 +373,6 @@ export class QuantUI {
   goTo(row) {
     if (row.node && this.app.model.node(row.node)) this.app.selectNode(row.node, true);
     else this.app.selectTensor(row.name, true);
-    for (const tr of this.dock.querySelectorAll("tr.selected")) tr.classList.remove("selected");
-    this.dock.querySelector(`tr[data-tensor="${CSS.escape(row.name)}"]`)?.classList.add("selected");
   }
 
   // -- hybrid panel --------------------------------------------------------------------------------
