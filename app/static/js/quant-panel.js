@@ -37,7 +37,8 @@ export class QuantUI {
     this.bindToolbar();
     document.addEventListener("editor:loaded", () => this.onLoaded());
     document.addEventListener("editor:selection", () => this.onSelection());
-    if (app.view) this.onLoaded();
+    // this module may run after the editor's first load (its files arrive later): catch up on it
+    if (app.view) { this.onLoaded(); this.onSelection(); }
     this.restore();
   }
 
