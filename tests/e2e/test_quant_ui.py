@@ -41,6 +41,16 @@ def quant_routes_present(server: str) -> bool:
     return any(p.startswith("/api/sessions/") and p.split("/")[4:5] == ["quant"] for p in spec["paths"])
 
 
+def zero_point_type(model: onnx.ModelProto, tensor: str) -> int:
+    """The element type of the zero point of the DequantizeLinear that gives back `tensor`."""
+    dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == tensor)
+    init = next((t for t in model.graph.initializer if t.name == dq.input[2]), None)
+    if init is None:
+        const = next(n for n in model.graph.node if n.op_type == "Constant" and n.output[0] == dq.input[2])
+        init = const.attribute[0].t
+    return init.data_type
+
+
 def readiness_text(page: Any) -> str:
     """The NPU-readiness summary of the model panel (it waits for the static-shape report)."""
     try:
@@ -174,10 +184,14 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
         bar = page.locator(f".e2e-sqnr rect.bar[data-key='{config}']").first
         value = report["end_to_end"][config][outputs[0]]["sqnr_db"]
         assert value is None or abs(float(bar.get_attribute("data-value")) - value) < 1e-9
+    # switch the worst tensor the recommendation keeps in 8 bits to int16
+    recommended = set(report["recommendation"]["int16"])
     page.click("#q-tab-layers")
-    page.locator(f"#q-table tr[data-tensor='{worst}'] button[data-precision='16']").click()
+    switch = next(t for t in page.eval_on_selector_all("#q-table tbody tr", "trs => trs.map(tr => tr.dataset.tensor)")
+                  if t not in recommended)
+    page.locator(f"#q-table tr[data-tensor='{switch}'] button[data-precision='16']").click()
     page.click("#q-tab-hybrid")
-    assert worst in page.inner_text("#q-int16-list")
+    assert switch in page.inner_text("#q-int16-list")
     page.click("#q-remeasure")
     page.wait_for_selector("#q-measured", timeout=120_000)
     assert page.locator(".e2e-sqnr rect.bar[data-key='custom']").count() == len(outputs)
@@ -189,16 +203,22 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     info.value.save_as(str(qdq))
     model = onnx.load(str(qdq))
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(qdq), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])  # as a user would, optimized
     x = np.load(tmp_path / "calib.npz")["x"][:1]
     (out,) = session.run(None, {"x": x})
     assert out.shape == (1, 1, 640, 640) and np.isfinite(out).all()
+    assert zero_point_type(model, switch) == onnx.TensorProto.UINT8  # the recommended hybrid keeps it 8-bit
+
+    # "your choice" (one more tensor in int16): its QDQ model and table have it in int16
+    page.select_option("#q-export-config", "custom")
+    with page.expect_download() as info:
+        page.click("#q-download-qdq")
+    info.value.save_as(str(tmp_path / "custom.qdq.onnx"))
+    assert zero_point_type(onnx.load(str(tmp_path / "custom.qdq.onnx")), switch) == onnx.TensorProto.INT16
     with page.expect_download() as info:
         page.click("#q-download-table")
     table = json.loads(Path(info.value.path()).read_text())
-    assert table["format"] == "onnx-workbench/quant-table" and table["tensors"]
+    assert table["format"] == "onnx-workbench/quant-table" and table["tensors"][switch]["dtype"] == "int16"
 
     # a reload keeps the analysis; the readiness summary now links the worst tensor
     page.reload()
