@@ -46,9 +46,11 @@ def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bi
         entry["nonfinite"] = hist.nonfinite
     if histogram and bins is None:
         entry["histogram"] = hist.to_json()
-    elif histogram:
+    elif histogram and hist.min < hist.max:
         entry["histogram"] = {"edges": np.linspace(hist.min, hist.max, bins + 1).tolist(),
                               "counts": hist.resample(hist.min, hist.max, bins).tolist()}
+    elif histogram:  # a constant tensor: one bin of no width
+        entry["histogram"] = {"edges": [hist.min, hist.max], "counts": [hist.count]}
     return _clean(entry)
 
 

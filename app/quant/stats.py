@@ -2,7 +2,7 @@
 
 Every quantization point becomes an output of an in-memory copy of the model; each
 batch's outputs are read zero-copy (OrtValue -> numpy view) and folded into a histogram
-and a small uniform sample per tensor by a worker thread while ORT runs the next batch.
+and a small uniform sample per tensor by worker threads while ORT runs the next batch.
 At most two batches of activations are alive, whatever the number of samples.
 """
 
@@ -61,6 +61,22 @@ def augmented_model(model: ModelProto, names: list[str], payload: bytes | None =
     return (payload if payload is not None else serialize(model)) + extra.SerializeToString()
 
 
+#: Histogram workers: numpy's bincount holds the GIL but the other steps of Histogram.add do
+#: not, so a second worker gains while onnxruntime (fast next to binning) leaves the cores idle.
+WORKERS = 2
+
+
+def _balanced(stats: dict[str, TensorStatistics], arrays: dict[str, np.ndarray]) -> list[list[str]]:
+    """The tensors split into WORKERS shares of about equal size (largest first to the lightest)."""
+    parts: list[list[str]] = [[] for _ in range(WORKERS)]
+    loads = [0] * WORKERS
+    for name in sorted(stats, key=lambda n: -arrays[n].size):
+        k = loads.index(min(loads))
+        parts[k].append(name)
+        loads[k] += arrays[name].size
+    return [p for p in parts if p]
+
+
 def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: CalibrationData,
                        progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                        capacity: int = DEFAULT_CAPACITY, sample_size: int = 4096,
@@ -71,38 +87,45 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
     fetched = [p.name for p in points if p.name not in inputs]
     sess = session(augmented_model(model, fetched, payload), "basic")
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
-    rng = np.random.default_rng(seed)
-    scratch = Scratch()
+    # one generator per tensor: the samples do not depend on which worker took the tensor
+    rngs = {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}
+    scratches = [Scratch() for _ in range(WORKERS)]
+    parts: list[list[str]] = []
 
-    def update(batch: Batch, values: list) -> None:
-        arrays = dict(zip(fetched, (v.numpy() for v in values)))
-        arrays.update({name: batch[name] for name in inputs if name in stats})
-        for name, st in stats.items():
-            st.histogram.add(arrays[name], scratch)
-            st.add_sample(arrays[name], sample_size, rng)
+    def update(part: int, arrays: dict[str, np.ndarray], values: list) -> None:
+        """Fold one share of the tensors into their statistics (``values`` keeps ORT's buffers alive)."""
+        for name in parts[part]:
+            stats[name].histogram.add(arrays[name], scratches[part])
+            stats[name].add_sample(arrays[name], sample_size, rngs[name])
 
     total = data.num_samples
     done = 0
     report(progress, 0, total, "statistics")
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quant-stats") as worker:
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="quant-stats") as workers:
         try:
             for batch in data.batches():
                 check_cancel(cancel)
                 values = run(sess, fetched, batch)
-                if pending is not None:
-                    pending.result()
+                arrays = dict(zip(fetched, (v.numpy() for v in values)))
+                arrays.update({name: batch[name] for name in inputs if name in stats})
+                if not parts:
+                    parts[:] = _balanced(stats, arrays)
+                for future in pending:
+                    future.result()
+                if pending:
                     report(progress, done, total, "statistics")
-                pending = worker.submit(update, batch, values)
+                pending = [workers.submit(update, part, arrays, values) for part in range(len(parts))]
                 done += next(iter(batch.values())).shape[0]
-            if pending is not None:
-                pending.result()
+            for future in pending:
+                future.result()
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+            for future in pending:
+                future.cancel()
+            for future in pending:
                 try:
-                    pending.result()
-                except Exception:  # the original error is already propagating
+                    future.result()
+                except BaseException:  # the original error is already propagating
                     pass
     report(progress, done, total, "statistics")
     return stats

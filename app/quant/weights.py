@@ -26,21 +26,31 @@ def quantize(quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point:
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
-    s, z = scale.reshape(shape), zero_point.reshape(shape)
-    q = np.clip(np.rint(w / s) + z, quantizer.qmin, quantizer.qmax)
+    q = np.rint(w / scale.reshape(shape))
+    q += zero_point.reshape(shape).astype(np.float32)  # float32 holds these integers exactly
+    np.clip(q, quantizer.qmin, quantizer.qmax, out=q)
     return q.astype(quantizer.numpy_type)
 
 
-def weight_sqnr(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> float | None:
-    """SQNR (dB) of quantizing the weight per tensor (axis None) or per channel."""
+def _energy(x: np.ndarray) -> float:
+    """Sum of squares of a float32 array, accumulated in float64."""
+    return float(np.sum(np.square(x), dtype=np.float64))
+
+
+def weight_sqnr(quantizer: Quantizer, w: np.ndarray, axis: int | None, signal: float | None = None) -> float | None:
+    """SQNR (dB) of quantizing the weight per tensor (axis None) or per channel.
+
+    Dequantized in float32, as DequantizeLinear does; ``signal`` (sum of w**2) if already known.
+    """
     scale, zero_point = channel_params(quantizer, w, axis)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
-    q = quantize(quantizer, w, scale, zero_point, axis).astype(np.float64)
-    restored = (q - zero_point.reshape(shape)) * scale.reshape(shape).astype(np.float64)
-    w64 = w.astype(np.float64)
-    return sqnr_db(float(np.sum(w64 ** 2)), float(np.sum((w64 - restored) ** 2)))
+    restored = quantize(quantizer, w, scale, zero_point, axis).astype(np.float32)
+    restored -= zero_point.reshape(shape).astype(np.float32)
+    restored *= scale.reshape(shape)
+    np.subtract(w, restored, out=restored)
+    return sqnr_db(_energy(w) if signal is None else signal, _energy(restored))
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,9 @@ class WeightReport:
 
 def analyse_weight(weight: WeightTensor, w: np.ndarray, quantizer: Quantizer) -> WeightReport:
     """Outlier ratio and SQNR per tensor vs per channel with ``quantizer``."""
+    w = np.asarray(w, dtype=np.float32)
     std = float(np.std(w, dtype=np.float64))
     ratio = float(np.max(np.abs(w))) / std if std > 0 else None
-    return WeightReport(weight, tuple(int(d) for d in w.shape), ratio, weight_sqnr(quantizer, w, None),
-                        weight_sqnr(quantizer, w, weight.channel_axis))
+    signal = _energy(w)
+    return WeightReport(weight, tuple(int(d) for d in w.shape), ratio, weight_sqnr(quantizer, w, None, signal),
+                        weight_sqnr(quantizer, w, weight.channel_axis, signal))
