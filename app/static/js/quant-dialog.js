@@ -3,7 +3,7 @@
 // While the job runs the dialog shows its progress; Cancel stops the job, Escape only hides the
 // dialog (the dock keeps the progress bar and its own Cancel).
 import { h } from "./dom.js";
-import { openDialog, closeDialog } from "./dialogs.js";
+import { openDialog } from "./dialogs.js";
 
 const IMAGE = /\.(png|jpe?g|bmp|gif|tiff?|webp|ppm|pgm)$/i;
 
@@ -144,4 +144,3 @@ export function analyseDialog(ui) {
   });
 }
 
-export { closeDialog };
