@@ -190,7 +190,7 @@ def main() -> None:
     for label, plain_s, ours_s, ratio, ort_s, rss, ort_rss in rows:
         speed = f"{ort_s / ours_s:.1f}x" if ort_s else "-"
         rss_text = ", ".join(f"{n}: {v:.2f}" for n, v in rss.items())
-        print(f"| {label} | {plain_s:.2f} | {ours_s:.2f} | {ratio:.2f} | {ort_s if ort_s else '-'} | {speed} | "
+        print(f"| {label} | {plain_s:.2f} | {ours_s:.2f} | {ratio:.2f} | {f'{ort_s:.1f}' if ort_s else '-'} | {speed} | "
               f"{rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import ModelProto, TensorProto, helper
 
-from app.quant.calibration import Batch, CalibrationData
+from app.quant.calibration import CalibrationData
 from app.quant.histogram import DEFAULT_CAPACITY, Histogram, Scratch
 from app.quant.model import ActivationTensor
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report

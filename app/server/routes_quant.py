@@ -16,7 +16,6 @@ calibration files, the pickled analysis and the report. Any worker process can s
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import threading
 import time
@@ -399,7 +398,7 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
     (folder / META).write_text(json.dumps(meta), encoding="utf-8")
     (root / "jobs" / job_id).write_text(folder.name, encoding="utf-8")
     return {"job_id": job_id, "session": session_id, "version": version, "state": "queued",
-            "job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"}
+            "links": {"job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"}}
 
 
 @router.get("/{session_id}/quant", summary="The session's quantization analyses, newest first, each with the "
@@ -546,4 +545,4 @@ def start_measure(session_id: str, job_id: str, body: MeasureRequest, request: R
     measure_id = request.app.state.jobs.submit(_run_measure(analysis, meta, grid, data, base, int16),
                                                session_id=session_id, kind="quant-measure")
     return {"job_id": measure_id, "session": session_id, "version": meta["version"], "state": "queued",
-            "job": f"/api/jobs/{measure_id}"}
+            "links": {"job": f"/api/jobs/{measure_id}"}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 import zipfile
@@ -63,7 +64,7 @@ def conv_session(client: TestClient, tmp_path: Path) -> tuple[str, np.ndarray]:
 def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
     job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], per_channel=True)
-    assert job["version"] == 0 and job["session"] == sid
+    assert job["version"] == 0 and job["session"] == sid and job["links"]["job"] == f"/api/jobs/{job['job_id']}"
     with client.stream("GET", f"/api/jobs/{job['job_id']}", headers={"Accept": "text/event-stream"}) as stream:
         events = [json.loads(line[len("data: "):]) for line in stream.iter_lines() if line.startswith("data: ")]
     final = events[-1]
@@ -187,7 +188,7 @@ def test_bad_input_is_refused_with_the_analysis_message(client: TestClient, tmp_
     for arrays, pattern in cases:
         err = error_of(client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(**arrays)))]),
                        422, "bad_quant_input")
-        assert __import__("re").search(pattern, err["message"]), err
+        assert re.search(pattern, err["message"]), err
     err = error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": "{not json"}), 422, "bad_settings")
     err = error_of(client.post(f"/api/sessions/{sid}/quant", data={"percentile": "20", "random": "1"}), 422,
                    "bad_settings")
