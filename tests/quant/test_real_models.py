@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from PIL import Image
 
 from app.cli import main
 from app.quant.model import opset_version
@@ -20,16 +21,15 @@ def _cli(*argv: str) -> int:
     return main(["quant", *argv])
 
 
-def _fix_input(model: onnx.ModelProto, dims: list[int]) -> onnx.ModelProto:
-    """Make the single graph input static and drop shapes inferred for the dynamic one."""
-    shape = model.graph.input[0].type.tensor_type.shape
-    for dim, value in zip(shape.dim, dims):
-        dim.Clear()
-        dim.dim_value = value
-    del model.graph.value_info[:]
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    return model
+def _static_detector(source: Path, out: Path) -> None:
+    """PP-OCRv4 det fixed to 1x3x640x640 the way a user does it: the engine's fix_dim edits."""
+    main(["apply", str(source), str(_script(out.with_suffix(".json"))), "-o", str(out)])
+
+
+def _script(path: Path) -> Path:
+    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate([1, 640, 640])]
+    path.write_text(json.dumps({"format": "onnx-workbench/edits", "version": 1, "edits": edits}))
+    return path
 
 
 def _image_like(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -45,24 +45,14 @@ def _image_like(rng: np.random.Generator, size: int) -> np.ndarray:
 
 @pytest.mark.slow
 def test_ppocrv4_det_images(fixture_model, tmp_path) -> None:
-    model = _fix_input(onnx.load(fixture_model("ppocrv4_det")), [1, 3, 640, 640])
-    onnx.save(model, tmp_path / "det.onnx")
+    _static_detector(fixture_model("ppocrv4_det"), tmp_path / "det.onnx")
     rng = np.random.default_rng(0)
-    images = [_image_like(rng, 640) for _ in range(2)]
-    if importlib.util.find_spec("PIL") is not None:
-        from PIL import Image
-
-        with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
-            for k, image in enumerate(images):
-                buffer = io.BytesIO()
-                Image.fromarray(image).save(buffer, format="PNG")
-                archive.writestr(f"img{k}.png", buffer.getvalue())
-        data = [str(tmp_path / "images.zip"), "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375"]
-    else:  # the same preprocessing done here
-        mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
-        x = np.stack([((im - mean) / std).transpose(2, 0, 1) for im in images]).astype(np.float32)
-        np.savez(tmp_path / "images.npz", x=x)
-        data = [str(tmp_path / "images.npz")]
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
+        for k in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(_image_like(rng, 640)).save(buffer, format="PNG")
+            archive.writestr(f"img{k}.png", buffer.getvalue())
+    data = [str(tmp_path / "images.zip"), "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375"]
     code = _cli(str(tmp_path / "det.onnx"), "--data", *data, "--report", str(tmp_path / "r.json"),
                 "--export-qdq", str(tmp_path / "q.onnx"), "--per-channel", "--quiet")
     assert code == 0
