@@ -220,19 +220,10 @@ class LocalSessionStore(SessionStore):
             return handle.info()
 
     def delete(self, session_id: str) -> None:
-        folder = self.session_dir(session_id)
-        with self._thread_lock(session_id):
-            try:
-                lock_file = open(folder / "lock", "rb")
-            except FileNotFoundError:
-                raise _not_found(session_id) from None
-            with lock_file:
-                fcntl.flock(lock_file, fcntl.LOCK_EX)
-                if not folder.exists():
-                    raise _not_found(session_id)
-                gone = self.trash / f"{session_id}-{new_id()[:8]}"
-                os.replace(folder, gone)
-            self._forget(session_id)
+        with self._locked(session_id) as folder:
+            gone = self.trash / f"{session_id}-{new_id()[:8]}"
+            os.replace(folder, gone)
+        self._forget(session_id)
         shutil.rmtree(gone, ignore_errors=True)
 
     def sweep(self) -> list[str]:
@@ -261,6 +252,18 @@ class LocalSessionStore(SessionStore):
     # -- opening -------------------------------------------------------------------------------
     @contextmanager
     def open(self, session_id: str) -> Iterator["_LocalHandle"]:
+        with self._locked(session_id) as folder:
+            last_used = folder / "last_used"
+            if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
+                raise ApiError(404, "session_expired", f"session '{session_id}' expired after "
+                               f"{self.settings.session_ttl_seconds} s without use", {"session": session_id})
+            os.utime(last_used)
+            state = self._catch_up(session_id, folder)
+            yield _LocalHandle(self, session_id, folder, state)
+
+    @contextmanager
+    def _locked(self, session_id: str) -> Iterator[Path]:
+        """The session's folder, held exclusively by this thread and process (404 when it is gone)."""
         folder = self.session_dir(session_id)
         with self._thread_lock(session_id):
             try:
@@ -272,13 +275,7 @@ class LocalSessionStore(SessionStore):
                 if not folder.exists():
                     self._forget(session_id)
                     raise _not_found(session_id)
-                last_used = folder / "last_used"
-                if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
-                    raise ApiError(404, "session_expired", f"session '{session_id}' expired after "
-                                   f"{self.settings.session_ttl_seconds} s without use", {"session": session_id})
-                os.utime(last_used)
-                state = self._catch_up(session_id, folder)
-                yield _LocalHandle(self, session_id, folder, state)
+                yield folder
 
     @contextmanager
     def _thread_lock(self, session_id: str) -> Iterator[None]:
