@@ -9,7 +9,6 @@ edits that rewrite the whole graph run the full checker on a weightless copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

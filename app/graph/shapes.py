@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import ModelProto, TensorProto, TypeProto, helper, numpy_helper
+from onnx import ModelProto, TypeProto, helper, numpy_helper
 
 from .document import ModelDocument
 from .errors import EditError

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 
 from app.graph import EditError, NotFoundError, load_model, save_model, shape_report
 
-from .builders import doc_of, feeds_for, run, snapshot
+from .builders import doc_of, run, snapshot
 
 
 def test_ppocrv4_det_fixed_to_640_is_all_static_and_runs(fixture_model, tmp_path):
