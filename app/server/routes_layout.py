@@ -64,13 +64,6 @@ def _parse_scope(text: str) -> list[str]:
     return scope
 
 
-def _view_at(request: Request, session_id: str) -> tuple[int, dict[str, Any]]:
-    with request.app.state.store.open(session_id) as handle:
-        version = handle.doc.version
-        packed = graph_view_gzip(session_id, handle.doc)
-    return version, json.loads(gzip.decompress(packed))
-
-
 def _memory(session_id: str, scope_key: str) -> LayoutMemory:
     with _lock:
         memory = _memories.get((session_id, scope_key))
@@ -84,14 +77,17 @@ def _memory(session_id: str, scope_key: str) -> LayoutMemory:
 
 def compute_layout(request: Request, session_id: str, scope_text: str, full: bool) -> bytes:
     scope = _parse_scope(scope_text)
-    version, view = _view_at(request, session_id)
     scope_key = json.dumps(scope)
-    key = (session_id, version, scope_key)
-    with _lock:
-        cached = _layouts.get(key)
-    if cached is not None and not full:
-        return cached
-    graph = _scope_graph(view, scope)
+    with request.app.state.store.open(session_id) as handle:
+        version = handle.doc.version
+        key = (session_id, version, scope_key)
+        if not full:
+            with _lock:
+                cached = _layouts.get(key)
+            if cached is not None:  # before unpacking the view: a cache hit needs only the version
+                return cached
+        packed = graph_view_gzip(session_id, handle.doc)
+    graph = _scope_graph(json.loads(gzip.decompress(packed)), scope)
     memory = _memory(session_id, scope_key)
     if full:
         memory = LayoutMemory()
