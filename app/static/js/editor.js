@@ -4,7 +4,7 @@
 // the server does not hold.
 import { api, download, saveBlob } from "./api.js";
 import { GraphView } from "./render.js";
-import { GraphModel, scopeGraph, parseShape, describeEdit } from "./model.js";
+import { GraphModel, NO_HITS, scopeGraph, parseShape, describeEdit } from "./model.js";
 import { renderModel, renderNode, renderTensor, renderMulti } from "./sidebar.js";
 import { openDialog, promptText, closeDialog, dialogOpen } from "./dialogs.js";
 import { bindKeys } from "./keyboard.js";
@@ -595,8 +595,8 @@ class Editor {
   search(text) {
     const box = document.getElementById("search-results");
     clear(box);
-    const res = this.model ? this.model.search(text) : [];
-    this.searchMatches = res.nodeIds || null;
+    const res = this.model ? this.model.search(text) : NO_HITS;  // typed before the model has loaded
+    this.searchMatches = res.nodeIds;
     this.applyMarks();
     if (!text.trim()) { box.hidden = true; return; }
     box.hidden = false;

@@ -13,6 +13,8 @@ export function scopeGraph(view, scope) {
   return graph;
 }
 
+export const NO_HITS = Object.freeze({ total: 0, hits: [], nodeIds: null });
+
 export class GraphModel {
   constructor(graph) {
     this.graph = graph;
@@ -99,7 +101,7 @@ export class GraphModel {
 
   search(text, limit = 60) {
     const q = text.trim().toLowerCase();
-    if (!q) return [];
+    if (!q) return NO_HITS;
     const hits = [];
     for (const n of this.graph.nodes) {
       const opHit = n.op_type.toLowerCase() === q;
