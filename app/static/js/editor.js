@@ -98,11 +98,7 @@ class Editor {
     if (!edits.length) return true;
     this.busy(true);
     try {
-      const res = await api.edits(this.sid, edits, this.version);
-      if (select?.node) this.selection = { nodes: [select.node], tensor: null };
-      if (select?.tensor) this.selection = { nodes: [], tensor: select.tensor };
-      await this.load({ keepCamera: true });
-      if (message) toast(`${message} (v${res.version})`, "ok", 3000);
+      await this.applyOrThrow(edits, message, { select });
       return true;
     } catch (err) {
       if (err.code === "version_conflict") {
