@@ -1,5 +1,5 @@
 // Modal dialogs: one generic form dialog (errors from the server shown inside it, the dialog kept
-// open so the user can correct the input), and small prompt/confirm helpers built on it.
+// open so the user can correct the input), and a small prompt helper built on it.
 import { h, clear } from "./dom.js";
 import { errorMessage } from "./toast.js";
 
@@ -53,8 +53,4 @@ export function promptText(title, label, value = "", onSubmit) {
   const input = h("input", { type: "text", value, id: "dialog-input", style: "width:100%" });
   return openDialog({ title, body: h("div", { class: "kv" }, h("span", { class: "k", text: label }), input),
     onSubmit: () => onSubmit(input.value.trim()) });
-}
-
-export function confirmDialog(title, message, label, onSubmit) {
-  return openDialog({ title, body: h("p", { text: message }), submitLabel: label, onSubmit });
 }
