@@ -443,11 +443,6 @@ class Editor {
     if (box !== undefined) gv.centerOn(box);
   }
 
-  boxNodeId(index) {
-    const box = this.drawing.nodes[index];
-    return box.kind === "op" ? box.id : null;
-  }
-
   onClick(hit, e) {
     this.hideMenus();
     if (!hit) { this.setSelection([], null); return; }
