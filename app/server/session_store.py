@@ -369,22 +369,22 @@ class _LocalHandle(SessionHandle):
         started = time.perf_counter()
         applied = self.doc.apply(edits)
         if applied:
-            self._commit({"op": "apply", "edits": edits}, started, len(applied))
+            self._commit({"op": "apply", "edits": edits}, started)
         return applied
 
     def undo(self) -> Transaction:
         started = time.perf_counter()
         tx = self.doc.undo()
-        self._commit({"op": "undo"}, started, 1)
+        self._commit({"op": "undo"}, started)
         return tx
 
     def redo(self) -> Transaction:
         started = time.perf_counter()
         tx = self.doc.redo()
-        self._commit({"op": "redo"}, started, 1)
+        self._commit({"op": "redo"}, started)
         return tx
 
-    def _commit(self, entry: dict[str, Any], started: float, steps: int) -> None:
+    def _commit(self, entry: dict[str, Any], started: float) -> None:
         state = self.state
         entry["version"] = self.doc.version
         entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
