@@ -173,8 +173,13 @@ class Editor {
     return this.apply([edit], `cut at ${name}`);
   }
 
+  // A <datalist> of the scope's tensor names (the first 5000) for the dialogs' tensor fields.
+  tensorDatalist(id) {
+    return h("datalist", { id }, this.model.tensorNames().slice(0, 5000).map((t) => h("option", { value: t })));
+  }
+
   rewire(id, index, current) {
-    const list = h("datalist", { id: "tensor-names" }, this.model.tensorNames().slice(0, 5000).map((t) => h("option", { value: t })));
+    const list = this.tensorDatalist("tensor-names");
     const input = h("input", { type: "text", value: current, list: "tensor-names", style: "width:100%", id: "rewire-tensor" });
     return openDialog({
       title: `Input ${index} of ${id}`,
@@ -249,7 +254,7 @@ class Editor {
     } catch (err) { this.error(err); return; }
     const byKey = new Map(ops.map((o) => [`${o.op_type}${o.domain ? ` (${o.domain})` : ""}`, o]));
     const opList = h("datalist", { id: "op-list" }, [...byKey.keys()].map((k) => h("option", { value: k })));
-    const tensorList = h("datalist", { id: "tensor-list" }, this.model.tensorNames().slice(0, 5000).map((t) => h("option", { value: t })));
+    const tensorList = this.tensorDatalist("tensor-list");
     const opInput = h("input", { type: "text", list: "op-list", id: "add-op", placeholder: "e.g. Relu", style: "width:100%" });
     const nameInput = h("input", { type: "text", id: "add-name", placeholder: "(automatic)", style: "width:100%" });
     const fields = h("div", {});
@@ -332,7 +337,7 @@ class Editor {
   }
 
   addOutputDialog() {
-    const list = h("datalist", { id: "tensor-names" }, this.model.tensorNames().slice(0, 5000).map((t) => h("option", { value: t })));
+    const list = this.tensorDatalist("tensor-names");
     const input = h("input", { type: "text", list: "tensor-names", style: "width:100%", id: "output-tensor" });
     return openDialog({
       title: "Add model output",
