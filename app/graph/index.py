@@ -103,14 +103,6 @@ class GraphIndex:
             raise KeyError(node.name)
         return pos
 
-    def initializer_names(self) -> set[str]:
-        names = {t.name for t in self.graph.initializer}
-        names.update(t.values.name for t in self.graph.sparse_initializer)
-        return names
-
-    def input_names(self) -> set[str]:
-        return {v.name for v in self.graph.input}
-
     def output_names(self) -> list[str]:
         return [v.name for v in self.graph.output]
 

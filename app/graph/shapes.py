@@ -16,7 +16,7 @@ from onnx import ModelProto, TypeProto, helper, numpy_helper
 
 from .document import ModelDocument
 from .errors import EditError
-from .folding import constant_node_value, fold, shape_text, static_dims
+from .folding import constant_node_value, fold, shape_text
 from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
@@ -230,6 +230,3 @@ def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_
     inputs = [vi.name for vi in doc.model.graph.input if vi.name not in scope.initializers]
     return {"outputs": outputs, "edit": {"op": "extract", "inputs": inputs, "outputs": outputs}}
 
-
-def static_shape(doc: ModelDocument, tensor: str) -> list[int] | None:
-    return static_dims(inferred_types(doc).get(tensor))

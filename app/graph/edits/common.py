@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from onnx import NodeProto, TensorProto, TypeProto, ValueInfoProto, helper
+from onnx import NodeProto, TypeProto, ValueInfoProto, helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, NotFoundError
@@ -165,7 +165,3 @@ def unique_node_name(scope: Scope, base: str) -> str:
         k += 1
     return f"{base}_{k}"
 
-
-def tensor_dtype(scope: Scope, tensor: str) -> int:
-    vi = known_value_info(scope, tensor)
-    return vi.type.tensor_type.elem_type if vi is not None else TensorProto.UNDEFINED
