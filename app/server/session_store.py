@@ -143,6 +143,7 @@ class _Open:
     memory: int  # bytes of the model file it was parsed from: what it holds in memory, roughly
     since_snapshot_ms: float = 0.0
     summary: tuple[int, dict[str, Any]] | None = None  # (version, model summary)
+    meta: dict[str, Any] | None = None  # meta.json, written once when the session is created
 
 
 def _fsync_dir(path: Path) -> None:
@@ -212,7 +213,7 @@ class LocalSessionStore(SessionStore):
         os.replace(staging, folder)
         _fsync_dir(self.sessions)
         doc.base_dir = folder / "original" / Path(meta["model"]).parent
-        self._remember(session_id, _Open(doc, 0, 0, 0, model_size, summary=(0, summary)))
+        self._remember(session_id, _Open(doc, 0, 0, 0, model_size, summary=(0, summary), meta=meta))
         return session_id, summary
 
     def info(self, session_id: str) -> dict[str, Any]:
@@ -329,9 +330,10 @@ class LocalSessionStore(SessionStore):
                     saved = pickle.load(f)
                 doc = load_model(snap / saved["model"])
                 doc.restore_history(saved["history"], saved["version"])
-                return _Open(doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size)
+                return _Open(doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size,
+                             meta=meta)
         model = folder / "original" / meta["model"]
-        return _Open(load_model(model), 0, 0, 0, model.stat().st_size)
+        return _Open(load_model(model), 0, 0, 0, model.stat().st_size, meta=meta)
 
     def _replay(self, state: _Open, entry: dict[str, Any]) -> None:
         doc = state.doc
@@ -354,8 +356,14 @@ class _LocalHandle(SessionHandle):
         self.state = state
         self.doc = state.doc
 
+    def _meta(self) -> dict[str, Any]:
+        """meta.json, read once per document held in memory rather than on every request."""
+        if self.state.meta is None:
+            self.state.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+        return self.state.meta
+
     def info(self) -> dict[str, Any]:
-        meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+        meta = self._meta()
         if self.state.summary is None or self.state.summary[0] != self.doc.version:
             self.state.summary = (self.doc.version, model_summary(self.doc))
         summary = self.state.summary[1]
@@ -446,8 +454,7 @@ class _LocalHandle(SessionHandle):
 
     # -- files ---------------------------------------------------------------------------------
     def original_model(self) -> Path:
-        meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
-        return self.folder / "original" / meta["model"]
+        return self.folder / "original" / self._meta()["model"]
 
     def export(self) -> list[Path]:
         exports = self.folder / "exports"
@@ -455,7 +462,7 @@ class _LocalHandle(SessionHandle):
         listing = current / "files.json"
         if listing.exists():
             return [current / name for name in json.loads(listing.read_text(encoding="utf-8"))]
-        stem = Path(json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))["model"]).stem
+        stem = Path(self._meta()["model"]).stem
         if exports.exists():
             for old in exports.iterdir():
                 shutil.rmtree(old, ignore_errors=True)  # open downloads keep reading their files
