@@ -186,12 +186,13 @@ export function renderMulti(app, el, ids) {
 }
 
 export function renderModel(app, el) {
+  if (!app.model) return; // nothing loaded yet (Escape pressed before the first load, or it failed)
   const v = app.view;
   const sum = app.info.summary;
   clear(el);
   el.append(h("h2", { text: app.inBody ? "Subgraph body" : "Model" }));
   el.append(kv([
-    ["file", app.info?.filename || ""],
+    ["file", app.info.filename || ""],
     ["IR version", String(sum.ir_version)],
     ["opsets", Object.entries(sum.opset).map(([d, n]) => `${d} ${n}`).join(", ")],
     ["producer", sum.producer || "\u2013"],
