@@ -693,7 +693,7 @@ class Editor {
     };
     document.getElementById("tools-menu").addEventListener("click", (e) => {
       const action = e.target.closest("[data-action]")?.dataset.action;
-      if (action && actions[action]) { this.hideMenus(); if (this.inBody && action !== "relayout") { this.error("Whole-model edits work on the main graph; go back to it first."); return; } actions[action](); }
+      if (action && actions[action]) { this.hideMenus(); if (!this.model) return; if (this.inBody && action !== "relayout") { this.error("Whole-model edits work on the main graph; go back to it first."); return; } actions[action](); }
     });
     document.addEventListener("click", (e) => {
       if (!e.target.closest(".menu") && !e.target.closest("#btn-tools")) this.hideMenus();
