@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TypeProto, helper, numpy_helper
 
-from .document import ModelDocument
+from .document import ModelDocument, copy_message
 from .errors import EditError
 from .folding import constant_node_value, fold, shape_text
 from .skeleton import data_inputs, is_small, skeleton
@@ -59,7 +59,7 @@ def resolve(doc: ModelDocument) -> Resolution:
         return cached[1]
     work = skeleton(doc.model)
     del work.graph.value_info[:]
-    declared = {vi.name: TypeProto.FromString(vi.type.SerializeToString()) for vi in work.graph.output}
+    declared = {vi.name: copy_message(vi.type) for vi in work.graph.output}
     for vi in work.graph.output:  # declared output shapes may be stale (-1, old dims): infer them afresh
         if vi.type.WhichOneof("value") == "tensor_type":
             vi.type.tensor_type.ClearField("shape")
