@@ -60,7 +60,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "quantization": ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul",
                      "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool",
                      "QLinearGlobalAveragePool", "QGemm", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
-                     "MatMulNBits", "DequantizeLinear"),
+                     "MatMulNBits"),
     "control": ("If", "Loop", "Scan"),
     "constant": ("Constant",),
 }
