@@ -11,6 +11,7 @@ import gzip
 import json
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -152,6 +153,13 @@ async def get_histogram(session_id: str, name: str, request: Request) -> dict[st
 def _operators(request: Request, session_id: str) -> dict[str, Any]:
     with request.app.state.store.open(session_id) as handle:
         opsets = {o.domain or "": o.version for o in handle.doc.model.opset_import}
+    return {"opsets": opsets, "operators": _operator_list(tuple(sorted(opsets.items())))}
+
+
+@lru_cache(maxsize=32)
+def _operator_list(opset_items: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    """The operators of these opsets, newest schema of each: the same for every model with these opsets."""
+    opsets = dict(opset_items)
     found: dict[tuple[str, str], Any] = {}
     for schema in onnx.defs.get_all_schemas_with_history():
         domain = "" if schema.domain == "ai.onnx" else schema.domain
@@ -173,7 +181,7 @@ def _operators(request: Request, session_id: str) -> dict[str, Any]:
             "attributes": [{"name": a.name, "type": onnx.AttributeProto.AttributeType.Name(int(a.type)).lower(),
                             "required": a.required} for a in schema.attributes.values()],
         })
-    return {"opsets": opsets, "operators": ops}
+    return ops
 
 
 @router.get("/{session_id}/operators", summary="Operators of the model's opsets, with inputs and typed attributes")
