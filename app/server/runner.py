@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..graph import ModelDocument
-from ..graph.summary import model_summary
+from ..graph.summary import value_info_json
 from .errors import ApiError
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -80,7 +80,9 @@ def read_npz(path: Path, max_elements: int, max_bytes: int) -> dict[str, np.ndar
 
 
 def input_specs(doc: ModelDocument) -> list[dict[str, Any]]:
-    return model_summary(doc)["inputs"]
+    """The model inputs as the summary lists them, without computing the rest of the summary."""
+    initializers = doc.main.initializers
+    return [value_info_json(v) for v in doc.model.graph.input if v.name not in initializers]
 
 
 def random_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_elements: int) -> dict[str, np.ndarray]:
