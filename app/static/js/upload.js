@@ -12,6 +12,16 @@ let busy = false;
 
 function mb(n) { return `${(n / 1048576).toFixed(1)} MB`; }
 
+// The recently opened sessions kept in localStorage; [] when absent or not a list (edited by hand, old format).
+function readRecent() {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
 async function send(fileList) {
   const files = [...fileList];
   if (!files.length || busy) return;
@@ -29,7 +39,7 @@ async function send(fileList) {
       bar.value = fraction;
       status.textContent = phase === "upload" ? `uploading: ${Math.round(fraction * 100)} %` : `${phase}\u2026`;
     });
-    const recent = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]").filter((r) => r.id !== created.id);
+    const recent = readRecent().filter((r) => r.id !== created.id);
     const main = files.find((f) => /\.(onnx|zip)$/i.test(f.name));
     recent.unshift({ id: created.id, name: main.name, when: Date.now() });
     localStorage.setItem(RECENT_KEY, JSON.stringify(recent.slice(0, 10)));
@@ -53,7 +63,7 @@ for (const type of ["dragleave", "drop"]) {
 drop.addEventListener("drop", (e) => send(e.dataTransfer.files));
 drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") input.click(); });
 
-const recent = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+const recent = readRecent();
 if (recent.length) {
   document.getElementById("recent").hidden = false;
   const list = document.getElementById("recent-list");
