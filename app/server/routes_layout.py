@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..graph.io import read_tensor
 from ..graph.layout import LayoutMemory, layout_graph
 from .errors import ApiError
-from .graph_view import graph_view_gzip
+from .graph_view import graph_view_gzip, gzipped_json_response
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
 
@@ -111,11 +111,7 @@ async def get_layout(session_id: str, request: Request, scope: str = Query(defau
         full: bool = Query(default=False, description="lay out from scratch, forgetting earlier positions")
         ) -> Response:
     packed = await run_in_threadpool(compute_layout, request, session_id, scope, full)
-    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(packed, media_type="application/json", headers=headers)
-    return Response(gzip.decompress(packed), media_type="application/json", headers=headers)
+    return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
 
 
 def _histogram(request: Request, session_id: str, name: str) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """Routes of a session's life and of editing: create, inspect, delete, graph view, edits, undo/redo."""
 from __future__ import annotations
 
-import gzip
 import shutil
 from typing import Any
 
@@ -13,7 +12,7 @@ from ..graph.changes import describe_changes
 from ..graph.script import script_document
 from ..graph.values import attribute_to_json
 from .errors import ApiError, unreadable_model
-from .graph_view import graph_view_gzip
+from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse)
 from .session_store import SessionStore
@@ -82,11 +81,8 @@ def get_graph(session_id: str, request: Request) -> Response:
         etag = f'"{session_id[:8]}-{handle.doc.version}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    headers = {"ETag": etag, "Vary": "Accept-Encoding", "Cache-Control": "private, no-cache"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(packed, media_type="application/json", headers=headers)
-    return Response(gzip.decompress(packed), media_type="application/json", headers=headers)
+    return gzipped_json_response(request, packed,
+                                 {"ETag": etag, "Vary": "Accept-Encoding", "Cache-Control": "private, no-cache"})
 
 
 @router.get("/{session_id}/nodes/{node_id:path}", summary="One node of the main graph in full (id URL-encoded)")
