@@ -88,14 +88,15 @@ def check_external(tensor: TensorProto, base_dir: Path) -> Path:
         raise ModelLoadError(f"{where} points outside the model's folder", code="unsafe_external_data")
     if not file.is_file():
         raise ModelLoadError(f"{where} is missing: upload it together with the model", code="missing_external_data")
+    size = file.stat().st_size
     try:
         offset = int(info.get("offset", "0"))
-        length = int(info["length"]) if "length" in info else file.stat().st_size - offset
+        length = int(info["length"]) if "length" in info else size - offset
     except ValueError:
         raise ModelLoadError(f"{where} has a malformed offset or length", code="bad_external_data") from None
-    if offset < 0 or length < 0 or offset + length > file.stat().st_size:
+    if offset < 0 or length < 0 or offset + length > size:
         raise ModelLoadError(f"{where} asks for bytes {offset}..{offset + length} of a file of "
-                             f"{file.stat().st_size} bytes", code="bad_external_data")
+                             f"{size} bytes", code="bad_external_data")
     return file
 
 
