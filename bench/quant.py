@@ -6,7 +6,9 @@ samples in the same process, the speed-up over onnxruntime's EntropyCalibrater (
 bins), and peak RSS per configuration, each measured in its own child process.
 
     python bench/quant.py [--samples 32] [--rss-samples 32 128] [--repeats 3] [--skip-ort-entropy]
-                          [--ort-entropy-models resnet50]
+                          [--ort-entropy-models resnet50] [--rss-only] [--models ppocrv4_det]
+
+Peak RSS is measured in children that run only the analysis (no plain-inference session beside it).
 
 onnxruntime's EntropyCalibrater keeps every activation of every sample in memory (about 0.6 GB
 per PP-OCRv4 sample at 640x640), so --ort-entropy-models limits it to the models that fit.
@@ -99,7 +101,9 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
     model = onnx.load(model_path)
     data = ArrayData(data_path, input_specs(model))
     result: dict = {}
-    if mode == "ours":
+    if mode == "rss":  # the analysis alone, for its peak RSS
+        analyze(model, data, QuantOptions(end_to_end=False))
+    elif mode == "ours":
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         start = time.perf_counter()
         for batch in data.batches():
@@ -146,6 +150,8 @@ def main() -> None:
     parser.add_argument("--skip-ort-entropy", action="store_true")
     parser.add_argument("--ort-entropy-models", nargs="+", metavar="NAME",
                         help="run onnxruntime's EntropyCalibrater only on these (resnet50, ppocrv4_det)")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak RSS runs (no timings, no ORT entropy)")
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="only these models (resnet50, ppocrv4_det)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -154,8 +160,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        models = {"resnet50 1x3x224x224": resnet50(), "ppocrv4_det 1x3x640x640": ppocr_det()}
-        for label, model in models.items():
+        builders = {"resnet50 1x3x224x224": resnet50, "ppocrv4_det 1x3x640x640": ppocr_det}
+        for label, build in builders.items():
+            if args.models and label.split()[0] not in args.models:
+                continue
+            model = build()
             if model is None:
                 continue
             path = folder / f"{label.split()[0]}.onnx"
@@ -170,18 +179,24 @@ def main() -> None:
                     np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
                 return target
 
+            rss = {n: statistics.median(_run_child("rss", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
+                   for n in args.rss_samples}
+            if args.rss_only:
+                print(f"{label}: peak RSS (GB, median of {args.repeats}): "
+                      + ", ".join(f"{n} samples: {v:.2f}" for n, v in rss.items()), flush=True)
+                continue
             runs = [_run_child("ours", path, data(args.samples)) for _ in range(args.repeats)]
             ratio = statistics.median(r["ours_s"] / r["plain_s"] for r in runs)
             ours_s = statistics.median(r["ours_s"] for r in runs)
             plain_s = statistics.median(r["plain_s"] for r in runs)
-            rss = {n: statistics.median(_run_child("ours", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
-                   for n in args.rss_samples}
             ort_s = ort_rss = None
             wanted = args.ort_entropy_models is None or label.split()[0] in args.ort_entropy_models
             if not args.skip_ort_entropy and wanted:
                 ort_run = _run_child("ort_entropy", path, data(args.samples))
                 ort_s, ort_rss = ort_run["ort_entropy_s"], ort_run["peak_rss_gb"]
             rows.append((label, plain_s, ours_s, ratio, ort_s, rss, ort_rss))
+    if args.rss_only:
+        return
     print(f"\n{args.samples} samples, medians of {args.repeats} runs (ORT entropy: one run)")
     print("| model | plain ORT s | ours s | ours/plain | ORT entropy s | speed-up | peak RSS ours (GB) | peak RSS ORT entropy |")
     print("|---|---|---|---|---|---|---|---|")
