@@ -27,7 +27,7 @@ def serialize(model: ModelProto) -> bytes:
         raise QuantError(f"model too large to analyse in memory (protobuf limit 2 GB): {exc}") from exc
 
 
-def session(model: ModelProto | bytes, level: str = "all") -> ort.InferenceSession:
+def session(model: ModelProto | bytes, level: str = "all", arena: bool = True) -> ort.InferenceSession:
     """CPU session from the model or its serialized bytes (nothing written to disk).
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
@@ -35,11 +35,14 @@ def session(model: ModelProto | bytes, level: str = "all") -> ort.InferenceSessi
     Conv bias into int32 at scale input_scale * weight_scale and silently wraps one beyond int32
     (an int16 activation's tiny scale makes that easy); unoptimised QDQ is exactly what the graph
     says. tests/quant/test_qdq_runtime.py pins that behaviour.
+    ``arena`` False: tensors come from malloc instead of ORT's CPU arena, which never gives memory
+    back and, when output buffers are held across runs (the statistics pass), can fragment and grow.
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = arena
     payload = model if isinstance(model, bytes) else serialize(model)
     try:
         return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])

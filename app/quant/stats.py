@@ -87,7 +87,9 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
     model already serialized)."""
     inputs = {s.name for s in data.specs}
     fetched = [p.name for p in points if p.name not in inputs]
-    sess = session(augmented_model(model, fetched, payload), "basic")
+    # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
+    # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
+    sess = session(augmented_model(model, fetched, payload), "basic", arena=False)
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     # one generator per tensor: the samples do not depend on which worker took the tensor
     rngs = {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}
