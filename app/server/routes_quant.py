@@ -38,7 +38,7 @@ from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
 from ..quant.model import input_specs
 from .errors import ApiError
-from .jobs import JobCancelled, JobContext
+from .jobs import JOB_ID, JobCancelled, JobContext
 from .routes_sessions import ERRORS, store_of
 from .session_store import new_id
 from .uploads import Upload, receive_multipart, unpack_zip
@@ -225,7 +225,7 @@ def _quant_root(request: Request, session_id: str) -> Path:
 def _folder_of(request: Request, session_id: str, job_id: str) -> Path:
     """The folder of an analysis job of this session (404 for another session's or an unknown job)."""
     pointer = _quant_root(request, session_id) / "jobs" / job_id
-    if "/" in job_id or job_id.startswith(".") or not pointer.is_file():
+    if not JOB_ID.match(job_id) or not pointer.is_file():  # checked before the name reaches the filesystem
         raise ApiError(404, "unknown_analysis", "this session has no quantization analysis with that job id",
                        {"job": job_id[:80]})
     return pointer.parent.parent / pointer.read_text(encoding="utf-8")
