@@ -130,8 +130,24 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
             calibrator.collect_data(Reader())
             calibrator.compute_data()
             result["ort_entropy_s"] = time.perf_counter() - start
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    result["peak_rss_gb"] = _peak_rss_gb()
     return result
+
+
+def _peak_rss_gb() -> float:
+    """This process's own peak RSS: VmHWM. ru_maxrss of a child started by subprocess also counts the
+    parent's high-water mark (Linux keeps it across fork/vfork + exec), so a parent that once generated
+    128 samples made every child look as large as itself."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
 def _run_child(mode: str, model_path: Path, data_path: Path) -> dict:
