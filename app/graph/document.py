@@ -16,9 +16,9 @@ from typing import Any
 import onnx
 from onnx import GraphProto, ModelProto, NodeProto, OperatorSetIdProto
 
-from .errors import EditError, NotFoundError, WorkbenchError
+from .errors import EditError, NotFoundError, WorkbenchError, first_line
 from .history import Change, GraphPath, History, ItemChange, ModelChange, Transaction
-from .index import GraphIndex, subgraphs
+from .index import GraphIndex, has_subgraphs, subgraphs
 from .positions import PositionMap
 
 LIST_FIELDS = ("input", "output", "value_info", "initializer", "sparse_initializer")
@@ -399,12 +399,12 @@ class ModelDocument:
     def _validate(self, pending: _Pending) -> None:
         ctx = self.checker_context()
         for path, node in pending.nodes:
-            if any(True for _ in subgraphs(node)):
+            if has_subgraphs(node):
                 continue  # checked with the whole model below
             try:
                 onnx.checker.check_node(node, ctx)
             except onnx.checker.ValidationError as err:
-                raise EditError(f"node '{node.name or node.op_type}' would be invalid: {_first_line(err)}",
+                raise EditError(f"node '{node.name or node.op_type}' would be invalid: {first_line(err)}",
                                 code="invalid_node", details={"node": node.name}) from None
         for path, names in pending.tensors.items():
             self._check_tensors(self.scope(path), names)
@@ -502,7 +502,7 @@ def _subgraph(node: NodeProto, attr_name: str, gi: int) -> GraphProto:
 
 
 def _has_subgraph(*nodes: Any) -> bool:
-    return any(isinstance(n, NodeProto) and any(True for _ in subgraphs(n)) for n in nodes)
+    return any(isinstance(n, NodeProto) and has_subgraphs(n) for n in nodes)
 
 
 def _item_name(field_name: str, item: Any) -> str:
@@ -513,10 +513,6 @@ def _copy(message: Any) -> Any:
     clone = type(message)()
     clone.CopyFrom(message)
     return clone
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def copy_message(message: Any) -> Any:

@@ -4,6 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of a library's error text (onnx and onnxruntime append long dumps), or its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class WorkbenchError(Exception):
     """Base of every error caused by what a user sent (a file, an edit, a name)."""
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import GraphProto, NodeProto, TensorProto, TypeProto, helper, numpy_helper
 
-from .index import subgraphs
+from .index import has_subgraphs
 
 NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                 "Bernoulli", "If", "Loop", "Scan", "SequenceConstruct", "SequenceEmpty"}
@@ -67,7 +67,7 @@ def fold(graph: GraphProto, opsets: Mapping[str, int], ir_version: int, known: M
     values: dict[str, np.ndarray] = {}
     available = set(known)
     for node in graph.node:
-        if node.domain not in STANDARD or node.op_type in NOT_FOLDABLE or any(True for _ in subgraphs(node)):
+        if node.domain not in STANDARD or node.op_type in NOT_FOLDABLE or has_subgraphs(node):
             continue
         if node.op_type in ("Shape", "Size") and node.input:
             dims = static_dims(types.get(node.input[0]))

@@ -23,6 +23,10 @@ def subgraphs(node: NodeProto) -> Iterator[tuple[str, int, GraphProto]]:
                 yield attr.name, i, g
 
 
+def has_subgraphs(node: NodeProto) -> bool:
+    return any(attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for attr in node.attribute)
+
+
 def outer_reads(graph: GraphProto) -> list[str]:
     """Names a subgraph reads from enclosing scopes (used but not defined inside it), in first-use order."""
     defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
@@ -72,7 +76,7 @@ class GraphIndex:
             if name:
                 self.producer[name] = node
         self.by_name.setdefault(node.name, []).append(node)
-        if any(True for _ in subgraphs(node)):
+        if has_subgraphs(node):
             self.owners[id(node)] = node
 
     def remove_node(self, node: NodeProto) -> None:

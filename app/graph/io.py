@@ -20,7 +20,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, numpy_help
 from onnx.external_data_helper import load_external_data_for_tensor
 
 from .document import ModelDocument
-from .errors import ModelLoadError, WorkbenchError
+from .errors import ModelLoadError, WorkbenchError, first_line
 from .index import subgraphs
 from .skeleton import copy_fields, tensor_nbytes
 
@@ -40,7 +40,7 @@ def load_model(path: str | os.PathLike[str]) -> ModelDocument:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"{path.name} is not an ONNX model (it could not be parsed as one: "
-                             f"{str(err).strip().splitlines()[0] if str(err).strip() else 'truncated or corrupt'})"
+                             f"{first_line(err) if str(err).strip() else 'truncated or corrupt'})"
                              ) from None
     if not model.HasField("graph") or (not model.opset_import and not model.graph.node):
         raise ModelLoadError(f"{path.name} is not an ONNX model (no graph or opset in it)")

@@ -15,7 +15,7 @@ import onnx
 from onnx import ModelProto, TypeProto, helper, numpy_helper
 
 from .document import ModelDocument, copy_message
-from .errors import EditError
+from .errors import EditError, first_line
 from .folding import constant_node_value, fold, shape_text
 from .skeleton import data_inputs, is_small, skeleton
 
@@ -27,8 +27,7 @@ def _infer(model: ModelProto) -> ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as err:  # onnx raises InferenceError, ValidationError and plain RuntimeErrors
-        text = str(err).strip().splitlines()
-        raise EditError(f"shape inference failed: {text[0] if text else type(err).__name__}",
+        raise EditError(f"shape inference failed: {first_line(err)}",
                         code="inference_failed") from None
 
 

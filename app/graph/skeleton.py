@@ -11,7 +11,7 @@ import onnx
 from google.protobuf.message import Message
 from onnx import GraphProto, ModelProto, TensorProto, helper
 
-from .errors import EditError
+from .errors import EditError, first_line
 
 SMALL_TENSOR_BYTES = 64 * 1024
 
@@ -72,8 +72,7 @@ def check_model_structure(model: ModelProto) -> None:
     try:
         onnx.checker.check_model(skeleton(model))
     except onnx.checker.ValidationError as err:
-        text = str(err).strip().splitlines()
-        raise EditError(f"the model would be invalid: {text[0] if text else err}",
+        raise EditError(f"the model would be invalid: {first_line(err)}",
                         code="invalid_model") from None
 
 

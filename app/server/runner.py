@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..graph import ModelDocument
+from ..graph.errors import first_line
 from ..graph.summary import value_info_json
 from .errors import ApiError
 
@@ -124,7 +125,7 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
     try:
         session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types
-        raise ApiError(422, "model_not_runnable", f"onnxruntime cannot load the model: {_first_line(err)}") from None
+        raise ApiError(422, "model_not_runnable", f"onnxruntime cannot load the model: {first_line(err)[:500]}") from None
     expected = {i.name: i for i in session.get_inputs()}
     unknown = sorted(set(inputs) - set(expected))
     missing = sorted(set(expected) - set(inputs))
@@ -144,7 +145,7 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
     try:
         values = session.run(names, feed)
     except Exception as err:
-        raise ApiError(422, "run_failed", f"onnxruntime failed on these inputs: {_first_line(err)}") from None
+        raise ApiError(422, "run_failed", f"onnxruntime failed on these inputs: {first_line(err)[:500]}") from None
     return {n: _plain(v) for n, v in zip(names, values)}
 
 
@@ -187,8 +188,3 @@ def compare(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict
 def _num(value: float) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:500] if text else type(err).__name__

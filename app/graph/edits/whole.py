@@ -12,7 +12,7 @@ import onnx
 from onnx import ModelProto, ValueInfoProto, helper, numpy_helper
 
 from ..document import ModelDocument, Scope, copy_message
-from ..errors import EditError
+from ..errors import EditError, first_line
 from ..folding import DEFAULT_SIZE_LIMIT, constant_node_value, fold
 from ..skeleton import data_inputs, is_small, skeleton
 from .common import drop_dead_value_info, drop_unused, field, remove_nodes, require_tensor, value_info_for
@@ -199,7 +199,7 @@ def convert_opset(doc: ModelDocument, edit: dict[str, Any]) -> None:
     try:
         converted = onnx.version_converter.convert_version(work, version)
     except Exception as err:  # the converter raises plain RuntimeError for unsupported ops
-        raise EditError(f"cannot convert to opset {version}: {str(err).strip().splitlines()[0]}",
+        raise EditError(f"cannot convert to opset {version}: {first_line(err)}",
                         code="conversion_failed") from None
     _replace_graph(doc, doc.main, converted, stub_inputs)
     doc.set_opsets(list(converted.opset_import))
