@@ -21,6 +21,11 @@ STANDARD = ("", "ai.onnx")
 DEFAULT_SIZE_LIMIT = 64 * 1024 * 1024
 
 
+def is_constant_node(node: NodeProto) -> bool:
+    """onnx's own Constant (a custom domain may reuse the op name for something else)."""
+    return node.op_type == "Constant" and node.domain in STANDARD
+
+
 def shape_text(type_proto: TypeProto | None) -> list[int | str | None] | None:
     """A shape as JSON: ints, dim names, null for unknown; None when not even the rank is known."""
     if type_proto is None or type_proto.WhichOneof("value") != "tensor_type":

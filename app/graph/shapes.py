@@ -16,7 +16,7 @@ from onnx import ModelProto, TypeProto, helper, numpy_helper
 
 from .document import ModelDocument, copy_message
 from .errors import EditError, first_line
-from .folding import constant_node_value, fold, shape_text
+from .folding import constant_node_value, fold, is_constant_node, shape_text
 from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
@@ -67,7 +67,7 @@ def resolve(doc: ModelDocument) -> Resolution:
     known: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in work.graph.initializer
                                     if is_small(t) and t.name not in graph_inputs}
     for node in work.graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+        if is_constant_node(node) and node.output:
             value = constant_node_value(node, 1 << 20)
             if value is not None:
                 known[node.output[0]] = value

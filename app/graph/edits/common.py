@@ -8,6 +8,7 @@ from onnx import NodeProto, TypeProto, ValueInfoProto, helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, NotFoundError
+from ..folding import is_constant_node
 
 _MISSING = object()
 
@@ -46,7 +47,7 @@ def is_constant(scope: Scope, tensor: str) -> bool:
     if tensor in scope.initializers and tensor not in scope.inputs:
         return True
     producer = scope.index.producer.get(tensor)
-    return producer is not None and producer.op_type == "Constant" and producer.domain in ("", "ai.onnx")
+    return producer is not None and is_constant_node(producer)
 
 
 def with_inputs(node: NodeProto, mapping: dict[str, str]) -> NodeProto:
@@ -78,7 +79,7 @@ def drop_unused(doc: ModelDocument, scope: Scope, candidates: Iterable[str]) -> 
         producer = scope.index.producer.get(name)
         if producer is None:
             dead.add(name)
-        elif producer.op_type == "Constant" and not any(scope.index.users(o) or o in outputs for o in producer.output):
+        elif is_constant_node(producer) and not any(scope.index.users(o) or o in outputs for o in producer.output):
             constants[id(producer)] = producer
             dead.update(producer.output)
     remove_nodes(doc, scope, constants.values())
@@ -118,7 +119,7 @@ def known_value_info(scope: Scope, tensor: str) -> ValueInfoProto | None:
         t = scope.graph.initializer[pos]
         return helper.make_tensor_value_info(tensor, t.data_type, list(t.dims))
     producer = scope.index.producer.get(tensor)
-    if producer is not None and producer.op_type == "Constant":
+    if producer is not None and is_constant_node(producer):
         for attr in producer.attribute:
             if attr.name == "value" and attr.t.data_type:
                 return helper.make_tensor_value_info(tensor, attr.t.data_type, list(attr.t.dims))

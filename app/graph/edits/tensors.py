@@ -8,6 +8,7 @@ from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, NotFoundError
+from ..folding import is_constant_node
 from ..index import subgraphs
 from ..values import array_from_json, array_from_npy_base64, dtype_name
 from .common import field, name_field
@@ -108,7 +109,7 @@ def set_initializer(doc: ModelDocument, edit: dict[str, Any]) -> None:
             _retype_input(doc, scope, new)
         return
     producer = scope.index.producer.get(name)
-    if producer is not None and producer.op_type == "Constant":
+    if producer is not None and is_constant_node(producer):
         value_attr = next((a for a in producer.attribute if a.name == "value"), None)
         if value_attr is None:
             raise EditError(f"Constant node '{scope.node_id(producer)}' holds its value in another attribute; "

@@ -13,7 +13,7 @@ from onnx import ModelProto, ValueInfoProto, helper, numpy_helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, first_line
-from ..folding import DEFAULT_SIZE_LIMIT, constant_node_value, fold
+from ..folding import DEFAULT_SIZE_LIMIT, constant_node_value, fold, is_constant_node
 from ..skeleton import data_inputs, is_small, skeleton
 from .common import drop_dead_value_info, drop_unused, field, remove_nodes, require_tensor, value_info_for
 
@@ -118,7 +118,7 @@ def _constant_values(doc: ModelDocument, scope: Scope) -> dict[str, np.ndarray]:
         if tensor.name not in overridable:
             known[tensor.name] = _Lazy(lambda t=tensor: read_tensor(t, doc.base_dir))  # type: ignore[assignment]
     for node in scope.graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output and \
+        if is_constant_node(node) and node.output and \
                 any(a.name in NUMERIC_CONSTANT_ATTRS for a in node.attribute):
             known[node.output[0]] = _Lazy(lambda n=node: constant_node_value(n))  # type: ignore[assignment]
     return _LazyDict(known)
