@@ -17,7 +17,7 @@ import numpy as np
 from onnx import ModelProto, TensorProto, helper
 
 from app.quant.calibration import CalibrationData
-from app.quant.histogram import DEFAULT_CAPACITY, Histogram, Scratch
+from app.quant.histogram import DEFAULT_CAPACITY, Histogram
 from app.quant.model import ActivationTensor
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.runtime import run, serialize, session
@@ -63,8 +63,8 @@ def augmented_model(model: ModelProto, names: list[str], payload: bytes | None =
     return (payload if payload is not None else serialize(model)) + extra.SerializeToString()
 
 
-#: Histogram workers: numpy's bincount holds the GIL but the other steps of Histogram.add do
-#: not, so a second worker gains while onnxruntime (fast next to binning) leaves the cores idle.
+#: Histogram workers: the binning kernel releases the GIL, so two workers bin two shares at once
+#: while onnxruntime runs the next batch.
 WORKERS = 2
 
 
@@ -93,7 +93,6 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     # one generator per tensor: the samples do not depend on which worker took the tensor
     rngs = {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}
-    scratches = [Scratch() for _ in range(WORKERS)]
     parts: list[list[str]] = []
 
     def update(part: int, held: dict) -> None:
@@ -107,7 +106,7 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
         """
         arrays = held["arrays"]
         for name in parts[part]:
-            stats[name].histogram.add(arrays[name], scratches[part])
+            stats[name].histogram.add(arrays[name])
             stats[name].add_sample(arrays[name], sample_size, rngs[name])
 
     total = data.num_samples

@@ -49,3 +49,20 @@ def test_views_keep_mass_and_zeros_are_counted() -> None:
     assert abs(h.resample_abs(2048).sum() - x.size) < 1e-6 * x.size
     assert abs(h.resample(0.0, h.max, 2048, drop_zeros=True).sum() - np.count_nonzero(x)) < 1e-6 * x.size
     assert abs(h.quantile(0.75) - np.quantile(x, 0.75)) < 2 * h.width
+
+
+def test_values_on_edges_and_far_below_the_width_land_in_their_own_bin() -> None:
+    """Bin k holds [k*w, (k+1)*w) exactly: edges, -0.0, subnormals and negatives 2**-40 of a bin wide
+    (where a subtraction in float64 before the floor would round -tiny + k up to k)."""
+    h = Histogram(capacity=16)
+    h.add(np.array([-5.0, 5.0], dtype=np.float32))  # width 1, bins [-5, 5]
+    assert h.width == 1.0
+    edges = np.arange(-5, 6, dtype=np.float32)
+    tiny = np.array([-1e-12, 1e-12, -1e-30, 1e-30, -1e-45, 1e-45, -0.0, 0.0], dtype=np.float32)
+    near = np.concatenate([np.nextafter(edges, np.float32(-np.inf)), np.nextafter(edges, np.float32(np.inf))])
+    x = np.concatenate([edges, tiny, near[(near >= -5) & (near <= 5)]]).astype(np.float32)
+    h.add(x)
+    allx = np.concatenate([[-5.0, 5.0], x]).astype(np.float64)
+    expected = np.bincount((np.floor(allx) - h.start).astype(np.intp), minlength=len(h.counts))
+    assert np.array_equal(h.counts, expected)
+    assert h.zeros == 3  # the edge 0.0, -0.0 and 0.0; the subnormals 1e-45 are not zero
