@@ -6,6 +6,7 @@ one buffer; external weights are copied file to file.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
-from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, numpy_helper
+from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_tensor
 
 from .document import ModelDocument
@@ -33,6 +34,13 @@ _DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_da
 
 def load_model(path: str | os.PathLike[str]) -> ModelDocument:
     """Parse a model; weights in external files stay there, after their locations are checked."""
+    return ModelDocument(*read_model(path))
+
+
+def read_model(path: str | os.PathLike[str]) -> tuple[ModelProto, Path]:
+    """The model and its folder, without its external weights (their locations checked); the tensors
+    held outside initializers (attributes, bodies) are read in, because only initializers can be
+    handed to a runtime or an editor by reference."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"no such model file: {path}", code="file_not_found")
@@ -54,7 +62,7 @@ def load_model(path: str | os.PathLike[str]) -> ModelDocument:
             load_external_data_for_tensor(tensor, str(base_dir))
             tensor.data_location = TensorProto.DEFAULT
             del tensor.external_data[:]
-    return ModelDocument(model, base_dir)
+    return model, base_dir
 
 
 def _other_tensors(graph: GraphProto, top: bool = True) -> Iterator[TensorProto]:
@@ -108,6 +116,32 @@ def read_tensor(tensor: TensorProto, base_dir: Path | None) -> np.ndarray:
         check_external(tensor, base_dir)
         return numpy_helper.to_array(tensor, str(base_dir))
     return numpy_helper.to_array(tensor)
+
+
+#: Element types whose external bytes are a plain little-endian array numpy can map.
+_MAPPABLE_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BOOL, TensorProto.INT8,
+                   TensorProto.INT16, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT8, TensorProto.UINT16,
+                   TensorProto.UINT32, TensorProto.UINT64}
+
+
+def map_tensor(tensor: TensorProto, base_dir: Path | None) -> np.ndarray:
+    """A tensor's value; external data of a fixed-size type is memory-mapped read-only, so a weight
+    of a several-GB model is paged in as it is read instead of copied into memory."""
+    if tensor.data_location != TensorProto.EXTERNAL or tensor.data_type not in _MAPPABLE_TYPES:
+        return read_tensor(tensor, base_dir)
+    if base_dir is None:
+        raise WorkbenchError(f"tensor '{tensor.name}' keeps its data in a file, but the model has no folder")
+    file = check_external(tensor, base_dir)
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    shape = tuple(tensor.dims)
+    info = external_info(tensor)
+    offset = int(info.get("offset", "0"))
+    if int(info.get("length", file.stat().st_size - offset)) < math.prod(shape) * dtype.itemsize:
+        raise ModelLoadError(f"tensor '{tensor.name}': its external data is shorter than its shape "
+                             f"{list(shape)} needs", code="bad_external_data")
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
 def weights_size(model: ModelProto) -> int:

@@ -16,16 +16,16 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import ModelProto
 
+from app.graph import ModelDocument, WorkbenchError, save_model
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
 from app.quant.evaluate import OutputError, compare, worst_sqnr
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, point_graph, search
-from app.quant.model import (ActivationTensor, WeightTensor, constant_values, infer_types, input_specs, load_model,
-                             quantization_points, weight_tensors)
+from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
+                             load_model, quantization_points, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_opset
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
@@ -99,6 +99,8 @@ class QuantAnalysis:
     end_to_end_samples: int = 0
     hybrid: HybridResult | None = None
     hybrid_base: str | None = None
+    #: where the model's external data lies (None: all inline); every session of the model reads it there
+    folder: Path | None = None
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
 
     def precision(self, label: str) -> dict[str, ActivationQuant]:
@@ -143,8 +145,8 @@ class QuantAnalysis:
     def measure(self, activations: dict[str, ActivationQuant], data: CalibrationData,
                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> dict[str, OutputError]:
         """End-to-end error of a QDQ model with this precision against the float model."""
-        reference = session(self.model)
-        candidate = session(self.qdq_for(activations), QDQ_LEVEL)
+        reference = session(self.model, folder=self.folder)
+        candidate = session(self.qdq_for(activations), QDQ_LEVEL, folder=self.folder)
         return compare(reference, {"candidate": candidate}, data.batches(), data.num_samples, progress, cancel,
                        "end_to_end")["candidate"]
 
@@ -172,14 +174,24 @@ class QuantAnalysis:
         return self.qdq_for(self.precision(label))
 
     def qdq_for(self, activations: dict[str, ActivationQuant]) -> ModelProto:
-        """The QDQ model for an explicit per-tensor precision."""
+        """The QDQ model for an explicit per-tensor precision (float tensors it leaves alone may still
+        refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone)."""
         if self._qdq_source is None:
             self._qdq_source = qdq_opset(self.model)
         return build_qdq_model(self._qdq_source, activations, self.weight_grids(), self.weight_values)
 
-    def export_qdq(self, path: str | Path, label: str = HYBRID) -> None:
-        """Write the QDQ model (external data for models over 2 GB is not supported)."""
-        onnx.save(self.qdq_model(label), str(path))
+    def export_qdq(self, path: str | Path, label: str = HYBRID,
+                   activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
+        """Write the QDQ model of a configuration (or of an explicit precision); returns the files written.
+
+        Weights go to ``<file>.data`` beside it when the float model kept them external or the result
+        is over 2 GB; the float model's external data is copied file to file, never read into memory.
+        """
+        grid = activations if activations is not None else self.precision(label)
+        try:
+            return save_model(ModelDocument(self.qdq_for(grid), self.folder), path)
+        except WorkbenchError as exc:
+            raise QuantError(str(exc)) from exc
 
 
 def _tensor_result(stats: TensorStatistics, options: QuantOptions) -> TensorResult:
@@ -224,7 +236,7 @@ def quantizable_points(model: ModelProto) -> list[ActivationTensor]:
     return points
 
 
-def analyze(model: str | Path | ModelProto, data: CalibrationData, options: QuantOptions | None = None,
+def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData, options: QuantOptions | None = None,
             validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
             cancel: CancelCheck | None = None) -> QuantAnalysis:
     """Run the analysis. Phases reported: statistics, ranges, end_to_end, hybrid.
@@ -233,7 +245,8 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
     Raises QuantError on bad input, QuantCancelled when ``cancel`` fires.
     """
     options = options or QuantOptions()
-    proto = load_model(model)
+    loaded = load_model(model)
+    proto = loaded.proto
     specs = input_specs(proto)
     if {s.name for s in specs} != {s.name for s in data.specs}:
         raise QuantError("the calibration data was opened for a different model")
@@ -241,7 +254,7 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
     check_cancel(cancel)
     payload = serialize(proto)
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
-                               options.sample_size, options.seed, payload)
+                               options.sample_size, options.seed, payload, loaded.folder)
 
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(points), "ranges")
@@ -256,11 +269,11 @@ def analyze(model: str | Path | ModelProto, data: CalibrationData, options: Quan
             for future in futures.values():
                 future.cancel()
 
-    values = constant_values(proto)
+    values = constant_values(proto, loaded.folder)
     weights = weight_tensors(proto, values)
     weight_reports = {w.name: analyse_weight(w, values[w.name], UINT8) for w in weights}
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
-                             weight_reports, {w.name: values[w.name] for w in weights})
+                             weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder)
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis
@@ -270,8 +283,9 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
                 cancel: CancelCheck | None) -> None:
     """Measure the whole-model configurations, search the hybrid, measure it too."""
     options = analysis.options
-    reference = session(payload)
-    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL) for label in CONFIGS}
+    folder = analysis.folder
+    reference = session(payload, folder=folder)
+    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=folder) for label in CONFIGS}
     search_batches = math.ceil(options.search_samples / data.batch_size)
     subset: list[Batch] = list(islice(data.batches(), search_batches))
     subset_samples = sum(next(iter(b.values())).shape[0] for b in subset)
@@ -290,7 +304,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
 
     def measure(promoted: set[str]) -> dict[str, float | None]:
         check_cancel(cancel)
-        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL)
+        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=folder)
         errors = compare(reference, {HYBRID: sess}, subset, subset_samples, None, cancel)[HYBRID]
         hybrid_errors[frozenset(promoted)] = errors
         return {o: e.sqnr_db for o, e in errors.items()}
@@ -302,13 +316,13 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         analysis.end_to_end = {**measured, HYBRID: hybrid_errors[frozenset(result.int16)]}
         analysis.end_to_end_samples = subset_samples
     else:
-        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), QDQ_LEVEL)
+        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=folder)
         analysis.end_to_end = compare(reference, sessions, data.batches(), data.num_samples, progress, cancel)
         analysis.end_to_end_samples = data.num_samples
     report(progress, 1, 1, "done")
 
 
-def load_analysis(path: str | Path, model: str | Path | ModelProto) -> QuantAnalysis:
+def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel) -> QuantAnalysis:
     """An analysis written by ``QuantAnalysis.save``, joined again with the model it was run on.
 
     Only for files this program wrote itself (it is a pickle).
@@ -322,14 +336,15 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto) -> QuantAnal
         raise QuantError(f"the saved analysis cannot be read ({type(exc).__name__}); run the analysis again") from exc
     if not isinstance(analysis, QuantAnalysis):
         raise QuantError("the file does not hold a quantization analysis")
-    analysis.model = load_model(model)
-    values = constant_values(analysis.model)
+    loaded = load_model(model)
+    analysis.model, analysis.folder = loaded.proto, loaded.folder
+    values = constant_values(analysis.model, analysis.folder)
     analysis.weight_values = {name: values[name] for name in analysis.weights}
     return analysis
 
 
-def model_inputs(model: str | Path | ModelProto) -> tuple[ModelProto, list]:
-    """Load a model and its input specs (to open calibration data for it)."""
-    proto = load_model(model)
-    return proto, input_specs(proto)
+def model_inputs(model: str | Path | ModelProto) -> tuple[LoadedModel, list]:
+    """Load a model and its input specs (to open calibration data for it); pass the model on to ``analyze``."""
+    loaded = load_model(model)
+    return loaded, input_specs(loaded.proto)
 

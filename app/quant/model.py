@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
+from app.graph.errors import WorkbenchError
+from app.graph.io import has_external_data, map_tensor, read_model
 from app.quant.errors import QuantError
 
 #: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
@@ -52,17 +54,35 @@ class WeightTensor:
     channel_axis: int
 
 
-def load_model(model: str | Path | ModelProto) -> ModelProto:
-    """Load a model (with external data) and check it is something onnx can read."""
-    if isinstance(model, ModelProto):
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and the folder of its external data (None when every weight is inline).
+
+    External weights stay on disk: onnxruntime reads them from the folder and the weight analysis
+    maps them, so a model of several GB is neither copied into this process nor over protobuf's 2 GB.
+    """
+
+    proto: ModelProto
+    folder: Path | None = None
+
+
+def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
+    """Load a model (leaving external data on disk) and check it is something onnx can read."""
+    if isinstance(model, LoadedModel):
         return model
+    if isinstance(model, ModelProto):
+        if has_external_data(model):
+            raise QuantError("the model keeps its weights in external data files: pass the model's path "
+                             "so that they can be found")
+        return LoadedModel(model)
     path = Path(model)
     if not path.is_file():
         raise QuantError(f"model file not found: {path}")
     try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError, google.protobuf errors
-        raise QuantError(f"{path.name} is not a readable ONNX model: {exc}") from exc
+        proto, folder = read_model(path)
+    except WorkbenchError as exc:
+        raise QuantError(str(exc)) from exc
+    return LoadedModel(proto, folder if has_external_data(proto) else None)
 
 
 def _numpy_dtype(elem_type: int) -> np.dtype:
@@ -183,9 +203,9 @@ def quantization_points(model: ModelProto, types: dict[str, int]) -> list[Activa
     return points
 
 
-def constant_values(model: ModelProto) -> dict[str, np.ndarray]:
-    """Values of initializers and of Constant nodes that hold a tensor."""
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+def constant_values(model: ModelProto, folder: Path | None = None) -> dict[str, np.ndarray]:
+    """Values of initializers (external ones memory-mapped from ``folder``) and of Constant nodes."""
+    values = {t.name: map_tensor(t, folder) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 from onnx import ModelProto
@@ -27,7 +29,8 @@ def serialize(model: ModelProto) -> bytes:
         raise QuantError(f"model too large to analyse in memory (protobuf limit 2 GB): {exc}") from exc
 
 
-def session(model: ModelProto | bytes, level: str = "all", arena: bool = True) -> ort.InferenceSession:
+def session(model: ModelProto | bytes, level: str = "all", arena: bool = True,
+            folder: Path | None = None) -> ort.InferenceSession:
     """CPU session from the model or its serialized bytes (nothing written to disk).
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
@@ -37,12 +40,16 @@ def session(model: ModelProto | bytes, level: str = "all", arena: bool = True) -
     says. tests/quant/test_qdq_runtime.py pins that behaviour.
     ``arena`` False: tensors come from malloc instead of ORT's CPU arena, which never gives memory
     back and, when output buffers are held across runs (the statistics pass), can fragment and grow.
+    ``folder``: where the model's external data lies (onnxruntime reads it from there; the bytes
+    handed over hold only the graph).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     options.enable_cpu_mem_arena = arena
+    if folder is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(folder))
     payload = model if isinstance(model, bytes) else serialize(model)
     try:
         return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])

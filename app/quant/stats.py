@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from onnx import ModelProto, TensorProto, helper
@@ -82,14 +83,15 @@ def _balanced(stats: dict[str, TensorStatistics], arrays: dict[str, np.ndarray])
 def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: CalibrationData,
                        progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                        capacity: int = DEFAULT_CAPACITY, sample_size: int = 4096,
-                       seed: int = 0, payload: bytes | None = None) -> dict[str, TensorStatistics]:
+                       seed: int = 0, payload: bytes | None = None,
+                       folder: Path | None = None) -> dict[str, TensorStatistics]:
     """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
-    model already serialized)."""
+    model already serialized; ``folder``: where its external data lies)."""
     inputs = {s.name for s in data.specs}
     fetched = [p.name for p in points if p.name not in inputs]
     # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
     # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
-    sess = session(augmented_model(model, fetched, payload), "basic", arena=False)
+    sess = session(augmented_model(model, fetched, payload), "basic", arena=False, folder=folder)
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     # one generator per tensor: the samples do not depend on which worker took the tensor
     rngs = {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}

@@ -7,7 +7,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
@@ -20,12 +20,12 @@ from ..graph import EditError, WorkbenchError, load_model, save_model
 from ..graph.changes import describe_changes
 from ..graph.io import read_tensor
 from ..graph.script import parse_script
+from .downloads import file_response, open_files, stream_file
 from .errors import ApiError, unreadable_model
 from .routes_sessions import ERRORS, store_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
 from .schemas import EditsResponse
 from .uploads import Upload, receive_multipart, stage_model
-from .zipstream import zip_stream
 
 CHUNK = 1 << 20
 NPY_TYPES = {"application/octet-stream", "application/x-npy", "application/npy", ""}
@@ -64,36 +64,12 @@ APPLY_BODY = {
 
 
 # -- download ----------------------------------------------------------------------------------
-def _open_files(paths: list[Path]) -> list[tuple[str, BinaryIO, int]]:
-    """Open while the session is locked: a later export may remove the files, open handles keep them."""
-    return [(p.name, open(p, "rb"), p.stat().st_size) for p in paths]
-
-
-def _stream_file(handle: BinaryIO) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
-def file_response(files: list[tuple[str, BinaryIO, int]], stem: str,
-                  background: BackgroundTask | None = None) -> StreamingResponse:
-    """One file as is; a model with its data file as a zip streamed while it is written."""
-    if len(files) == 1:
-        name, handle, size = files[0]
-        return StreamingResponse(_stream_file(handle), media_type="application/octet-stream", background=background,
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                          "Content-Length": str(size)})
-    return StreamingResponse(zip_stream([(name, handle) for name, handle, _ in files]), media_type="application/zip",
-                             background=background,
-                             headers={"Content-Disposition": f'attachment; filename="{stem}.zip"'})
-
-
 @router.get("/api/sessions/{session_id}/model", summary="Download the current model (.onnx, or .zip with its "
             "external data)", responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}})
 def download_model(session_id: str, request: Request) -> StreamingResponse:
     with store_of(request).open(session_id) as handle:
         paths = handle.export()
-        files = _open_files(paths)
+        files = open_files(paths)
     return file_response(files, paths[0].stem)
 
 
@@ -230,7 +206,7 @@ def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResp
     out = staging / "outputs.npz"
     np.savez(out, **arrays)
     handle = open(out, "rb")
-    return StreamingResponse(_stream_file(handle), media_type="application/octet-stream",
+    return StreamingResponse(stream_file(handle), media_type="application/octet-stream",
                              background=BackgroundTask(shutil.rmtree, staging, True),
                              headers={"Content-Disposition": 'attachment; filename="outputs.npz"',
                                       "Content-Length": str(out.stat().st_size)})
@@ -320,7 +296,7 @@ async def apply_script(request: Request) -> StreamingResponse:
             out = staging / "out"
             out.mkdir()
             paths = save_model(doc, out / f"{model_path.stem}.onnx")
-            return file_response(_open_files(paths), model_path.stem,
+            return file_response(open_files(paths), model_path.stem,
                                  background=BackgroundTask(shutil.rmtree, staging, True))
 
         return await run_in_threadpool(work)

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import onnx
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.background import BackgroundTask
 
 from ..graph import WorkbenchError
 from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCancelled, QuantError, QuantOptions,
@@ -36,7 +36,8 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
                      tensor_report, write_json)
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
-from ..quant.model import input_specs
+from ..quant.model import LoadedModel, input_specs
+from .downloads import file_response, open_files
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
 from .routes_sessions import ERRORS, store_of
@@ -288,7 +289,7 @@ class _Progress:
                           percent=round(100 * self.fraction, 1))
 
 
-def _run_analysis(folder: Path, model: onnx.ModelProto, data: CalibrationData, validation: CalibrationData | None,
+def _run_analysis(folder: Path, model: LoadedModel, data: CalibrationData, validation: CalibrationData | None,
                   options: QuantOptions, meta: dict[str, Any]) -> Callable[[JobContext], dict[str, Any]]:
     def work(job: JobContext) -> dict[str, Any]:
         try:
@@ -379,7 +380,7 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
             model_path = handle.export_to(folder / "model")
         try:
             model, specs = model_inputs(model_path)
-            quantizable_points(model)
+            quantizable_points(model.proto)
             data = open_data(specs, settings, data_paths)
             validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths) \
                 if validation_paths else None
@@ -505,14 +506,23 @@ def get_qdq(session_id: str, job_id: str, request: Request, config: str = Query(
             int16: str | None = Query(default=None, description="JSON list of tensor names in int16")) -> Response:
     analysis, meta = _analysis(request, session_id, job_id)
     label, grid = _configuration(analysis, config, int16)
-    try:
-        payload = analysis.qdq_for(grid).SerializeToString()
-    except ValueError:
-        raise ApiError(413, "too_large", "the QDQ model is over protobuf's 2 GB") from None
     name = f"model.{label.replace('/', '-')}{'-custom' if int16 is not None else ''}.qdq.onnx"
-    return Response(payload, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "X-Model-Version": str(meta["version"])})
+    # written into the job's folder, then streamed: a model with external data comes as a zip with its .data
+    staging = _folder_of(request, session_id, job_id) / f"export-{new_id()}"
+    staging.mkdir()
+    try:
+        paths = analysis.export_qdq(staging / name, activations=grid)
+        files = open_files(paths)
+    except QuantError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ApiError(413, "too_large", str(err)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    response = file_response(files, name.removesuffix(".onnx"),
+                             BackgroundTask(shutil.rmtree, staging, ignore_errors=True))
+    response.headers["X-Model-Version"] = str(meta["version"])
+    return response
 
 
 @router.get("/{session_id}/quant/{job_id}/table", summary="The quantization table (onnx-workbench/quant-table) of "

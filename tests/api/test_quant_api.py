@@ -259,3 +259,25 @@ def test_ppocrv4_det_fixed_by_edits_with_images(client: TestClient, open_session
     sess = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])  # default optimizations
     (y,) = sess.run(None, {"x": x[:1]})
     assert y.shape == (1, 1, 640, 640) and np.isfinite(y).all()
+
+
+def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Path) -> None:
+    """A session whose weights are external: the job reads them in place and the QDQ download is a zip
+    of the model and its data file, which runs in onnxruntime once unpacked."""
+    onnx.save(conv_net(seed=5), tmp_path / "conv.onnx", save_as_external_data=True, location="conv.bin",
+              size_threshold=0)
+    sid = upload(client, tmp_path / "conv.onnx", tmp_path / "conv.bin")
+    x = np.random.default_rng(6).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))])
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    r = client.get(f"/api/sessions/{sid}/quant/{job['job_id']}/qdq", params={"config": "uint8/kl"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="model.uint8-kl.qdq.zip"' in r.headers["content-disposition"]
+    out = tmp_path / "unzipped"
+    zipfile.ZipFile(io.BytesIO(r.content)).extractall(out)
+    assert sorted(p.name for p in out.iterdir()) == ["model.uint8-kl.qdq.onnx", "model.uint8-kl.qdq.onnx.data"]
+    sess = ort.InferenceSession(str(out / "model.uint8-kl.qdq.onnx"), providers=["CPUExecutionProvider"])
+    reference = ort.InferenceSession(conv_net(seed=5).SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sqnr_db(reference.run(None, {"x": x[:1]})[0], sess.run(None, {"x": x[:1]})[0]) > 20
+    jobs_folder = next(Path(client.app.state.settings.data_dir).rglob(job["job_id"])).parent.parent
+    assert not list(jobs_folder.rglob("export-*")), "the export's staging folder is left behind"

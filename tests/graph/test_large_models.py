@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-import psutil
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.graph import ModelLoadError, load_model, save_model
+from tests.memory import peak_rss_growth
 
 RNG_SEED = 0
 
@@ -274,30 +270,6 @@ def write_huge_model(folder: Path) -> int:
     model.ir_version = 8
     (folder / "model.onnx").write_bytes(model.SerializeToString())
     return HUGE_TENSORS * tensor_bytes
-
-
-@contextmanager
-def peak_rss_growth() -> Iterator[list[int]]:
-    """Samples the process's RSS every few ms; the list holds the peak growth over the start when done."""
-    process = psutil.Process()
-    start = process.memory_info().rss
-    peak = [start]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], process.memory_info().rss)
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    result = [0]
-    try:
-        yield result
-    finally:
-        done.set()
-        sampler.join()
-        result[0] = max(peak[0], process.memory_info().rss) - start
 
 
 @pytest.mark.slow
