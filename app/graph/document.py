@@ -8,6 +8,7 @@ edits that rewrite the whole graph run the full checker on a weightless copy.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .positions import PositionMap
 
 LIST_FIELDS = ("input", "output", "value_info", "initializer", "sparse_initializer")
 NodeRef = str | list[str]
+JOURNAL_STEPS = 64  # version steps a client can ask "what changed since" about
 
 
 @dataclass
@@ -105,6 +107,21 @@ class Scope:
         raise NotFoundError(f"no node '{ref}' in the graph", code="unknown_node", details={"node": ref})
 
 
+@dataclass(frozen=True)
+class Step:
+    """One version step: the transaction applied (or undone) to reach `version`, so that a client
+    holding an older version can be told what changed instead of fetching the whole model again."""
+
+    version: int
+    tx: Transaction
+    undone: bool
+    shape_revision_before: int
+
+    def changes(self) -> list[Change]:
+        """The primitive changes in the order they were made by this step."""
+        return [c.inverse() for c in reversed(self.tx.changes)] if self.undone else self.tx.changes
+
+
 @dataclass
 class _Pending:
     """What the transaction under way has touched, for validation at its end."""
@@ -134,6 +151,7 @@ class ModelDocument:
         self._scopes: dict[GraphPath, Scope] = {}
         self._pending: _Pending | None = None
         self._replaying = False
+        self._journal: deque[Step] = deque(maxlen=JOURNAL_STEPS)
 
     def initializer_revision(self, name: str) -> int:
         """The revision at which this initializer last changed (0: as loaded), for per-tensor caches."""
@@ -143,6 +161,16 @@ class ModelDocument:
         """Adopt the undo history and version saved with a snapshot of this very model state."""
         self.history = history
         self.version = version
+        self._journal.clear()  # the steps before the snapshot are not known here
+
+    def steps_since(self, version: int) -> list[Step] | None:
+        """The steps from `version` to the current one, oldest first; None when they are not all known
+        (a version older than the journal or than the snapshot this document was restored from)."""
+        if version == self.version:
+            return []
+        if version > self.version or not self._journal or self._journal[0].version > version + 1:
+            return None
+        return [step for step in self._journal if step.version > version]
 
     # -- scopes and addressing -----------------------------------------------------------------
     @property
@@ -218,6 +246,7 @@ class ModelDocument:
             for tx in reversed(applied):
                 self._revert(tx.changes)
                 self.history.done.pop()
+                self._journal.pop()
                 self.version -= 1
             self.history.undone[:] = redo_stack
             raise
@@ -227,6 +256,7 @@ class ModelDocument:
         if not isinstance(edit, dict):
             raise EditError("each edit must be a JSON object with an 'op' field", code="bad_edit")
         tx = Transaction(edit=edit)
+        shape_revision = self.shape_revision
         self._pending = _Pending(tx)
         try:
             body(self, edit)
@@ -241,25 +271,30 @@ class ModelDocument:
             self._pending = None
         self.history.record(tx)
         self.version += 1
+        self._journal.append(Step(self.version, tx, False, shape_revision))
         return tx
 
     def undo(self) -> Transaction:
         if not self.history.done:
             raise EditError("nothing to undo", code="nothing_to_undo")
         tx = self.history.done.pop()
+        shape_revision = self.shape_revision
         self._revert(tx.changes)
         self.history.undone.append(tx)
         self.version += 1
+        self._journal.append(Step(self.version, tx, True, shape_revision))
         return tx
 
     def redo(self) -> Transaction:
         if not self.history.undone:
             raise EditError("nothing to redo", code="nothing_to_redo")
         tx = self.history.undone.pop()
+        shape_revision = self.shape_revision
         for change in tx.changes:
             self._do(change)
         self.history.done.append(tx)
         self.version += 1
+        self._journal.append(Step(self.version, tx, False, shape_revision))
         return tx
 
     def _revert(self, changes: list[Change]) -> None:

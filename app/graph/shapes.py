@@ -7,6 +7,7 @@ afterwards is either symbolic (named dims from the inputs) or truly data-depende
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
 MAX_ROUNDS = 8
+RESOLUTIONS_KEPT = 3  # the current one and two before it: what a client's "what changed since" compares
 
 
 def _infer(model: ModelProto) -> ModelProto:
@@ -53,9 +55,11 @@ class Resolution:
 
 def resolve(doc: ModelDocument) -> Resolution:
     """Infer, fold what became constant, infer again; cached until the model changes."""
-    cached = doc.derived.get("resolution")
-    if cached is not None and cached[0] == doc.shape_revision:
-        return cached[1]
+    kept: OrderedDict[int, Resolution] = doc.derived.setdefault("resolutions", OrderedDict())
+    cached = kept.get(doc.shape_revision)
+    if cached is not None:
+        kept.move_to_end(doc.shape_revision)
+        return cached
     work = skeleton(doc.model)
     del work.graph.value_info[:]
     declared = {vi.name: copy_message(vi.type) for vi in work.graph.output}
@@ -92,8 +96,15 @@ def resolve(doc: ModelDocument) -> Resolution:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
     resolution = Resolution(types, constants)
-    doc.derived["resolution"] = (doc.shape_revision, resolution)
+    kept[doc.shape_revision] = resolution
+    while len(kept) > RESOLUTIONS_KEPT:
+        kept.popitem(last=False)
     return resolution
+
+
+def resolution_at(doc: ModelDocument, shape_revision: int) -> Resolution | None:
+    """The resolution computed when the model was at this shape revision, if it is still kept."""
+    return doc.derived.get("resolutions", {}).get(shape_revision)
 
 
 def inferred_types(doc: ModelDocument) -> dict[str, TypeProto]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import Request, Response
-from onnx import GraphProto, TensorProto, TypeProto, helper
+from onnx import GraphProto, NodeProto, TensorProto, TypeProto, helper
 
 from ..graph import ModelDocument, WorkbenchError
 from ..graph.index import subgraphs
@@ -72,6 +72,12 @@ def gzipped_json_response(request: Request, packed: bytes, headers: dict[str, st
 
 
 def graph_view(doc: ModelDocument) -> dict[str, Any]:
+    fields, inferred = view_header(doc)
+    return {"version": doc.version, **fields, "graph": _graph(doc, doc.main, inferred)}
+
+
+def view_header(doc: ModelDocument) -> tuple[dict[str, Any], dict[str, TypeProto]]:
+    """The model-level fields of the view, and the inferred types its tensors take when none is declared."""
     inference_error = None
     try:
         inferred = inferred_types(doc)
@@ -80,15 +86,13 @@ def graph_view(doc: ModelDocument) -> dict[str, Any]:
     except Exception as err:  # onnx's C++ inference can fail in ways it has no error type for
         inferred, inference_error = {}, f"shape inference failed: {err}"
     model = doc.model
-    view = {
-        "version": doc.version,
+    fields = {
         "ir_version": model.ir_version,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "producer": " ".join(p for p in (model.producer_name, model.producer_version) if p),
         "shape_inference": {"ok": inference_error is None, "message": inference_error},
-        "graph": _graph(doc, doc.main, inferred),
     }
-    return view
+    return fields, inferred
 
 
 def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> dict[str, Any]:
@@ -113,21 +117,8 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
 
     reads = scope.index.reads
     for pos, node in enumerate(graph.node):
-        nid = node_id(node)
-        attributes = node.attribute
-        item: dict[str, Any] = {
-            "id": nid, "name": node.name, "op_type": node.op_type, "domain": node.domain,
-            "inputs": list(node.input), "outputs": list(node.output),
-            "attributes": {a.name: attribute_to_json(a) for a in attributes} if attributes else {},
-        }
-        if scope.path:
-            item["ref"] = doc.node_path(scope, node)
-        if attributes:
-            bodies = [{"attribute": attr_name, "index": gi,
-                       "graph": _graph(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), {})}
-                      for attr_name, gi, _ in subgraphs(node)]
-            if bodies:
-                item["subgraphs"] = bodies
+        item = node_item(doc, scope, pos, node)
+        nid = item["id"]
         nodes.append(item)
         for name in reads(node):
             tensor(name)["consumers"].append(nid)
@@ -137,19 +128,7 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
     for name in list(inputs) + list(outputs) + list(initializers):
         tensor(name)
     for name, entry in tensors.items():
-        type_proto = declared.get(name) or inferred.get(name)
-        if type_proto is None and name in initializers:
-            t = initializers[name]
-            entry["dtype"], entry["shape"] = dtype_name(t.data_type), list(t.dims)
-        elif type_proto is not None and type_proto.WhichOneof("value") == "tensor_type":
-            entry["dtype"] = dtype_name(type_proto.tensor_type.elem_type)
-            entry["shape"] = shape_text(type_proto)
-        else:
-            entry["dtype"] = type_proto.WhichOneof("value") if type_proto is not None else None
-            entry["shape"] = None
-        entry["is_initializer"] = name in initializers
-        entry["is_input"] = name in inputs and name not in initializers
-        entry["is_output"] = name in outputs
+        describe_tensor(entry, name, declared.get(name) or inferred.get(name), initializers.get(name), inputs, outputs)
     return {
         "name": graph.name,
         "inputs": [v.name for v in graph.input if v.name not in initializers],
@@ -161,17 +140,53 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
     }
 
 
+def node_item(doc: ModelDocument, scope: Any, pos: int, node: NodeProto) -> dict[str, Any]:
+    """One node as the view lists it (bodies of If/Loop/Scan nested); `pos` is its place in its graph."""
+    attributes = node.attribute
+    item: dict[str, Any] = {
+        "id": scope.node_id(node), "name": node.name, "op_type": node.op_type, "domain": node.domain,
+        "inputs": list(node.input), "outputs": list(node.output),
+        "attributes": {a.name: attribute_to_json(a) for a in attributes} if attributes else {},
+    }
+    if scope.path:
+        item["ref"] = doc.node_path(scope, node)
+    if attributes:
+        bodies = [{"attribute": attr_name, "index": gi,
+                   "graph": _graph(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), {})}
+                  for attr_name, gi, _ in subgraphs(node)]
+        if bodies:
+            item["subgraphs"] = bodies
+    return item
+
+
+def describe_tensor(entry: dict[str, Any], name: str, type_proto: TypeProto | None, initializer: TensorProto | None,
+                    inputs: set[str] | dict[str, Any], outputs: set[str] | dict[str, Any]) -> None:
+    """Fill in a tensor entry's dtype, shape and flags: the declared or inferred type, else the initializer's."""
+    if type_proto is None and initializer is not None:
+        entry["dtype"], entry["shape"] = dtype_name(initializer.data_type), list(initializer.dims)
+    elif type_proto is not None and type_proto.WhichOneof("value") == "tensor_type":
+        entry["dtype"] = dtype_name(type_proto.tensor_type.elem_type)
+        entry["shape"] = shape_text(type_proto)
+    else:
+        entry["dtype"] = type_proto.WhichOneof("value") if type_proto is not None else None
+        entry["shape"] = None
+    entry["is_initializer"] = initializer is not None
+    entry["is_input"] = name in inputs and initializer is None
+    entry["is_output"] = name in outputs
+
+
 def _initializer_summaries(doc: ModelDocument, initializers: dict[str, TensorProto]) -> dict[str, Any]:
-    """Main-graph summaries kept with the document, recomputed only for initializers an edit changed."""
+    return {name: main_initializer_summary(doc, name, tensor) for name, tensor in initializers.items()}
+
+
+def main_initializer_summary(doc: ModelDocument, name: str, tensor: TensorProto) -> dict[str, Any]:
+    """A main-graph summary kept with the document, recomputed only when an edit changed the initializer."""
     cache: dict[str, tuple[int, dict[str, Any]]] = doc.derived.setdefault("initializer_summaries", {})
-    summaries = {}
-    for name, tensor in initializers.items():
-        revision = doc.initializer_revision(name)
-        entry = cache.get(name)
-        if entry is None or entry[0] != revision:
-            entry = cache[name] = (revision, initializer_summary(tensor, doc.base_dir))
-        summaries[name] = entry[1]
-    return summaries
+    revision = doc.initializer_revision(name)
+    entry = cache.get(name)
+    if entry is None or entry[0] != revision:
+        entry = cache[name] = (revision, initializer_summary(tensor, doc.base_dir))
+    return entry[1]
 
 
 def initializer_summary(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any]:

@@ -35,6 +35,10 @@ EDIT_OPS: dict[str, EditFunction] = {
     "convert_opset": convert_opset,
 }
 
+# Edits that may rewrite any part of the graph (app/graph/edits/whole.py): a client that held the model
+# before one of these, or before its undo, reads the model again rather than a list of what changed.
+WHOLE_GRAPH_OPS = frozenset({"extract", "fold_constants", "cleanup", "infer_shapes", "convert_opset"})
+
 
 def apply_edit(doc: ModelDocument, edit: dict[str, Any]) -> None:
     op = edit.get("op")
