@@ -24,25 +24,56 @@ _MIN_RELATIVE_EXPONENT = -22
 _MIN_EXPONENT = -126
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=False)
-def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarray) -> int:
-    """Add each value to ``counts[floor(value * inverse_width) - start]``; return how many were 0.
+#: Values binned per step: their bin indices stay in L1 between the two loops of ``_bin``.
+_CHUNK = 4096
 
-    One pass without the GIL, so both statistics workers bin at once: numpy's multiply,
-    floor, cast and bincount take five passes (bincount holding the GIL), 2.2 ns a value on
-    PP-OCRv4's activations against 1.3 here. ``value * inverse_width`` is exact in float64
-    (a power of two times a float32), and the floor is taken before the start is subtracted
-    so no rounding can move a value across a bin edge.
+
+@numba.njit(nogil=True, boundscheck=False, cache=False)
+def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: np.ndarray) -> int:
+    """``index[i] = floor(values[i] * inverse_width) - start``; returns how many values were 0.
+
+    ``values[i] * inverse_width`` is exact in float64 (a float32 times a power of two) and the floor
+    is taken before the start is subtracted, so no rounding can move a value across a bin edge.
+    A loop without stores to shared counts, so the compiler vectorises it.
     """
     zeros = 0
     for i in range(values.size):
         scaled = np.float64(values[i]) * inverse_width
-        k = np.int64(scaled)
-        if scaled < k:  # truncation went up for a negative non-integer
-            k -= 1
-        counts[k - start] += 1
-        if scaled == 0.0:
-            zeros += 1
+        index[i] = np.int32(np.floor(scaled)) - start
+        zeros += scaled == 0.0
+    return zeros
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=False)
+def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarray) -> int:
+    """Add each value to ``counts[floor(value * inverse_width) - start]``; return how many were 0.
+
+    Why not numpy: its multiply, floor, cast and bincount take five passes, bincount holding the
+    GIL, 2.2 ns a value on PP-OCRv4's activations; this takes 0.9 ns and releases the GIL, so both
+    statistics workers bin at once. Large tensors are counted into four interleaved copies of the
+    counts: runs of equal values (the zeros after a Relu) would otherwise wait on their own increment.
+    """
+    ways = 4 if values.size >= 16 * counts.size else 1
+    partial = np.zeros((ways, counts.size), np.int64)
+    index = np.empty(_CHUNK, np.int32)
+    zeros = 0
+    for begin in range(0, values.size, _CHUNK):
+        n = min(_CHUNK, values.size - begin)
+        zeros += _chunk_indices(values[begin:begin + n], inverse_width, start, index)
+        if ways == 4:
+            quad = n - n % 4
+            for i in range(0, quad, 4):
+                partial[0, index[i]] += 1
+                partial[1, index[i + 1]] += 1
+                partial[2, index[i + 2]] += 1
+                partial[3, index[i + 3]] += 1
+            for i in range(quad, n):
+                partial[0, index[i]] += 1
+        else:
+            for i in range(n):
+                partial[0, index[i]] += 1
+    for way in range(ways):
+        counts += partial[way]
     return zeros
 
 

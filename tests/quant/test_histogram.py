@@ -66,3 +66,15 @@ def test_values_on_edges_and_far_below_the_width_land_in_their_own_bin() -> None
     expected = np.bincount((np.floor(allx) - h.start).astype(np.intp), minlength=len(h.counts))
     assert np.array_equal(h.counts, expected)
     assert h.zeros == 3  # the edge 0.0, -0.0 and 0.0; the subnormals 1e-45 are not zero
+
+
+def test_a_subnormal_in_wide_bins_is_not_rounded_to_zero() -> None:
+    """x / w of -1e-45 with w = 2**18 underflows to -0.0 in float32 and would land in the bin above 0."""
+    h = Histogram(capacity=16)
+    h.add(np.array([-2.0**20, 2.0**20], dtype=np.float32))
+    assert h.width == 2.0**18
+    x = np.array([-1e-45, 1e-45, -1e-38, 0.0], dtype=np.float32)
+    before = h.counts.copy()
+    h.add(x)
+    added = h.counts - before
+    assert added[-h.start - 1] == 2 and added[-h.start] == 2  # the negatives below 0, 1e-45 and 0 above
