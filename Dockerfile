@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    ONNX_WORKBENCH_DATA=/data
+    ONNX_WORKBENCH_DATA=/data \
+    NUMBA_CACHE_DIR=/home/workbench/.cache/numba
 
 WORKDIR /src
 COPY . /src
@@ -19,6 +20,8 @@ RUN python -m pip install /src \
 
 USER workbench
 WORKDIR /home/workbench
+# compile the quantization statistics kernel now (numba caches it), not in the first analysis
+RUN python -c "import numpy as np; from app.quant.histogram import Histogram; Histogram().add(np.zeros(8, np.float32))"
 VOLUME ["/data"]
 EXPOSE 8000
 

@@ -28,7 +28,7 @@ _MIN_EXPONENT = -126
 _CHUNK = 4096
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=False)
+@numba.njit(nogil=True, boundscheck=False, cache=True)
 def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: np.ndarray) -> int:
     """``index[i] = floor(values[i] * inverse_width) - start``; returns how many values were 0.
 
@@ -44,7 +44,7 @@ def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: 
     return zeros
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=False)
+@numba.njit(nogil=True, boundscheck=False, cache=True)
 def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarray) -> int:
     """Add each value to ``counts[floor(value * inverse_width) - start]``; return how many were 0.
 
