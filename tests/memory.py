@@ -11,9 +11,10 @@ import psutil
 
 
 @contextmanager
-def peak_rss_growth() -> Iterator[list[int]]:
-    """Samples the process's RSS every few ms; the list holds the peak growth over the start when done."""
-    process = psutil.Process()
+def peak_rss_growth(pid: int | None = None) -> Iterator[list[int]]:
+    """Samples a process's RSS (this one's by default) every few ms; the list holds the peak growth
+    over the start when done."""
+    process = psutil.Process(pid)
     start = process.memory_info().rss
     peak = [start]
     done = threading.Event()

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
+
+from tests.memory import peak_rss_growth
 
 from .models import external_weights_model
 from .server_process import ServerProcess
@@ -119,19 +120,7 @@ def test_uploads_stream_to_disk_and_weights_stay_there(tmp_path: Path) -> None:
     folder.mkdir()
     with ServerProcess(folder) as server:
         assert server.proc is not None
-        proc = psutil.Process(server.proc.pid)
-        base = proc.memory_info().rss
-        peak = [base]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss)
-                time.sleep(0.01)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        try:
+        with peak_rss_growth(server.proc.pid) as growth:
             with httpx.Client(base_url=server.url, timeout=120) as client, open(model, "rb") as m, \
                     open(data, "rb") as d:
                 r = client.post("/api/sessions", files=[("file", (model.name, m)), ("data", (data.name, d))])
@@ -145,7 +134,4 @@ def test_uploads_stream_to_disk_and_weights_stay_there(tmp_path: Path) -> None:
                     for chunk in download.iter_bytes():
                         size += len(chunk)
                 assert size > 400 << 20  # a zip of the model and its data file
-        finally:
-            done.set()
-            sampler.join()
-        assert peak[0] - base < 150 << 20, f"server memory grew by {(peak[0] - base) >> 20} MB"
+        assert growth[0] < 150 << 20, f"server memory grew by {growth[0] >> 20} MB"
