@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gc
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -120,13 +122,6 @@ class LayoutMemory:
         self.boxes: dict[str, tuple[float, float]] = {}
         self.routes: dict[tuple[str, str, str], list[float]] = {}
 
-    def remember(self, drawing: dict[str, Any]) -> None:
-        boxes = drawing["nodes"]
-        for box in boxes:
-            self.boxes[box["id"]] = (box["x"], box["y"])
-        for edge in drawing["edges"]:
-            self.routes[(edge["t"], boxes[edge["from"]]["id"], boxes[edge["to"]]["id"])] = edge["pts"]
-
 
 def layout_graph(graph: dict[str, Any], memory: LayoutMemory | None = None, max_new: int = 16) -> dict[str, Any]:
     """Boxes with positions, edges with routes, and broadcast stubs for one graph of the view.
@@ -135,190 +130,406 @@ def layout_graph(graph: dict[str, Any], memory: LayoutMemory | None = None, max_
     placed, the layout is incremental: known boxes stay where they were, new ones go beside their
     neighbours ("incremental": true in the answer). Otherwise the whole graph is laid out.
     """
-    # Nothing here makes reference cycles; the cyclic collector would only rescan the many small
-    # dicts and lists being built (measured: a third of the time at 20,000 nodes).
+    return Layout(graph, memory, max_new).drawing()
+
+
+class Layout:
+    """The drawing of one graph of the view, held by box id and by tensor so that the next version of
+    the graph is drawn by redoing only what a graph delta (app/server/graph_delta.py) names.
+
+    update() gives what layout_graph would give for the new graph with the same memory, up to the order
+    of edges and stubs: tensors new to the drawing come last. Edges are kept per tensor in drawing order;
+    a client holding the drawing mirrors them with the same rule (replace in place, append, delete).
+    """
+
+    def __init__(self, graph: dict[str, Any], memory: LayoutMemory | None = None, max_new: int = 16) -> None:
+        # Nothing here makes reference cycles; the cyclic collector would only rescan the many small
+        # dicts and lists being built (measured: a third of the time at 20,000 nodes).
+        with _no_gc():
+            self._build(graph, memory, max_new)
+
+    def _build(self, graph: dict[str, Any], memory: LayoutMemory | None, max_new: int) -> None:
+        self.graph, self.memory, self.max_new = graph, memory, max_new
+        self._structure_key: tuple[Any, ...] | None = None
+        self.nodes = {n["id"]: n for n in graph["nodes"]}
+        outputs = set(graph["outputs"])
+        self.folded = {n["id"] for n in graph["nodes"] if _is_folded(n, graph["tensors"], outputs)}
+        self.boxes: dict[str, dict[str, Any]] = {}
+        for box in self._io_boxes():
+            self.boxes[box["id"]] = box
+        for node in graph["nodes"]:
+            if node["id"] not in self.folded:
+                self.boxes[node["id"]] = _op_box(node, graph, self.folded)
+        self.order = self._order()
+        # per tensor: its edges (tensor, source id, target id, input slot) and its reads with no source box
+        self.tensor_edges: dict[str, tuple[list[tuple[str, str, str, int]], list[tuple[str, str, int]]]] = {}
+        for name, t in graph["tensors"].items():
+            found = self._edges_of(name, t)
+            if found[0] or found[1]:
+                self.tensor_edges[name] = found
+        self._structure()
+        index = {box_id: i for i, box_id in enumerate(self.order)}
+        unknown = self._unknown()
+        self.incremental = unknown is not None
+        if unknown is not None and memory is not None:
+            for box_id in self.order:
+                if box_id in memory.boxes:
+                    self._put(self.boxes[box_id], memory.boxes[box_id])
+            self._place_new(unknown)
+            routes = [self._route(t, s, d) for t, s, d, _ in self.kept]
+        else:
+            boxes = [self.boxes[i] for i in self.order]
+            positions, routes = _place(boxes, self.layers, [(index[s], index[d]) for _, s, d, _ in self.kept])
+            for box, (x, y) in zip(boxes, positions):
+                box["x"], box["y"] = round(x, 1), round(y, 1)
+        tensors = graph["tensors"]
+        self.edges: dict[str, list[dict[str, Any]]] = {}
+        for (name, source, target, slot), route in zip(self.kept, routes):
+            self.edges.setdefault(name, []).append(_edge(name, source, target, slot, route, tensors))
+        self._measure()
+        if memory is not None:
+            for box in self.boxes.values():
+                memory.boxes[box["id"]] = (box["x"], box["y"])
+            for edges in self.edges.values():
+                for edge in edges:
+                    memory.routes[(edge["t"], edge["from"], edge["to"])] = edge["pts"]
+
+    # -- the answer ------------------------------------------------------------------------------
+    def drawing(self) -> dict[str, Any]:
+        """Boxes in order, edges and stubs naming boxes by position: what the editor draws."""
+        index = {box_id: i for i, box_id in enumerate(self.order)}
+        edges = [{**edge, "from": index[edge["from"]], "to": index[edge["to"]]}
+                 for tensor_edges in self.edges.values() for edge in tensor_edges]
+        return {"nodes": [self.boxes[i] for i in self.order], "edges": edges,
+                "stubs": [{**stub, "to": index[stub["to"]]} for stub in self.stubs],
+                "broadcast": sorted(self.broadcast), "width": self.width, "height": self.height,
+                "incremental": self.incremental}
+
+    # -- the next version ------------------------------------------------------------------------
+    def update(self, graph: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any] | None:
+        """Redraw for `graph`, the view's graph after the graph delta's part `delta` was applied to the
+        graph this layout drew. Returns what changed in the drawing, naming boxes by id:
+            {"boxes": {"removed": [id], "upserted": [box]}, "edges": [[tensor, [edge]], ...],
+             "stubs": [...], "broadcast", "width", "height", "incremental": true}
+        where each listed tensor's edges replace its earlier ones (none: it has no edges any more).
+        None when more boxes are new than an incremental layout places: lay out again instead."""
+        if self.memory is None:
+            raise ValueError("only a layout with a memory can follow the graph's versions")
+        with _no_gc():
+            return self._update(graph, delta)
+
+    def _update(self, graph: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any] | None:
+        assert self.memory is not None
+        self.graph = graph
+        tensors = graph["tensors"]
+        for node_id in delta["nodes"]["removed"]:
+            self.nodes.pop(node_id, None)
+        upserted = [u["node"] for u in delta["nodes"]["upserted"]]
+        for node in upserted:
+            self.nodes[node["id"]] = node
+        changed_tensors = set(delta["tensors"]["removed"]) | set(delta["tensors"]["upserted"])
+        weights = set(delta["initializers"]["removed"]) | set(delta["initializers"]["upserted"])
+
+        # which Constant nodes are rows of their reader now
+        outputs = set(graph["outputs"])
+        candidates = {n["id"] for n in upserted} | {tensors[t]["producer"] for t in changed_tensors
+                                                   if t in tensors and tensors[t]["producer"] is not None}
+        refolded: set[str] = set()
+        self.folded = {f for f in self.folded if f in self.nodes}
+        for node_id in candidates:
+            node = self.nodes.get(node_id)
+            folded = node is not None and _is_folded(node, tensors, outputs)
+            if folded != (node_id in self.folded):
+                refolded.add(node_id)
+                (self.folded.add if folded else self.folded.discard)(node_id)
+        changed_tensors.update(o for f in refolded if f in self.nodes for o in self.nodes[f]["outputs"] if o)
+
+        # boxes: every op box whose node or weight rows may differ, and every input and output box
+        before: dict[str, dict[str, Any] | None] = {}  # what each box touched here was (None: new)
+
+        def drop(box_id: str) -> None:
+            box = self.boxes.pop(box_id, None)
+            before.setdefault(box_id, box)
+
+        for box_id in self._io_ids + delta["nodes"]["removed"]:
+            drop(box_id)
+        rebuild = {n["id"] for n in upserted} | refolded
+        for name in changed_tensors | weights:
+            rebuild.update(tensors[name]["consumers"] if name in tensors else ())
+        for node_id in rebuild:
+            drop(node_id)
+            node = self.nodes.get(node_id)
+            if node is not None and node_id not in self.folded:
+                self.boxes[node_id] = _op_box(node, graph, self.folded)
+        fresh = set(rebuild)
+        for box in self._io_boxes():
+            before.setdefault(box["id"], None)
+            self.boxes[box["id"]] = box
+            fresh.add(box["id"])
+        self.order = self._order()
+        if len(self.order) != len(self.boxes):
+            return None  # one id for two boxes (a graph output listed twice): the full layout handles it
+
+        # edges of the tensors that changed, in place; the structure only when the edges say it changed
+        for name in sorted(changed_tensors):
+            found = self._edges_of(name, tensors[name]) if name in tensors else ([], [])
+            if found[0] or found[1]:
+                self.tensor_edges[name] = found
+            else:
+                self.tensor_edges.pop(name, None)
+        was_broadcast = self.broadcast
+        self._structure()
+
+        unknown = self._unknown()
+        if unknown is None:
+            return None
+        for box_id in fresh:
+            box = self.boxes.get(box_id)
+            if box is not None and box_id in self.memory.boxes:
+                self._put(box, self.memory.boxes[box_id])
+        self._place_new(unknown)
+        moved = {box_id for box_id in fresh if box_id in self.boxes and
+                 _geometry(self.boxes[box_id]) != _geometry(before.get(box_id))}
+        redraw = set(changed_tensors) | (was_broadcast ^ self.broadcast)
+        for box_id in moved:
+            redraw.update(self._tensors_at(box_id))
+        kept: dict[str, list[tuple[str, str, str, int]]] = {}
+        for edge in self.kept:
+            if edge[0] in redraw:
+                kept.setdefault(edge[0], []).append(edge)
+        changed_edges = []
+        for name in sorted(redraw):
+            edges = [_edge(name, s, d, slot, self._route(name, s, d), tensors) for _, s, d, slot in kept.get(name, ())]
+            if edges:
+                self.edges[name] = edges
+            elif self.edges.pop(name, None) is None:
+                continue
+            changed_edges.append([name, edges])
+            for edge in edges:
+                self.memory.routes[(name, edge["from"], edge["to"])] = edge["pts"]
+        self._measure()
+        upserted_boxes = [self.boxes[i] for i in self.order if i in fresh and self.boxes[i] != before.get(i)]
+        for box in upserted_boxes:
+            self.memory.boxes[box["id"]] = (box["x"], box["y"])
+        self.incremental = True
+        removed = sorted(box_id for box_id, box in before.items() if box is not None and box_id not in self.boxes)
+        return {"boxes": {"removed": removed, "upserted": upserted_boxes},
+                "edges": changed_edges, "stubs": self.stubs, "broadcast": sorted(self.broadcast),
+                "width": self.width, "height": self.height, "incremental": True}
+
+    # -- the parts -------------------------------------------------------------------------------
+    def _io_boxes(self) -> list[dict[str, Any]]:
+        """The boxes of the graph's inputs and outputs (remembered by id: the next graph may have others)."""
+        tensors = self.graph["tensors"]
+        boxes = [_io_box(name, "input", tensors) for name in self.graph["inputs"]] + \
+            [_io_box(name, "output", tensors) for name in self.graph["outputs"]]
+        self._io_ids = [box["id"] for box in boxes]
+        return boxes
+
+    def _tensors_at(self, box_id: str) -> list[str]:
+        """The tensors whose edges may end at this box."""
+        box = self.boxes[box_id]
+        if box["kind"] != "op":
+            return [box["tensor"]]
+        node = self.nodes[box_id]
+        if node.get("subgraphs"):  # its bodies read outer tensors that are not among its inputs
+            return [name for name, edges in self.edges.items() if any(box_id in (e["from"], e["to"]) for e in edges)]
+        return [t for t in node["inputs"] + node["outputs"] if t]
+
+    def _order(self) -> list[str]:
+        """Box ids in drawing order: graph inputs, nodes in graph order, graph outputs."""
+        return ["in:" + n for n in self.graph["inputs"]] + \
+            [n["id"] for n in self.graph["nodes"] if n["id"] not in self.folded] + \
+            ["out:" + n for n in self.graph["outputs"]]
+
+    def _edges_of(self, name: str, t: dict[str, Any]) -> tuple[list[tuple[str, str, str, int]],
+                                                                 list[tuple[str, str, int]]]:
+        """One edge per (tensor, reader) from the producer box (or the input box) to the reader box;
+        reads with no box producing them (outer scope) separately."""
+        if name in self.graph.get("initializers", {}) and not t.get("is_input"):
+            return [], []
+        producer = t.get("producer")
+        if producer in self.folded:
+            return [], []
+        boxes = self.boxes
+        source = (producer if producer in boxes else None) if producer is not None else \
+            ("in:" + name if "in:" + name in boxes else None)
+        edges: list[tuple[str, str, str, int]] = []
+        unresolved: list[tuple[str, str, int]] = []
+        for reader in dict.fromkeys(t.get("consumers", ())):
+            if reader not in boxes:
+                continue
+            inputs = self.nodes[reader]["inputs"]
+            slot = inputs.index(name) if name in inputs else len(inputs)
+            if source is None:
+                unresolved.append((name, reader, slot))
+            else:
+                edges.append((name, source, reader, slot))
+        if source is not None and "out:" + name in boxes:
+            edges.append((name, source, "out:" + name, 0))
+        return edges, unresolved
+
+    def _structure(self) -> None:
+        """Layers, broadcast tensors, their stubs and the edges kept for the layout. Layers and broadcast
+        tensors are worked out again only when the edges between box positions changed."""
+        index = {box_id: i for i, box_id in enumerate(self.order)}
+        edges = [e for found, _ in self.tensor_edges.values() for e in found]
+        links = [(index[s], index[d]) for _, s, d, _ in edges]
+        key = (len(self.order), links, [e[0] for e in edges])
+        if key != self._structure_key:
+            layers = _layers(len(self.order), links)
+            broadcast = _broadcast_tensors([(name, index[d]) for name, _, d, _ in edges], layers)
+            if broadcast:
+                layers = _layers(len(self.order), [link for e, link in zip(edges, links) if e[0] not in broadcast])
+            self._structure_key, self.layers, self.broadcast = key, layers, broadcast
+        broadcast = self.broadcast
+        stubs = [{"t": name, "to": d, "slot": slot, "in": True} for name, _, d, slot in edges if name in broadcast]
+        stubs += [{"t": name, "to": d, "slot": slot, "in": True}
+                  for _, unresolved in self.tensor_edges.values() for name, d, slot in unresolved]
+        tensors = self.graph["tensors"]
+        for name in sorted(broadcast):
+            producer = tensors[name].get("producer")
+            source = (producer if producer in index else None) if producer is not None else \
+                ("in:" + name if "in:" + name in index else None)
+            if source is not None:
+                stubs.append({"t": name, "to": source, "slot": 0, "in": False})
+        for stub in stubs:
+            stub["label"] = name_label(stub["t"])
+        self.kept = [e for e in edges if e[0] not in broadcast] if broadcast else edges
+        self.stubs = stubs
+
+    def _unknown(self) -> list[int] | None:
+        """Positions of boxes the memory never placed, when few enough to place them incrementally."""
+        if self.memory is None or not self.memory.boxes:
+            return None
+        known = self.memory.boxes
+        unknown = [i for i, box_id in enumerate(self.order) if box_id not in known]
+        if len(unknown) <= self.max_new and len(unknown) <= max(4, len(self.order) // 4):
+            return unknown
+        return None
+
+    def _place_new(self, unknown: list[int]) -> None:
+        """Put boxes the memory does not know beside a placed neighbour, layer by layer."""
+        if not unknown:
+            return
+        boxes = [self.boxes[i] for i in self.order]
+        index = {box_id: i for i, box_id in enumerate(self.order)}
+        new = set(unknown)
+        preds: dict[int, list[int]] = {}
+        succs: dict[int, list[int]] = {}
+        for _, s, d, _ in self.kept:
+            si, di = index[s], index[d]
+            if di in new:
+                preds.setdefault(di, []).append(si)
+            if si in new:
+                succs.setdefault(si, []).append(di)
+        placed = set(range(len(boxes))) - new
+        for i in sorted(unknown, key=lambda i: (self.layers[i], i)):
+            box = boxes[i]
+            above = [p for p in preds.get(i, ()) if p in placed]
+            below = [s for s in succs.get(i, ()) if s in placed]
+            if above:
+                ref = max(above, key=lambda p: (boxes[p]["y"], -p))
+                x = boxes[ref]["x"] + boxes[ref]["w"] / 2 + box["w"] / 2 + H_GAP
+                y = boxes[ref]["y"] + boxes[ref]["h"] + LAYER_GAP
+            elif below:
+                ref = min(below, key=lambda s: (boxes[s]["y"], s))
+                x = boxes[ref]["x"] + boxes[ref]["w"] / 2 + box["w"] / 2 + H_GAP
+                y = boxes[ref]["y"] - box["h"] - LAYER_GAP
+            else:
+                x = max((b["x"] + b["w"] / 2 for j, b in enumerate(boxes) if j in placed), default=0.0) + box["w"]
+                y = 0.0
+            x = _free_x(boxes, placed, x, y, box["w"], box["h"])
+            box["x"], box["y"] = round(x, 1), round(y, 1)
+            placed.add(i)
+
+    def _route(self, name: str, source: str, target: str) -> list[float]:
+        """The remembered route of an edge when its ends did not move, else a straight line."""
+        src, dst = self.boxes[source], self.boxes[target]
+        start = [src["x"], round(src["y"] + src["h"], 1)]
+        end = [dst["x"], dst["y"]]
+        old = self.memory.routes.get((name, source, target)) if self.memory is not None else None
+        if old is not None and old[:2] == start and old[-2:] == end:
+            return old
+        return start + end
+
+    @staticmethod
+    def _put(box: dict[str, Any], position: tuple[float, float]) -> None:
+        box["x"], box["y"] = position
+
+    def _measure(self) -> None:
+        boxes = self.boxes.values()
+        self.width = round(max((b["x"] + b["w"] / 2 for b in boxes), default=0.0), 1)
+        self.height = round(max((b["y"] + b["h"] for b in boxes), default=0.0), 1)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _layout_graph(graph, memory, max_new)
+        yield
     finally:
         if collecting:
             gc.enable()
 
 
-def _layout_graph(graph: dict[str, Any], memory: LayoutMemory | None, max_new: int) -> dict[str, Any]:
-    boxes, edges, stubs, broadcast, layers = _drawing(graph)
-    kept_pairs = [(s, t) for _, s, t, _ in edges]
-    incremental = False
-    if memory is not None and memory.boxes:
-        unknown = sum(1 for b in boxes if b["id"] not in memory.boxes)
-        if unknown <= max_new and unknown <= max(4, len(boxes) // 4):
-            routes = _place_known(boxes, edges, layers, memory)
-            incremental = True
-    if not incremental:
-        positions, routes = _place(boxes, layers, kept_pairs)
-        for box, (x, y) in zip(boxes, positions):
-            box["x"], box["y"] = round(x, 1), round(y, 1)
-    tensors = graph["tensors"]
-    out_edges = [{"t": name, "from": s, "to": t, "slot": slot, "pts": route,
-                  "label": shape_label(tensors.get(name, {}).get("shape"))}
-                 for (name, s, t, slot), route in zip(edges, routes)]
-    for stub in stubs:
-        stub["label"] = name_label(stub["t"])
-    width = max((b["x"] + b["w"] / 2 for b in boxes), default=0.0)
-    height = max((b["y"] + b["h"] for b in boxes), default=0.0)
-    drawing = {"nodes": boxes, "edges": out_edges, "stubs": stubs, "broadcast": sorted(broadcast),
-               "width": round(width, 1), "height": round(height, 1), "incremental": incremental}
-    if memory is not None:
-        memory.remember(drawing)
-    return drawing
+def _is_folded(node: dict[str, Any], tensors: dict[str, Any], outputs: set[str]) -> bool:
+    """A Constant node read by exactly one node (and not a graph output) becomes a row of that node."""
+    if node["op_type"] != "Constant" or len(node["outputs"]) != 1 or node.get("subgraphs"):
+        return False
+    out = node["outputs"][0]
+    return len(set(tensors.get(out, {}).get("consumers", ()))) == 1 and out not in outputs
 
 
-def _drawing(graph: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, int, int, int]],
-                                              list[dict[str, Any]], set[str], list[int]]:
-    """Boxes (content and size), the edges that drive the layout, stubs, broadcast tensors, layers."""
-    tensors: dict[str, dict[str, Any]] = graph["tensors"]
-    initializers: dict[str, Any] = graph.get("initializers", {})
-    view_nodes: list[dict[str, Any]] = graph["nodes"]
-    outputs = set(graph["outputs"])
-
-    # Constant nodes read by exactly one node (and not a graph output) become rows of that node.
-    folded: set[str] = set()
-    for node in view_nodes:
-        if node["op_type"] == "Constant" and len(node["outputs"]) == 1 and not node.get("subgraphs"):
-            out = tensors.get(node["outputs"][0], {})
-            if len(set(out.get("consumers", ()))) == 1 and node["outputs"][0] not in outputs:
-                folded.add(node["id"])
-
-    boxes: list[dict[str, Any]] = []
-    index: dict[str, int] = {}
-
-    def add_box(box: dict[str, Any]) -> None:
-        index[box["id"]] = len(boxes)
-        boxes.append(box)
-
-    for name in graph["inputs"]:
-        t = tensors.get(name, {})
-        rows = [["", f"{t.get('dtype') or ''}[{shape_label(t.get('shape'))}]"]]
-        add_box({"id": "in:" + name, "kind": "input", "title": name, "cat": "input", "rows": rows, "tensor": name})
-    for node in view_nodes:
-        if node["id"] in folded:
-            continue
-        rows: list[list[str]] = []
-        formal = _input_names(node["op_type"], node["domain"])
-        for pos, name in enumerate(node["inputs"]):
-            weight = initializers.get(name)
-            if weight is None and name:
-                producer = tensors.get(name, {}).get("producer")
-                if producer in folded:
-                    weight = tensors[name]
-            if weight is not None:
-                label = formal[pos] if pos < len(formal) else f"in{pos}"
-                rows.append([label, f"\u27e8{shape_label(weight.get('shape'))}\u27e9"])
-        attrs = node.get("attributes", {})
-        keys = [k for k in _KEY_ATTRIBUTES if k in attrs] + [k for k in attrs if k not in _KEY_ATTRIBUTES]
-        for key in keys[:MAX_ATTR_ROWS]:
-            rows.append([key, _short(attrs[key])])
-        box = {"id": node["id"], "kind": "op", "title": node["op_type"], "name": node["name"],
-               "cat": category(node["op_type"], node["domain"]), "rows": rows}
-        if node.get("subgraphs"):
-            box["bodies"] = [[s["attribute"], s["index"]] for s in node["subgraphs"]]
-        if "ref" in node:
-            box["ref"] = node["ref"]
-        add_box(box)
-    for name in graph["outputs"]:
-        t = tensors.get(name, {})
-        rows = [["", f"{t.get('dtype') or ''}[{shape_label(t.get('shape'))}]"]]
-        add_box({"id": "out:" + name, "kind": "output", "title": name, "cat": "output", "rows": rows,
-                 "tensor": name})
-    for box in boxes:
-        box["w"] = _box_width(box["title"], box["rows"])
-        box["h"] = float(TITLE_H + ROW_H * len(box["rows"]) + (4 if box["rows"] else 0))
-
-    # Edges: one per (tensor, reader), from the producer box (or the input box) to the reader box.
-    edges: list[tuple[str, int, int, int]] = []  # tensor, source, target, input slot of the target
-    unresolved: list[tuple[str, int, int]] = []  # tensor with no box producing it (outer scope), reader, slot
-    node_inputs = {n["id"]: n["inputs"] for n in view_nodes}
-    for name, t in tensors.items():
-        if name in initializers and not t.get("is_input"):
-            continue
-        producer = t.get("producer")
-        if producer in folded:
-            continue
-        source = index.get(producer) if producer is not None else index.get("in:" + name)
-        for reader in dict.fromkeys(t.get("consumers", ())):
-            target = index.get(reader)
-            if target is None:
-                continue
-            inputs = node_inputs.get(reader, [])
-            slot = inputs.index(name) if name in inputs else len(inputs)
-            if source is None:
-                unresolved.append((name, target, slot))
-            else:
-                edges.append((name, source, target, slot))
-        if name in outputs and source is not None:
-            edges.append((name, source, index["out:" + name], 0))
-
-    n = len(boxes)
-    layers = _layers(n, [(s, t) for _, s, t, _ in edges])
-    broadcast = _broadcast_tensors(edges, layers)
-    stubs = [{"t": name, "to": target, "slot": slot, "in": True} for name, _, target, slot in edges
-             if name in broadcast]
-    stubs += [{"t": name, "to": target, "slot": slot, "in": True} for name, target, slot in unresolved]
-    for name in sorted(broadcast):
-        producer = tensors[name].get("producer")
-        source = index.get(producer) if producer is not None else index.get("in:" + name)
-        if source is not None:
-            stubs.append({"t": name, "to": source, "slot": 0, "in": False})
-    if broadcast:
-        edges = [e for e in edges if e[0] not in broadcast]
-        layers = _layers(n, [(s, t) for _, s, t, _ in edges])
-    return boxes, edges, stubs, broadcast, layers
+def _io_box(name: str, kind: str, tensors: dict[str, Any]) -> dict[str, Any]:
+    t = tensors.get(name, {})
+    rows = [["", f"{t.get('dtype') or ''}[{shape_label(t.get('shape'))}]"]]
+    box = {"id": ("in:" if kind == "input" else "out:") + name, "kind": kind, "title": name, "cat": kind,
+           "rows": rows, "tensor": name}
+    return _sized(box)
 
 
-def _place_known(boxes: list[dict[str, Any]], edges: list[tuple[str, int, int, int]], layers: list[int],
-                 memory: LayoutMemory) -> list[list[float]]:
-    """Keep remembered boxes where they were; put new ones beside a neighbour; reuse unchanged routes."""
-    preds: dict[int, list[int]] = {}
-    succs: dict[int, list[int]] = {}
-    for _, s, t, _ in edges:
-        preds.setdefault(t, []).append(s)
-        succs.setdefault(s, []).append(t)
-    placed: set[int] = set()
-    for i, box in enumerate(boxes):
-        known = memory.boxes.get(box["id"])
-        if known is not None:
-            box["x"], box["y"] = known
-            placed.add(i)
-    for i in sorted(set(range(len(boxes))) - placed, key=lambda i: layers[i]):
-        box = boxes[i]
-        above = [p for p in preds.get(i, ()) if p in placed]
-        below = [s for s in succs.get(i, ()) if s in placed]
-        if above:
-            ref = max(above, key=lambda p: boxes[p]["y"])
-            x = boxes[ref]["x"] + boxes[ref]["w"] / 2 + box["w"] / 2 + H_GAP
-            y = boxes[ref]["y"] + boxes[ref]["h"] + LAYER_GAP
-        elif below:
-            ref = min(below, key=lambda s: boxes[s]["y"])
-            x = boxes[ref]["x"] + boxes[ref]["w"] / 2 + box["w"] / 2 + H_GAP
-            y = boxes[ref]["y"] - box["h"] - LAYER_GAP
-        else:
-            x = max((b["x"] + b["w"] / 2 for j, b in enumerate(boxes) if j in placed), default=0.0) + box["w"]
-            y = 0.0
-        x = _free_x(boxes, placed, x, y, box["w"], box["h"])
-        box["x"], box["y"] = round(x, 1), round(y, 1)
-        placed.add(i)
-    routes: list[list[float]] = []
-    for name, s, t, _ in edges:
-        src, dst = boxes[s], boxes[t]
-        start = [src["x"], round(src["y"] + src["h"], 1)]
-        end = [dst["x"], dst["y"]]
-        old = memory.routes.get((name, src["id"], dst["id"]))
-        if old is not None and old[:2] == start and old[-2:] == end:
-            routes.append(old)
-        else:
-            routes.append(start + end)
-    return routes
+def _op_box(node: dict[str, Any], graph: dict[str, Any], folded: set[str]) -> dict[str, Any]:
+    """A node's box: weight rows for initializers and folded Constants it reads, then key attributes."""
+    tensors, initializers = graph["tensors"], graph.get("initializers", {})
+    rows: list[list[str]] = []
+    formal = _input_names(node["op_type"], node["domain"])
+    for pos, name in enumerate(node["inputs"]):
+        weight = initializers.get(name)
+        if weight is None and name:
+            producer = tensors.get(name, {}).get("producer")
+            if producer in folded:
+                weight = tensors[name]
+        if weight is not None:
+            label = formal[pos] if pos < len(formal) else f"in{pos}"
+            rows.append([label, f"\u27e8{shape_label(weight.get('shape'))}\u27e9"])
+    attrs = node.get("attributes", {})
+    keys = [k for k in _KEY_ATTRIBUTES if k in attrs] + [k for k in attrs if k not in _KEY_ATTRIBUTES]
+    for key in keys[:MAX_ATTR_ROWS]:
+        rows.append([key, _short(attrs[key])])
+    box = {"id": node["id"], "kind": "op", "title": node["op_type"], "name": node["name"],
+           "cat": category(node["op_type"], node["domain"]), "rows": rows}
+    if node.get("subgraphs"):
+        box["bodies"] = [[s["attribute"], s["index"]] for s in node["subgraphs"]]
+    if "ref" in node:
+        box["ref"] = node["ref"]
+    return _sized(box)
+
+
+def _sized(box: dict[str, Any]) -> dict[str, Any]:
+    box["w"] = _box_width(box["title"], box["rows"])
+    box["h"] = float(TITLE_H + ROW_H * len(box["rows"]) + (4 if box["rows"] else 0))
+    return box
+
+
+def _edge(name: str, source: str, target: str, slot: int, route: list[float], tensors: dict[str, Any]) -> dict[str, Any]:
+    return {"t": name, "from": source, "to": target, "slot": slot, "pts": route,
+            "label": shape_label(tensors.get(name, {}).get("shape"))}
+
+
+def _geometry(box: dict[str, Any] | None) -> tuple[float, ...] | None:
+    return None if box is None else (box["x"], box["y"], box["w"], box["h"])
 
 
 def name_label(name: str) -> str:
@@ -379,9 +590,10 @@ def _layers(n: int, pairs: list[tuple[int, int]]) -> list[int]:
     return layer
 
 
-def _broadcast_tensors(edges: list[tuple[str, int, int, int]], layers: list[int]) -> set[str]:
+def _broadcast_tensors(reads: list[tuple[str, int]], layers: list[int]) -> set[str]:
+    """Tensors read (tensor, reader position) by many boxes over many layers."""
     reader_layers: dict[str, list[int]] = {}
-    for name, _, target, _ in edges:
+    for name, target in reads:
         reader_layers.setdefault(name, []).append(layers[target])
     return {name for name, ls in reader_layers.items()
             if len(ls) >= BROADCAST_MIN_READERS and max(ls) - min(ls) >= BROADCAST_MIN_SPAN}

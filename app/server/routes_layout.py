@@ -1,9 +1,11 @@
 """Routes the browser editor needs besides the REST core: layout, a weight histogram, the operator list.
 
 The layout is computed from the service's own graph view at the session's current version, so the
-picture and the sidebar always describe the same model. Layouts are cached per session, version and
-graph scope; each session keeps a memory of where its boxes were, so after a local edit the next
-layout moves nothing that did not change (see app/graph/layout.py).
+picture and the sidebar always describe the same model. Each session keeps a memory of where its
+boxes were, so after a local edit the next layout moves nothing that did not change (see
+app/graph/layout.py). The last layout of a few scopes is held with the view it was drawn from: the same
+version is answered without work, and GET /layout/delta?since=N moves the main graph's layout along the
+graph delta (app/server/graph_delta.py) and answers only the boxes and edges that changed.
 """
 from __future__ import annotations
 
@@ -11,29 +13,55 @@ import gzip
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import onnx
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..graph.io import read_tensor
-from ..graph.layout import LayoutMemory, layout_graph
+from ..graph.layout import Layout, LayoutMemory
 from .errors import ApiError
+from .graph_delta import apply_graph_delta, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
 
-_CACHE_SIZE = 16
+_STATES = 6  # layouts held with their view (20,000 nodes: about 60 MB each)
 _MEMORY_SESSIONS = 32
 HISTOGRAM_BINS = 40
 HISTOGRAM_SAMPLE = 1 << 20
+LAYOUT_DELTA = "onnx-workbench/layout-delta"
 
 _lock = threading.Lock()
-_layouts: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+_states: OrderedDict[tuple[str, str], "_Drawn"] = OrderedDict()
 _memories: OrderedDict[tuple[str, str], LayoutMemory] = OrderedDict()
+
+
+@dataclass
+class _Drawn:
+    """One graph scope of a session as last drawn: the view it was drawn from, the layout, and its
+    answers packed. A layout delta moves it to the next version the client asks about."""
+
+    version: int
+    scope: list[str]
+    view: dict[str, Any]
+    layout: Layout
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    packed: bytes | None = None
+    delta: tuple[int, bytes] | None = None  # (since, gzipped layout delta) that led to this version
+
+    def pack(self) -> bytes:
+        if self.packed is None:
+            drawing = self.layout.drawing()
+            drawing["version"] = self.version
+            drawing["scope"] = self.scope
+            self.packed = gzip.compress(orjson.dumps(drawing), compresslevel=5)
+        return self.packed
 
 
 def _scope_graph(view: dict[str, Any], scope: list[str]) -> dict[str, Any]:
@@ -65,44 +93,54 @@ def _parse_scope(text: str) -> list[str]:
     return scope
 
 
-def _memory(session_id: str, scope_key: str) -> LayoutMemory:
+def _memory(key: tuple[str, str], fresh: bool) -> LayoutMemory:
     with _lock:
-        memory = _memories.get((session_id, scope_key))
-        if memory is None:
-            memory = _memories[(session_id, scope_key)] = LayoutMemory()
-        _memories.move_to_end((session_id, scope_key))
+        memory = _memories.get(key)
+        if memory is None or fresh:
+            memory = _memories[key] = LayoutMemory()
+        _memories.move_to_end(key)
         while len(_memories) > _MEMORY_SESSIONS:
             _memories.popitem(last=False)
         return memory
 
 
+def _held(key: tuple[str, str]) -> _Drawn | None:
+    with _lock:
+        drawn = _states.get(key)
+        if drawn is not None:
+            _states.move_to_end(key)
+        return drawn
+
+
+def _hold(key: tuple[str, str], drawn: _Drawn | None) -> None:
+    with _lock:
+        if drawn is None:
+            _states.pop(key, None)
+            return
+        held = _states.get(key)
+        if held is None or held.version <= drawn.version:
+            _states[key] = drawn
+            _states.move_to_end(key)
+        while len(_states) > _STATES:
+            _states.popitem(last=False)
+
+
 def compute_layout(request: Request, session_id: str, scope_text: str, full: bool) -> bytes:
     scope = _parse_scope(scope_text)
-    scope_key = json.dumps(scope)
+    key = (session_id, json.dumps(scope))
     with request.app.state.store.open(session_id) as handle:
         version = handle.doc.version
-        key = (session_id, version, scope_key)
-        if not full:
-            with _lock:
-                cached = _layouts.get(key)
-            if cached is not None:  # before unpacking the view: a cache hit needs only the version
-                return cached
+        drawn = _held(key)
+        if drawn is not None and not full:
+            with drawn.lock:
+                if drawn.version == version:  # before unpacking the view: a hit needs only the version
+                    return drawn.pack()
         packed = graph_view_gzip(session_id, handle.doc)
-    graph = _scope_graph(json.loads(gzip.decompress(packed)), scope)
-    memory = _memory(session_id, scope_key)
-    if full:
-        memory = LayoutMemory()
-        with _lock:
-            _memories[(session_id, scope_key)] = memory
-    drawing = layout_graph(graph, memory)
-    drawing["version"] = version
-    drawing["scope"] = scope
-    packed = gzip.compress(json.dumps(drawing, separators=(",", ":")).encode(), compresslevel=5)
-    with _lock:
-        _layouts[key] = packed
-        while len(_layouts) > _CACHE_SIZE:
-            _layouts.popitem(last=False)
-    return packed
+    view = json.loads(gzip.decompress(packed))
+    layout = Layout(_scope_graph(view, scope), _memory(key, fresh=full))
+    drawn = _Drawn(version, scope, view, layout)
+    _hold(key, drawn)
+    return drawn.pack()
 
 
 @router.get("/{session_id}/layout", summary="Positions of boxes and edge routes for the editor's view")
@@ -111,6 +149,51 @@ async def get_layout(session_id: str, request: Request, scope: str = Query(defau
         full: bool = Query(default=False, description="lay out from scratch, forgetting earlier positions")
         ) -> Response:
     packed = await run_in_threadpool(compute_layout, request, session_id, scope, full)
+    return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
+
+
+def compute_layout_delta(request: Request, session_id: str, since: int) -> bytes:
+    """The main graph's drawing from `since` to the session's version, following the graph delta; or
+    {"full": true, "reason"} when the layout of `since` is not held here or the edit needs a new layout."""
+    key = (session_id, "[]")
+    with request.app.state.store.open(session_id) as handle:
+        version = handle.doc.version
+        drawn = _held(key)
+        graph_delta = graph_delta_gzip(session_id, handle.doc, since) if drawn is not None else None
+
+    def fallback(reason: str) -> bytes:
+        return gzip.compress(orjson.dumps({"format": LAYOUT_DELTA, "since": since, "version": version,
+                                           "full": True, "reason": reason}))
+
+    if drawn is None or graph_delta is None:
+        return fallback("no_layout")
+    with drawn.lock:
+        if drawn.delta is not None and drawn.delta[0] == since and drawn.version == version:
+            return drawn.delta[1]
+        if drawn.version != since:
+            return fallback("no_layout")
+        change = json.loads(gzip.decompress(graph_delta))
+        if change["full"]:
+            return fallback(change["reason"])
+        try:
+            apply_graph_delta(drawn.view, change)
+            update = drawn.layout.update(drawn.view["graph"], change["graph"])
+        except BaseException:
+            _hold(key, None)  # half updated: the next layout starts again from the view
+            raise
+        if update is None:
+            _hold(key, None)
+            return fallback("relayout")
+        drawn.version, drawn.packed = version, None
+        answer = {"format": LAYOUT_DELTA, "since": since, "version": version, "full": False, **update}
+        drawn.delta = (since, gzip.compress(orjson.dumps(answer), compresslevel=5))
+        return drawn.delta[1]
+
+
+@router.get("/{session_id}/layout/delta", summary="What changed in the main graph's drawing since a version")
+async def get_layout_delta(session_id: str, request: Request, since: int = Query(
+        ge=0, description="the version of the drawing the client holds")) -> Response:
+    packed = await run_in_threadpool(compute_layout_delta, request, session_id, since)
     return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
 
 

@@ -35,6 +35,9 @@ CASES: dict[str, Case] = {
     "set_node_input moving nodes": ("minilm_l6_int8", [],
                                     [{"op": "set_node_input", "node": "node_linear", "index": 0, "tensor": "val_58"}],
                                     None),
+    "set_node_input ending a broadcast": ("magika_v3_3", [], [  # the shape read by 8 nodes far apart is read by 7
+        {"op": "set_node_input", "node": "jax2tf_get_logits_/pjit_get_logits_/BroadcastTo_1", "index": 1,
+         "tensor": "jax2tf_get_logits_/Shape:0"}], None),
     "add_node": ("ppocrv4_det", [], [{"op": "add_node", "op_type": "Relu", "name": "extra",
                                       "inputs": ["hardswish_58.tmp_0"], "outputs": ["extra_out"]}], None),
     "add_node custom domain": ("ppocrv4_det", [], [{"op": "add_node", "op_type": "Probe", "domain": "com.example",
