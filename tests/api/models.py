@@ -75,3 +75,31 @@ def external_weights_model(folder: Path, megabytes: int) -> tuple[Path, Path]:
     model = folder / "ext.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
     return model, data
+
+
+def blocks_model(path: Path, nodes: int, width: int = 8) -> Path:
+    """About `nodes` nodes in residual blocks on a [1, width] tensor: MatMul by a weight, Add of a bias,
+    Relu, a Constant shape and a Reshape, then Add of the block's input (a skip edge across the block).
+    Every third block leaves its Relu and Constant unnamed, as exporters do. Small weights: the model is
+    about 100 bytes a node, for the editor's big-graph tests and benchmarks."""
+    rng = np.random.default_rng(2)
+    graph_nodes, inits = [], []
+    current = "x"
+    shape = numpy_helper.from_array(np.array([1, width], np.int64))
+    for i in range(nodes // 6):
+        named = i % 3 != 2
+        inits += [numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32), f"W{i}"),
+                  numpy_helper.from_array(rng.standard_normal((1, width), dtype=np.float32), f"B{i}")]
+        graph_nodes += [
+            helper.make_node("MatMul", [current, f"W{i}"], [f"mm{i}"], name=f"blk{i}/matmul"),
+            helper.make_node("Add", [f"mm{i}", f"B{i}"], [f"add{i}"], name=f"blk{i}/add"),
+            helper.make_node("Relu", [f"add{i}"], [f"relu{i}"], name=f"blk{i}/relu" if named else ""),
+            helper.make_node("Constant", [], [f"shape{i}"], name=f"blk{i}/shape" if named else "", value=shape),
+            helper.make_node("Reshape", [f"relu{i}", f"shape{i}"], [f"rs{i}"], name=f"blk{i}/reshape"),
+            helper.make_node("Add", [f"rs{i}", current], [f"h{i}"], name=f"blk{i}/skip"),
+        ]
+        current = f"h{i}"
+    graph = helper.make_graph(graph_nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path

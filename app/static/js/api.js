@@ -61,6 +61,8 @@ const s = (id) => `/api/sessions/${encodeURIComponent(id)}`;
 export const api = {
   session: (id) => request("GET", s(id)),
   graph: (id) => request("GET", `${s(id)}/graph`),
+  graphDelta: (id, since) => request("GET", `${s(id)}/graph/delta?since=${since}`),
+  layoutDelta: (id, since) => request("GET", `${s(id)}/layout/delta?since=${since}`),
   layout: (id, scope, full) => {
     const q = new URLSearchParams();
     if (scope && scope.length) q.set("scope", JSON.stringify(scope));

@@ -1,8 +1,9 @@
 // The editor of one session: loads the server's graph view and layout, keeps selection and panels,
-// and turns every user action into a REST call. After each answer the view is re-read for the new
-// version (the layout route keeps unchanged boxes where they were), so the page never shows a model
-// the server does not hold.
+// and turns every user action into a REST call. After each answer the page reads what changed since
+// the version it shows (graph and layout deltas; unchanged boxes stay where they were), or the whole
+// view and layout when the server cannot tell, so the page never shows a model the server does not hold.
 import { api, download, saveBlob } from "./api.js";
+import { applyGraphDelta, DrawingState } from "./delta.js";
 import { GraphView } from "./render.js";
 import { GraphModel, NO_HITS, scopeGraph, parseShape, describeEdit } from "./model.js";
 import { renderModel, renderNode, renderTensor, renderMulti } from "./sidebar.js";
@@ -67,13 +68,33 @@ class Editor {
     }
   }
 
-  install(info, view, drawing, keepCamera) {
+  // After an edit, undo or redo: apply what changed since the version shown (main graph), else load.
+  async refresh() {
+    const since = this.version;
+    if (!this.inBody && this.drawingState) {
+      try {
+        const [info, delta, layout] = await Promise.all([
+          api.session(this.sid), api.graphDelta(this.sid, since), api.layoutDelta(this.sid, since)]);
+        if (!delta.full && !layout.full && delta.version === layout.version && info.version === delta.version) {
+          applyGraphDelta(this.view, delta);
+          this.install(info, this.view, this.drawingState.apply(layout, this.view.graph), true, this.drawingState);
+          return true;
+        }
+      } catch {
+        // a delta that does not fit what the page holds, or a failed request: load everything below
+      }
+    }
+    return this.load({ keepCamera: true });
+  }
+
+  install(info, view, drawing, keepCamera, drawingState = null) {
     this.info = info;
     this.view = view;
     this.version = view.version;
     const graph = scopeGraph(view, this.scope);
     this.model = new GraphModel(graph);
     this.drawing = drawing;
+    this.drawingState = drawingState || (this.inBody ? null : new DrawingState(drawing));
     this.graphView.setDrawing(drawing, { keepCamera });
     this.layoutInfo = drawing.incremental ? "kept in place" : "laid out";
     document.getElementById("model-name").textContent = info.filename;
@@ -118,7 +139,7 @@ class Editor {
     const res = await api.edits(this.sid, edits, this.version);
     if (options?.select?.node) this.selection = { nodes: [options.select.node], tensor: null };
     if (options?.select?.tensor) this.selection = { nodes: [], tensor: options.select.tensor };
-    await this.load({ keepCamera: true });
+    await this.refresh();
     if (message) toast(`${message} (v${res.version})`, "ok", 3000);
   }
 
@@ -130,7 +151,7 @@ class Editor {
     this.busy(true);
     try {
       const res = await api[which](this.sid);
-      await this.load({ keepCamera: true });
+      await this.refresh();
       toast(`${which === "undo" ? "Undone" : "Redone"}: ${describeEdit(res.edit)}`, "ok", 3000);
     } catch (err) {
       this.error(err);
@@ -193,7 +214,7 @@ class Editor {
     this.busy(true);
     try {
       const res = await api.putTensor(this.sid, name, file, this.version);
-      await this.load({ keepCamera: true });
+      await this.refresh();
       toast(`${name} replaced (v${res.version})`, "ok", 3000);
     } catch (err) {
       this.error(err);
