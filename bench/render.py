@@ -10,10 +10,14 @@ and "resnet" (conv/bn/relu blocks with skips). For each:
 - pan frames: requestAnimationFrame intervals while panning by 8 px a frame, at reading zoom (100 %)
   and with the whole graph fitted on screen;
 - the same page drawing Netron's way (one SVG element per box, text and edge, each text measured
-  with getBBox, pan by moving the root group), for comparison.
+  with getBBox, pan by moving the root group), for comparison;
+- one edit to redrawn frame in the real editor (a real server, a generated 20,000-node ONNX model):
+  from sending the edit to the frame drawn after it, when the page reads the graph and layout deltas
+  and, as the baseline in the same page and server, when it reads the whole view and layout again.
 
-    python -m bench.render                      # all sizes, both shapes
-    python -m bench.render --nodes 2000 --runs 1
+    python -m bench.render                      # all sizes, both shapes, then the edit table
+    python -m bench.render --nodes 2000 --runs 1 --tables render
+    python -m bench.render --tables edit --runs 5
 
 Figures are printed as a Markdown table, never asserted: the machine is shared and timings vary.
 """
@@ -23,14 +27,18 @@ import argparse
 import functools
 import http.server
 import json
+import shutil
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.graph.layout import layout_graph
+from tests.api.models import blocks_model
+from tests.api.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "app" / "static"
@@ -234,14 +242,84 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+# In the editor page: one edit (or undo) and the frame drawn after it. "delta" is what the editor does
+# (editor.applyOrThrow / editor.step read the deltas); "full" is the baseline: the same request, then
+# the whole view and layout read again (editor.load, which the editor still uses when a delta is refused).
+EDIT_FRAME = """async ([mode, edit]) => {
+  const e = window.editor;
+  const { api } = await import(document.querySelector("script[type=module][src*='/js/']").src.replace(/[^/]+$/, "api.js"));
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  await frame();
+  const t0 = performance.now();
+  if (mode === "delta") {
+    if (edit) await e.applyOrThrow([edit]); else await e.step("undo");
+  } else {
+    if (edit) await api.edits(e.sid, [edit], e.version); else await api.undo(e.sid);
+    await e.load({ keepCamera: true });
+  }
+  await frame();  // the editor's own frame was asked for first, so it is drawn by now
+  return performance.now() - t0;
+}"""
+
+
+def edit_frames(browser: Any, runs: int) -> list[tuple[str, float, float]]:
+    """Median ms from an edit to its redrawn frame, reading deltas and reading everything, at 20,000 nodes."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-edit-frame-"))
+    model = blocks_model(folder / "blocks_20k.onnx", 20_000)
+    (folder / "data").mkdir()
+    rows = []
+    with ServerProcess(folder / "data") as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server.url + "/")
+        page.set_input_files("#file-input", [str(model)])
+        page.wait_for_url("**/s/*", timeout=120_000)
+        page.wait_for_function("document.body.dataset.version !== undefined && document.getElementById('busy').hidden",
+                               timeout=120_000)
+        page.evaluate("window.editor.graphView.centerOn(window.editor.graphView.byId.get('blk1601/matmul'), 1)")
+        # each pair of edits (None: undo) leaves the model as it was; the modes take turns so that both see
+        # the same machine. A rename changes no shape; a delete makes the server infer the shapes again.
+        pairs: dict[str, Callable[[int], list[dict[str, Any] | None]]] = {
+            "rename_node": lambda k: [{"op": "rename_node", "node": f"blk{1600 + 3 * k}/matmul", "to": "renamed"},
+                                      {"op": "rename_node", "node": "renamed", "to": f"blk{1600 + 3 * k}/matmul"}],
+            "delete_node (reconnect), undo": lambda k: [
+                {"op": "delete_node", "node": f"blk{1600 + 3 * k}/relu", "reconnect": True}, None]}
+        for what, make in pairs.items():
+            times: dict[str, list[float]] = {"full": [], "delta": []}
+            for k in range(runs):
+                for mode in ("full", "delta") if k % 2 == 0 else ("delta", "full"):
+                    for edit in make(k):
+                        page.wait_for_timeout(1500)  # from idle: the page reads the new version's shape report after each frame
+                        times[mode].append(page.evaluate(EDIT_FRAME, [mode, edit]))
+            row = (what, statistics.median(times["full"]), statistics.median(times["delta"]))
+            rows.append(row)
+            print(json.dumps({"edit": what, **{m: [round(t) for t in ts] for m, ts in times.items()}}), flush=True)
+        page.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="2000,10000,20000")
     parser.add_argument("--shapes", default="transformer,resnet")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--svg-max", type=int, default=20000, help="skip the SVG comparison above this size")
+    parser.add_argument("--tables", default="render,edit", help="render (drawing large graphs), edit (edit to frame)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    tables = args.tables.split(",")
+    if "edit" in tables:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            rows = edit_frames(browser, args.runs)
+            browser.close()
+        print("\n| one edit to redrawn frame, 20,000 nodes | whole view and layout read again, ms | deltas, ms |")
+        print("|---|---|---|")
+        for what, full, delta in rows:
+            print(f"| {what} | {full:,.0f} | {delta:,.0f} |")
+    if "render" not in tables:
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="bench-render-"))
     (folder / "index.html").write_text(PAGE)
