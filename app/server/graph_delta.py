@@ -47,6 +47,7 @@ from ..graph.shapes import resolution_at
 from .graph_view import describe_tensor, main_initializer_summary, node_item, view_header
 
 FORMAT = "onnx-workbench/graph-delta"
+MAX_VERSION = 2**53 - 1  # the largest integer a browser holds exactly; versions count edits
 MAX_FRACTION = 0.25
 MIN_ITEMS = 64  # a small graph's delta is small whatever fraction of it changed
 _CACHE_SIZE = 16

@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..graph.io import read_tensor
 from ..graph.layout import Layout, LayoutMemory
 from .errors import ApiError
-from .graph_delta import apply_graph_delta, graph_delta_gzip
+from .graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
@@ -192,7 +192,7 @@ def compute_layout_delta(request: Request, session_id: str, since: int) -> bytes
 
 @router.get("/{session_id}/layout/delta", summary="What changed in the main graph's drawing since a version")
 async def get_layout_delta(session_id: str, request: Request, since: int = Query(
-        ge=0, description="the version of the drawing the client holds")) -> Response:
+        ge=0, le=MAX_VERSION, description="the version of the drawing the client holds")) -> Response:
     packed = await run_in_threadpool(compute_layout_delta, request, session_id, since)
     return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
 

@@ -12,7 +12,7 @@ from ..graph.changes import describe_changes
 from ..graph.script import script_document
 from ..graph.values import attribute_to_json
 from .errors import ApiError, unreadable_model
-from .graph_delta import graph_delta_gzip
+from .graph_delta import MAX_VERSION, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse)
@@ -86,7 +86,7 @@ def get_graph(session_id: str, request: Request) -> Response:
 @router.get("/{session_id}/graph/delta", summary="What changed in the graph view since an earlier version",
             responses={200: {"content": {"application/json": {}}, "description": "see app/server/graph_delta.py"}})
 def get_graph_delta(session_id: str, request: Request, since: int = Query(
-        ge=0, description="the version of the view the client holds")) -> Response:
+        ge=0, le=MAX_VERSION, description="the version of the view the client holds")) -> Response:
     with store_of(request).open(session_id) as handle:
         packed = graph_delta_gzip(session_id, handle.doc, since)
         etag = f'"{session_id[:8]}-{since}-{handle.doc.version}"'

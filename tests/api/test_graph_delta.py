@@ -207,6 +207,7 @@ def test_versions_the_server_cannot_describe(client: TestClient, open_session: A
     empty = same["graph"]
     assert empty["nodes"] == {"removed": [], "upserted": []} and empty["tensors"]["upserted"] == {}
     error_of(client.get(f"/api/sessions/{sid}/graph/delta", params={"since": -1}), 422)
+    error_of(client.get(f"/api/sessions/{sid}/graph/delta", params={"since": 2**64}), 422)
     error_of(client.get(f"/api/sessions/{sid}/graph/delta"), 422)
     error_of(client.get("/api/sessions/nosuchsessionnosuchsessionnosuchsession/graph/delta?since=0"), 404)
 
