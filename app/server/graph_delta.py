@@ -118,15 +118,14 @@ def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, An
     for node in nodes.live.values():
         tensors.update(scope.index.reads(node))
         tensors.update(o for o in node.output if o)
-    listed = [_item_name(c) for c in changes if c.field != "node"]
-    tensors.update(listed)
+    tensors.update(_item_name(c) for c in changes if c.field != "node")
     tensors.discard("")
     size = len(scope.graph.node) + len(scope.index.producer) + len(scope.names["initializer"]) + len(scope.inputs)
     if len(nodes.live) + len(tensors) > max(MIN_ITEMS, MAX_FRACTION * size):
         raise _Fallback("too_large")
 
     graph = scope.graph
-    placed = sorted((scope.index.position(n), n) for n in nodes.live.values())
+    placed = sorted(((scope.index.position(n), n) for n in nodes.live.values()), key=lambda pn: pn[0])
     upserted = [{"after": scope.node_id(graph.node[pos - 1]) if pos else None,
                  "node": node_item(doc, scope, pos, node)} for pos, node in placed]
     removed = sorted(i for i in nodes.candidate_ids if _node_with_id(scope, i) is None)
