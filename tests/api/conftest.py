@@ -51,6 +51,13 @@ def external_model(tmp_path_factory: pytest.TempPathFactory, fixture_model: Call
     return written
 
 
+def get_ok(client: TestClient, url: str, **params: Any) -> dict[str, Any]:
+    """The JSON body of a GET that must answer 200."""
+    r = client.get(url, params=params or None)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def error_of(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
     """The error body of a response, after checking its status, shape and code."""
     assert response.status_code == status, response.text

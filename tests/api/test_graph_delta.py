@@ -16,7 +16,7 @@ from app.graph.document import JOURNAL_STEPS
 from app.graph.edits import WHOLE_GRAPH_OPS
 from app.server.graph_delta import apply_graph_delta
 
-from .conftest import error_of, upload
+from .conftest import error_of, get_ok, upload
 from .test_edits import edit
 
 Case = tuple[str, list[dict[str, Any]], list[dict[str, Any]], str | None]
@@ -84,15 +84,11 @@ CASES: dict[str, Case] = {
 
 
 def view(client: TestClient, sid: str) -> dict[str, Any]:
-    r = client.get(f"/api/sessions/{sid}/graph")
-    assert r.status_code == 200, r.text
-    return r.json()
+    return get_ok(client, f"/api/sessions/{sid}/graph")
 
 
 def delta(client: TestClient, sid: str, since: int) -> dict[str, Any]:
-    r = client.get(f"/api/sessions/{sid}/graph/delta", params={"since": since})
-    assert r.status_code == 200, r.text
-    return r.json()
+    return get_ok(client, f"/api/sessions/{sid}/graph/delta", since=since)
 
 
 def step_matches(client: TestClient, sid: str, before: dict[str, Any], reason: str | None) -> dict[str, Any]:

@@ -17,20 +17,17 @@ from fastapi.testclient import TestClient
 
 from app.graph.layout import LayoutMemory, layout_graph
 
+from .conftest import get_ok
 from .test_edits import edit
 from .test_graph_delta import CASES, open_at
 
 
 def layout(client: TestClient, sid: str, **params: Any) -> dict[str, Any]:
-    r = client.get(f"/api/sessions/{sid}/layout", params=params)
-    assert r.status_code == 200, r.text
-    return r.json()
+    return get_ok(client, f"/api/sessions/{sid}/layout", **params)
 
 
 def layout_delta(client: TestClient, sid: str, since: int) -> dict[str, Any]:
-    r = client.get(f"/api/sessions/{sid}/layout/delta", params={"since": since})
-    assert r.status_code == 200, r.text
-    return r.json()
+    return get_ok(client, f"/api/sessions/{sid}/layout/delta", since=since)
 
 
 def remember(memory: LayoutMemory, drawing: dict[str, Any]) -> None:
