@@ -9,6 +9,7 @@ result does not depend on how the samples were batched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -24,11 +25,21 @@ _MIN_RELATIVE_EXPONENT = -22
 _MIN_EXPONENT = -126
 
 
+def _kernel(function: Callable) -> Callable:
+    """``function`` compiled by numba to run without the GIL, cached on disk where a cache folder is
+    writable (the package's __pycache__, the user's cache or NUMBA_CACHE_DIR); a read-only install
+    with no writable home compiles it once per process instead of failing to import."""
+    try:
+        return numba.njit(nogil=True, boundscheck=False, cache=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, boundscheck=False)(function)
+
+
 #: Values binned per step: their bin indices stay in L1 between the two loops of ``_bin``.
 _CHUNK = 4096
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+@_kernel
 def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: np.ndarray) -> int:
     """``index[i] = floor(values[i] * inverse_width) - start``; returns how many values were 0.
 
@@ -44,7 +55,7 @@ def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: 
     return zeros
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
+@_kernel
 def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarray) -> int:
     """Add each value to ``counts[floor(value * inverse_width) - start]``; return how many were 0.
 
