@@ -25,7 +25,7 @@ from app.quant.evaluate import OutputError, compare, worst_sqnr
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, point_graph, search
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
-                             load_model, quantization_points, weight_tensors)
+                             load_model, quantization_points, weight_layers, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_opset
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
@@ -55,6 +55,8 @@ class QuantOptions:
     histogram_capacity: int = DEFAULT_CAPACITY
     sample_size: int = 4096
     per_channel_weights: bool = False
+    #: int16 layers get int16 weights too (W16A16, as Acuity's and RKNN's int16 layers); default A16W8
+    int16_weights: bool = False
     end_to_end: bool = True
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
@@ -101,6 +103,8 @@ class QuantAnalysis:
     hybrid_base: str | None = None
     #: where the model's external data lies (None: all inline); every session of the model reads it there
     folder: Path | None = None
+    #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
+    weight_layers: dict[str, set[str]] | None = None
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
 
     def precision(self, label: str) -> dict[str, ActivationQuant]:
@@ -159,14 +163,20 @@ class QuantAnalysis:
             pickle.dump(light, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
 
-    def weight_grids(self) -> dict[str, tuple[WeightTensor, WeightQuant]]:
-        """uint8 weights, per tensor (Acuity's default) or per channel, in every configuration.
+    def weight_grids(self, activations: dict[str, ActivationQuant] | None = None
+                     ) -> dict[str, tuple[WeightTensor, WeightQuant]]:
+        """Weights per tensor (Acuity's default) or per channel: uint8, or with ``int16_weights`` int16
+        for a layer whose output is int16 in ``activations``.
 
-        int16 applies to activations only (A16W8): with int16 weights too, all-int16
-        would sit near 80 dB and no hybrid short of all-int16 could come within 3 dB.
+        By default int16 applies to activations only (A16W8): with int16 weights too, all-int16
+        sits near 80 dB, so a hybrid "within 3 dB of all-int16" promotes nearly everything; with
+        ``int16_weights`` an absolute ``target_sqnr_db`` is the useful hybrid target.
         """
-        return {name: (rep.weight, WeightQuant(UINT8, rep.weight.channel_axis if self.options.per_channel_weights
-                                               else None))
+        promoted = {name for name, aq in (activations or {}).items() if aq.quantizer is INT16} \
+            if self.options.int16_weights else set()
+        layers = self.weight_layers or {}
+        return {name: (rep.weight, WeightQuant(INT16 if layers.get(name, set()) & promoted else UINT8,
+                                               rep.weight.channel_axis if self.options.per_channel_weights else None))
                 for name, rep in self.weights.items()}
 
     def qdq_model(self, label: str = HYBRID) -> ModelProto:
@@ -178,7 +188,7 @@ class QuantAnalysis:
         refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone)."""
         if self._qdq_source is None:
             self._qdq_source = qdq_opset(self.model)
-        return build_qdq_model(self._qdq_source, activations, self.weight_grids(), self.weight_values)
+        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID,
                    activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
@@ -273,7 +283,8 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     weights = weight_tensors(proto, values)
     weight_reports = {w.name: analyse_weight(w, values[w.name], UINT8) for w in weights}
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
-                             weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder)
+                             weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
+                             weight_layers=weight_layers(proto, weights))
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis

@@ -55,6 +55,8 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--target-margin-db", type=float, default=3.0, help="hybrid target: within this of all-int16")
     p.add_argument("--target-sqnr-db", type=float, help="hybrid target as an absolute output SQNR instead")
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--int16-weights", action="store_true",
+                   help="int16 layers get int16 weights too (W16A16, as Acuity/RKNN int16 layers); default A16W8")
     p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
     p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
     p.add_argument("--mean", type=_floats, help="images: per-channel mean, e.g. 123.7,116.3,103.5")
@@ -96,7 +98,8 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
     try:
         options = QuantOptions(percentile=args.percentile, kl_method=args.kl_method,
                                target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
-                               per_channel_weights=args.per_channel, end_to_end=not args.no_end_to_end,
+                               per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
+                               end_to_end=not args.no_end_to_end,
                                seed=args.seed)
         if args.export_qdq and args.no_end_to_end and args.export_config == HYBRID:
             raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "

@@ -237,6 +237,27 @@ def weight_tensors(model: ModelProto, values: dict[str, np.ndarray]) -> list[Wei
     return list(weights.values())
 
 
+def weight_layers(model: ModelProto, weights: list[WeightTensor]) -> dict[str, set[str]]:
+    """For each weight, the activation tensors its layers output as the NPU sees them: the node's
+    output, or the output of the Relu/Clip fused into it. A W16A16 toolchain gives a layer int16
+    weights when its output is int16, so these decide a weight's precision."""
+    names = {w.name for w in weights}
+    readers = consumers(model)
+    outputs = {o.name for o in model.graph.output}
+    layers: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        used = names.intersection(node.input[p] for p in WEIGHT_INPUTS.get(node.op_type, ()) if p < len(node.input))
+        if not used or not node.output:
+            continue
+        out = node.output[0]
+        users = readers.get(out, [])
+        if len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and out not in outputs and users[0].output:
+            out = users[0].output[0]
+        for name in used:
+            layers.setdefault(name, set()).add(out)
+    return layers
+
+
 def opset_version(model: ModelProto) -> int:
     """Version of the default ONNX domain."""
     for opset in model.opset_import:

@@ -69,7 +69,8 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
             "kl": {"method": options.kl_method, "bins": options.kl_bins, "levels": options.kl_levels},
             "mse_quantizer": "uint8",
             "weights": "uint8 " + ("per_channel" if options.per_channel_weights else "per_tensor"),
-            "int16": "activations only; weights stay uint8 (A16W8)",
+            "int16": ("activations and the weights of their layers (W16A16)" if options.int16_weights
+                      else "activations only; weights stay uint8 (A16W8)"),
         },
         "tensors": tensors,
         "weights": {name: w.to_json() for name, w in analysis.weights.items()},
@@ -99,7 +100,7 @@ def quant_table(analysis: QuantAnalysis, label: str = HYBRID,
     """Every quantized tensor of a configuration (or of an explicit per-tensor precision, which
     ``label`` then names): dtype, scale, zero point, range, algorithm."""
     activations = activations if activations is not None else analysis.precision(label)
-    weights = analysis.weight_grids()
+    weights = analysis.weight_grids(activations)
     table = {name: aq.to_json() for name, aq in activations.items()}
     table.update({name: wq.to_json(analysis.weight_values[name]) for name, (_, wq) in weights.items()})
     return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "tensors": table})

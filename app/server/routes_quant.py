@@ -97,6 +97,8 @@ class QuantSettings(BaseModel):
     percentile: float = Field(default=99.99, gt=50, le=100)
     kl_method: Literal["tensorrt", "onnxruntime"] = "tensorrt"
     per_channel: bool = False
+    int16_weights: bool = Field(default=False, description="int16 layers get int16 weights too (W16A16, as Acuity's "
+                                "and RKNN's int16 layers); default: weights stay uint8 (A16W8)")
     end_to_end: bool = Field(default=True, description="measure uint8/int16 QDQ models and search the hybrid")
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
@@ -166,7 +168,8 @@ def parse_settings(fields: dict[str, str]) -> QuantSettings:
 def _options(settings: QuantSettings) -> QuantOptions:
     try:
         return QuantOptions(percentile=settings.percentile, kl_method=settings.kl_method,
-                            per_channel_weights=settings.per_channel, end_to_end=settings.end_to_end,
+                            per_channel_weights=settings.per_channel, int16_weights=settings.int16_weights,
+                            end_to_end=settings.end_to_end,
                             target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,
                             hybrid_base=settings.hybrid_base, search_samples=settings.search_samples,
                             seed=settings.seed)

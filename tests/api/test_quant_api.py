@@ -281,3 +281,16 @@ def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Pa
     assert sqnr_db(reference.run(None, {"x": x[:1]})[0], sess.run(None, {"x": x[:1]})[0]) > 20
     jobs_folder = next(Path(client.app.state.settings.data_dir).rglob(job["job_id"])).parent.parent
     assert not list(jobs_folder.rglob("export-*")), "the export's staging folder is left behind"
+
+
+def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    sid, x = conv_session
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], int16_weights=True, target_sqnr_db=30.0)
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    base = f"/api/sessions/{sid}/quant/{job['job_id']}"
+    report = client.get(f"{base}/report?histograms=false").json()
+    assert report["settings"]["int16"] == "activations and the weights of their layers (W16A16)"
+    table = client.get(f"{base}/table", params={"config": "int16/minmax"}).json()["tensors"]
+    assert {table[w]["dtype"] for w in ("w1", "w2", "w3", "w4", "w5")} == {"int16"}
+    error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"int16_weights": "maybe"}),
+                                                                "random": "2"}), 422, "bad_settings")

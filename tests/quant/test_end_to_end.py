@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -152,3 +153,45 @@ def test_cancel_stops_between_batches_and_leaves_nothing_running(tmp_path) -> No
     calls = iter([False, False, True])
     with pytest.raises(QuantCancelled):
         analyze(model, data, cancel=lambda: next(calls, True))
+
+
+@pytest.mark.parametrize("opset", [17, 21])  # int16 through com.microsoft, then the standard ops
+def test_int16_weights_follow_their_layers(outlier_analysis, opset: int) -> None:
+    """W16A16 (as Acuity's and RKNN's int16 layers): all-int16 gains far more than with uint8 weights,
+    and in a hybrid a weight is int16 exactly when its layer's output (after a fused Relu) is."""
+    folder, _, x, a16w8 = outlier_analysis
+    model = conv_net(outlier=True, seed=1, opset=opset)
+    options = QuantOptions(int16_weights=True, per_channel_weights=True, target_sqnr_db=30.0)
+    analysis = analyze(model, ArrayData(folder / "x.npz", input_specs(model)), options)
+    report = build_report(analysis)
+    assert report["settings"]["int16"].endswith("(W16A16)")
+    w16 = report["end_to_end"]["int16/minmax"]["y"]["sqnr_db"]
+    assert w16 > build_report(a16w8)["end_to_end"]["int16/minmax"]["y"]["sqnr_db"] + 15
+    rec = report["recommendation"]
+    assert rec["meets_target"] and 0 < len(rec["int16"]) < len(report["tensors"])
+    table = quant_table(analysis, "hybrid")["tensors"]
+    layers = {"w1": "r1", "w2": "c2", "w3": "c3", "w4": "r4", "w5": "y"}  # r1 and r4: Relu fused into the Conv
+    for weight, output in layers.items():
+        assert table[weight]["dtype"] == ("int16" if output in rec["int16"] else "uint8"), weight
+        assert isinstance(table[weight]["scale"], list)  # per channel
+    assert {table[w]["dtype"] for w in layers} == {"int16", "uint8"}
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    unoptimized = ort.SessionOptions()  # as the analysis measures: ORT's optimizer would fold the bias into int32
+    unoptimized.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # at int16 x int16 scales
+    qdq = ort.InferenceSession(analysis.qdq_model("hybrid").SerializeToString(), unoptimized,
+                               providers=["CPUExecutionProvider"])
+    got = np.concatenate([qdq.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))]).astype(np.float64)
+    expected = np.concatenate([reference.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))]).astype(np.float64)
+    sqnr = 10 * np.log10(np.sum(expected ** 2) / np.sum((expected - got) ** 2))
+    assert abs(sqnr - report["end_to_end"]["hybrid"]["y"]["sqnr_db"]) < 0.01 and sqnr >= 30.0
+
+
+def test_cli_int16_weights_flag(outlier_analysis, tmp_path) -> None:
+    folder, model, _, _ = outlier_analysis
+    onnx.save(model, tmp_path / "m.onnx")
+    table = tmp_path / "table.json"
+    assert _cli(str(tmp_path / "m.onnx"), "--data", str(folder / "x.npz"), "--report", str(tmp_path / "r.json"),
+                "--int16-weights", "--no-end-to-end", "--export-config", "int16/minmax", "--table", str(table),
+                "--quiet") == 0
+    tensors = json.loads(table.read_text())["tensors"]
+    assert tensors["w2"]["dtype"] == "int16" and tensors["c2"]["dtype"] == "int16"

@@ -47,6 +47,7 @@ export function analyseDialog(ui) {
   const qtype = h("select", { id: "quant-qtype" }, h("option", { value: "uint8" }, "uint8"), h("option", { value: "int8" }, "int8"));
   quantizer.addEventListener("change", () => { qtype.value = quantizer.value === "asymmetric_affine" ? "uint8" : "int8"; });
   const perChannel = h("input", { type: "checkbox", id: "quant-per-channel" });
+  const int16Weights = h("input", { type: "checkbox", id: "quant-int16-weights" });
   const algo = (name, label, checked, extra) => h("label", { class: "check" },
     h("input", { type: "checkbox", "data-algorithm": name, checked, disabled: name === "minmax" }), ` ${label}`, extra || null);
   const percentile = h("input", { type: "number", id: "quant-percentile", value: "99.99", step: "0.01", min: "50.01", max: "100", style: "width:80px" });
@@ -82,7 +83,9 @@ export function analyseDialog(ui) {
     imageBox,
     h("h3", { text: "Quantizer" }),
     h("div", { class: "kv" }, field("quantizer", quantizer), field("qtype", qtype, "and int16 for the hybrid"),
-      field("weights", h("label", { class: "check" }, perChannel, " per-channel scales"))),
+      field("weights", h("label", { class: "check" }, perChannel, " per-channel scales")),
+      field("int16 layers", h("label", { class: "check" }, int16Weights, " int16 weights too (W16A16, as Acuity/RKNN)"),
+        "default: weights stay uint8")),
     h("h3", { text: "Clip-range algorithms" }), algos,
     h("h3", { text: "Hybrid uint8/int16" }),
     h("div", { class: "kv" }, field("search", h("label", { class: "check" }, hybrid, " measure end to end and recommend int16 tensors")),
@@ -115,7 +118,8 @@ export function analyseDialog(ui) {
         if (hw.length !== 2 || hw.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`size '${sizeText}' is not HxW`);
       }
       const settings = {
-        quantizer: quantizer.value, qtype: qtype.value, per_channel: perChannel.checked, algorithms,
+        quantizer: quantizer.value, qtype: qtype.value, per_channel: perChannel.checked, int16_weights: int16Weights.checked,
+        algorithms,
         percentile: Number(percentile.value), kl_method: klMethod.value,
         end_to_end: hybrid.checked, target_margin_db: Number(margin.value), hybrid_base: base.value || null,
         random: random ? Number(randomN.value) : null,
