@@ -105,7 +105,6 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
     initializers = {t.name: t for t in graph.initializer}
     inputs = {v.name for v in graph.input}
     outputs = {v.name for v in graph.output}
-    node_id = scope.node_id
     nodes = []
     tensors: dict[str, dict[str, Any]] = {}
 

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from app.quant import QuantError, QuantOptions, analyze, build_report, model_inputs, open_calibration_data
+from app.quant import QuantError, analyze, build_report, model_inputs, open_calibration_data
 from tests.memory import peak_rss_growth
 from tests.quant.models import conv_net
 
