@@ -116,11 +116,13 @@ def _box_width(title: str, rows: list[list[str]]) -> float:
 
 
 class LayoutMemory:
-    """Where each box and edge of a graph was last drawn, so a local edit keeps the picture still."""
+    """Where each box and edge of a graph was last drawn, so a local edit keeps the picture still; and
+    the nodes of the last drawing, so a box whose id a rename changed is known again (Layout._recognise)."""
 
     def __init__(self) -> None:
         self.boxes: dict[str, tuple[float, float]] = {}
         self.routes: dict[tuple[str, str, str], list[float]] = {}
+        self.nodes: list[tuple[str, str, list[str]]] = []  # (id, op_type, outputs) in graph order
 
 
 def layout_graph(graph: dict[str, Any], memory: LayoutMemory | None = None, max_new: int = 16) -> dict[str, Any]:
@@ -150,6 +152,8 @@ class Layout:
 
     def _build(self, graph: dict[str, Any], memory: LayoutMemory | None, max_new: int) -> None:
         self.graph, self.memory, self.max_new = graph, memory, max_new
+        self.was: dict[str, str] = {}  # old id by new id of boxes _recognise found renamed
+        self.tensor_was: dict[str, str] = {}  # old name by new name of their outputs
         self._structure_key: tuple[Any, ...] | None = None
         self.nodes = {n["id"]: n for n in graph["nodes"]}
         outputs = set(graph["outputs"])
@@ -193,6 +197,7 @@ class Layout:
             for edges in self.edges.values():
                 for edge in edges:
                     memory.routes[(edge["t"], edge["from"], edge["to"])] = edge["pts"]
+            self._remember_nodes()
 
     # -- the answer ------------------------------------------------------------------------------
     def drawing(self) -> dict[str, Any]:
@@ -221,6 +226,7 @@ class Layout:
     def _update(self, graph: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any] | None:
         assert self.memory is not None
         self.graph = graph
+        self.was, self.tensor_was = {}, {}
         tensors = graph["tensors"]
         for node_id in delta["nodes"]["removed"]:
             self.nodes.pop(node_id, None)
@@ -311,6 +317,7 @@ class Layout:
         upserted_boxes = [self.boxes[i] for i in self.order if i in fresh and self.boxes[i] != before.get(i)]
         for box in upserted_boxes:
             self.memory.boxes[box["id"]] = (box["x"], box["y"])
+        self._remember_nodes()
         self.incremental = True
         removed = sorted(box_id for box_id, box in before.items() if box is not None and box_id not in self.boxes)
         return {"boxes": {"removed": removed, "upserted": upserted_boxes},
@@ -398,12 +405,58 @@ class Layout:
         self.kept = [e for e in edges if e[0] not in broadcast] if broadcast else edges
         self.stubs = stubs
 
+    def _recognise(self, unknown: set[str]) -> None:
+        """Give each box of these ids, which the memory does not know, the place it had in the memory's
+        last drawing if it is a node whose id changed since (in self.was, old id by new id).
+
+        An id is made of names (the node's own when unique, else its first output's), so a rename changes
+        ids without moving anything, and the box must not jump. The memory is all there is to go by: a
+        new layout (GET /layout) has no graph delta, and both paths must draw the same. The box is the
+        node of the last drawing whose id is gone from the graph and which
+          - produced one of its outputs: rename_node keeps every output, and so does a node whose id
+            flipped between its name and '@output' because a namesake came or went; else
+          - had its op_type at its position in the node list: rename_tensor changes an unnamed node's
+            '@output' id, and no rename moves a node in the list.
+        Content is no guide (many nodes are alike), and an id still in the graph is never taken, so a
+        recognised box lands only where a box that is gone was. Its edges keep their routes through
+        the old ids and tensor names (_route)."""
+        memory = self.memory
+        assert memory is not None
+        if not memory.nodes:
+            return
+        known = memory.boxes
+        new = [(i, node) for i, node in enumerate(self.graph["nodes"]) if node["id"] in unknown]
+        if not new:
+            return
+        gone = [(i, old) for i, old in enumerate(memory.nodes) if old[0] not in self.nodes and old[0] in known]
+        by_output = {o: old for _, old in gone for o in old[2] if o}
+        by_place = {(i, old[1]): old for i, old in gone}
+        taken: set[str] = set()
+        for i, node in new:
+            old = next((by_output[o] for o in node["outputs"] if o in by_output), by_place.get((i, node["op_type"])))
+            if old is None or old[0] in taken:
+                continue
+            taken.add(old[0])
+            self.was[node["id"]] = old[0]
+            known[node["id"]] = known[old[0]]
+            self.tensor_was.update((o, p) for o, p in zip(node["outputs"], old[2]) if o and p and o != p)
+
+    def _remember_nodes(self) -> None:
+        """What the next drawing's _recognise compares with (the outputs lists are the view's, never
+        changed in place)."""
+        assert self.memory is not None
+        self.memory.nodes = [(n["id"], n["op_type"], n["outputs"]) for n in self.graph["nodes"]]
+
     def _unknown(self) -> list[int] | None:
-        """Positions of boxes the memory never placed, when few enough to place them incrementally."""
+        """Positions of boxes the memory never placed, renamed ones aside, when few enough to place them
+        incrementally."""
         if self.memory is None or not self.memory.boxes:
             return None
         known = self.memory.boxes
         unknown = [i for i, box_id in enumerate(self.order) if box_id not in known]
+        if unknown:
+            self._recognise({self.order[i] for i in unknown})
+            unknown = [i for i in unknown if self.order[i] not in known]
         if len(unknown) <= self.max_new and len(unknown) <= max(4, len(self.order) // 4):
             return unknown
         return None
@@ -448,7 +501,11 @@ class Layout:
         src, dst = self.boxes[source], self.boxes[target]
         start = [src["x"], round(src["y"] + src["h"], 1)]
         end = [dst["x"], dst["y"]]
-        old = self.memory.routes.get((name, source, target)) if self.memory is not None else None
+        routes = self.memory.routes if self.memory is not None else {}
+        old = routes.get((name, source, target))
+        if old is None and self.was:  # an end was renamed: its route under the old names
+            was = self.was
+            old = routes.get((self.tensor_was.get(name, name), was.get(source, source), was.get(target, target)))
         if old is not None and old[:2] == start and old[-2:] == end:
             return old
         return start + end

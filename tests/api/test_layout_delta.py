@@ -4,22 +4,29 @@
   server answers for the new version;
 - that drawing is what laying out the new version's full view with the same memory gives (the
   incremental layout is the same function of the graph, only cheaper);
-- when it cannot follow, it says so and the full layout still works.
+- when it cannot follow, it says so and the full layout still works;
+- a rename that changes node ids (rename_node, a namesake's id flipping, rename_tensor of an unnamed
+  node's output) moves no box and no edge, in the delta and in a new layout, nor does its undo.
 """
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 from fastapi.testclient import TestClient
+from onnx import TensorProto, helper
 
 from app.graph.layout import LayoutMemory, layout_graph
 
-from .conftest import get_ok
+from .conftest import get_ok, upload
+from .models import blocks_model
 from .test_edits import edit
-from .test_graph_delta import CASES, open_at
+from .test_graph_delta import CASES, open_at, view
 
 
 def layout(client: TestClient, sid: str, **params: Any) -> dict[str, Any]:
@@ -30,13 +37,15 @@ def layout_delta(client: TestClient, sid: str, since: int) -> dict[str, Any]:
     return get_ok(client, f"/api/sessions/{sid}/layout/delta", since=since)
 
 
-def remember(memory: LayoutMemory, drawing: dict[str, Any]) -> None:
-    """What the server's memory holds after drawing this: every box and route it ever drew."""
+def remember(memory: LayoutMemory, drawing: dict[str, Any], graph: dict[str, Any]) -> None:
+    """What the server's memory holds after drawing this for `graph`: every box and route it ever drew,
+    and the nodes it drew last."""
     boxes = drawing["nodes"]
     for box in boxes:
         memory.boxes[box["id"]] = (box["x"], box["y"])
     for e in drawing["edges"]:
         memory.routes[(e["t"], boxes[e["from"]]["id"], boxes[e["to"]]["id"])] = e["pts"]
+    memory.nodes = [(n["id"], n["op_type"], n["outputs"]) for n in graph["nodes"]]
 
 
 def apply_layout_delta(drawing: dict[str, Any], delta: dict[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +98,7 @@ def follows(client: TestClient, sid: str, before: dict[str, Any], memory: Layout
         drawing = layout(client, sid)
         memory.boxes.clear()
         memory.routes.clear()
-        remember(memory, drawing)
+        remember(memory, drawing, graph["graph"])
         return drawing
     assert not answer["full"], answer
     expected = layout_graph(copy.deepcopy(graph["graph"]), copy.deepcopy(memory))
@@ -97,7 +106,7 @@ def follows(client: TestClient, sid: str, before: dict[str, Any], memory: Layout
     assert apply_layout_delta(before, answer, graph["graph"]) == drawing
     assert canonical(drawing) == canonical(expected)
     assert len(answer["boxes"]["upserted"]) < max(40, len(drawing["nodes"]) // 4)
-    remember(memory, drawing)
+    remember(memory, drawing, graph["graph"])
     return drawing
 
 
@@ -107,7 +116,7 @@ def test_layout_follows_an_edit_its_undo_and_redo(client: TestClient, open_sessi
     sid = open_at(client, open_session, fixture, setup)
     before = layout(client, sid)
     memory = LayoutMemory()
-    remember(memory, before)
+    remember(memory, before, view(client, sid)["graph"])
     assert edit(client, sid, *edits).status_code == 200
     before = follows(client, sid, before, memory, reason)
     assert client.post(f"/api/sessions/{sid}/undo").status_code == 200
@@ -162,3 +171,64 @@ def test_scope_layouts_are_held_apart(client: TestClient, open_session: Any) -> 
     assert not answer["full"] and "branch" in {b["id"] for b in answer["boxes"]["upserted"]}
     r = client.get(f"/api/sessions/{sid}/layout", params={"scope": json.dumps(["If_0", "then_branch"])})
     assert r.status_code == 404  # the body's owner has another id now
+
+
+def twins_model(path: Path) -> Path:
+    """x -> Relu 'twin' -> a -> Relu 'twin' -> b -> Relu (unnamed) -> c -> Relu 'last' -> y: ids @a, @b, @c, last."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="twin"), helper.make_node("Relu", ["a"], ["b"], name="twin"),
+             helper.make_node("Relu", ["b"], ["c"]), helper.make_node("Relu", ["c"], ["y"], name="last")]
+    graph = helper.make_graph(nodes, "twins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+# model, the rename, and the ids it changes (old -> new)
+RENAMES: dict[str, tuple[Callable[[Path], Path], dict[str, Any], dict[str, str]]] = {
+    "rename_node": (lambda p: blocks_model(p, 60), {"op": "rename_node", "node": "blk4/matmul", "to": "mm"},
+                    {"blk4/matmul": "mm"}),
+    "rename_node of an unnamed node": (twins_model, {"op": "rename_node", "node": "@c", "to": "third"}, {"@c": "third"}),
+    "rename_node flipping a namesake's id": (twins_model, {"op": "rename_node", "node": "@a", "to": "first"},
+                                             {"@a": "first", "@b": "twin"}),
+    "rename_tensor of an unnamed node's output": (lambda p: blocks_model(p, 60),
+                                                  {"op": "rename_tensor", "tensor": "relu2", "to": "r"},
+                                                  {"@relu2": "@r"}),
+}
+
+
+def assert_still(before: dict[str, Any], after: dict[str, Any], renamed: dict[str, str]) -> None:
+    """Every box at the same place (boxes are in graph order, which a rename keeps), each renamed one with
+    its new id, and every edge on the same route."""
+    assert [(b["x"], b["y"]) for b in after["nodes"]] == [(b["x"], b["y"]) for b in before["nodes"]]
+    assert [renamed.get(b["id"], b["id"]) for b in before["nodes"]] == [b["id"] for b in after["nodes"]]
+    assert sorted(e["pts"] for e in after["edges"]) == sorted(e["pts"] for e in before["edges"])
+
+
+@pytest.mark.parametrize("name", list(RENAMES))
+def test_a_renamed_box_keeps_its_place_in_the_delta(client: TestClient, tmp_path: Path, name: str) -> None:
+    build, rename, renamed = RENAMES[name]
+    sid = upload(client, build(tmp_path / "model.onnx"))
+    start = layout(client, sid)
+    assert edit(client, sid, rename).status_code == 200
+    answer = layout_delta(client, sid, start["version"])
+    assert not answer["full"], answer
+    assert {b["id"] for b in answer["boxes"]["upserted"]} >= set(renamed.values())
+    after = apply_layout_delta(start, answer, view(client, sid)["graph"])
+    assert_still(start, after, renamed)
+    assert client.post(f"/api/sessions/{sid}/undo").status_code == 200
+    answer = layout_delta(client, sid, after["version"])
+    assert not answer["full"], answer
+    assert_still(start, apply_layout_delta(after, answer, view(client, sid)["graph"]), {})
+
+
+@pytest.mark.parametrize("name", list(RENAMES))
+def test_a_renamed_box_keeps_its_place_in_a_new_layout(client: TestClient, tmp_path: Path, name: str) -> None:
+    build, rename, renamed = RENAMES[name]
+    sid = upload(client, build(tmp_path / "model.onnx"))
+    start = layout(client, sid)
+    assert edit(client, sid, rename).status_code == 200
+    after = layout(client, sid)  # no delta asked: laid out from the view with the memory of the start
+    assert after["version"] == start["version"] + 1 and after["incremental"]
+    assert_still(start, after, renamed)
+    assert client.post(f"/api/sessions/{sid}/undo").status_code == 200
+    assert_still(start, layout(client, sid), {})
