@@ -20,6 +20,12 @@ pytestmark = pytest.mark.e2e
 SNAPSHOT = """() => JSON.stringify({view: window.editor.view, drawing: window.editor.drawing},
                                   (key, value) => key.startsWith("_") ? undefined : value)"""
 NODE_IDS = "window.editor.view.graph.nodes.map((n) => n.id)"
+BOX_ON_SCREEN = """(id) => {
+    const gv = window.editor.graphView;
+    const b = gv.drawing.nodes[gv.byId.get(id)];
+    const r = gv.canvas.getBoundingClientRect();
+    return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y - gv.cam.y) * gv.cam.k];
+}"""
 
 PIXELS = """(cam) => {
     const gv = window.editor.graphView;
@@ -43,9 +49,11 @@ def test_edits_redraw_from_deltas_as_a_fresh_load_draws(page: Any, server: str, 
     # rename a node in the sidebar, delete another reconnecting its reader, undo that
     click_node(page, "blk700/matmul")
     page.wait_for_selector("#node-name")
+    where = page.evaluate(BOX_ON_SCREEN, "blk700/matmul")
     page.fill("#node-name", "renamed")
     page.press("#node-name", "Enter")
     v = wait_after(page, v)
+    assert page.evaluate(BOX_ON_SCREEN, "renamed") == where  # the box keeps its place under its new id
     click_node(page, "blk900/relu", button="right")
     page.get_by_role("button", name="Delete and reconnect").click()
     v = wait_after(page, v)
