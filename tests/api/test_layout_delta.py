@@ -204,12 +204,18 @@ def assert_still(before: dict[str, Any], after: dict[str, Any], renamed: dict[st
     assert sorted(e["pts"] for e in after["edges"]) == sorted(e["pts"] for e in before["edges"])
 
 
-@pytest.mark.parametrize("name", list(RENAMES))
-def test_a_renamed_box_keeps_its_place_in_the_delta(client: TestClient, tmp_path: Path, name: str) -> None:
+def renamed_session(client: TestClient, tmp_path: Path, name: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A session on the case's model laid out once, then renamed: (id, the first layout, old id -> new id)."""
     build, rename, renamed = RENAMES[name]
     sid = upload(client, build(tmp_path / "model.onnx"))
     start = layout(client, sid)
     assert edit(client, sid, rename).status_code == 200
+    return sid, start, renamed
+
+
+@pytest.mark.parametrize("name", list(RENAMES))
+def test_a_renamed_box_keeps_its_place_in_the_delta(client: TestClient, tmp_path: Path, name: str) -> None:
+    sid, start, renamed = renamed_session(client, tmp_path, name)
     answer = layout_delta(client, sid, start["version"])
     assert not answer["full"], answer
     assert {b["id"] for b in answer["boxes"]["upserted"]} >= set(renamed.values())
@@ -223,10 +229,7 @@ def test_a_renamed_box_keeps_its_place_in_the_delta(client: TestClient, tmp_path
 
 @pytest.mark.parametrize("name", list(RENAMES))
 def test_a_renamed_box_keeps_its_place_in_a_new_layout(client: TestClient, tmp_path: Path, name: str) -> None:
-    build, rename, renamed = RENAMES[name]
-    sid = upload(client, build(tmp_path / "model.onnx"))
-    start = layout(client, sid)
-    assert edit(client, sid, rename).status_code == 200
+    sid, start, renamed = renamed_session(client, tmp_path, name)
     after = layout(client, sid)  # no delta asked: laid out from the view with the memory of the start
     assert after["version"] == start["version"] + 1 and after["incremental"]
     assert_still(start, after, renamed)
