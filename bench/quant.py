@@ -97,20 +97,20 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
 
     from app.quant import QuantOptions, analyze
     from app.quant.calibration import ArrayData
-    from app.quant.model import input_specs
+    from app.quant.analysis import model_inputs
 
-    model = onnx.load(model_path)
-    data = ArrayData(data_path, input_specs(model))
+    model, specs = model_inputs(model_path)  # loaded once, from its path, as the CLI and the service do
+    data = ArrayData(data_path, specs)
     result: dict = {}
     if mode == "rss":  # the analysis alone, for its peak RSS
         analyze(model, data, QuantOptions(end_to_end=False))
     elif mode == "ours":
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
         start = time.perf_counter()
         for batch in data.batches():
             sess.run(None, batch)
         result["plain_s"] = time.perf_counter() - start
-        result["floor_s"] = _activations_only(model, data)
+        result["floor_s"] = _activations_only(model.proto, data)
         start = time.perf_counter()
         analyze(model, data, QuantOptions(end_to_end=False))
         result["ours_s"] = time.perf_counter() - start

@@ -31,7 +31,7 @@ from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_ops
 from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
                                   histogram_sqnr, sample_sqnr)
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
-from app.quant.runtime import QDQ_LEVEL, serialize, session
+from app.quant.runtime import QDQ_LEVEL, session
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.weights import WeightReport, analyse_weight
 
@@ -101,7 +101,7 @@ class QuantAnalysis:
     end_to_end_samples: int = 0
     hybrid: HybridResult | None = None
     hybrid_base: str | None = None
-    #: where the model's external data lies (None: all inline); every session of the model reads it there
+    #: the folder the model was read from (None: built in memory); its external data resolves there
     folder: Path | None = None
     #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
     weight_layers: dict[str, set[str]] | None = None
@@ -262,7 +262,7 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
         raise QuantError("the calibration data was opened for a different model")
     points = quantizable_points(proto)
     check_cancel(cancel)
-    payload = serialize(proto)
+    payload = loaded.payload()
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
                                options.sample_size, options.seed, payload, loaded.folder)
 

@@ -19,6 +19,7 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 from app.graph.errors import WorkbenchError
 from app.graph.io import has_external_data, map_tensor, read_model
 from app.quant.errors import QuantError
+from app.quant.runtime import serialize
 
 #: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
 FUSED_ACTIVATIONS = {"Relu", "Clip"}
@@ -56,7 +57,7 @@ class WeightTensor:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model and the folder of its external data (None when every weight is inline).
+    """A model, the folder it was read from (None for a model built in memory) and its file.
 
     External weights stay on disk: onnxruntime reads them from the folder and the weight analysis
     maps them, so a model of several GB is neither copied into this process nor over protobuf's 2 GB.
@@ -64,6 +65,12 @@ class LoadedModel:
 
     proto: ModelProto
     folder: Path | None = None
+    source: Path | None = None
+
+    def payload(self) -> bytes:
+        """The model as onnxruntime takes it: the file's own bytes when there is a file (reading
+        100 MB of weights costs a fifth of serializing them again), else the serialized proto."""
+        return self.source.read_bytes() if self.source is not None else serialize(self.proto)
 
 
 def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
@@ -82,7 +89,7 @@ def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
         proto, folder = read_model(path)
     except WorkbenchError as exc:
         raise QuantError(str(exc)) from exc
-    return LoadedModel(proto, folder if has_external_data(proto) else None)
+    return LoadedModel(proto, folder, path)
 
 
 def _numpy_dtype(elem_type: int) -> np.dtype:
