@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from tests.graph.builders import chain_model, feeds_for, run
+from tests.graph.builders import chain_model, feeds_for, matmul_model, run
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -37,11 +36,7 @@ def test_apply_writes_edited_model(tmp_path):
 
 def test_apply_external_data_flag(tmp_path):
     weight = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
-                              [numpy_helper.from_array(weight, "W")])
-    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    onnx.save_model(matmul_model(weight), tmp_path / "m.onnx")
     script = write_script(tmp_path / "e.json", [])
     result = cli("apply", str(tmp_path / "m.onnx"), str(script), "-o", str(tmp_path / "out.onnx"), "--external-data")
     assert result.returncode == 0, result.stderr

@@ -39,6 +39,16 @@ def chain_model() -> onnx.ModelProto:
     return model
 
 
+def matmul_model(weight: np.ndarray) -> onnx.ModelProto:
+    """y = x @ W with W an initializer: a model whose size is its weight, for storage tests."""
+    rows, cols = weight.shape
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cols])],
+                              [numpy_helper.from_array(weight, "W")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def doc_of(model: onnx.ModelProto, tmp_path: Path, name: str = "m.onnx") -> ModelDocument:
     path = tmp_path / name
     onnx.save_model(model, path)

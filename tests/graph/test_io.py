@@ -5,24 +5,20 @@ import os
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from app.graph import load_model, save_model
 from app.graph.summary import model_summary
 
-from .builders import run
+from .builders import matmul_model, run
 
 
 def test_reuse_external_writes_no_weights(tmp_path):
     weight = np.random.default_rng(0).standard_normal((128, 128)).astype(np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 128])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 128])],
-                              [numpy_helper.from_array(weight, "W")])
     src = tmp_path / "src"
     src.mkdir()
-    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src / "m.onnx",
-                    save_as_external_data=True, location="w.bin", size_threshold=0)
+    onnx.save_model(matmul_model(weight), src / "m.onnx", save_as_external_data=True, location="w.bin",
+                    size_threshold=0)
     doc = load_model(src / "m.onnx")
     doc.apply([{"op": "rename_node", "node": "mm", "to": "matmul"}])
     snap = tmp_path / "snap"
