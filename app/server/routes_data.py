@@ -24,7 +24,7 @@ from .downloads import file_response, open_files, stream_file
 from .errors import ApiError, unreadable_model
 from .routes_sessions import ERRORS, store_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
-from .schemas import EditsResponse
+from .schemas import EditsResponse, file_field, multipart_body
 from .uploads import Upload, receive_multipart, stage_model
 
 CHUNK = 1 << 20
@@ -32,35 +32,18 @@ NPY_TYPES = {"application/octet-stream", "application/x-npy", "application/npy",
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
-RUN_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {
-                "inputs": {"type": "string", "format": "binary",
-                           "description": ".npz with one array per model input; random inputs when absent"},
-                "dims": {"type": "string", "description": "JSON object: sizes of named dims for random inputs "
-                                                          "(others are 1), e.g. {\"batch\": 1, \"seq\": 128}"},
-                "seed": {"type": "string", "description": "integer seed of the random inputs"},
-            }}}},
-    }
-}
+RUN_BODY = multipart_body({
+    "inputs": file_field(".npz with one array per model input; random inputs when absent"),
+    "dims": {"type": "string", "description": "JSON object: sizes of named dims for random inputs "
+                                              "(others are 1), e.g. {\"batch\": 1, \"seq\": 128}"},
+    "seed": {"type": "string", "description": "integer seed of the random inputs"},
+}, optional=True)
 
-APPLY_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["file", "script"],
-            "properties": {
-                "file": {"type": "string", "format": "binary", "description": "the .onnx model or a .zip of it"},
-                "data": {"type": "array", "items": {"type": "string", "format": "binary"},
-                         "description": "external-data files of the model"},
-                "script": {"type": "string", "format": "binary",
-                           "description": "edit script JSON {\"format\": \"onnx-workbench/edits\", ...}"},
-            }}}},
-    }
-}
+APPLY_BODY = multipart_body({
+    "file": file_field("the .onnx model or a .zip of it"),
+    "data": file_field("external-data files of the model", many=True),
+    "script": file_field("edit script JSON {\"format\": \"onnx-workbench/edits\", ...}"),
+}, required=["file", "script"])
 
 
 # -- download ----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
 from ..quant.model import LoadedModel, input_specs
 from .downloads import file_response, open_files
+from .schemas import file_field, multipart_body
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
 from .routes_sessions import ERRORS, store_of
@@ -55,22 +56,13 @@ PROGRESS_SPANS = {"statistics": (0.0, 0.45), "ranges": (0.45, 0.55), "end_to_end
 UNITS = {"statistics": "samples", "ranges": "tensors", "end_to_end": "samples", "hybrid": "steps"}
 MAX_HISTOGRAM_BINS = 8192
 
-QUANT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {
-                "data": {"type": "array", "items": {"type": "string", "format": "binary"},
-                         "description": "calibration data: one .npz (arrays keyed by input name, samples on the "
-                                        "first axis) or .npy, or image files, or a .zip of images"},
-                "validation": {"type": "array", "items": {"type": "string", "format": "binary"},
-                               "description": "separate data for the end-to-end measurements (same kinds)"},
-                "settings": {"type": "string", "description": "JSON object of QuantSettings; any of its fields "
-                                                              "may also come as a form field of its own"},
-            }}}},
-    }
-}
+QUANT_BODY = multipart_body({
+    "data": file_field("calibration data: one .npz (arrays keyed by input name, samples on the first axis) or "
+                       ".npy, or image files, or a .zip of images", many=True),
+    "validation": file_field("separate data for the end-to-end measurements (same kinds)", many=True),
+    "settings": {"type": "string", "description": "JSON object of QuantSettings; any of its fields may also come "
+                                                  "as a form field of its own"},
+})
 
 
 class Preprocess(BaseModel):

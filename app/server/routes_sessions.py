@@ -15,25 +15,16 @@ from .errors import ApiError, unreadable_model
 from .graph_delta import MAX_VERSION, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
-                      UndoResponse)
+                      UndoResponse, file_field, multipart_body)
 from .session_store import SessionStore
 from .uploads import receive_multipart, stage_model
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422)}
 
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {
-                "file": {"type": "string", "format": "binary",
-                         "description": "the .onnx model, or one .zip holding the model and its data files"},
-                "data": {"type": "array", "items": {"type": "string", "format": "binary"},
-                         "description": "external-data files of the model, named as the model refers to them"},
-            }}}},
-    }
-}
+UPLOAD_BODY = multipart_body({
+    "file": file_field("the .onnx model, or one .zip holding the model and its data files"),
+    "data": file_field("external-data files of the model, named as the model refers to them", many=True),
+}, required=["file"])
 
 NODE_ATTRIBUTE_ELEMENTS = 4096  # tensor attributes up to this size come with their values
 

@@ -5,6 +5,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
+def multipart_body(properties: dict[str, dict[str, Any]], required: list[str] | None = None,
+                   optional: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` describing a multipart/form-data request: the routes parse uploads themselves
+    (streamed to disk), so FastAPI cannot derive the form from their parameters."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"requestBody": {"required": not optional, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def file_field(description: str, many: bool = False) -> dict[str, Any]:
+    """A form field holding one uploaded file, or several with ``many``."""
+    binary = {"type": "string", "format": "binary"}
+    return {**({"type": "array", "items": binary} if many else binary), "description": description}
+
 MAX_EDITS_PER_REQUEST = 10_000
 
 
