@@ -231,7 +231,10 @@ class ModelDocument:
         from .edits import apply_edit  # edits import this module
 
         applied: list[Transaction] = []
-        redo_stack = list(self.history.undone)
+        # Everything a rejected batch must leave as it was, saved whole: the journal is bounded, so
+        # popping one step per applied edit would lose steps of earlier edits in a long batch.
+        version, done, redo_stack, journal = self.version, len(self.history.done), list(self.history.undone), \
+            list(self._journal)
         try:
             for number, edit in enumerate(edits):
                 try:
@@ -245,10 +248,11 @@ class ModelDocument:
         except BaseException:
             for tx in reversed(applied):
                 self._revert(tx.changes)
-                self.history.done.pop()
-                self._journal.pop()
-                self.version -= 1
+            del self.history.done[done:]
             self.history.undone[:] = redo_stack
+            self._journal.clear()
+            self._journal.extend(journal)
+            self.version = version
             raise
         return applied
 

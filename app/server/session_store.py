@@ -375,7 +375,13 @@ class _LocalHandle(SessionHandle):
     def apply(self, edits: list[dict[str, Any]], expected_version: int | None = None) -> list[Transaction]:
         self.check_version(expected_version)
         started = time.perf_counter()
-        applied = self.doc.apply(edits)
+        version = self.doc.version
+        try:
+            applied = self.doc.apply(edits)
+        except BaseException as err:
+            if not isinstance(err, WorkbenchError) or self.doc.version != version:
+                self.store._forget(self.session_id)  # maybe not rolled back whole: reload it from disk
+            raise
         if applied:
             self._commit({"op": "apply", "edits": edits}, started)
         return applied
