@@ -1,7 +1,7 @@
 """The `onnx-workbench` command: edit, inspect and serve models from a terminal or a script.
 
 Exit codes: 0 on success, 2 with a one-line message on bad input (missing file, not ONNX,
-unknown node, invalid edit).
+unknown node, invalid edit); `make-static` exits 1 when shapes stay non-static in the written file.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .graph import WorkbenchError, load_model, read_script, save_model, shape_report
 from .graph.summary import model_summary
@@ -30,29 +31,63 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _shapes(args: argparse.Namespace) -> int:
     doc = load_model(args.model)
-    fixes = []
-    for item in args.fix or []:
-        name, sep, value = item.rpartition("=")
-        if not sep or not name or not value.isdigit():
-            raise WorkbenchError(f"--fix takes DIM=VALUE (e.g. p2o.DynamicDimension.0=1), not '{item}'")
-        fixes.append({"op": "fix_dim", "dim": name, "value": int(value)})
-    doc.apply(fixes)
+    dims = _pairs(args.fix, "--fix", "DIM=VALUE (e.g. p2o.DynamicDimension.0=1)", _size)
+    doc.apply([{"op": "fix_dim", "dim": name, "value": value} for name, value in dims.items()])
     report = shape_report(doc)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    _print_report(report)
+    return 0
+
+
+def _make_static(args: argparse.Namespace) -> int:
+    """Exit 0 when the written file declares only static shapes, 1 (with the list) when some stay open."""
+    doc = load_model(args.model)
+    shapes = _pairs(args.shape, "--shape", "INPUT=SIZExSIZE... (e.g. x=1x3x640x640)",
+                    lambda text: [_size(part) for part in text.lower().split("x")])
+    dims = _pairs(args.dim, "--dim", "DIM=VALUE (e.g. batch=1)", _size)
+    doc.apply([{"op": "make_static", "shapes": shapes, "dims": dims}])
+    written = save_model(doc, args.output, external=True if args.external_data else None)
+    report = shape_report(doc)
+    _print_report(report)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0 if report["all_static"] else 1
+
+
+def _size(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(text)
+    return int(text)
+
+
+def _pairs(items: list[str] | None, option: str, form: str, parse: Callable[[str], Any]) -> dict[str, Any]:
+    """NAME=VALUE options as a dict; a malformed one is bad input (exit 2)."""
+    found: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError(item)
+            found[name] = parse(value)
+        except ValueError:
+            raise WorkbenchError(f"{option} takes {form}, not '{item}'") from None
+    return found
+
+
+def _print_report(report: dict[str, Any]) -> None:
     print(report["summary"])
     for dim, uses in report["dynamic_dims"].items():
         where = ", ".join(f"{u['tensor']}[{u['axis']}]" for u in uses)
         print(f"dynamic dim {dim}: {where}")
     for name, entry in report["tensors"].items():
         if entry["status"] != "static":
-            print(f"  {entry['status']:8} {name} {entry['shape']}")
+            declared = f" (the file declares {entry['declared']})" if "declared" in entry else ""
+            print(f"  {entry['status']:8} {name} {entry['shape']}{declared}")
     for node in report["data_dependent"]:
         print(f"data-dependent: {node['node']} ({node['reason']})")
     if report["suggested_cut"]:
         print("suggested cut (extract up to): " + ", ".join(report["suggested_cut"]["outputs"]))
-    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -86,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--fix", action="append", metavar="DIM=VALUE", help="fix a named dim first (repeatable)")
     shapes.add_argument("--json", action="store_true")
     shapes.set_defaults(run=_shapes)
+
+    static = commands.add_parser("make-static", help="fix input shapes and dims, declare every shape, write the model")
+    static.add_argument("model", type=Path)
+    static.add_argument("--shape", action="append", metavar="INPUT=1x3x640x640", help="an input's shape (repeatable)")
+    static.add_argument("--dim", action="append", metavar="DIM=VALUE", help="a named dim's size (repeatable)")
+    static.add_argument("-o", "--output", type=Path, required=True)
+    static.add_argument("--external-data", action="store_true", help="write weights to OUTPUT.data")
+    static.set_defaults(run=_make_static)
 
     info = commands.add_parser("info", help="summary of a model")
     info.add_argument("model", type=Path)

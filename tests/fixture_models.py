@@ -70,6 +70,13 @@ _TABLE: tuple[FixtureModel, ...] = (
         "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
     ),
     FixtureModel(
+        "ppocrv4_rec",
+        "rapidocr-onnxruntime",
+        "1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+    ),
+    FixtureModel(
         "silero_vad_v6",
         "silero-vad",
         "6.2.3",

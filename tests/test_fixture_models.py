@@ -131,8 +131,8 @@ def test_cache_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_session_fixture_gives_every_model(fixture_model, fixture_model_names) -> None:
-    """The conftest fixture returns verified paths for all seven models (cache filled by make test)."""
-    assert len(fixture_model_names) == 7
+    """The conftest fixture returns verified paths for every model (cache filled by make test)."""
+    assert len(fixture_model_names) == len(fm.MODELS)
     for name in fixture_model_names:
         p = fixture_model(name)
         assert p.is_file() and _sha(p) == fm.MODELS[name].sha256
@@ -149,6 +149,7 @@ def test_table_agrees_with_shared_sources() -> None:
         flags=re.M,
     )
     table = {n: (pkg, ver, member, sha) for n, pkg, ver, member, sha in rows}
-    assert table == {
-        m.name: (m.package, m.version, m.member, m.sha256) for m in fm.MODELS.values()
-    }
+    assert table, "no model rows found in SOURCES.md"
+    for name, source in table.items():  # the project may pin more models than the shared folder lists
+        m = fm.MODELS[name]
+        assert source == (m.package, m.version, m.member, m.sha256)

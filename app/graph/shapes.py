@@ -151,16 +151,23 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
             order.append(vi.name)
     for node in graph.node:
         order.extend(o for o in node.output if o)
+    declared = {vi.name: vi.type for items in (graph.input, graph.value_info, graph.output) for vi in items}
     for name in order:
         status, dims = classify(types.get(name))
         entry: dict[str, Any] = {"status": status, "shape": shape_text(types.get(name))}
         if dims:
             entry["dims"] = dims
+        written = shape_text(declared.get(name))
+        if written is not None and written != entry["shape"]:
+            entry["declared"] = written  # what the file says: a toolkit reads this, not our inference
+            if status == "static":
+                entry["status"] = "stale"
         producer = scope.index.producer.get(name)
         if producer is not None:
             entry["node"] = scope.node_id(producer)
         entries[name] = entry
     static = sum(1 for e in entries.values() if e["status"] == "static")
+    not_static = len(entries) - static
     dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
     for vi in graph.input:
         if vi.name in scope.initializers:
@@ -173,9 +180,10 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
     data_dependent = _data_dependent(doc, entries, resolution, inputs_static=not dynamic_inputs)
     uninferred = [{"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
                   for n in graph.node if n.domain not in ("", "ai.onnx")
-                  and any(entries[o]["status"] != "static" for o in n.output if o in entries)]
+                  and any(not _known(entries[o]) for o in n.output if o in entries)]
     return {
-        "summary": f"static: {static} of {len(entries)} tensors",
+        "summary": f"all {static} tensors static" if not not_static else
+                   f"{not_static} of {len(entries)} tensors not static",
         "static": static,
         "total": len(entries),
         "all_static": static == len(entries),
@@ -185,6 +193,11 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         "uninferred": uninferred,
         "suggested_cut": _suggested_cut(doc, entries, data_dependent),
     }
+
+
+def _known(entry: dict[str, Any]) -> bool:
+    """Inference tells the shape (static, or static with a stale declaration in the file)."""
+    return entry["status"] in ("static", "stale")
 
 
 def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution,
@@ -197,16 +210,15 @@ def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], reso
     for node in doc.model.graph.node:
         if node.output and all(o in resolution.constants for o in node.output if o):
             continue
-        outs = [entries[o]["status"] for o in node.output if o in entries]
-        ins = [entries.get(t, {"status": "static"})["status"] for t in node.input if t]
+        outs = [_known(entries[o]) for o in node.output if o in entries]
+        ins = [_known(entries[t]) for t in node.input if t in entries]
         reason = None
         if node.op_type in DATA_DEPENDENT_OPS:
             reason = f"{node.op_type} output size depends on the data"
         elif node.op_type == "TopK" and len(node.input) > 1 and node.input[1] not in resolution.constants \
                 and node.input[1] not in scope.initializers:
             reason = "TopK with a computed k"
-        elif inputs_static and node.domain in ("", "ai.onnx") and outs and any(s != "static" for s in outs) \
-                and all(s == "static" for s in ins):
+        elif inputs_static and node.domain in ("", "ai.onnx") and outs and not all(outs) and all(ins):
             reason = f"{node.op_type} output shape is computed from tensor values"
         if reason:
             found.append({"node": scope.node_id(node), "op_type": node.op_type, "reason": reason})
@@ -228,7 +240,7 @@ def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_
         for t in node.input:
             producer = scope.index.producer.get(t)
             if producer is not None and id(producer) not in tainted and producer.op_type != "Constant" \
-                    and entries.get(t, {}).get("status") == "static":
+                    and t in entries and _known(entries[t]):
                 frontier.add(t)
     outputs = [t for node in doc.model.graph.node for t in node.output if t in frontier]
     for vi in doc.model.graph.output:

@@ -63,14 +63,21 @@ CASES: dict[str, Case] = {
     "set_shape": ("minilm_l6_int8", [], [{"op": "set_shape", "tensor": "last_hidden_state",
                                           "shape": ["batch", "sequence", 384]}], None),
     "fix_dim": ("ppocrv4_det", [{"op": "add_input", "name": "extra", "dtype": "float32", "shape": ["k", 2]}],
-                [{"op": "fix_dim", "dim": "k", "value": 4}], None),
+                [{"op": "fix_dim", "dim": "k", "value": 4}], "too_large"),  # declares all 671 shapes
     "several edits in one request": ("ppocrv4_det", [], [
         {"op": "rename_node", "node": "p2o.Conv.1", "to": "dw"},
         {"op": "add_node", "op_type": "Relu", "inputs": ["p2o.Add.3"], "outputs": ["relu_out"]},
         {"op": "rename_tensor", "tensor": "relu_out", "to": "relu_renamed"}], None),
     "fix_dim of every tensor": ("minilm_l6_int8", [], [{"op": "fix_dim", "dim": "batch", "value": 1}], "too_large"),
     "set_shape making half the shapes static": ("ppocrv4_det", [], [{"op": "set_shape", "tensor": "x",
-                                                                      "shape": [1, 3, 640, 640]}], None),
+                                                                      "shape": [1, 3, 640, 640]}], "too_large"),
+    "make_static": ("ppocrv4_det", [], [{"op": "make_static", "shapes": {"x": [1, 3, 640, 640]}}], "too_large"),
+    "fix_dim once every shape is declared": ("ppocrv4_det", [{"op": "infer_shapes"}, {"op": "add_input", "name": "extra",
+                                                              "dtype": "float32", "shape": ["k", 2]}],
+                                             [{"op": "fix_dim", "dim": "k", "value": 4}], None),
+    "make_static once every shape is declared": ("ppocrv4_det", [{"op": "infer_shapes"}, {
+        "op": "add_input", "name": "extra", "dtype": "float32", "shape": ["k", 2]}],
+        [{"op": "make_static", "dims": {"k": 4}}], None),
     "extract": ("ppocrv4_det", [], [{"op": "extract", "inputs": ["x"], "outputs": ["hardswish_60.tmp_0"]}],
                 "whole_graph_edit"),
     "cleanup": ("ppocrv4_det", [{"op": "add_node", "op_type": "Relu", "inputs": ["x"], "outputs": ["dead"]}],

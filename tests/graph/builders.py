@@ -85,3 +85,64 @@ def run(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray]) -> di
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feeds)))
+
+
+def yolo_like_model(batch: str = "batch", height: str = "height", width: str = "width") -> onnx.ModelProto:
+    """A YOLOv8-shaped detector as exporters write it with dynamic batch, height and width: strided
+    Conv+SiLU stages, two heads flattened by Reshape to a shape computed with Shape -> Gather ->
+    Unsqueeze -> Concat, concatenated anchors, sigmoid class scores; the declared output and
+    value_info carry the exporter's formulas for the dims."""
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def weight(name: str, shape: tuple[int, ...]) -> str:
+        inits.append(numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name))
+        return name
+
+    def conv_silu(x: str, name: str, cin: int, cout: int, stride: int) -> str:
+        nodes.extend([
+            helper.make_node("Conv", [x, weight(f"{name}.w", (cout, cin, 3, 3)), weight(f"{name}.b", (cout,))],
+                             [f"{name}.conv"], name=f"/{name}/conv/Conv", pads=[1, 1, 1, 1], strides=[stride] * 2),
+            helper.make_node("Sigmoid", [f"{name}.conv"], [f"{name}.sig"], name=f"/{name}/act/Sigmoid"),
+            helper.make_node("Mul", [f"{name}.conv", f"{name}.sig"], [f"{name}.out"], name=f"/{name}/act/Mul"),
+        ])
+        return f"{name}.out"
+
+    inits += [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+              numpy_helper.from_array(np.array([6, -1], np.int64), "rest"),
+              numpy_helper.from_array(np.array([0], np.int64), "axes0")]
+    f1 = conv_silu(conv_silu("images", "m0", 3, 8, 2), "m1", 8, 8, 2)
+    f2 = conv_silu(f1, "m2", 8, 8, 2)
+    heads = []
+    for i, feat in enumerate((f1, f2)):
+        nodes.extend([
+            helper.make_node("Conv", [feat, weight(f"h{i}.w", (6, 8, 1, 1)), weight(f"h{i}.b", (6,))], [f"h{i}.out"],
+                             name=f"/head/cv{i}/Conv"),
+            helper.make_node("Shape", [f"h{i}.out"], [f"h{i}.shape"], name=f"/head/Shape_{i}"),
+            helper.make_node("Gather", [f"h{i}.shape", "zero"], [f"h{i}.n"], name=f"/head/Gather_{i}", axis=0),
+            helper.make_node("Unsqueeze", [f"h{i}.n", "axes0"], [f"h{i}.n1"], name=f"/head/Unsqueeze_{i}"),
+            helper.make_node("Concat", [f"h{i}.n1", "rest"], [f"h{i}.target"], name=f"/head/Concat_{i}", axis=0),
+            helper.make_node("Reshape", [f"h{i}.out", f"h{i}.target"], [f"h{i}.flat"], name=f"/head/Reshape_{i}"),
+        ])
+        heads.append(f"h{i}.flat")
+    inits.append(numpy_helper.from_array(np.array([4, 2], np.int64), "split"))
+    nodes.extend([
+        helper.make_node("Concat", heads, ["anchors"], name="/head/Concat_all", axis=2),
+        helper.make_node("Split", ["anchors", "split"], ["box", "cls"], name="/head/Split", axis=1),
+        helper.make_node("Sigmoid", ["cls"], ["scores"], name="/head/Sigmoid"),
+        helper.make_node("Concat", ["box", "scores"], ["output0"], name="/head/Concat_out", axis=1),
+    ])
+    anchors = f"floor(floor({height}/4)*floor({width}/4)) + floor({height}/8)*floor({width}/8)"
+    graph = helper.make_graph(
+        nodes, "yolo_like",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 6, anchors])],
+        inits,
+        value_info=[helper.make_tensor_value_info("m1.out", TensorProto.FLOAT,
+                                                  [batch, 8, f"floor({height}/4)", f"floor({width}/4)"]),
+                    helper.make_tensor_value_info("anchors", TensorProto.FLOAT, [batch, 6, anchors])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

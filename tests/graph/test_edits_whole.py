@@ -83,7 +83,7 @@ def test_shape_report_resolves_computed_shapes(tmp_path):
     assert not report["all_static"]
     doc.apply([{"op": "fix_dim", "dim": "N", "value": 2}])
     report = shape_report(doc)
-    assert report["summary"] == "static: 8 of 8 tensors"
+    assert report["summary"] == "all 8 tensors static"
     assert report["tensors"]["r"]["shape"] == [2, 32]
     assert report["data_dependent"] == [] and report["suggested_cut"] is None
 

@@ -23,7 +23,7 @@ def test_ppocrv4_det_fixed_to_640_is_all_static_and_runs(fixture_model, tmp_path
                {"op": "infer_shapes"}])
     report = shape_report(doc)
     assert report["all_static"], [k for k, v in report["tensors"].items() if v["status"] != "static"][:10]
-    assert report["summary"] == f"static: {report['total']} of {report['total']} tensors"
+    assert report["summary"] == f"all {report['total']} tensors static"
     assert report["dynamic_dims"] == {}
     out = tmp_path / "det_static.onnx"
     save_model(doc, out)

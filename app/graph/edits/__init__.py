@@ -6,10 +6,11 @@ from typing import Any
 
 from ..document import ModelDocument
 from ..errors import EditError
-from .interface import add_input, add_output, fix_dim, remove_input, remove_output, set_shape
+from .interface import add_input, add_output, fix_dim, make_static, remove_input, remove_output, set_shape
 from .nodes import add_node, delete_node, remove_attribute, rename_node, set_attribute, set_node_input
 from .tensors import rename_tensor, set_initializer
-from .whole import cleanup, convert_opset, extract, fold_constants, infer_shapes
+from .static import infer_shapes
+from .whole import cleanup, convert_opset, extract, fold_constants
 
 EditFunction = Callable[[ModelDocument, dict[str, Any]], None]
 
@@ -28,6 +29,7 @@ EDIT_OPS: dict[str, EditFunction] = {
     "remove_output": remove_output,
     "set_shape": set_shape,
     "fix_dim": fix_dim,
+    "make_static": make_static,
     "extract": extract,
     "fold_constants": fold_constants,
     "cleanup": cleanup,

@@ -10,6 +10,7 @@ from ..errors import EditError, NotFoundError
 from ..index import subgraphs
 from ..values import check_shape, parse_dtype
 from .common import field, name_field, require_tensor, value_info_for
+from .static import declare_inferred
 
 
 def add_input(doc: ModelDocument, edit: dict[str, Any]) -> None:
@@ -66,9 +67,14 @@ def remove_output(doc: ModelDocument, edit: dict[str, Any]) -> None:
 
 
 def set_shape(doc: ModelDocument, edit: dict[str, Any]) -> None:
-    scope = doc.main
     name = name_field(edit, "tensor")
-    shape = check_shape(field(edit, "shape", list), f"tensor '{name}'")
+    if _set_shape(doc, name, check_shape(field(edit, "shape", list), f"tensor '{name}'")) == "input":
+        declare_inferred(doc)
+
+
+def _set_shape(doc: ModelDocument, name: str, shape: list[int | str | None]) -> str:
+    """Declare the shape of a model input or output; which of the two it was."""
+    scope = doc.main
     for field_name in ("input", "output"):
         pos = scope.find_item(field_name, name)
         if pos is None:
@@ -77,10 +83,14 @@ def set_shape(doc: ModelDocument, edit: dict[str, Any]) -> None:
         if old.type.WhichOneof("value") not in (None, "tensor_type"):
             raise EditError(f"'{name}' is not a tensor (it is a {old.type.WhichOneof('value')})",
                             code="not_a_tensor", details={"tensor": name})
+        had = old.type.tensor_type
+        if field_name == "input" and had.HasField("shape") and len(had.shape.dim) != len(shape):
+            raise EditError(f"input '{name}' has {len(had.shape.dim)} dims; a shape of {len(shape)} cannot "
+                            "feed the nodes that read it", code="bad_shape", details={"tensor": name})
         new = copy_message(old)
         _write_shape(new.type, shape)
         doc.replace_item(scope, field_name, pos, new)
-        return
+        return field_name
     raise NotFoundError(f"'{name}' is neither a model input nor a model output; set_shape works on those "
                         "(use infer_shapes for the tensors in between)", code="unknown_tensor",
                         details={"tensor": name})
@@ -99,12 +109,42 @@ def _write_shape(type_proto: TypeProto, shape: list[int | str | None]) -> None:
 
 
 def fix_dim(doc: ModelDocument, edit: dict[str, Any]) -> None:
-    dim_name = name_field(edit, "dim")
-    value = field(edit, "value", int)
+    _fix_dim(doc, name_field(edit, "dim"), field(edit, "value", int))
+    declare_inferred(doc)
+
+
+def make_static(doc: ModelDocument, edit: dict[str, Any]) -> None:
+    """The whole NPU preparation in one step: input shapes and named dims fixed, then every shape
+    inference can tell written into the file (graph outputs and value_info)."""
+    shapes = edit.get("shapes", {})
+    dims = edit.get("dims", {})
+    if not isinstance(shapes, dict) or not isinstance(dims, dict) or not (shapes or dims):
+        raise EditError("make_static takes 'shapes' ({input: [sizes]}) and/or 'dims' ({dim name: size})",
+                        code="bad_edit")
+    scope = doc.main
+    for name, shape in shapes.items():
+        if name not in scope.inputs or name in scope.initializers:
+            raise NotFoundError(f"'{name}' is not a model input", code="unknown_input", details={"tensor": name})
+        if not isinstance(shape, list) or not all(_is_size(d) for d in shape):
+            raise EditError(f"make_static: the shape of '{name}' must be a list of positive sizes, not {shape!r}",
+                            code="bad_shape", details={"tensor": name})
+        _set_shape(doc, name, shape)
+    for dim_name, value in dims.items():
+        if not _is_size(value):
+            raise EditError(f"make_static: dim '{dim_name}' must be a positive size, not {value!r}",
+                            code="bad_shape", details={"dim": dim_name})
+        _fix_dim(doc, dim_name, value)
+    declare_inferred(doc)
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _fix_dim(doc: ModelDocument, dim_name: str, value: int) -> None:
     if value <= 0:
         raise EditError(f"fix_dim: value must be a positive size, not {value}", code="bad_shape")
-    found = _fix_dim_in(doc, doc.main, dim_name, value)
-    if not found:
+    if not _fix_dim_in(doc, doc.main, dim_name, value):
         names = sorted(symbolic_dims(doc.main.graph))
         raise NotFoundError(f"no symbolic dim named '{dim_name}'" +
                             (f"; the model's named dims are: {', '.join(names)}" if names else

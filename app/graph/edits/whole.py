@@ -1,4 +1,4 @@
-"""Edits that rework the whole graph: extract, cleanup, fold_constants, infer_shapes, convert_opset.
+"""Edits that rework the whole graph: extract, cleanup, fold_constants, convert_opset.
 
 Each is still expressed as primitive changes (remove this node, add that initializer), so undo
 restores the model exactly and costs only what the edit changed.
@@ -157,29 +157,6 @@ def _apply_fold(doc: ModelDocument, scope: Scope, folded: list[onnx.NodeProto], 
         if pos is not None:
             doc.remove_item(scope, "value_info", pos)
     drop_unused(doc, scope, read)
-
-
-def infer_shapes(doc: ModelDocument, edit: dict[str, Any]) -> None:
-    """Refresh value_info from shape inference (shape computations folded), and the outputs' shapes."""
-    from ..shapes import classify, inferred_types
-
-    scope = doc.main
-    types = inferred_types(doc)
-    for pos in reversed(range(len(scope.graph.value_info))):
-        doc.remove_item(scope, "value_info", pos)
-    skip = scope.inputs | scope.names["output"] | scope.initializers
-    for node in scope.graph.node:
-        for name in node.output:
-            if name and name not in skip and name in types:
-                vi = ValueInfoProto(name=name)
-                vi.type.CopyFrom(types[name])
-                doc.insert_item(scope, "value_info", len(scope.graph.value_info), vi)
-    for pos, out in enumerate(scope.graph.output):
-        new_type = types.get(out.name)
-        if new_type is not None and classify(new_type)[0] == "static" and classify(out.type)[0] != "static":
-            updated = copy_message(out)
-            updated.type.CopyFrom(new_type)
-            doc.replace_item(scope, "output", pos, updated)
 
 
 def convert_opset(doc: ModelDocument, edit: dict[str, Any]) -> None:
