@@ -35,6 +35,13 @@ def open_model(page: Any, server: str, path: Path) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+def assert_declared_static(model: onnx.ModelProto) -> None:
+    """What a toolkit reads: every graph output and value_info has integer dims only."""
+    for vi in [*model.graph.output, *model.graph.value_info]:
+        dims = vi.type.tensor_type.shape.dim
+        assert vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims), vi
+
+
 def click_node(page: Any, node_id: str, button: str = "left") -> None:
     """Bring the node's box on screen and click it where it is drawn, as a user would."""
     pos = page.evaluate("""(id) => {
@@ -65,6 +72,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     # fix the dims in the dims dialog: 1x3x640x640
     page.click("#btn-tools")
     page.click("[data-action=dims]")
+    assert page.locator("#dims-inputs [data-dim]").count() == 3  # the input dims first, the rest behind "show all"
     page.fill("[data-dim='p2o.DynamicDimension.0']", "1")
     page.fill("[data-dim='p2o.DynamicDimension.1']", "640")
     page.fill("[data-dim='p2o.DynamicDimension.2']", "640")
@@ -126,7 +134,8 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     # history panel and shapes panel
     page.click("#btn-history")
     page.wait_for_selector("#history-list li")
-    assert page.locator("#history-list li").count() >= 5
+    assert page.locator("#history-list li").count() >= 4
+    assert "make static p2o.DynamicDimension.0 = 1" in page.inner_text("#history-list")
     page.click("#btn-shapes")
     page.wait_for_selector("#shapes-summary")
     assert "static" in page.inner_text("#shapes-summary")
@@ -144,10 +153,11 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     script_path = tmp_path / "edits.json"
     info.value.save_as(str(script_path))
     script = json.loads(script_path.read_text())
-    assert [e["op"] for e in script["edits"]] == ["fix_dim", "fix_dim", "fix_dim", "add_output", "rename_tensor", "extract"]
+    assert [e["op"] for e in script["edits"]] == ["make_static", "add_output", "rename_tensor", "extract"]
 
     model = onnx.load(str(model_path))
     onnx.checker.check_model(model, full_check=True)
+    assert_declared_static(model)
     assert [o.name for o in model.graph.output] == ["batch_norm_1.tmp_4", "logits"] or \
         sorted(o.name for o in model.graph.output) == ["batch_norm_1.tmp_4", "logits"]
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
@@ -258,3 +268,35 @@ def test_editor_screenshot_for_readme(page: Any, server: str, fixture_model: Any
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     shutil.copy(path, docs / "screenshot-editor.png")
+
+
+def test_recognizer_fixed_in_the_dims_dialog_downloads_fully_static(page: Any, server: str, fixture_model: Any,
+                                                                     tmp_path: Path) -> None:
+    """PP-OCRv4's recognizer: 3 input dims among 70-odd derived ones; fixed in the dialog, the shapes panel
+    and the downloaded file agree that every shape is static, and onnxruntime gives outputs of those shapes."""
+    open_model(page, server, fixture_model("ppocrv4_rec"))
+    v = version(page)
+    page.click("#btn-tools")
+    page.click("[data-action=dims]")
+    inputs = page.locator("#dims-inputs [data-dim]")
+    assert sorted(inputs.evaluate_all("els => els.map(e => e.dataset.dim)")) == \
+        ["?", "p2o.DynamicDimension.0", "p2o.DynamicDimension.1"]
+    assert not page.locator("#dims-others [data-dim]").first.is_visible()  # derived dims behind "show all"
+    for dim, size in (("p2o.DynamicDimension.0", "1"), ("?", "48"), ("p2o.DynamicDimension.1", "320")):
+        page.fill(f"#dims-inputs [data-dim='{dim}']", size)
+    page.click("#dialog-submit")
+    v = wait_after(page, v)
+    page.click("#btn-shapes")
+    page.wait_for_selector("#shapes-summary")
+    assert page.inner_text("#shapes-summary") == "all 861 tensors static"
+    with page.expect_download() as info:
+        page.click("#btn-download")
+    path = tmp_path / "rec.onnx"
+    info.value.save_as(str(path))
+    model = onnx.load(str(path))
+    assert_declared_static(model)
+    out = model.graph.output[0]
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim] == [1, 40, 6625]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    result = session.run(None, {"x": np.random.default_rng(0).random((1, 3, 48, 320), dtype=np.float32)})
+    assert result[0].shape == (1, 40, 6625)

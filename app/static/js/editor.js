@@ -377,35 +377,45 @@ class Editor {
   dimsDialog() {
     if (this.inBody) { this.error("Dims are fixed on the main graph; go back to it first."); return; }
     const main = new GraphModel(this.view.graph);
-    const dims = main.symbolicDims();
-    const dimRows = [...dims.entries()].sort().map(([dim, tensors]) => h("tr", {},
+    const { inputDims, otherDims } = main.dimsByOrigin();
+    const dimRow = ([dim, users]) => h("tr", {},
       h("td", { class: "mono", text: dim }),
       h("td", {}, h("input", { type: "number", min: "1", step: "1", "data-dim": dim, style: "width:90px", placeholder: "size" })),
-      h("td", { class: "muted" }, `${tensors.length} tensor(s): `, h("span", { class: "mono", text: tensors.slice(0, 4).join(", ") + (tensors.length > 4 ? ", \u2026" : "") }))));
+      h("td", { class: "muted" }, `${users.length} tensor(s): `, h("span", { class: "mono", text: users.slice(0, 4).join(", ") + (users.length > 4 ? ", \u2026" : "") })));
+    const header = () => h("tr", {}, h("th", { text: "named dim" }), h("th", { text: "value" }), h("th", { text: "used by" }));
     const inputRows = main.graph.inputs.map((name) => {
       const shape = shapeText(main.tensor(name)?.shape).replace(/\u00d7/g, "x");
       return h("tr", {}, h("td", { class: "mono", text: name }),
         h("td", {}, h("input", { type: "text", value: shape, "data-input": name, "data-initial": shape, style: "width:200px" })));
     });
+    const others = otherDims.length ? h("details", { id: "dims-others" },
+      h("summary", { text: `show all: ${otherDims.length} more dim(s) derived inside the graph (they follow from the input dims)` }),
+      h("table", {}, header(), otherDims.map(dimRow))) : null;
     return openDialog({
       title: "Fix dims and input shapes",
       wide: true,
       body: h("div", {},
-        dimRows.length ? h("table", {}, h("tr", {}, h("th", { text: "named dim" }), h("th", { text: "value" }), h("th", { text: "used by" })), dimRows)
-          : h("p", { class: "muted", text: "The model has no named (symbolic) dims." }),
+        h("p", { class: "muted", text: "Every shape that becomes known is written into the model (graph outputs and value_info) in the same undoable step." }),
+        inputDims.length ? h("table", { id: "dims-inputs" }, header(), inputDims.map(dimRow))
+          : h("p", { class: "muted", text: "The model inputs have no named (symbolic) dims." }),
+        others,
         h("h3", { text: "Input shapes (for dims with no name, such as ? or -1)" }),
         h("table", {}, inputRows)),
       submitLabel: "Fix",
       onSubmit: async () => {
+        const dims = {};
+        const shapes = {};
         const edits = [];
-        document.querySelectorAll("#dialog [data-dim]").forEach((el) => {
-          if (el.value.trim()) edits.push({ op: "fix_dim", dim: el.dataset.dim, value: Number(el.value) });
-        });
+        document.querySelectorAll("#dialog [data-dim]").forEach((el) => { if (el.value.trim()) dims[el.dataset.dim] = Number(el.value); });
         document.querySelectorAll("#dialog [data-input]").forEach((el) => {
-          if (el.value.trim() !== el.dataset.initial) edits.push({ op: "set_shape", tensor: el.dataset.input, shape: parseShape(el.value) });
+          if (el.value.trim() === el.dataset.initial) return;
+          const shape = parseShape(el.value);
+          if (shape.every((d) => Number.isInteger(d) && d > 0)) shapes[el.dataset.input] = shape;
+          else edits.push({ op: "set_shape", tensor: el.dataset.input, shape });
         });
+        if (Object.keys(dims).length || Object.keys(shapes).length) edits.push({ op: "make_static", shapes, dims });
         if (!edits.length) throw new Error("give a value for at least one dim or input shape");
-        await this.applyOrThrow(edits, `${edits.length} dim/shape fix(es) applied`);
+        await this.applyOrThrow(edits, "dims and shapes fixed; every shape that became known is written into the model");
       },
     });
   }
@@ -600,7 +610,7 @@ class Editor {
       body.append(h("h3", { text: `Not static (${notStatic.length}), drawn in orange` }),
         h("ul", { class: "list" }, notStatic.slice(0, 300).map(([name, e]) => h("li", {},
           h("button", { class: "link mono", type: "button", onclick: () => this.selectTensor(name, true) }, name), " ",
-          h("span", { class: "muted", text: `${e.status} [${shapeText(e.shape)}]` })))));
+          h("span", { class: "muted", text: `${e.status} [${shapeText(e.shape)}]` + (e.declared ? ` (file: [${shapeText(e.declared)}])` : "") })))));
     }
     if (report.uninferred.length) {
       body.append(h("h3", { text: "Custom ops with unknown output shapes" }),

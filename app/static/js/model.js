@@ -97,6 +97,18 @@ export class GraphModel {
     return dims;
   }
 
+  /** Named dims split by origin: those of the model inputs (with the inputs using them) come first;
+   * the rest are derived inside the graph (formulas, onnx's unk__N) and follow from the input dims. */
+  dimsByOrigin() {
+    const all = this.symbolicDims();
+    const inputs = new Set(this.graph.inputs);
+    const inputDims = [...all.entries()].filter(([, users]) => users.some((t) => inputs.has(t)))
+      .map(([dim, users]) => [dim, users.filter((t) => inputs.has(t))]);
+    const taken = new Set(inputDims.map(([dim]) => dim));
+    const otherDims = [...all.entries()].filter(([dim]) => !taken.has(dim)).sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }));
+    return { inputDims, otherDims };
+  }
+
   tensorNames() { return Object.keys(this.graph.tensors); }
 
   search(text, limit = 60) {
@@ -131,5 +143,9 @@ export function describeEdit(e) {
   if (e.version !== undefined) parts.push(`to ${e.version}`);
   if (e.descendants) parts.push("(with descendants)");
   if (e.op === "extract") parts.push(`\u2192 ${(e.outputs || []).join(", ")}`);
+  if (e.op === "make_static") {
+    parts.push(...Object.entries(e.shapes || {}).map(([k, v]) => `${k} = ${v.join("x")}`),
+      ...Object.entries(e.dims || {}).map(([k, v]) => `${k} = ${v}`));
+  }
   return parts.join(" ");
 }

@@ -46,8 +46,8 @@ function fill(app, box, report) {
   const list = h("ul", { class: "ready-list" });
   // static shapes
   const openShapes = () => { if (document.getElementById("shapes-panel").hidden) app.togglePanel("shapes"); };
-  list.append(item(report.all_static ? "good" : "warn", report.all_static ? "All tensor shapes are static: " : "Not all shapes are static: ",
-    link(`${report.static} of ${report.total} tensors`, openShapes, { id: "ready-static", title: "Open the static-shape report" })));
+  list.append(item(report.all_static ? "good" : "warn", report.all_static ? "Static shapes: " : "Not static: ",
+    link(report.summary, openShapes, { id: "ready-static", title: "Open the static-shape report (what the saved file declares)" })));
   // dynamic dims
   const dims = Object.entries(report.dynamic_dims || {});
   if (dims.length) {
@@ -92,7 +92,7 @@ function fill(app, box, report) {
     const firstDynamic = Object.entries(report.tensors).find(([, e]) => e.status !== "static");
     if (firstDynamic) {
       box.append(h("p", { class: "muted ready-example" }, "e.g. ", link(firstDynamic[0], () => app.selectTensor(firstDynamic[0], true)),
-        ` [${shapeText(firstDynamic[1].shape)}]`));
+        ` [${shapeText(firstDynamic[1].shape)}]`, firstDynamic[1].declared ? ` (the file declares [${shapeText(firstDynamic[1].declared)}]; Infer shapes writes it)` : ""));
     }
   }
 }
