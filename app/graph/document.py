@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from onnx import GraphProto, ModelProto, NodeProto, OperatorSetIdProto
+from onnx import GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto
 
 from .errors import EditError, NotFoundError, WorkbenchError, first_line
 from .history import Change, GraphPath, History, ItemChange, ModelChange, Transaction
@@ -68,6 +68,11 @@ class Scope:
             if _item_name(field_name, item) == name:
                 return pos
         return None
+
+    def initializer(self, name: str) -> TensorProto | None:
+        """The (dense) initializer of that name, if any."""
+        pos = self.find_item("initializer", name)
+        return None if pos is None else self.graph.initializer[pos]
 
     def defines(self, tensor: str) -> bool:
         """True when the tensor has a value here: produced, an initializer, or a graph input."""
@@ -123,7 +128,7 @@ class Step:
 
 
 @dataclass
-class _Pending:
+class Pending:
     """What the transaction under way has touched, for validation at its end."""
 
     tx: Transaction
@@ -131,6 +136,8 @@ class _Pending:
     rewired: list[tuple[GraphPath, NodeProto]] = field(default_factory=list)  # need the order check
     tensors: dict[GraphPath, set[str]] = field(default_factory=dict)
     full_check: bool = False
+    old_nodes: dict[int, NodeProto] = field(default_factory=dict)  # id of a replaced node -> before the edit
+    old_initializers: dict[str, TensorProto | None] = field(default_factory=dict)  # main graph, before the edit
 
     def touch(self, path: GraphPath, names: Iterable[str]) -> None:
         self.tensors.setdefault(path, set()).update(n for n in names if n)
@@ -149,7 +156,7 @@ class ModelDocument:
         self.derived: dict[str, Any] = {}  # caches of data derived from the model, keyed as each user needs
         self._initializer_revisions: dict[str, int] = {}
         self._scopes: dict[GraphPath, Scope] = {}
-        self._pending: _Pending | None = None
+        self._pending: Pending | None = None
         self._replaying = False
         self._journal: deque[Step] = deque(maxlen=JOURNAL_STEPS)
 
@@ -261,7 +268,7 @@ class ModelDocument:
             raise EditError("each edit must be a JSON object with an 'op' field", code="bad_edit")
         tx = Transaction(edit=edit)
         shape_revision = self.shape_revision
-        self._pending = _Pending(tx)
+        self._pending = Pending(tx)
         try:
             body(self, edit)
             self._validate(self._pending)
@@ -317,9 +324,15 @@ class ModelDocument:
                     pending.touch(change.path, list(item.input) + list(item.output))
                 elif item is not None:
                     pending.touch(change.path, [_item_name(change.field, item)])
+            if change.field == "initializer" and not change.path:
+                for item in (change.old, change.new):
+                    if item is not None:
+                        pending.old_initializers.setdefault(item.name, change.old if item is change.old else None)
             if change.field == "node" and change.new is not None:
                 node = self.scope(change.path).graph.node[change.pos]
                 pending.nodes.append((change.path, node))
+                if change.old is not None:
+                    pending.old_nodes.setdefault(id(node), change.old)
                 if change.old is None or list(change.old.input) != list(change.new.input) \
                         or _has_subgraph(change.new):
                     pending.rewired.append((change.path, node))
@@ -360,7 +373,7 @@ class ModelDocument:
     def require_full_check(self) -> None:
         self._require_pending().full_check = True
 
-    def _require_pending(self) -> _Pending:
+    def _require_pending(self) -> Pending:
         if self._pending is None:
             raise RuntimeError("primitive changes are only made inside an edit")
         return self._pending
@@ -435,7 +448,7 @@ class ModelDocument:
             inner = inner.parent
 
     # -- validation ----------------------------------------------------------------------------
-    def _validate(self, pending: _Pending) -> None:
+    def _validate(self, pending: Pending) -> None:
         ctx = self.checker_context()
         for path, node in pending.nodes:
             if has_subgraphs(node):
@@ -451,6 +464,9 @@ class ModelDocument:
             self._check_order(self.scope(path), node)
         if pending.full_check:
             self._check_whole_model(pending.tx.changes)
+        from .runcheck import check_edit_runs  # it runs onnxruntime, which this module does not need
+
+        check_edit_runs(self, pending)
 
     def _check_whole_model(self, changes: list[Change]) -> None:
         """onnx's full checker; a problem the model already had before this edit is not the edit's fault

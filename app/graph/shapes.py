@@ -22,6 +22,7 @@ from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
 MAX_ROUNDS = 8
+SMALL_VALUE = 4096  # elements of a folded constant kept with its resolution (shapes, indices)
 RESOLUTIONS_KEPT = 3  # the current one and two before it: what a client's "what changed since" compares
 
 
@@ -51,6 +52,7 @@ class Resolution:
 
     types: dict[str, TypeProto]
     constants: set[str]
+    values: dict[str, np.ndarray]  # the small ones among the constants (shape computations)
 
 
 def resolve(doc: ModelDocument) -> Resolution:
@@ -95,7 +97,7 @@ def resolve(doc: ModelDocument) -> Resolution:
     for name in constants:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
-    resolution = Resolution(types, constants)
+    resolution = Resolution(types, constants, {k: known[k] for k in constants if known[k].size <= SMALL_VALUE})
     kept[doc.shape_revision] = resolution
     while len(kept) > RESOLUTIONS_KEPT:
         kept.popitem(last=False)
@@ -105,6 +107,18 @@ def resolve(doc: ModelDocument) -> Resolution:
 def resolution_at(doc: ModelDocument, shape_revision: int) -> Resolution | None:
     """The resolution computed when the model was at this shape revision, if it is still kept."""
     return doc.derived.get("resolutions", {}).get(shape_revision)
+
+
+def latest_resolution(doc: ModelDocument) -> Resolution | None:
+    """The newest resolution computed, for types that an edit of a node does not change (its inputs');
+    resolved now when there is none, None when inference fails on this model."""
+    kept: OrderedDict[int, Resolution] = doc.derived.get("resolutions", OrderedDict())
+    if kept:
+        return kept[next(reversed(kept))]
+    try:
+        return resolve(doc)
+    except EditError:
+        return None
 
 
 def inferred_types(doc: ModelDocument) -> dict[str, TypeProto]:

@@ -148,9 +148,18 @@ def test_shapes_report_and_fix_dim(client: TestClient, open_session) -> None:
     sid = open_session("ppocrv4_det")
     report = client.get(f"/api/sessions/{sid}/shapes").json()
     assert report["all_static"] is False and report["dynamic_dims"]
-    assert report["summary"].startswith("static:")
+    assert report["summary"] == f"{report['total'] - report['static']} of {report['total']} tensors not static"
     fixes = [{"op": "fix_dim", "dim": dim, "value": 640} for dim in report["dynamic_dims"] if dim != "?"]
     assert fixes
     assert edit(client, sid, *fixes).status_code == 200
     after = client.get(f"/api/sessions/{sid}/shapes").json()
     assert after["static"] > report["static"]
+
+
+def test_edit_onnxruntime_cannot_run_is_refused_with_its_message(client: TestClient, open_session) -> None:
+    sid = open_session("ppocrv4_det")
+    before = state(client, sid)
+    r = edit(client, sid, {"op": "set_attribute", "node": "p2o.Conv.0", "name": "kernel_shape", "value": [5, 5]})
+    err = error_of(r, 422, "fails_in_onnxruntime")
+    assert "kernel_shape is not compatible with W shape" in err["message"]
+    assert state(client, sid) == before
