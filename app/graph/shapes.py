@@ -18,6 +18,7 @@ from onnx import ModelProto, TypeProto, helper, numpy_helper
 from .document import ModelDocument, copy_message
 from .errors import EditError, first_line
 from .folding import constant_node_value, fold, is_constant_node, shape_text
+from .postprocess import post_processing
 from .skeleton import data_inputs, is_small, skeleton
 
 DATA_DEPENDENT_OPS = {"NonZero", "NonMaxSuppression", "Unique", "Loop", "Compress", "StringSplit"}
@@ -206,6 +207,7 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         "data_dependent": data_dependent,
         "uninferred": uninferred,
         "suggested_cut": _suggested_cut(doc, entries, data_dependent),
+        "post_processing": post_processing(scope),
     }
 
 

@@ -300,3 +300,36 @@ def test_recognizer_fixed_in_the_dims_dialog_downloads_fully_static(page: Any, s
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     result = session.run(None, {"x": np.random.default_rng(0).random((1, 3, 48, 320), dtype=np.float32)})
     assert result[0].shape == (1, 40, 6625)
+
+
+@pytest.mark.parametrize("kind", ["topk", "nms"])
+def test_post_processing_cut_from_the_readiness_box(page: Any, server: str, tmp_path: Path, kind: str) -> None:
+    """A detector whose tail is TopK with a constant k (or NMS): the readiness box offers the cut with the
+    head outputs it keeps; after it, the download computes those tensors exactly as the original model."""
+    from tests.graph.builders import detector_with_tail
+
+    model = detector_with_tail(kind)
+    source = tmp_path / f"detector_{kind}.onnx"
+    onnx.save(model, source)
+    open_model(page, server, source)
+    v = version(page)
+    page.wait_for_selector("#ready-cut-post")
+    assert "h0.out" in page.inner_text(".ready-list")
+    if kind == "topk":
+        shot(page, "06-post-processing-found")
+    page.click("#ready-cut-post")
+    v = wait_after(page, v)
+    assert sorted(graph_view(page)["outputs"]) == ["h0.out", "h1.out"]
+    with page.expect_download() as info:
+        page.click("#btn-download")
+    path = tmp_path / "cut.onnx"
+    info.value.save_as(str(path))
+    cut = onnx.load(str(path))
+    assert not {n.op_type for n in cut.graph.node} & {"TopK", "NonMaxSuppression"}
+    feeds = {"images": np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)}
+    model.graph.output.extend([onnx.helper.make_empty_tensor_value_info(t) for t in ("h0.out", "h1.out")])
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["h0.out", "h1.out"], feeds)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["h0.out", "h1.out"], feeds)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

@@ -146,3 +146,51 @@ def yolo_like_model(batch: str = "batch", height: str = "height", width: str = "
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def detector_with_tail(kind: str) -> onnx.ModelProto:
+    """yolo_like_model with the post-processing exporters append: 'topk' (YOLO26/v10 style, a constant
+    k, scores reduced per anchor, boxes and scores gathered) or 'nms' (NonMaxSuppression over decoded
+    boxes, then the selected boxes gathered)."""
+    model = yolo_like_model(batch="1", height="320", width="320")
+    graph = model.graph
+    for vi in [*graph.input, *graph.output, *graph.value_info]:  # a static export
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param.isdigit():
+                d.dim_value = int(d.dim_param)
+    del graph.output[:]
+    del graph.value_info[:]
+    add = graph.node.extend
+    graph.initializer.extend([numpy_helper.from_array(np.array([4, 2], np.int64), "box_cls"),
+                              numpy_helper.from_array(np.array(2.0, np.float32), "half"),
+                              numpy_helper.from_array(np.array([10], np.int64), "k")])
+    add([helper.make_node("Transpose", ["output0"], ["preds"], name="/post/Transpose", perm=[0, 2, 1]),
+         helper.make_node("Split", ["preds", "box_cls"], ["xywh", "cls_scores"], name="/post/Split", axis=2),
+         helper.make_node("Div", ["xywh", "half"], ["xywh_half"], name="/post/decode/Div")])
+    if kind == "topk":
+        add([helper.make_node("ReduceMax", ["cls_scores"], ["best"], name="/post/ReduceMax", keepdims=0, axes=[2]),
+             helper.make_node("TopK", ["best", "k"], ["top_scores", "top_idx"], name="/post/TopK", axis=1),
+             helper.make_node("Unsqueeze", ["top_idx", "last"], ["idx3"], name="/post/Unsqueeze"),
+             helper.make_node("Expand", ["idx3", "four"], ["idx4"], name="/post/Expand"),
+             helper.make_node("GatherElements", ["xywh_half", "idx4"], ["dets"], name="/post/GatherElements",
+                              axis=1)])
+        graph.initializer.extend([numpy_helper.from_array(np.array([2], np.int64), "last"),
+                                  numpy_helper.from_array(np.array([1, 10, 4], np.int64), "four")])
+        model.opset_import[0].version = 13  # ReduceMax takes axes as an attribute
+        graph.output.extend([helper.make_tensor_value_info("dets", TensorProto.FLOAT, [1, 10, 4]),
+                             helper.make_tensor_value_info("top_scores", TensorProto.FLOAT, [1, 10])])
+    else:
+        graph.initializer.extend([numpy_helper.from_array(np.array([20], np.int64), "max_out"),
+                                  numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+                                  numpy_helper.from_array(np.array([0.2], np.float32), "score_min"),
+                                  numpy_helper.from_array(np.array([2], np.int64), "col")])
+        add([helper.make_node("Transpose", ["cls_scores"], ["scores_t"], name="/post/Transpose_scores",
+                              perm=[0, 2, 1]),
+             helper.make_node("NonMaxSuppression", ["xywh_half", "scores_t", "max_out", "iou", "score_min"],
+                              ["selected"], name="/post/NMS", center_point_box=1),
+             helper.make_node("Gather", ["selected", "col"], ["picked"], name="/post/Gather_col", axis=1),
+             helper.make_node("Squeeze", ["picked"], ["picked1"], name="/post/Squeeze"),
+             helper.make_node("Gather", ["xywh_half", "picked1"], ["boxes"], name="/post/Gather_boxes", axis=1)])
+        graph.output.extend([helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, "n", 4])])
+    onnx.checker.check_model(model, full_check=True)
+    return model

@@ -600,6 +600,12 @@ class Editor {
       body.append(h("h3", { text: "Suggested cut" }), h("p", { class: "muted", text: `Keep the static part, up to: ${report.suggested_cut.outputs.join(", ")}` }),
         h("button", { type: "button", class: "primary", id: "act-suggested-cut", onclick: () => this.apply([report.suggested_cut.edit], "cut at the suggested point") }, "Cut there"));
     }
+    const post = report.post_processing;
+    if (post) {
+      body.append(h("h3", { text: "Post-processing" }),
+        h("p", { class: "muted", text: `${post.anchors.map((a) => a.op_type).join(", ")} and ${post.nodes.length - post.anchors.length} node(s) of decoding and gathering run on the CPU, not the NPU. Cutting before them keeps: ${post.outputs.join(", ")}` }),
+        h("button", { type: "button", class: "primary", id: "act-cut-post", onclick: () => this.apply([post.edit], "post-processing cut off") }, "Cut before post-processing"));
+    }
     if (report.data_dependent.length) {
       body.append(h("h3", { text: `Data-dependent nodes (${report.data_dependent.length})` }),
         h("ul", { class: "list" }, report.data_dependent.slice(0, 200).map((d) => h("li", {},

@@ -71,6 +71,13 @@ function fill(app, box, report) {
     list.append(item("warn", "Suggested cut after ", ...outs.slice(0, 4).flatMap((t, k) => [k ? ", " : "", link(t, () => app.selectTensor(t, true))]),
       " ", h("button", { type: "button", id: "ready-cut", onclick: () => app.apply([report.suggested_cut.edit], "cut at the suggested point") }, "Cut there")));
   }
+  // post-processing that runs on the CPU (NMS, TopK and their decoding), whatever its shapes
+  const post = report.post_processing;
+  if (post) {
+    list.append(item("warn", `Post-processing (${post.anchors.map((a) => a.op_type).join(", ")}, ${post.nodes.length} nodes): cut before it, keeping `,
+      ...post.outputs.slice(0, 4).flatMap((t, k) => [k ? ", " : "", link(t, () => app.selectTensor(t, true))]), post.outputs.length > 4 ? ` and ${post.outputs.length - 4} more` : "",
+      " ", h("button", { type: "button", id: "ready-cut-post", onclick: () => app.apply([post.edit], "post-processing cut off") }, "Cut there")));
+  }
   // custom ops with unknown shapes
   const un = report.uninferred || [];
   if (un.length) {
