@@ -191,18 +191,45 @@ def test_reload_reopens_session_and_undo_redo_buttons(page: Any, server: str, fi
 def test_subgraph_body_opens(page: Any, server: str, fixture_model: Any) -> None:
     open_model(page, server, fixture_model("silero_vad_v6"))
     owner = page.evaluate("window.editor.drawing.nodes.find(b => b.bodies).id")
+    # the If's outputs leave its box from one point: their labels are stacked, not drawn over each other
+    lines = page.evaluate("""(id) => { const gv = window.editor.graphView; const d = gv.drawing;
+        return d.edges.map((e, k) => [e, gv.labelled[k]]).filter(([e, l]) => l && e.label && d.nodes[e.from].id === id)
+          .map(([e, l]) => l); }""", owner)
+    assert len(lines) >= 2 and len(set(lines)) == len(lines), lines
     pos = page.evaluate("""(id) => { const gv = window.editor.graphView; const i = gv.byId.get(id); gv.centerOn(i);
         const b = gv.drawing.nodes[i]; const r = gv.canvas.getBoundingClientRect();
         return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y + 8 - gv.cam.y) * gv.cam.k]; }""", owner)
     page.wait_for_timeout(100)
+    camera = page.evaluate("({...window.editor.graphView.cam})")
     page.mouse.dblclick(pos[0], pos[1])
     page.wait_for_selector("#scope-bar:not([hidden])")
     page.wait_for_function("document.getElementById('busy').hidden")
-    assert page.evaluate("window.editor.scope.length") == 2
+    assert page.evaluate("window.editor.scope") == [owner, "then_branch"]  # then before else, as it reads
     assert page.evaluate("window.editor.drawing.nodes.length") > 0
     shot(page, "06-subgraph-body")
     page.get_by_role("button", name="← Back").click()
     page.wait_for_selector("#scope-bar", state="hidden")
+    page.wait_for_function("document.getElementById('busy').hidden")
+    assert page.evaluate("({...window.editor.graphView.cam})") == camera  # back where the user was
+
+
+def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, server: str, fixture_model: Any) -> None:
+    open_model(page, server, fixture_model("ppocrv4_det"))
+    assert page.is_visible("#minimap")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.click("#btn-shapes")
+    page.wait_for_selector("#shapes-summary")
+    page.wait_for_function("document.getElementById('minimap').hidden")  # the canvas is under 640 px wide
+    page.click("#btn-shapes")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.wait_for_function("!document.getElementById('minimap').hidden")
+    page.keyboard.press("f")
+    covered = page.evaluate("""() => { const gv = window.editor.graphView; const c = gv.canvas.getBoundingClientRect();
+        const m = gv.minimap.getBoundingClientRect(); const {x, y, k} = gv.cam;
+        return gv.drawing.nodes.filter((b) => { const l = c.left + (b.x - b.w / 2 - x) * k, r = c.left + (b.x + b.w / 2 - x) * k;
+          const t = c.top + (b.y - y) * k, bt = c.top + (b.y + b.h - y) * k;
+          return l < m.right && r > m.left && t < m.bottom && bt > m.top; }).length; }""")
+    assert covered == 0  # a fitted graph lies left of the minimap
 
 
 def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
@@ -316,7 +343,7 @@ def test_post_processing_cut_from_the_readiness_box(page: Any, server: str, tmp_
     page.wait_for_selector("#ready-cut-post")
     assert "h0.out" in page.inner_text(".ready-list")
     if kind == "topk":
-        shot(page, "06-post-processing-found")
+        shot(page, "10-post-processing-found")
     page.click("#ready-cut-post")
     v = wait_after(page, v)
     assert sorted(graph_view(page)["outputs"]) == ["h0.out", "h1.out"]

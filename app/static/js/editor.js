@@ -496,20 +496,31 @@ class Editor {
   onDoubleClick(hit) {
     if (hit && hit.type === "node") {
       const box = this.drawing.nodes[hit.index];
-      if (box.bodies && box.bodies.length) this.openBody(box.id, box.bodies[0][0], box.bodies[0][1]);
+      // an If opens its then_branch first, whatever the order of its attributes in the file
+      const [attribute, index] = (box.bodies || []).find(([a]) => a === "then_branch") || (box.bodies || [])[0] || [];
+      if (attribute) this.openBody(box.id, attribute, index);
     }
   }
 
   openBody(id, attribute, index) {
+    this.cameras = [...(this.cameras || []).slice(0, this.scope.length / 2), { ...this.graphView.cam }];
     this.scope = [...this.scope, id, index ? `${attribute}:${index}` : attribute];
     this.selection = { nodes: [], tensor: null };
     return this.load();
   }
 
-  goToScope(depth) {
+  // Back to an enclosing graph: the camera is where it was when the body was opened from it.
+  async goToScope(depth) {
+    const camera = (this.cameras || [])[depth / 2];
     this.scope = this.scope.slice(0, depth);
+    this.cameras = (this.cameras || []).slice(0, depth / 2);
     this.selection = { nodes: [], tensor: null };
-    return this.load();
+    const loaded = await this.load();
+    if (loaded && camera) {
+      this.graphView.cam = camera;
+      this.graphView.render();
+    }
+    return loaded;
   }
 
   renderScopeBar() {

@@ -18,6 +18,7 @@ const TITLE_K = 0.22;
 const EDGE_COLOR = "#8a94a6";
 const MARK_EDGE = "#e07a00";
 const SELECT = "#2563eb";
+const MINIMAP_MIN_CANVAS_WIDTH = 640;  // narrower (side panels open): the minimap is hidden
 
 function cellKey(cx, cy) { return (cx + 32768) * 65536 + (cy + 32768); }
 
@@ -62,12 +63,18 @@ export class GraphView {
     }
     const edges = drawing.edges;
     this.edgeGrid = new Map();
-    this.labelled = new Uint8Array(edges.length);
+    this.labelled = new Uint8Array(edges.length);  // 1 + the label's line among those leaving one point
     const seen = new Set();
+    const perStart = new Map();
     for (let e = 0; e < edges.length; e++) {
       this._insertSegments(e, edges[e].pts);
       const key = `${edges[e].from}|${edges[e].t}`;
-      if (!seen.has(key)) { seen.add(key); this.labelled[e] = 1; }
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const start = `${edges[e].pts[0]},${edges[e].pts[1]}`;  // the outputs of one node can leave from one point
+      const line = perStart.get(start) || 0;
+      perStart.set(start, line + 1);
+      this.labelled[e] = 1 + Math.min(line, 250);
     }
     this.stubsOf = new Map();
     for (const stub of drawing.stubs) {
@@ -116,14 +123,29 @@ export class GraphView {
     this.canvas.width = Math.round(this.W * dpr);
     this.canvas.height = Math.round(this.H * dpr);
     this.dpr = dpr;
+    if (this.minimap) {  // on a canvas narrowed by side panels the minimap would cover the graph itself
+      const hide = this.W < MINIMAP_MIN_CANVAS_WIDTH;
+      if (hide !== this.minimap.hidden) {
+        this.minimap.hidden = hide;
+        if (!hide && this.drawing) this._buildMinimap();
+      }
+    }
     this.render();
+  }
+
+  // The width of the canvas left of the minimap: fitting and centring aim there, so it hides nothing.
+  _freeWidth() {
+    const mm = this.minimap;
+    if (!mm || mm.hidden) return this.W;
+    return Math.max(this.W / 2, this.W - mm.getBoundingClientRect().width - 20);
   }
 
   fit() {
     if (!this.drawing) return;
     const d = this.drawing;
-    const k = Math.min(this.W / (d.width + 60), this.H / (d.height + 60), 1.5);
-    this.cam = { k, x: -((this.W / k) - d.width) / 2, y: -((this.H / k) - d.height) / 2 };
+    const W = this._freeWidth();
+    const k = Math.min(W / (d.width + 60), this.H / (d.height + 60), 1.5);
+    this.cam = { k, x: -((W / k) - d.width) / 2, y: -((this.H / k) - d.height) / 2 };
     this.render();
   }
 
@@ -131,11 +153,12 @@ export class GraphView {
   home() {
     const d = this.drawing;
     if (!d) return;
-    if (d.height * Math.min(1, this.W / (d.width + 60)) < this.H * 1.2) { this.fit(); return; }
-    const k = Math.max(0.6, Math.min(1, this.W / (d.width + 60)));
+    const W = this._freeWidth();
+    if (d.height * Math.min(1, W / (d.width + 60)) < this.H * 1.2) { this.fit(); return; }
+    const k = Math.max(0.6, Math.min(1, W / (d.width + 60)));
     const inputs = d.nodes.filter((b) => b.kind === "input");
     const cx = inputs.length ? inputs.reduce((a, b) => a + b.x, 0) / inputs.length : d.width / 2;
-    this.cam = { k, x: cx - this.W / k / 2, y: -20 };
+    this.cam = { k, x: cx - W / k / 2, y: -20 };
     this.render();
   }
 
@@ -155,7 +178,7 @@ export class GraphView {
   centerOn(i, minK = 0.8) {
     const b = this.drawing.nodes[i];
     const k = Math.max(this.cam.k, minK);
-    this.cam = { k, x: b.x - this.W / k / 2, y: b.y + b.h / 2 - this.H / k / 2 };
+    this.cam = { k, x: b.x - this._freeWidth() / k / 2, y: b.y + b.h / 2 - this.H / k / 2 };
     this.render();
   }
 
@@ -164,7 +187,7 @@ export class GraphView {
     if (list && list.length) {
       const p = this.drawing.edges[list[0]].pts;
       const k = Math.max(this.cam.k, 0.8);
-      this.cam = { k, x: p[0] - this.W / k / 2, y: p[1] - this.H / k / 2 };
+      this.cam = { k, x: p[0] - this._freeWidth() / k / 2, y: p[1] - this.H / k / 2 };
       this.render();
     }
   }
@@ -294,7 +317,7 @@ export class GraphView {
       for (const e of list) {
         if (!this.labelled[e] || !edges[e].label) continue;
         const p = edges[e].pts;
-        ctx.fillText(edges[e].label, p[0] + 4, p[1] + Math.min(14, (p[3] - p[1]) / 2));
+        ctx.fillText(edges[e].label, p[0] + 4, p[1] + Math.min(14, (p[3] - p[1]) / 2) + (this.labelled[e] - 1) * 11);
       }
     }
   }
