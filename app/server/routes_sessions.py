@@ -43,8 +43,7 @@ async def create_session(request: Request, response: Response) -> dict[str, Any]
     try:
         upload = await receive_multipart(request, staging / "original", request.app.state.settings.max_upload_bytes,
                                          {"file", "data"})
-        model_path = await run_in_threadpool(stage_model, upload, staging / "original",
-                                             request.app.state.settings.max_upload_bytes)
+        model_path = await run_in_threadpool(stage_model, upload, staging / "original")
         filename = upload.file("file").name  # type: ignore[union-attr]
         session_id, summary = await run_in_threadpool(store.create, staging, model_path, filename)
     finally:
