@@ -27,8 +27,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,14 @@ class SessionStore(ABC):
 
 
 @dataclass
+class _SessionLock:
+    """A session's thread lock and how many threads hold or wait for it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
+@dataclass
 class _Open:
     """A document held in this process's memory, and how far into the log it is."""
 
@@ -175,7 +183,7 @@ class LocalSessionStore(SessionStore):
         for folder in (self.sessions, self.staging, self.trash):
             folder.mkdir(parents=True, exist_ok=True)
         self._cache: OrderedDict[str, _Open] = OrderedDict()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, _SessionLock] = {}  # only sessions a thread holds or waits for
         self._guard = threading.Lock()
 
     # -- layout --------------------------------------------------------------------------------
@@ -280,10 +288,21 @@ class LocalSessionStore(SessionStore):
 
     @contextmanager
     def _thread_lock(self, session_id: str) -> Iterator[None]:
+        """The session's lock among this process's threads. Its entry lives while a thread holds or waits
+        for it, so ids that were only asked for once (unknown, deleted) leave nothing behind."""
         with self._guard:
-            lock = self._locks.setdefault(session_id, threading.Lock())
-        with lock:
-            yield
+            entry = self._locks.get(session_id)
+            if entry is None:
+                entry = self._locks[session_id] = _SessionLock()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._guard:
+                entry.users -= 1
+                if not entry.users:
+                    del self._locks[session_id]
 
     def _remember(self, session_id: str, state: _Open) -> None:
         with self._guard:
