@@ -422,13 +422,16 @@ class _LocalHandle(SessionHandle):
         entry["version"] = self.doc.version
         entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        log_path = self.folder / "log.jsonl"
         try:
-            with open(self.folder / "log.jsonl", "ab") as log:
+            with open(log_path, "ab") as log:
                 log.write(line)
                 log.flush()
                 os.fsync(log.fileno())
         except BaseException:
             self.store._forget(self.session_id)  # memory is ahead of disk: reload next time
+            with suppress(OSError):  # a line written in part (or whole, but not synced) was never acknowledged
+                os.truncate(log_path, state.offset)
             raise
         state.offset += len(line)
         state.seq += 1
