@@ -19,7 +19,8 @@ from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryRespons
 from .session_store import SessionStore
 from .uploads import receive_multipart, stage_model
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse}
+                                          for code in (400, 404, 409, 413, 415, 422, 507)}  # 507: disk full
 
 UPLOAD_BODY = multipart_body({
     "file": file_field("the .onnx model, or one .zip holding the model and its data files"),

@@ -40,8 +40,8 @@ class DiskBudget:
         self.bytes = 0
         self.files = 0
 
-    def add_file(self) -> None:
-        self.files += 1
+    def add_files(self, count: int) -> None:
+        self.files += count
         if self.files > self.max_files:
             raise ApiError(413, "too_many_files", f"the upload holds more than {self.max_files:,} files (zip entries "
                            "included); send fewer, larger files", {"limit": self.max_files})
@@ -148,7 +148,7 @@ class _Receiver:
         rel = safe_relative_path(filename.decode("utf-8", "replace") or name)
         if any(f.name == str(rel) for f in self.upload.files):
             raise ApiError(422, "duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
-        self.budget.add_file()
+        self.budget.add_files(1)
         path = self.dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         self.out = open(path, "wb")
@@ -230,9 +230,7 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
     written: list[Path] = []
     with zf:
         members = zf.infolist()
-        if budget.files + len(members) > budget.max_files:
-            raise ApiError(413, "too_many_files", f"the zip holds {len(members):,} entries; an upload may hold at "
-                           f"most {budget.max_files:,} files", {"limit": budget.max_files})
+        budget.add_files(len(members))  # every entry becomes a file or folder
         budget.check(budget.bytes + sum(m.file_size for m in members))  # early, from what the zip declares
         for member in members:
             rel = safe_relative_path(member.filename.rstrip("/") if member.is_dir() else member.filename,
@@ -241,7 +239,6 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 raise ApiError(422, "bad_zip", f"zip entry '{member.filename}' is a link or special file",
                                {"name": member.filename})
-            budget.add_file()
             if member.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue

@@ -156,7 +156,7 @@ def test_calibration_zips_share_one_budget(data_dir: Path, tmp_path: Path, fixtu
 
 def _unpack(budget: DiskBudget, sizes: Iterable[int]) -> None:
     for size in sizes:
-        budget.add_file()
+        budget.add_files(1)
         for start in range(0, size, 64 * MIB):
             budget.add_bytes(min(64 * MIB, size - start))
 
