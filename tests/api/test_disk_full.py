@@ -3,11 +3,11 @@
 The tmpfs is mounted in a private mount namespace held open by a `sleep`-like process (`cat` on a
 pipe, so it ends with the test); the server runs in that namespace through nsenter and the test
 reaches the folder through /proc/<holder>/root. Needs root (CI runs as root); skipped elsewhere.
+A file size limit (prlimit, no root needed) gives EFBIG, which is answered the same way.
 """
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ import pytest
 from tests.graph.builders import matmul_model
 
 from .server_process import ServerProcess
+from .test_data import npy
 
 TMPFS_BYTES = 24 << 20
 
@@ -89,12 +90,6 @@ def assert_disk_full(r: httpx.Response) -> None:
     assert "/" not in error["message"]  # no server paths
 
 
-def npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return buf.getvalue()
-
-
 def test_full_disk_answers_507_and_leaves_the_session_as_it_was(small_disk: SmallDisk, tmp_path: Path) -> None:
     model = tmp_path / "mm.onnx"
     onnx.save(matmul_model(np.ones((4, 3), np.float32)), model)
@@ -132,3 +127,17 @@ def test_full_disk_answers_507_and_leaves_the_session_as_it_was(small_disk: Smal
     with server(small_disk) as third:
         assert state_of(third.url, sid, small_disk) == after
         assert after["history"]["done"][-1]["to"] == "n" * 6000
+
+
+def test_a_file_size_limit_is_507_as_well(tmp_path: Path, fixture_model) -> None:
+    """EFBIG (RLIMIT_FSIZE, which needs no root) is the same condition as a full disk: nothing more fits."""
+    data = tmp_path / "data"
+    data.mkdir()
+    model = fixture_model("logreg_iris").read_bytes()
+    with ServerProcess(data, prefix=["prlimit", f"--fsize={1 << 20}", "--"]) as limited:
+        r = httpx.post(f"{limited.url}/api/sessions", files=[("file", ("m.onnx", model)),
+                                                             ("data", ("big.bin", bytes(2 << 20)))])
+        assert_disk_full(r)
+        assert r.json()["error"]["details"]["errno"] == "EFBIG"
+        assert list((data / "staging").iterdir()) == []
+        assert httpx.post(f"{limited.url}/api/sessions", files={"file": ("m.onnx", model)}).status_code == 201
