@@ -182,3 +182,15 @@ def test_default_policy_on_the_sizes_of_real_uploads_and_of_the_attack() -> None
     with pytest.raises(ApiError) as refused:
         _unpack(huge, [settings.max_unpacked_bytes + 1])
     assert refused.value.status in (413, 422)
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONNX_WORKBENCH_MAX_UPLOAD_BYTES", "8e9")
+    settings = Settings.from_env()
+    assert settings.max_upload_bytes == settings.max_unpacked_bytes == 8_000_000_000  # follows the upload limit
+    for name, value in (("MAX_UNPACKED_BYTES", "16e9"), ("MAX_UNPACK_RATIO", "200"), ("MAX_UPLOAD_FILES", "50"),
+                        ("UNPACK_RATIO_FREE_BYTES", "1e9"), ("MAX_RUN_ELEMENTS", "1000")):
+        monkeypatch.setenv("ONNX_WORKBENCH_" + name, value)
+    settings = Settings.from_env()
+    assert (settings.max_unpacked_bytes, settings.max_unpack_ratio, settings.max_upload_files,
+            settings.unpack_ratio_free_bytes, settings.max_run_elements) == (16e9, 200, 50, 1e9, 1000)
