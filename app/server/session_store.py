@@ -451,8 +451,8 @@ class _LocalHandle(SessionHandle):
         assert doc.base_dir is not None
         snapshots = self.folder / "snapshots"
         tmp = snapshots / f"tmp-{new_id()[:8]}"
-        tmp.mkdir(parents=True)
-        try:
+        try:  # the edit is already in the log: a snapshot that does not fit (a full disk) is only skipped
+            tmp.mkdir(parents=True)
             for location in _external_locations(doc):
                 target = tmp / location
                 target.parent.mkdir(parents=True, exist_ok=True)

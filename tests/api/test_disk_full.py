@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +50,15 @@ class SmallDisk:
         (self.seen / "filler").unlink()
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+@contextmanager
+def mounted(tmp_path: Path, options: str) -> Iterator[SmallDisk]:
+    """A tmpfs with these mount options as `tmp_path/data`, seen by servers started with its prefix."""
     data = tmp_path / "data"
     data.mkdir()
     try:
         holder = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             f'mount -t tmpfs -o size={TMPFS_BYTES} tmpfs "$0" && echo ready && exec cat', str(data)],
+             f'mount -t tmpfs -o {options} tmpfs "$0" && echo ready && exec cat', str(data)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         pytest.skip("unshare is not installed")
@@ -70,8 +73,14 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         holder.wait(10)
 
 
-def server(disk: SmallDisk) -> ServerProcess:
-    return ServerProcess(disk.data_dir, prefix=disk.prefix).start()
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    with mounted(tmp_path, f"size={TMPFS_BYTES}") as disk:
+        yield disk
+
+
+def server(disk: SmallDisk, env: dict[str, str] | None = None) -> ServerProcess:
+    return ServerProcess(disk.data_dir, prefix=disk.prefix, env=env).start()
 
 
 def state_of(url: str, sid: str, disk: SmallDisk) -> dict[str, Any]:
@@ -127,6 +136,29 @@ def test_full_disk_answers_507_and_leaves_the_session_as_it_was(small_disk: Smal
     with server(small_disk) as third:
         assert state_of(third.url, sid, small_disk) == after
         assert after["history"]["done"][-1]["to"] == "n" * 6000
+
+
+def test_a_snapshot_that_does_not_fit_does_not_fail_the_logged_edit(tmp_path: Path) -> None:
+    """Out of inodes, the log line still fits in its file but a snapshot's folder does not: the edit is
+    durable, so it answers 200 (not a 507 that a restart would contradict) and the snapshot waits."""
+    model = tmp_path / "mm.onnx"
+    onnx.save(matmul_model(np.ones((4, 3), np.float32)), model)
+    with mounted(tmp_path, "size=24m,nr_inodes=400") as disk:
+        with server(disk, {"ONNX_WORKBENCH_SNAPSHOT_EVERY": "1"}) as first:
+            sid = httpx.post(f"{first.url}/api/sessions", files={"file": ("mm.onnx", model.read_bytes())}).json()["id"]
+            (disk.seen / "fill").mkdir()
+            with pytest.raises(OSError):
+                for i in range(1000):
+                    (disk.seen / "fill" / str(i)).touch()
+            r = httpx.post(f"{first.url}/api/sessions/{sid}/edits",
+                           json={"edits": [{"op": "rename_node", "node": "mm", "to": "renamed"}]})
+            assert r.status_code == 200, r.text
+            assert not list((disk.seen / "sessions" / sid / "snapshots").glob("0*"))
+            answered = state_of(first.url, sid, disk)
+        shutil.rmtree(disk.seen / "fill")
+        with server(disk) as again:
+            assert state_of(again.url, sid, disk) == answered
+            assert answered["info"]["version"] == 1
 
 
 def test_a_file_size_limit_is_507_as_well(tmp_path: Path, fixture_model) -> None:
