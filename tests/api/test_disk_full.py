@@ -8,9 +8,11 @@ A file size limit (prlimit, no root needed) gives EFBIG, which is answered the s
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,5 +173,10 @@ def test_a_file_size_limit_is_507_as_well(tmp_path: Path, fixture_model) -> None
                                                              ("data", ("big.bin", bytes(2 << 20)))])
         assert_disk_full(r)
         assert r.json()["error"]["details"]["errno"] == "EFBIG"
+        packed = io.BytesIO()
+        with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("m.onnx", model)
+            zf.writestr("big.bin", bytes(2 << 20))  # fits while packed, not once unpacked
+        assert_disk_full(httpx.post(f"{limited.url}/api/sessions", files={"file": ("m.zip", packed.getvalue())}))
         assert list((data / "staging").iterdir()) == []
         assert httpx.post(f"{limited.url}/api/sessions", files={"file": ("m.onnx", model)}).status_code == 201
