@@ -183,7 +183,8 @@ class LocalJobRunner(JobRunner):
         except Exception as err:  # the job's own bug: recorded on the job, the server carries on
             if is_disk_full(err):
                 full = disk_full_error(err)
-                state.update(state="failed", error={"code": full.code, "message": full.message, "details": full.details})
+                state.update(state="failed",
+                             error={"code": full.code, "message": full.message, "details": full.details})
             else:
                 state.update(state="failed", error={"code": "job_failed", "message": f"{type(err).__name__}: {err}",
                                                 "details": {"trace": traceback.format_exc(limit=5)}})

@@ -37,7 +37,8 @@ class Settings:
     # ...and at most this many times the bytes received, once over unpack_ratio_free_bytes. Real weights
     # pack about 1.1:1, and a model with large zero tensors stays far below 100:1 because its real weights
     # dominate the zip; only padding of zeros (a zip bomb) goes beyond. Below the free size any ratio passes,
-    # so that a small model of zeros zips fine; one that is huge and all zeros can be sent unzipped.
+    # so that a small model of zeros zips fine, and a few-KB request can leave at most that much on disk;
+    # a model that is huge and nearly all zeros can be sent unzipped.
     max_unpack_ratio: int = 100
     unpack_ratio_free_bytes: int = 256 << 20
     max_tensor_upload_bytes: int = 1 * GIB  # PUT .npy and .npz run inputs: they are held in memory

@@ -64,14 +64,15 @@ def mounted(tmp_path: Path, options: str) -> Iterator[SmallDisk]:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         pytest.skip("unshare is not installed")
-    if holder.stdout.readline() != b"ready\n":  # type: ignore[union-attr]
+    assert holder.stdin and holder.stdout and holder.stderr
+    if holder.stdout.readline() != b"ready\n":
         holder.wait(10)
-        pytest.skip(f"no tmpfs in a private mount namespace here: {holder.stderr.read().decode()[:200]}")  # type: ignore[union-attr]
+        pytest.skip(f"no tmpfs in a private mount namespace here: {holder.stderr.read().decode()[:200]}")
     try:
         yield SmallDisk(data, Path(f"/proc/{holder.pid}/root") / data.relative_to("/"),
                         ["nsenter", "-t", str(holder.pid), "-m", "--"])
     finally:
-        holder.stdin.close()  # type: ignore[union-attr]
+        holder.stdin.close()
         holder.wait(10)
 
 
