@@ -23,7 +23,8 @@ from python_multipart.multipart import parse_options_header
 from .errors import ApiError, is_disk_full
 from .settings import Settings
 
-MAX_TEXT_FIELD = 16 << 20
+MAX_TEXT_BYTES = 16 << 20  # text fields are held in memory: names and values of all of them
+MAX_TEXT_FIELDS = 1000
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -112,6 +113,8 @@ class _Receiver:
         self.current: UploadedFile | None = None
         self.text: bytearray | None = None
         self.text_name = ""
+        self.text_bytes = 0  # of all text fields so far
+        self.names: set[str] = set()  # of the files so far
         self.error: ApiError | None = None
 
     def callbacks(self) -> dict:
@@ -140,15 +143,20 @@ class _Receiver:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is None:
+            if len(self.upload.fields) >= MAX_TEXT_FIELDS:
+                raise ApiError(413, "too_many_fields", f"the form has more than {MAX_TEXT_FIELDS} text fields",
+                               {"limit": MAX_TEXT_FIELDS})
             self.text, self.text_name = bytearray(), name
+            self._count_text(len(name))
             return
         if name not in self.file_fields:
             raise ApiError(422, "unexpected_field", f"unexpected file field '{name}'; this endpoint takes "
                            f"{', '.join(sorted(self.file_fields))}", {"field": name})
         rel = safe_relative_path(filename.decode("utf-8", "replace") or name)
-        if any(f.name == str(rel) for f in self.upload.files):
+        if str(rel) in self.names:
             raise ApiError(422, "duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
         self.budget.add_files(1)
+        self.names.add(str(rel))
         path = self.dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         self.out = open(path, "wb")
@@ -161,9 +169,13 @@ class _Receiver:
             self.budget.add_bytes(end - start)
         elif self.text is not None:
             self.text += data[start:end]
-            if len(self.text) > MAX_TEXT_FIELD:
-                raise ApiError(413, "too_large", f"form field '{self.text_name}' is over {MAX_TEXT_FIELD >> 20} MiB; "
-                               "send it as a file")
+            self._count_text(end - start)
+
+    def _count_text(self, count: int) -> None:
+        self.text_bytes += count
+        if self.text_bytes > MAX_TEXT_BYTES:
+            raise ApiError(413, "too_large", f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
+                           f"(at '{self.text_name}'); send large data as a file", {"limit": MAX_TEXT_BYTES})
 
     def part_end(self) -> None:
         if self.out is not None and self.current is not None:

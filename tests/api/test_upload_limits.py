@@ -106,6 +106,17 @@ def test_many_files_without_a_zip_are_refused_by_count_and_size(data_dir: Path, 
         assert_nothing_left(client)
 
 
+def test_text_fields_are_limited_in_all(client: TestClient, fixture_model) -> None:
+    """Text fields are held in memory: several fields each under 16 MiB must not add up without end."""
+    model = fixture_model("logreg_iris").read_bytes()
+    fields = {f"f{i}": "x" * (6 * MIB) for i in range(3)}
+    err = error_of(client.post("/api/sessions", files={"file": ("m.onnx", model)}, data=fields), 413, "too_large")
+    assert "in all" in err["message"]
+    fields = {f"f{i}": "" for i in range(1001)}
+    error_of(client.post("/api/sessions", files={"file": ("m.onnx", model)}, data=fields), 413, "too_many_fields")
+    assert_nothing_left(client)
+
+
 def test_a_nested_zip_stays_packed(data_dir: Path, tmp_path: Path, fixture_model) -> None:
     """A bomb inside the zip is a file of the upload like any other: never unpacked, counted at its size."""
     inner = io.BytesIO()
