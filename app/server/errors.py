@@ -2,10 +2,11 @@
 
 Engine errors (`WorkbenchError`) are caused by what the client sent: a model that cannot be read or
 an edit that is refused is 422; a name in the URL path that does not exist is turned into a 404 by
-the route before it gets here.
+the route before it gets here. A full disk (or quota, or file size limit) is 507 wherever it happens.
 """
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ log = logging.getLogger("onnx_workbench.server")
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                  422: "invalid_request"}
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class ApiError(Exception):
@@ -34,8 +36,23 @@ class ApiError(Exception):
         self.details = details or {}
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """Out of disk space, quota or file size: code that turns other OSErrors into 4xx lets these through."""
+    return isinstance(err, OSError) and err.errno in DISK_FULL
+
+
+def disk_full_error(err: BaseException) -> ApiError:
+    """The server's disk is full: 507, with the system's words but not the path (which is the server's)."""
+    assert isinstance(err, OSError)
+    return ApiError(507, "insufficient_storage", f"the server's disk is full ({err.strerror}): nothing of this "
+                    "request was saved, and a session it touched is as it was. Try again when space has been freed",
+                    {"errno": errno.errorcode.get(err.errno or 0, str(err.errno))})
+
+
 def unreadable_model(action: str, err: Exception) -> ApiError:
     """An uploaded model that parses but trips the engine is still the upload's fault: 422, logged."""
+    if is_disk_full(err):
+        return disk_full_error(err)
     log.exception("engine failed while %s", action)
     return ApiError(422, "unreadable_model", f"the model could not be {action}: {type(err).__name__}: {err}",
                     {"type": type(err).__name__})
@@ -71,6 +88,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WorkbenchError)
     async def _workbench_error(request: Request, err: WorkbenchError) -> JSONResponse:
         return error_response(422, err.code, err.message, err.details)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, err: OSError) -> JSONResponse:
+        if not is_disk_full(err):
+            return await _unexpected(request, err)
+        log.warning("disk full on %s %s: %s", request.method, request.url.path, err)
+        full = disk_full_error(err)
+        return error_response(full.status, full.code, full.message, full.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:

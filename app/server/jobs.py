@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 
 from ..graph import WorkbenchError
-from .errors import ApiError
+from .errors import ApiError, disk_full_error, is_disk_full
 from .session_store import new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -181,7 +181,12 @@ class LocalJobRunner(JobRunner):
         except WorkbenchError as err:
             state.update(state="failed", error={"code": err.code, "message": err.message, "details": err.details})
         except Exception as err:  # the job's own bug: recorded on the job, the server carries on
-            state.update(state="failed", error={"code": "job_failed", "message": f"{type(err).__name__}: {err}",
+            if is_disk_full(err):
+                full = disk_full_error(err)
+                state.update(state="failed",
+                             error={"code": full.code, "message": full.message, "details": full.details})
+            else:
+                state.update(state="failed", error={"code": "job_failed", "message": f"{type(err).__name__}: {err}",
                                                 "details": {"trace": traceback.format_exc(limit=5)}})
         state["finished"] = time.time()
         self._events.pop(state["id"], None)

@@ -268,7 +268,7 @@ async def apply_script(request: Request) -> StreamingResponse:
                 edits = parse_script(json.loads(text))
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise EditError(f"the edit script is not valid JSON: {err}", code="bad_script") from None
-            model_path = stage_model(upload, staging / "original", settings.max_upload_bytes)
+            model_path = stage_model(upload, staging / "original")
             try:
                 doc = load_model(model_path)
             except WorkbenchError:

@@ -190,13 +190,13 @@ def _image_setup(settings: QuantSettings, specs: list) -> tuple[ImagePreprocess,
     return preprocess, shapes
 
 
-def _data_paths(upload: Upload, field: str, limit: int) -> list[Path]:
-    """The uploaded files of a field; a zip of images is unpacked (checked against bombs) into a folder."""
+def _data_paths(upload: Upload, field: str) -> list[Path]:
+    """The uploaded files of a field; a zip of images is unpacked (within the upload's budget) into a folder."""
     paths: list[Path] = []
     for item in (f for f in upload.files if f.field == field):
         if item.path.suffix.lower() == ".zip":
             target = item.path.with_name(item.path.name + ".images")
-            unpack_zip(item.path, target, limit)
+            unpack_zip(item.path, target, upload.budget)
             item.path.unlink()
             paths.append(target)
         else:
@@ -367,9 +367,8 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
     for item in upload.files:
         item.path = folder / item.path.relative_to(staging / "data")
     try:
-        limit = request.app.state.settings.max_upload_bytes
-        data_paths = _data_paths(upload, "data", limit)
-        validation_paths = _data_paths(upload, "validation", limit)
+        data_paths = _data_paths(upload, "data")
+        validation_paths = _data_paths(upload, "validation")
         with store_of(request).open(session_id) as handle:
             version = handle.doc.version
             model_path = handle.export_to(folder / "model")

@@ -19,7 +19,8 @@ from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryRespons
 from .session_store import SessionStore
 from .uploads import receive_multipart, stage_model
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse}
+                                          for code in (400, 404, 409, 413, 415, 422, 507)}  # 507: disk full
 
 UPLOAD_BODY = multipart_body({
     "file": file_field("the .onnx model, or one .zip holding the model and its data files"),
@@ -43,8 +44,7 @@ async def create_session(request: Request, response: Response) -> dict[str, Any]
     try:
         upload = await receive_multipart(request, staging / "original", request.app.state.settings.max_upload_bytes,
                                          {"file", "data"})
-        model_path = await run_in_threadpool(stage_model, upload, staging / "original",
-                                             request.app.state.settings.max_upload_bytes)
+        model_path = await run_in_threadpool(stage_model, upload, staging / "original")
         filename = upload.file("file").name  # type: ignore[union-attr]
         session_id, summary = await run_in_threadpool(store.create, staging, model_path, filename)
     finally:

@@ -27,8 +27,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,14 @@ class SessionStore(ABC):
 
 
 @dataclass
+class _SessionLock:
+    """A session's thread lock and how many threads hold or wait for it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
+@dataclass
 class _Open:
     """A document held in this process's memory, and how far into the log it is."""
 
@@ -175,7 +183,7 @@ class LocalSessionStore(SessionStore):
         for folder in (self.sessions, self.staging, self.trash):
             folder.mkdir(parents=True, exist_ok=True)
         self._cache: OrderedDict[str, _Open] = OrderedDict()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, _SessionLock] = {}  # only sessions a thread holds or waits for
         self._guard = threading.Lock()
 
     # -- layout --------------------------------------------------------------------------------
@@ -280,10 +288,21 @@ class LocalSessionStore(SessionStore):
 
     @contextmanager
     def _thread_lock(self, session_id: str) -> Iterator[None]:
+        """The session's lock among this process's threads. Its entry lives while a thread holds or waits
+        for it, so ids that were only asked for once (unknown, deleted) leave nothing behind."""
         with self._guard:
-            lock = self._locks.setdefault(session_id, threading.Lock())
-        with lock:
-            yield
+            entry = self._locks.get(session_id)
+            if entry is None:
+                entry = self._locks[session_id] = _SessionLock()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._guard:
+                entry.users -= 1
+                if not entry.users:
+                    del self._locks[session_id]
 
     def _remember(self, session_id: str, state: _Open) -> None:
         with self._guard:
@@ -403,13 +422,16 @@ class _LocalHandle(SessionHandle):
         entry["version"] = self.doc.version
         entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        log_path = self.folder / "log.jsonl"
         try:
-            with open(self.folder / "log.jsonl", "ab") as log:
+            with open(log_path, "ab") as log:
                 log.write(line)
                 log.flush()
                 os.fsync(log.fileno())
         except BaseException:
             self.store._forget(self.session_id)  # memory is ahead of disk: reload next time
+            with suppress(OSError):  # a line written in part (or whole, but not synced) was never acknowledged
+                os.truncate(log_path, state.offset)
             raise
         state.offset += len(line)
         state.seq += 1
@@ -429,8 +451,8 @@ class _LocalHandle(SessionHandle):
         assert doc.base_dir is not None
         snapshots = self.folder / "snapshots"
         tmp = snapshots / f"tmp-{new_id()[:8]}"
-        tmp.mkdir(parents=True)
-        try:
+        try:  # the edit is already in the log: a snapshot that does not fit (a full disk) is only skipped
+            tmp.mkdir(parents=True)
             for location in _external_locations(doc):
                 target = tmp / location
                 target.parent.mkdir(parents=True, exist_ok=True)

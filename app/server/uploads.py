@@ -2,7 +2,9 @@
 
 Nothing here holds an upload in memory: file parts are written to disk chunk by chunk as they
 arrive, the size limit is enforced while reading (and up front from Content-Length), file names
-are reduced to safe relative paths, and zip members are checked for traversal, links and bombs.
+are reduced to safe relative paths, and zip members are checked for traversal and links. What an
+upload takes on disk once unpacked is counted by one `DiskBudget` per upload, over all its files
+and zips, from the bytes actually written.
 """
 from __future__ import annotations
 
@@ -18,12 +20,52 @@ from fastapi import Request
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
-from .errors import ApiError
+from .errors import ApiError, is_disk_full
+from .settings import Settings
 
-MAX_TEXT_FIELD = 16 << 20
-MAX_ZIP_MEMBERS = 10_000
-MAX_ZIP_RATIO = 200  # uncompressed / compressed, for members big enough to matter
+MAX_TEXT_BYTES = 16 << 20  # text fields are held in memory: names and values of all of them
+MAX_TEXT_FIELDS = 1000
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+class DiskBudget:
+    """The files of one upload on disk, counted as they are written (a zip's headers may lie), against
+    the limits of the settings: files and bytes in all, and bytes per byte received once past a free size."""
+
+    def __init__(self, settings: Settings):
+        self.max_bytes = settings.max_unpacked_bytes
+        self.max_files = settings.max_upload_files
+        self.max_ratio = settings.max_unpack_ratio
+        self.ratio_free = settings.unpack_ratio_free_bytes
+        self.received = 0  # bytes of the request body
+        self.bytes = 0
+        self.files = 0
+
+    def add_files(self, count: int) -> None:
+        self.files += count
+        if self.files > self.max_files:
+            raise ApiError(413, "too_many_files", f"the upload holds more than {self.max_files:,} files (zip entries "
+                           "included); send fewer, larger files", {"limit": self.max_files})
+
+    def add_bytes(self, count: int) -> None:
+        self.bytes += count
+        self.check(self.bytes)
+
+    def check(self, total: int) -> None:
+        """Refuse the upload if its files would come to `total` bytes on disk."""
+        if total > self.max_bytes:
+            raise ApiError(413, "too_large", f"the upload unpacks to more than {self.max_bytes:,} bytes, the limit",
+                           {"limit": self.max_bytes})
+        if total > self.ratio_free and total > self.max_ratio * self.received:
+            raise ApiError(422, "zip_bomb", f"the upload unpacks to more than {self.max_ratio} times the "
+                           f"{self.received:,} bytes sent; refused as a decompression bomb (a large model that is "
+                           "mostly zeros can be sent unzipped)", {"max_ratio": self.max_ratio,
+                                                                   "received": self.received})
+
+    def replace(self, size: int) -> None:
+        """A received zip of `size` bytes gives way to its members: it no longer counts."""
+        self.files -= 1
+        self.bytes -= size
 
 
 @dataclass
@@ -38,6 +80,7 @@ class UploadedFile:
 class Upload:
     files: list[UploadedFile] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    budget: DiskBudget | None = None  # set for a multipart upload, whose files can be zips
 
     def file(self, name: str) -> UploadedFile | None:
         return next((f for f in self.files if f.field == name), None)
@@ -58,10 +101,11 @@ def safe_relative_path(name: str, what: str = "file name") -> PurePosixPath:
 class _Receiver:
     """Callbacks for python-multipart's parser: one open file (or text buffer) per part."""
 
-    def __init__(self, dest: Path, file_fields: set[str]):
+    def __init__(self, dest: Path, file_fields: set[str], budget: DiskBudget):
         self.dest = dest
         self.file_fields = file_fields
-        self.upload = Upload()
+        self.budget = budget
+        self.upload = Upload(budget=budget)
         self.header_field = b""
         self.header_value = b""
         self.headers: dict[bytes, bytes] = {}
@@ -69,6 +113,8 @@ class _Receiver:
         self.current: UploadedFile | None = None
         self.text: bytearray | None = None
         self.text_name = ""
+        self.text_bytes = 0  # of all text fields so far
+        self.names: set[str] = set()  # of the files so far
         self.error: ApiError | None = None
 
     def callbacks(self) -> dict:
@@ -97,14 +143,20 @@ class _Receiver:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is None:
+            if len(self.upload.fields) >= MAX_TEXT_FIELDS:
+                raise ApiError(413, "too_many_fields", f"the form has more than {MAX_TEXT_FIELDS} text fields",
+                               {"limit": MAX_TEXT_FIELDS})
             self.text, self.text_name = bytearray(), name
+            self._count_text(len(name))
             return
         if name not in self.file_fields:
             raise ApiError(422, "unexpected_field", f"unexpected file field '{name}'; this endpoint takes "
                            f"{', '.join(sorted(self.file_fields))}", {"field": name})
         rel = safe_relative_path(filename.decode("utf-8", "replace") or name)
-        if any(f.name == str(rel) for f in self.upload.files):
+        if str(rel) in self.names:
             raise ApiError(422, "duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
+        self.budget.add_files(1)
+        self.names.add(str(rel))
         path = self.dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         self.out = open(path, "wb")
@@ -114,11 +166,16 @@ class _Receiver:
         if self.out is not None and self.current is not None:
             self.out.write(data[start:end])
             self.current.size += end - start
+            self.budget.add_bytes(end - start)
         elif self.text is not None:
             self.text += data[start:end]
-            if len(self.text) > MAX_TEXT_FIELD:
-                raise ApiError(413, "too_large", f"form field '{self.text_name}' is over {MAX_TEXT_FIELD >> 20} MiB; "
-                               "send it as a file")
+            self._count_text(end - start)
+
+    def _count_text(self, count: int) -> None:
+        self.text_bytes += count
+        if self.text_bytes > MAX_TEXT_BYTES:
+            raise ApiError(413, "too_large", f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
+                           f"(at '{self.text_name}'); send large data as a file", {"limit": MAX_TEXT_BYTES})
 
     def part_end(self) -> None:
         if self.out is not None and self.current is not None:
@@ -148,19 +205,21 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
         raise ApiError(413, "too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}",
                        {"limit": limit})
     dest.mkdir(parents=True, exist_ok=True)
-    receiver = _Receiver(dest, file_fields)
+    budget = DiskBudget(request.app.state.settings)
+    receiver = _Receiver(dest, file_fields, budget)
     parser = MultipartParser(boundary, receiver.callbacks())
-    received = 0
     try:
         async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
+            budget.received += len(chunk)
+            if budget.received > limit:
                 raise ApiError(413, "too_large", f"the upload is over the limit of {limit:,} bytes", {"limit": limit})
             parser.write(chunk)
         parser.finalize()
     except ApiError:
         raise
     except Exception as err:  # python-multipart raises its own error types for malformed bodies
+        if is_disk_full(err):
+            raise
         raise ApiError(400, "bad_multipart", f"the multipart body could not be read: {err}") from None
     finally:
         receiver.close()
@@ -172,22 +231,19 @@ def is_zip(path: Path) -> bool:
         return f.read(4) == ZIP_MAGIC
 
 
-def unpack_zip(archive: Path, dest: Path, limit: int) -> list[Path]:
-    """Extract a zip into `dest`, refusing traversal, links, devices and decompression bombs."""
+def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
+    """Extract a zip into `dest`, refusing traversal, links and devices, and stopping as soon as the bytes
+    written break the upload's budget (the archive itself stops counting: its members replace it)."""
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as err:
         raise ApiError(422, "bad_zip", f"the zip file could not be read: {err}") from None
+    budget.replace(archive.stat().st_size)
     written: list[Path] = []
     with zf:
         members = zf.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise ApiError(422, "bad_zip", f"the zip holds {len(members)} entries; at most {MAX_ZIP_MEMBERS}")
-        declared = sum(m.file_size for m in members)
-        if declared > limit:
-            raise ApiError(413, "too_large", f"the zip unpacks to {declared:,} bytes; the limit is {limit:,}",
-                           {"limit": limit})
-        total = 0
+        budget.add_files(len(members))  # every entry becomes a file or folder
+        budget.check(budget.bytes + sum(m.file_size for m in members))  # early, from what the zip declares
         for member in members:
             rel = safe_relative_path(member.filename.rstrip("/") if member.is_dir() else member.filename,
                                      "zip entry")
@@ -198,10 +254,6 @@ def unpack_zip(archive: Path, dest: Path, limit: int) -> list[Path]:
             if member.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue
-            if member.file_size > (1 << 20) and member.file_size > MAX_ZIP_RATIO * max(1, member.compress_size):
-                raise ApiError(422, "zip_bomb", f"zip entry '{member.filename}' expands {member.file_size:,} bytes "
-                               f"from {member.compress_size:,}; refused as a decompression bomb",
-                               {"name": member.filename})
             target = dest / rel
             if target.exists():
                 raise ApiError(422, "duplicate_file", f"the zip holds '{rel}' twice", {"name": str(rel)})
@@ -209,18 +261,17 @@ def unpack_zip(archive: Path, dest: Path, limit: int) -> list[Path]:
             try:
                 with zf.open(member) as src, open(target, "wb") as out:
                     while chunk := src.read(1 << 20):
-                        total += len(chunk)
-                        if total > limit:  # the headers lied
-                            raise ApiError(413, "too_large", f"the zip unpacks to more than {limit:,} bytes",
-                                           {"limit": limit})
+                        budget.add_bytes(len(chunk))
                         out.write(chunk)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
+                if is_disk_full(err):
+                    raise
                 raise ApiError(422, "bad_zip", f"zip entry '{member.filename}' could not be read: {err}") from None
             written.append(target)
     return written
 
 
-def stage_model(upload: Upload, folder: Path, limit: int) -> Path:
+def stage_model(upload: Upload, folder: Path) -> Path:
     """The model file of an upload already streamed into `folder`: the .onnx itself, or the one in the zip."""
     main = upload.file("file")
     if main is None:
@@ -231,7 +282,7 @@ def stage_model(upload: Upload, folder: Path, limit: int) -> Path:
         unpacked = folder.parent / (folder.name + ".unzip")
         shutil.rmtree(unpacked, ignore_errors=True)
         try:
-            unpack_zip(main.path, unpacked, limit)
+            unpack_zip(main.path, unpacked, upload.budget)
             main.path.unlink()
             shutil.rmtree(folder)
             os.replace(unpacked, folder)

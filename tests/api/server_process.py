@@ -21,8 +21,10 @@ def free_port() -> int:
 class ServerProcess:
     """`onnx-workbench serve` (via `python -m app.cli`) with its own data folder; stop() always kills it."""
 
-    def __init__(self, data_dir: Path, workers: int = 1, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, workers: int = 1, port: int | None = None, env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None):
         self.data_dir = data_dir
+        self.prefix = prefix or []  # a command the server runs under, e.g. nsenter into a mount namespace
         self.workers = workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,7 +35,7 @@ class ServerProcess:
         repo = Path(__file__).resolve().parents[2]
         self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [*self.prefix, sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-level", "warning"],
             cwd=repo, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
