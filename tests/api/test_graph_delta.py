@@ -83,6 +83,7 @@ CASES: dict[str, Case] = {
     "cleanup": ("ppocrv4_det", [{"op": "add_node", "op_type": "Relu", "inputs": ["x"], "outputs": ["dead"]}],
                 [{"op": "cleanup"}], "whole_graph_edit"),
     "fold_constants": ("ppocrv4_det", [], [{"op": "fold_constants"}], "whole_graph_edit"),
+    "constants_to_initializers": ("ppocrv4_det", [], [{"op": "constants_to_initializers"}], "whole_graph_edit"),
     "infer_shapes": ("minilm_l6_int8", [], [{"op": "infer_shapes"}], "whole_graph_edit"),
     "convert_opset": ("ppocr_cls_v2", [], [{"op": "convert_opset", "version": 13}], "whole_graph_edit"),
     "body of an If": ("silero_vad_v6", [], [{"op": "rename_node", "to": "inner", "node": [

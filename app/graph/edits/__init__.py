@@ -8,7 +8,7 @@ from ..document import ModelDocument
 from ..errors import EditError
 from .interface import add_input, add_output, fix_dim, make_static, remove_input, remove_output, set_shape
 from .nodes import add_node, delete_node, remove_attribute, rename_node, set_attribute, set_node_input
-from .tensors import rename_tensor, set_initializer
+from .tensors import constants_to_initializers, rename_tensor, set_initializer
 from .static import infer_shapes
 from .whole import cleanup, convert_opset, extract, fold_constants
 
@@ -23,6 +23,7 @@ EDIT_OPS: dict[str, EditFunction] = {
     "set_attribute": set_attribute,
     "remove_attribute": remove_attribute,
     "set_initializer": set_initializer,
+    "constants_to_initializers": constants_to_initializers,
     "add_input": add_input,
     "remove_input": remove_input,
     "add_output": add_output,
@@ -39,7 +40,8 @@ EDIT_OPS: dict[str, EditFunction] = {
 
 # Edits that may rewrite any part of the graph (app/graph/edits/whole.py): a client that held the model
 # before one of these, or before its undo, reads the model again rather than a list of what changed.
-WHOLE_GRAPH_OPS = frozenset({"extract", "fold_constants", "cleanup", "infer_shapes", "convert_opset"})
+WHOLE_GRAPH_OPS = frozenset({"extract", "fold_constants", "cleanup", "infer_shapes", "convert_opset",
+                             "constants_to_initializers"})
 
 
 def apply_edit(doc: ModelDocument, edit: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
@@ -11,6 +13,7 @@ from ..errors import EditError, NotFoundError
 from ..folding import is_constant_node
 from ..index import subgraphs
 from ..values import array_from_json, array_from_npy_base64, dtype_name
+from ..weights import constant_tensor
 from .common import field, name_field
 
 
@@ -167,3 +170,30 @@ def _retype_input(doc: ModelDocument, scope: Scope, tensor: TensorProto) -> None
     if pos is not None:
         doc.replace_item(scope, "input", pos,
                          helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+
+
+def constants_to_initializers(doc: ModelDocument, edit: dict[str, Any]) -> None:
+    """Constant nodes of the main graph become initializers of the same name (Paddle exports keep every
+    weight so): their values are then listed, downloaded, replaced and quantized like any weight.
+    `min_elements` (default 1) leaves smaller constants, such as scalars of shape arithmetic, as nodes."""
+    scope = doc.main
+    min_elements = field(edit, "min_elements", int, 1)
+    outputs = set(scope.names["output"])
+    moved: list[tuple[int, NodeProto, TensorProto]] = []
+    for pos, node in enumerate(scope.graph.node):
+        if not is_constant_node(node) or not node.output or node.output[0] in outputs \
+                or node.output[0] in scope.initializers:
+            continue
+        tensor = constant_tensor(node)
+        if tensor is not None and math.prod(tensor.dims) >= min_elements:
+            moved.append((pos, node, tensor))
+    if not moved:
+        raise EditError("no Constant node holds a tensor to move" + (f" of at least {min_elements} elements"
+                        if min_elements > 1 else ""), code="nothing_to_do")
+    for pos, node, tensor in reversed(moved):
+        doc.remove_node(scope, node, pos)
+    for _, node, tensor in moved:
+        new = copy_message(tensor)
+        new.name = node.output[0]
+        doc.insert_item(scope, "initializer", len(scope.graph.initializer), new)
+
