@@ -22,7 +22,7 @@ from ..graph.io import read_tensor
 from ..graph.script import parse_script
 from .downloads import file_response, open_files, stream_file
 from .errors import ApiError, unreadable_model
-from .routes_sessions import ERRORS, store_of
+from .routes_sessions import ERRORS, store_of, weight_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
 from .schemas import EditsResponse, file_field, multipart_body
 from .uploads import Upload, receive_multipart, stage_model
@@ -63,16 +63,12 @@ def _tensor_name(path: str) -> str:
     return path[:-4]
 
 
-@router.get("/api/sessions/{session_id}/tensors/{name:path}", summary="Download an initializer as .npy "
-            "(name URL-encoded, then .npy)", responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get("/api/sessions/{session_id}/tensors/{name:path}", summary="Download a weight (an initializer, or "
+            "a Constant node's value) as .npy (name URL-encoded, then .npy)", responses={200: {"content": {"application/octet-stream": {}}}})
 def get_tensor(session_id: str, name: str, request: Request) -> StreamingResponse:
     tensor_name = _tensor_name(name)
     with store_of(request).open(session_id) as handle:
-        scope = handle.doc.main
-        pos = scope.find_item("initializer", tensor_name)
-        if pos is None:
-            raise ApiError(404, "unknown_tensor", f"no initializer named '{tensor_name}'", {"tensor": tensor_name})
-        array = read_tensor(scope.graph.initializer[pos], handle.doc.base_dir)
+        array = read_tensor(weight_of(handle.doc, tensor_name), handle.doc.base_dir)
     if array.dtype == object:  # string tensors: fixed-width unicode is what .npy holds without pickles
         array = np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v),
                              otypes=[str])(array) if array.size else array.astype(str)
@@ -98,7 +94,8 @@ def _npy_header(array: np.ndarray) -> bytes:
 
 
 @router.put("/api/sessions/{session_id}/tensors/{name:path}", response_model=EditsResponse,
-            summary="Replace an initializer from an uploaded .npy (same dtype and shape); undoable like any edit",
+            summary="Replace a weight (an initializer, or a Constant node's value) from an uploaded .npy (same dtype and "
+                    "shape); undoable like any edit",
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def put_tensor(session_id: str, name: str, request: Request,
@@ -141,10 +138,7 @@ def _replace_tensor(store: Any, session_id: str, tensor_name: str, path: Path, e
         shape, dtype, _ = npy_header(f)
         check_npy_size(shape, dtype, path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
     with store.open(session_id) as handle:
-        scope = handle.doc.main
-        pos = scope.find_item("initializer", tensor_name)
-        if pos is None:
-            raise ApiError(404, "unknown_tensor", f"no initializer named '{tensor_name}'", {"tensor": tensor_name})
+        weight_of(handle.doc, tensor_name)
         edit = {"op": "set_initializer", "name": tensor_name,
                 "npy_base64": base64.b64encode(path.read_bytes()).decode("ascii")}
         applied = handle.apply([edit], expected_version)

@@ -27,7 +27,8 @@ from ..graph.io import read_tensor
 from ..graph.layout import Layout, LayoutMemory
 from .errors import ApiError
 from .graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
-from .graph_view import graph_view_gzip, gzipped_json_response
+from .graph_view import graph_view_gzip, gzipped_json_response, initializer_summary
+from .routes_sessions import weight_of
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
 
@@ -199,11 +200,7 @@ async def get_layout_delta(session_id: str, request: Request, since: int = Query
 
 def _histogram(request: Request, session_id: str, name: str) -> dict[str, Any]:
     with request.app.state.store.open(session_id) as handle:
-        scope = handle.doc.main
-        pos = scope.find_item("initializer", name)
-        if pos is None:
-            raise ApiError(404, "unknown_tensor", f"no initializer named '{name}'", {"tensor": name})
-        tensor = scope.graph.initializer[pos]
+        tensor = weight_of(handle.doc, name)
         base_dir = handle.doc.base_dir
         version = handle.doc.version
         try:
@@ -221,10 +218,12 @@ def _histogram(request: Request, session_id: str, name: str) -> dict[str, Any]:
     if data.size == 0:
         return {"version": version, "counts": [], "edges": [], "sampled": sampled}
     counts, edges = np.histogram(data, bins=HISTOGRAM_BINS)
-    return {"version": version, "counts": counts.tolist(), "edges": edges.tolist(), "sampled": sampled}
+    return {"version": version, "counts": counts.tolist(), "edges": edges.tolist(), "sampled": sampled,
+            "summary": initializer_summary(tensor, base_dir)}
 
 
-@router.get("/{session_id}/histogram/{name:path}", summary="Histogram of an initializer's values (40 bins)")
+@router.get("/{session_id}/histogram/{name:path}", summary="Histogram of a weight's values (40 bins), "
+            "an initializer's or a Constant node's, with its size and statistics")
 async def get_histogram(session_id: str, name: str, request: Request) -> dict[str, Any]:
     return await run_in_threadpool(_histogram, request, session_id, name)
 

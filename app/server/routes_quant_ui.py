@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import onnx
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..graph.io import read_tensor
 from .errors import ApiError
+from .routes_sessions import weight_of
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
 
@@ -22,16 +22,7 @@ HISTOGRAM_BINS = 80
 
 def _weight_values(handle: Any, name: str) -> np.ndarray:
     """An initializer's values, or a Constant node's (many exported models keep their weights so)."""
-    scope = handle.doc.main
-    pos = scope.find_item("initializer", name)
-    tensor = scope.graph.initializer[pos] if pos is not None else None
-    if tensor is None:
-        producer = scope.index.producer.get(name)
-        if producer is not None and producer.op_type == "Constant":
-            tensor = next((a.t for a in producer.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR),
-                          None)
-    if tensor is None:
-        raise ApiError(404, "unknown_tensor", f"no initializer or constant named '{name}'", {"tensor": name})
+    tensor = weight_of(handle.doc, name)
     try:
         return read_tensor(tensor, handle.doc.base_dir)
     except Exception as err:  # strings, packed types, unreadable external data

@@ -7,10 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from ..graph import WorkbenchError, shape_report
+from onnx import TensorProto
+
+from ..graph import ModelDocument, WorkbenchError, shape_report
 from ..graph.changes import describe_changes
 from ..graph.script import script_document
 from ..graph.values import attribute_to_json
+from ..graph.weights import weight_tensor
 from .errors import ApiError, unreadable_model
 from .graph_delta import MAX_VERSION, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response
@@ -34,6 +37,15 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
 
 def store_of(request: Request) -> SessionStore:
     return request.app.state.store
+
+
+def weight_of(doc: ModelDocument, name: str) -> TensorProto:
+    """A weight named in the URL: an initializer or a Constant node's value (404 when neither)."""
+    tensor = weight_tensor(doc.main, name)
+    if tensor is None:
+        raise ApiError(404, "unknown_tensor", f"no initializer or Constant node output named '{name}'",
+                       {"tensor": name})
+    return tensor
 
 
 @router.post("", status_code=201, response_model=SessionCreated, openapi_extra=UPLOAD_BODY,

@@ -360,3 +360,31 @@ def test_post_processing_cut_from_the_readiness_box(page: Any, server: str, tmp_
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["h0.out", "h1.out"], feeds)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_constant_node_weight_shown_downloaded_and_replaced(page: Any, server: str, fixture_model: Any,
+                                                             tmp_path: Path) -> None:
+    """ppocrv4_det keeps its weights in Constant nodes: the tensor panel shows their values, statistics and
+    histogram, and downloads and replaces them as .npy like an initializer's."""
+    open_model(page, server, fixture_model("ppocrv4_det"))
+    v = version(page)
+    page.evaluate("window.editor.selectTensor('conv2d_0.w_0', true)")
+    page.wait_for_selector("#init-histogram svg rect")
+    assert "held by a constant node" in page.inner_text("#sidebar").lower()
+    assert page.locator("#init-stats").inner_text().count("\n") >= 4
+    shot(page, "11-constant-weight")
+    with page.expect_download() as info:
+        page.click("#act-npy-download")
+    npy = tmp_path / "w.npy"
+    info.value.save_as(str(npy))
+    weight = np.load(npy)
+    assert weight.shape == (16, 3, 3, 3)
+    np.save(npy, weight * 2)
+    page.set_input_files("#npy-file", str(npy))
+    v = wait_after(page, v)
+    with page.expect_download() as info:
+        page.click("#btn-download")
+    path = tmp_path / "model.onnx"
+    info.value.save_as(str(path))
+    node = next(n for n in onnx.load(str(path)).graph.node if n.output[0] == "conv2d_0.w_0")
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(node.attribute[0].t), weight * 2)

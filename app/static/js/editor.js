@@ -736,6 +736,7 @@ class Editor {
       "infer-shapes": () => this.apply([{ op: "infer_shapes" }], "shapes inferred"),
       cleanup: () => this.apply([{ op: "cleanup" }], "cleaned up"),
       fold: () => this.apply([{ op: "fold_constants" }], "constants folded"),
+      "constants-to-initializers": () => this.apply([{ op: "constants_to_initializers", min_elements: 2 }], "Constant-node weights moved into initializers"),
       "apply-script": () => this.applyScriptFile(),
       relayout: () => this.load({ fullLayout: true, keepCamera: false }),
     };

@@ -147,22 +147,32 @@ export function renderTensor(app, el, name) {
       h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node reading it\u2026"),
     ));
   }
-  if (init) renderInitializer(app, el, name, init);
+  const heldByConstant = !init && !app.inBody && t.producer && m.node(t.producer)?.op_type === "Constant";
+  if (init || heldByConstant) renderInitializer(app, el, name, init);
 }
 
+// A weight's values: an initializer's summary comes with the graph view; a Constant node's with its histogram.
 function renderInitializer(app, el, name, init) {
-  const s = init.stats;
-  el.append(h("h3", { text: "Values" }));
-  el.append(kv([["size", `${bytes(init.bytes)}${init.external ? " (external data)" : ""}`]]));
-  if (s) {
-    el.append(h("div", { class: "stats", id: "init-stats" },
-      ["min", "max", "mean", "std"].map((k) => h("div", {}, h("b", { text: k }), fmt(s[k])))));
-    if (s.sampled) el.append(h("div", { class: "muted", text: "statistics from a sample of the values" }));
-    const chart = h("div", { id: "init-histogram" }, h("span", { class: "muted", text: "histogram\u2026" }));
-    el.append(chart);
+  el.append(h("h3", { text: init ? "Values" : "Values (held by a Constant node)" }));
+  const info = h("div", {});
+  const chart = h("div", { id: "init-histogram" }, h("span", { class: "muted", text: "histogram\u2026" }));
+  el.append(info, chart);
+  const describe = (summary) => {
+    const s = summary.stats;
+    clear(info).append(kv([["size", `${bytes(summary.bytes)}${summary.external ? " (external data)" : ""}`]]));
+    if (s) {
+      info.append(h("div", { class: "stats", id: "init-stats" },
+        ["min", "max", "mean", "std"].map((k) => h("div", {}, h("b", { text: k }), fmt(s[k])))));
+      if (s.sampled) info.append(h("div", { class: "muted", text: "statistics from a sample of the values" }));
+    }
+  };
+  if (init) describe(init);
+  if (init && !init.stats) chart.remove();
+  else {
     const version = app.version;
     api.histogram(app.sid, name).then((res) => {
       if (app.version !== version || !chart.isConnected) return;
+      if (!init) describe(res.summary);
       clear(chart).append(res.counts.length ? histogram(res.counts, res.edges) : h("span", { class: "muted", text: "no finite values" }));
     }).catch((err) => { if (chart.isConnected) clear(chart).append(h("span", { class: "muted", text: err.message })); });
   }
