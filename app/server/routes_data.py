@@ -20,7 +20,7 @@ from ..graph import EditError, WorkbenchError, load_model, save_model
 from ..graph.changes import describe_changes
 from ..graph.io import read_tensor
 from ..graph.script import parse_script
-from .downloads import file_response, open_files, stream_file
+from .downloads import EDITED, content_disposition, file_response, open_files, stream_file
 from .errors import ApiError, unreadable_model
 from .routes_sessions import ERRORS, store_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
@@ -84,10 +84,9 @@ def get_tensor(session_id: str, name: str, request: Request) -> StreamingRespons
         for start in range(0, flat.size, CHUNK):
             yield flat[start:start + CHUNK].tobytes()
 
-    safe = tensor_name.replace("/", "_").replace('"', "_")
     return StreamingResponse(body(), media_type="application/octet-stream",
                              headers={"Content-Length": str(len(header) + flat.size),
-                                      "Content-Disposition": f'attachment; filename="{safe}.npy"'})
+                                      "Content-Disposition": content_disposition(f"{tensor_name}.npy")})
 
 
 def _npy_header(array: np.ndarray) -> bytes:
@@ -191,7 +190,7 @@ def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResp
     handle = open(out, "rb")
     return StreamingResponse(stream_file(handle), media_type="application/octet-stream",
                              background=BackgroundTask(shutil.rmtree, staging, True),
-                             headers={"Content-Disposition": 'attachment; filename="outputs.npz"',
+                             headers={"Content-Disposition": content_disposition("outputs.npz"),
                                       "Content-Length": str(out.stat().st_size)})
 
 
@@ -278,8 +277,8 @@ async def apply_script(request: Request) -> StreamingResponse:
             doc.apply(edits)
             out = staging / "out"
             out.mkdir()
-            paths = save_model(doc, out / f"{model_path.stem}.onnx")
-            return file_response(open_files(paths), model_path.stem,
+            paths = save_model(doc, out / f"{model_path.stem}{EDITED}.onnx")
+            return file_response(open_files(paths), paths[0].stem,
                                  background=BackgroundTask(shutil.rmtree, staging, True))
 
         return await run_in_threadpool(work)

@@ -37,7 +37,7 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
 from ..quant.model import LoadedModel, input_specs
-from .downloads import file_response, open_files
+from .downloads import content_disposition, file_response, open_files
 from .schemas import file_field, multipart_body
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
@@ -529,7 +529,7 @@ def get_table(session_id: str, job_id: str, request: Request, config: str = Quer
     table = quant_table(analysis, label, grid)
     table["model"] = {"session": session_id, "version": meta["version"]}
     return Response(json.dumps(table, allow_nan=False), media_type="application/json",
-                    headers={"Content-Disposition": 'attachment; filename="quant-table.json"',
+                    headers={"Content-Disposition": content_disposition("quant-table.json"),
                              "X-Model-Version": str(meta["version"])})
 
 
