@@ -19,7 +19,6 @@ from .session_store import LocalSessionStore
 from .settings import Settings
 
 UNCOMPRESSED = ("application/octet-stream", "application/zip", "text/event-stream")
-MAX_JSON_BODY = 512 << 20  # edits carrying tensors as base64 can be large, but not unbounded
 
 try:
     VERSION = version("onnx-workbench")
@@ -56,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # models, tensors and event streams pass uncompressed: weights do not compress, and gzip would stall a stream
     app.add_middleware(GZipMiddleware, minimum_size=2048, exclude_content_types=UNCOMPRESSED)
-    app.add_middleware(BodyLimit, json_limit=MAX_JSON_BODY, stream_limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, json_limit=settings.max_json_body_bytes, stream_limit=settings.max_upload_bytes)
     app.add_middleware(TokenAuth, token=settings.token)
     app.include_router(routes_sessions.router)
     app.include_router(routes_data.router)

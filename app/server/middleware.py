@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
 
-STREAMED_TYPES = (b"multipart/form-data", b"application/octet-stream", b"application/x-npy", b"application/npy")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def streams_body(*content_types: str) -> Callable[[Endpoint], Endpoint]:
+    """Declare that a route reads request bodies of these content types as a stream (to disk, under
+    its own limit). Every other body, on any route, is read whole into memory by the framework and is
+    held to the JSON cap: what the client declares cannot lift a route's cap."""
+    def mark(endpoint: Endpoint) -> Endpoint:
+        endpoint.streamed_types = frozenset(content_types)  # type: ignore[attr-defined]
+        return endpoint
+    return mark
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -43,35 +56,43 @@ class TokenAuth:
 
 
 class BodyLimit:
-    """Bodies that the framework reads whole (JSON) are capped; streamed uploads have their own limits."""
+    """Caps every request body by what its route does with it: the JSON cap unless the route streams
+    bodies of this content type (`streams_body`), then the upload limit (the route checks its own, lower
+    one too). The route is known once routing is done, which is before anything reads the body, so the
+    cap is chosen at the first read; Content-Length is checked then, and chunked bodies as they arrive."""
 
     def __init__(self, app: ASGIApp, json_limit: int, stream_limit: int):
         self.app = app
         self.json_limit = json_limit
         self.stream_limit = stream_limit
 
+    def limit_of(self, scope: Scope) -> int:
+        streamed = getattr(scope.get("endpoint"), "streamed_types", frozenset())
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        return self.stream_limit if parse_options_header(content_type)[0].decode("latin-1") in streamed \
+            else self.json_limit
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        limit = self.stream_limit if content_type in STREAMED_TYPES else self.json_limit
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await _send_error(send, 413, "too_large", f"the request body is {int(declared):,} bytes; the limit "
-                              f"for this kind of request is {limit:,}")
-            return
+        limit: int | None = None
         received = 0
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal limit, received
+            if limit is None:
+                limit = self.limit_of(scope)
+                declared = dict(scope["headers"]).get(b"content-length", b"")
+                if declared.isdigit() and int(declared) > limit:
+                    raise HTTPException(413, f"the request body is {int(declared):,} bytes; the limit for this "
+                                        f"request is {limit:,}")
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     # an HTTPException passes through the framework's body parsing as it is
-                    raise HTTPException(413, f"the request body is over {limit:,} bytes")
+                    raise HTTPException(413, f"the request body is over {limit:,} bytes, the limit for this request")
             return message
 
         await self.app(scope, counted, send)

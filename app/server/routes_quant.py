@@ -41,6 +41,7 @@ from .downloads import content_disposition, file_response, open_files
 from .schemas import file_field, multipart_body
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
+from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of
 from .session_store import new_id
 from .uploads import Upload, receive_multipart, unpack_zip
@@ -330,6 +331,7 @@ def _run_measure(analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data
 # -- routes ------------------------------------------------------------------------------------------
 @router.post("/{session_id}/quant", status_code=202, openapi_extra=QUANT_BODY,
              summary="Start a quantization analysis of the session's current model (background job)")
+@streams_body("multipart/form-data")
 async def start_analysis(session_id: str, request: Request) -> dict[str, Any]:
     store = store_of(request)
     settings_ = request.app.state.settings

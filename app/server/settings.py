@@ -30,6 +30,7 @@ class Settings:
     data_dir: Path = Path("data")
     max_upload_bytes: int = 4 * GIB
     max_tensor_upload_bytes: int = 1 * GIB  # PUT .npy and .npz run inputs: they are held in memory
+    max_json_body_bytes: int = 64 << 20  # any body a route does not stream (JSON edits): read whole into memory
     session_ttl_seconds: int = 7 * 24 * 3600
     token: str | None = None
     cache_sessions: int = 32  # open documents kept per process...
@@ -46,6 +47,7 @@ class Settings:
             data_dir=Path(os.environ.get(ENV_PREFIX + "DATA") or "data"),
             max_upload_bytes=_int_env("MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_tensor_upload_bytes=_int_env("MAX_TENSOR_UPLOAD_BYTES", cls.max_tensor_upload_bytes),
+            max_json_body_bytes=_int_env("MAX_JSON_BODY_BYTES", cls.max_json_body_bytes),
             session_ttl_seconds=_int_env("SESSION_TTL_SECONDS", cls.session_ttl_seconds),
             token=token,
             cache_sessions=max(1, _int_env("CACHE_SESSIONS", cls.cache_sessions)),

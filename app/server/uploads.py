@@ -17,6 +17,7 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+from starlette.exceptions import HTTPException
 
 from .errors import ApiError
 
@@ -158,7 +159,7 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
                 raise ApiError(413, "too_large", f"the upload is over the limit of {limit:,} bytes", {"limit": limit})
             parser.write(chunk)
         parser.finalize()
-    except ApiError:
+    except (ApiError, HTTPException):  # HTTPException: the body limit of the middleware
         raise
     except Exception as err:  # python-multipart raises its own error types for malformed bodies
         raise ApiError(400, "bad_multipart", f"the multipart body could not be read: {err}") from None

@@ -2,23 +2,31 @@
 server paths in error messages."""
 from __future__ import annotations
 
+import http.client
 import io
 import json
-import zipfile
 import re
+import select
+import socket
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import httpx
 import numpy as np
 import onnx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
 from app.graph import load_model, save_model
+from tests.memory import peak_rss_growth
 from tests.quant.models import conv_net
 
-from .conftest import upload
+from .conftest import error_of, make_client, upload
 from .models import odd_names_model
+from .server_process import ServerProcess
 from .test_quant_api import start, wait
 
 TENSOR_NAMES = ["权重", "ü Grüße", "😀", 'w"; filename="evil.sh', "w; filename*=UTF-8''evil.sh", "w\tSet-Cookie: a=1",
@@ -103,3 +111,93 @@ def test_quant_downloads_of_a_chinese_named_session(client: TestClient, tmp_path
         r = client.get(url)
         assert r.status_code == 200, r.text
         assert saved_name(r.headers["content-disposition"]) == name
+
+
+# -- body limits ------------------------------------------------------------------------------------
+GB = 1 << 30
+
+
+def post_streamed(url: str, path: str, content_type: str | None, size: int, chunked: bool,
+                  method: str = "POST") -> tuple[int, dict[str, str], bytes]:
+    """Send `size` zero bytes from a generator (never held here) over a raw connection, with Content-Length
+    or chunked, until the server answers; returns its status, headers and body."""
+    host, port = url.removeprefix("http://").split(":")
+    headers = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    headers += [f"Content-Type: {content_type}"] if content_type is not None else []
+    headers += ["Transfer-Encoding: chunked"] if chunked else [f"Content-Length: {size}"]
+    chunk = bytes(1 << 20)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+        sent = 0
+        try:
+            while sent < size and not select.select([sock], [], [], 0)[0]:  # stop once the answer comes
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                sent += len(chunk)
+            if chunked and sent >= size:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while we were sending
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("server")
+    with ServerProcess(folder / "data") as process:
+        yield process
+
+
+def test_a_1gb_body_to_a_route_that_does_not_stream_it_is_413_without_buffering(server: ServerProcess,
+                                                                                 tmp_path: Path) -> None:
+    """Whatever content type a client declares, and with or without Content-Length, a route that reads its
+    body whole gets the JSON cap: the server's memory stays flat and the answer is 413 with the error shape."""
+    model = odd_names_model(tmp_path / "m.onnx")
+    r = httpx.post(server.url + "/api/sessions", files={"file": ("m.onnx", model.read_bytes())})
+    sid = r.json()["id"]
+    targets = [f"/api/sessions/{sid}/edits", f"/api/sessions/{sid}/quant/{'j' * 32}/measure"]
+    types = ["application/json", "application/octet-stream", "multipart/form-data; boundary=x", "application/x-npy",
+             "application/npy", "text/plain", None]
+    cases = [(path, ct, chunked) for path in targets for ct in types for chunked in (False, True)]
+    cases += [(f"/api/sessions/{sid}/run", "application/x-www-form-urlencoded", chunked) for chunked in (False, True)]
+    process = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
+    idle = process.memory_info().rss
+    with peak_rss_growth(server.proc.pid) as growth:  # type: ignore[union-attr]
+        for path, content_type, chunked in cases:
+            status, headers, body = post_streamed(server.url, path, content_type, GB, chunked)
+            assert httpx.get(server.url + "/healthz").status_code == 200
+            error = json.loads(body)["error"]
+            if content_type == "application/x-www-form-urlencoded" and chunked:  # the form parser's field limit
+                assert status == 400 and "maximum size" in error["message"], error
+                continue
+            assert status == 413, (path, content_type, chunked, body[:300])
+            assert error["code"] == "too_large" and "limit" in error["message"], error
+    assert growth[0] < 300 << 20, f"RSS grew by {growth[0] >> 20} MiB from {idle >> 20} MiB"
+    r = httpx.post(f"{server.url}/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node",
+                                                                            "node": "/model.23/Add", "to": "a"}]})
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+
+
+def test_routes_that_stream_declare_it_and_keep_their_own_limits(data_dir: Path, tmp_path: Path) -> None:
+    """With a JSON cap of 4 KB, an upload and a 40 KB .npy still pass (their routes stream them), while a
+    JSON edit over 4 KB, or the same .npy sent to a route that reads its body whole, is 413."""
+    with make_client(data_dir, max_json_body_bytes=4096) as client:
+        sid = upload(client, odd_names_model(tmp_path / "m.onnx", weight="W"))
+        r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node", "node": "/model.23/Add",
+                                                                         "to": "n" * 5000}]})
+        assert error_of(r, 413, "too_large")
+        buf = io.BytesIO()
+        np.save(buf, np.zeros((2, 3), np.float32))
+        padded = buf.getvalue()
+        r = client.put(f"/api/sessions/{sid}/tensors/W.npy", content=padded,
+                       headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        wide = io.BytesIO()
+        np.save(wide, np.zeros((100, 100), np.float32))
+        r = client.put(f"/api/sessions/{sid}/tensors/W.npy", content=wide.getvalue(),
+                       headers={"content-type": "application/octet-stream"})
+        assert error_of(r, 422)  # read in full (40 KB) and refused for its shape, not its size
+        r = client.post(f"/api/sessions/{sid}/edits", content=wide.getvalue(),
+                        headers={"content-type": "application/octet-stream"})
+        assert error_of(r, 413, "too_large")
