@@ -13,7 +13,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
 from .errors import install_error_handlers
 from .jobs import LocalJobRunner
-from .middleware import BodyLimit, TokenAuth
+from .middleware import BodyLimit, TokenAuth, UnexpectedErrors
 from .schemas import Health
 from .session_store import LocalSessionStore
 from .settings import Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=2048, exclude_content_types=UNCOMPRESSED)
     app.add_middleware(BodyLimit, json_limit=settings.max_json_body_bytes, stream_limit=settings.max_upload_bytes)
     app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(UnexpectedErrors)  # outermost of ours: it sees every error the others let through
     app.include_router(routes_sessions.router)
     app.include_router(routes_data.router)
     app.include_router(routes_jobs.router)

@@ -63,6 +63,12 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def internal_error(err: Exception) -> dict[str, Any]:
+    """The body of a 500: what failed, never how (the log has the traceback)."""
+    return error_body("internal_error", "the server failed on this request; the session is unchanged unless the "
+                      "answer said otherwise", {"type": type(err).__name__})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -90,9 +96,3 @@ def install_error_handlers(app: FastAPI) -> None:
         elif err.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(err.status_code, code, message, headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "the server failed on this request; the session is unchanged "
-                              "unless the answer said otherwise", {"type": type(err).__name__})

@@ -1,4 +1,5 @@
-"""ASGI middleware: the optional bearer token on /api, and a cap on request bodies read into memory.
+"""ASGI middleware: the optional bearer token on /api, a cap on request bodies read into memory, and the
+answer to an unexpected exception.
 
 Plain ASGI rather than BaseHTTPMiddleware, so streaming uploads and downloads pass through untouched.
 """
@@ -13,7 +14,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import error_body, internal_error, log
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
@@ -28,12 +29,45 @@ def streams_body(*content_types: str) -> Callable[[Endpoint], Endpoint]:
     return mark
 
 
-async def _send_error(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(error_body(code, message)).encode()
+async def _send_json(send: Send, status: int, content: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(content).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+class UnexpectedErrors:
+    """An exception no handler took answers 500 with the error shape and `Connection: close`, and ends here.
+
+    Starlette's ServerErrorMiddleware sends its 500 and then raises again, for the server to log; uvicorn,
+    seeing a response already sent, drops the connection without having said so, and a client that
+    keeps connections alive fails its next request on it. This logs the error itself, so nothing is
+    raised further; when the response had already started it cannot be answered, and the server's
+    close of the connection is the only signal left.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as err:
+            if started:
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await _send_json(send, 500, internal_error(err), [(b"connection", b"close")])
 
 
 class TokenAuth:
@@ -49,8 +83,8 @@ class TokenAuth:
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(given, self.expected):
-            await _send_error(send, 401, "unauthorized", "this server needs 'Authorization: Bearer <token>' "
-                              "(the value of ONNX_WORKBENCH_TOKEN)", [(b"www-authenticate", b"Bearer")])
+            await _send_json(send, 401, error_body("unauthorized", "this server needs 'Authorization: Bearer <token>' "
+                                                   "(the value of ONNX_WORKBENCH_TOKEN)"), [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
 

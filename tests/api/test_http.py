@@ -8,8 +8,11 @@ import json
 import re
 import select
 import socket
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -18,15 +21,19 @@ import numpy as np
 import onnx
 import psutil
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.graph import load_model, save_model
+from app.server.app import create_app
+from app.server.settings import Settings
 from tests.memory import peak_rss_growth
 from tests.quant.models import conv_net
 
 from .conftest import error_of, make_client, upload
 from .models import odd_names_model
-from .server_process import ServerProcess
+from .server_process import ServerProcess, free_port
 from .test_quant_api import start, wait
 
 TENSOR_NAMES = ["权重", "ü Grüße", "😀", 'w"; filename="evil.sh', "w; filename*=UTF-8''evil.sh", "w\tSet-Cookie: a=1",
@@ -201,3 +208,46 @@ def test_routes_that_stream_declare_it_and_keep_their_own_limits(data_dir: Path,
         r = client.post(f"/api/sessions/{sid}/edits", content=wide.getvalue(),
                         headers={"content-type": "application/octet-stream"})
         assert error_of(r, 413, "too_large")
+
+
+# -- unexpected errors --------------------------------------------------------------------------------
+@contextmanager
+def serving(app: FastAPI) -> Iterator[tuple[str, int]]:
+    """The app under a real uvicorn server on a free loopback port, in a thread of this process."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_an_unexpected_error_answers_the_error_shape_and_closes_the_connection(data_dir: Path) -> None:
+    """A route that raises (added here: the service's own routes should not) answers 500 with the error
+    shape and `Connection: close` on a keep-alive connection, and only then does the server close it."""
+    app = create_app(Settings(data_dir=data_dir))
+
+    @app.get("/api/test-only-failure")
+    def fail() -> None:
+        raise RuntimeError("planted failure")
+
+    with serving(app) as (host, port), socket.create_connection((host, port)) as sock:
+        request = f"GET /api/test-only-failure HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n".encode()
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read())
+        assert response.status == 500 and response.getheader("connection") == "close"
+        assert body == {"error": {"code": "internal_error", "message": body["error"]["message"],
+                                  "details": {"type": "RuntimeError"}}}
+        assert "planted" not in body["error"]["message"]
+        sock.settimeout(5)
+        assert sock.recv(1) == b""  # closed by the server, as announced
+        assert httpx.get(f"http://{host}:{port}/healthz").status_code == 200
