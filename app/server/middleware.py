@@ -11,12 +11,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from python_multipart.multipart import parse_options_header
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body, internal_error, log
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+# the editor's pages: their scripts, styles and data come from this server only, and no page may frame them
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def streams_body(*content_types: str) -> Callable[[Endpoint], Endpoint]:
@@ -35,6 +39,31 @@ async def _send_json(send: Send, status: int, content: dict[str, Any], headers: 
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no content-type sniffing, no framing, no Referer (session ids are in
+    page URLs); HTML pages get the Content-Security-Policy above unless the route set its own."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class UnexpectedErrors:

@@ -2,6 +2,8 @@
 server paths in error messages."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import io
 import json
@@ -251,3 +253,41 @@ def test_an_unexpected_error_answers_the_error_shape_and_closes_the_connection(d
         sock.settimeout(5)
         assert sock.recv(1) == b""  # closed by the server, as announced
         assert httpx.get(f"http://{host}:{port}/healthz").status_code == 200
+
+
+# -- headers --------------------------------------------------------------------------------------------
+def test_every_answer_has_the_security_headers_and_pages_a_policy(client: TestClient, tmp_path: Path) -> None:
+    sid = upload(client, odd_names_model(tmp_path / "m.onnx"))
+    page = client.get(f"/s/{sid}")
+    script = page.text.split('<script type="module" src="', 1)[1].split('"', 1)[0]
+    answers = {"page": page, "index": client.get("/"), "api": client.get(f"/api/sessions/{sid}"),
+               "error": client.get("/api/nope"), "download": client.get(f"/api/sessions/{sid}/model"),
+               "static": client.get(script), "health": client.get("/healthz")}
+    for what, r in answers.items():
+        assert r.headers["x-content-type-options"] == "nosniff", what
+        assert r.headers["x-frame-options"] == "DENY", what
+        assert r.headers["referrer-policy"] == "no-referrer", what
+    for what in ("page", "index"):
+        policy = dict(d.strip().split(" ", 1) for d in answers[what].headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'", policy
+        assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'", policy
+        assert "<script>" not in answers[what].text and " style=" not in answers[what].text
+
+
+def test_with_a_token_openapi_declares_the_bearer_scheme_on_api_routes(data_dir: Path) -> None:
+    with make_client(data_dir) as client:
+        assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+    with make_client(data_dir, token="s3cret") as client:
+        spec = client.get("/openapi.json").json()
+        (scheme,) = spec["components"]["securitySchemes"].items()
+        assert scheme[1]["type"] == "http" and scheme[1]["scheme"] == "bearer"
+        for path, operations in spec["paths"].items():
+            for operation in operations.values():
+                assert (operation.get("security") == [{scheme[0]: []}]) == path.startswith("/api/"), path
+        docs = client.get("/docs")
+        assert docs.status_code == 200 and "persistAuthorization" in docs.text
+        (inline,) = re.findall(r"<script>(.*?)</script>", docs.text, re.S)
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in docs.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+        error_of(client.get("/api/sessions/x"), 401, "unauthorized")
