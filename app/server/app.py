@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
-from .errors import install_error_handlers
+from .errors import hide_server_folder, install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
 from .schemas import Health
@@ -30,6 +30,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; with no settings they come from the environment (how uvicorn workers start it)."""
     settings = settings or Settings.from_env()
+    hide_server_folder(settings.data_dir, "")  # error messages show paths relative to the data folder
     store = LocalSessionStore(settings)
     jobs = LocalJobRunner(store.root, store.session_dir)
     stop = threading.Event()

@@ -10,12 +10,14 @@ import json
 import re
 import select
 import socket
+import sys
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
@@ -26,6 +28,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from onnx import TensorProto, helper
 
 from app.graph import load_model, save_model
 from app.server.app import create_app
@@ -291,3 +294,39 @@ def test_with_a_token_openapi_declares_the_bearer_scheme_on_api_routes(data_dir:
         assert f"'sha256-{digest}'" in docs.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
         error_of(client.get("/api/sessions/x"), 401, "unauthorized")
+
+
+# -- server paths in errors -------------------------------------------------------------------------------
+def test_errors_show_paths_relative_to_the_data_folder(client: TestClient, data_dir: Path) -> None:
+    """onnxruntime names the file it cannot load; the client sees where it is in the data folder, never
+    where the data folder is."""
+    graph = helper.make_graph([helper.make_node("Frob", ["x"], ["y"], domain="my.ops")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)])
+    r = client.post("/api/sessions", files={"file": ("m.onnx", model.SerializeToString())})
+    sid = r.json()["id"]
+    folders = {str(data_dir.absolute()), str(data_dir.resolve()), str(Path(sys.prefix))}
+    for route, shown in (("run", "staging/"), ("compare", f"sessions/{sid}/original/m.onnx")):
+        error = error_of(client.post(f"/api/sessions/{sid}/{route}"), 422, "model_not_runnable")
+        assert shown in error["message"] and not any(folder in json.dumps(error) for folder in folders), error
+
+
+def test_a_failed_jobs_trace_shows_no_server_folder(data_dir: Path) -> None:
+    """A job's own bug is reported with a short trace: its files are named from the source folder or the
+    Python installation, not by where those are on the server."""
+    with make_client(data_dir) as client:
+        runner = client.app.state.jobs
+
+        def broken(job: Any) -> dict[str, Any]:
+            raise OSError(f"cannot read {job.folder / 'x.npz'}")
+
+        job_id = runner.submit(broken, kind="test")
+        deadline = time.monotonic() + 30
+        while (state := client.get(f"/api/jobs/{job_id}").json())["state"] not in ("failed", "succeeded"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    text = json.dumps(state["error"])
+    assert state["state"] == "failed" and "x.npz" in text and "<app>/app/server/jobs.py" in text, text
+    for folder in (str(data_dir.resolve()), str(Path(__file__).resolve().parents[2]), sys.prefix):
+        assert folder not in text, text
