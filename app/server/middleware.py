@@ -41,18 +41,27 @@ async def _send_json(send: Send, status: int, content: dict[str, Any], headers: 
     await send({"type": "http.response.body", "body": body})
 
 
-class SecurityHeaders:
-    """Headers every answer carries: no content-type sniffing, no framing, no Referer (session ids are in
-    page URLs); HTML pages get the Content-Security-Policy above unless the route set its own."""
+class _HttpMiddleware:
+    """A middleware of HTTP requests: lifespan and other scopes pass through untouched."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
 
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(_HttpMiddleware):
+    """Headers every answer carries: no content-type sniffing, no framing, no Referer (session ids are in
+    page URLs); HTML pages get the Content-Security-Policy above unless the route set its own."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
@@ -66,7 +75,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class UnexpectedErrors:
+class UnexpectedErrors(_HttpMiddleware):
     """An exception no handler took answers 500 with the error shape and `Connection: close`, and ends here.
 
     Starlette's ServerErrorMiddleware sends its 500 and then raises again, for the server to log; uvicorn,
@@ -76,13 +85,7 @@ class UnexpectedErrors:
     close of the connection is the only signal left.
     """
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watched(message: Message) -> None:
@@ -118,14 +121,14 @@ class TokenAuth:
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
+class BodyLimit(_HttpMiddleware):
     """Caps every request body by what its route does with it: the JSON cap unless the route streams
     bodies of this content type (`streams_body`), then the upload limit (the route checks its own, lower
     one too). The route is known once routing is done, which is before anything reads the body, so the
     cap is chosen at the first read; Content-Length is checked then, and chunked bodies as they arrive."""
 
     def __init__(self, app: ASGIApp, json_limit: int, stream_limit: int):
-        self.app = app
+        super().__init__(app)
         self.json_limit = json_limit
         self.stream_limit = stream_limit
 
@@ -135,10 +138,7 @@ class BodyLimit:
         return self.stream_limit if parse_options_header(content_type)[0].decode("latin-1") in streamed \
             else self.json_limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit: int | None = None
         received = 0
 
