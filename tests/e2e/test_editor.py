@@ -282,6 +282,11 @@ def test_pages_work_under_their_content_security_policy(browser: Any, server: st
         page.click("[data-action=add-input]")
         page.wait_for_selector("#input-name")
         assert page.evaluate("document.getElementById('input-name').style.width") == "100%"
+        page.click("#dialog-cancel")
+        page.click("#btn-quant")
+        page.click("#q-analyse")
+        page.wait_for_selector("#quant-random", state="attached")
+        assert page.evaluate("document.getElementById('quant-random').style.width") == "80px"
         assert not problems, "\n".join(problems)
     finally:
         context.close()
