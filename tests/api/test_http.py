@@ -177,7 +177,7 @@ def test_a_1gb_body_to_a_route_that_does_not_stream_it_is_413_without_buffering(
     idle = process.memory_info().rss
     with peak_rss_growth(server.proc.pid) as growth:  # type: ignore[union-attr]
         for path, content_type, chunked in cases:
-            status, headers, body = post_streamed(server.url, path, content_type, GB, chunked)
+            status, _, body = post_streamed(server.url, path, content_type, GB, chunked)
             assert httpx.get(server.url + "/healthz").status_code == 200
             error = json.loads(body)["error"]
             if content_type == "application/x-www-form-urlencoded" and chunked:  # the form parser's field limit
