@@ -13,6 +13,7 @@ from ..graph.script import script_document
 from ..graph.values import attribute_to_json
 from .errors import ApiError, unreadable_model
 from .graph_delta import MAX_VERSION, graph_delta_gzip
+from .middleware import streams_body
 from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse, file_field, multipart_body)
@@ -38,6 +39,7 @@ def store_of(request: Request) -> SessionStore:
 
 @router.post("", status_code=201, response_model=SessionCreated, openapi_extra=UPLOAD_BODY,
              summary="Upload a model and open a session on it")
+@streams_body("multipart/form-data")
 async def create_session(request: Request, response: Response) -> dict[str, Any]:
     store = store_of(request)
     staging = await run_in_threadpool(store.staging_dir)
