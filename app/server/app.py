@@ -6,20 +6,20 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
-from .errors import install_error_handlers
+from .errors import hide_server_folder, install_error_handlers
 from .jobs import LocalJobRunner
-from .middleware import BodyLimit, TokenAuth
+from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
 from .schemas import Health
 from .session_store import LocalSessionStore
 from .settings import Settings
 
 UNCOMPRESSED = ("application/octet-stream", "application/zip", "text/event-stream")
-MAX_JSON_BODY = 512 << 20  # edits carrying tensors as base64 can be large, but not unbounded
 
 try:
     VERSION = version("onnx-workbench")
@@ -30,6 +30,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; with no settings they come from the environment (how uvicorn workers start it)."""
     settings = settings or Settings.from_env()
+    hide_server_folder(settings.data_dir, "")  # error messages show paths relative to the data folder
     store = LocalSessionStore(settings)
     jobs = LocalJobRunner(store.root, store.session_dir)
     stop = threading.Event()
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop.set()
         jobs.shutdown()
 
-    app = FastAPI(title="onnx-workbench", version=VERSION, lifespan=lifespan,
+    app = FastAPI(title="onnx-workbench", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Edit ONNX graphs for NPUs: private sessions, atomic edits with undo, static shapes. "
                               "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.")
     app.state.settings = settings
@@ -56,8 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # models, tensors and event streams pass uncompressed: weights do not compress, and gzip would stall a stream
     app.add_middleware(GZipMiddleware, minimum_size=2048, exclude_content_types=UNCOMPRESSED)
-    app.add_middleware(BodyLimit, json_limit=MAX_JSON_BODY, stream_limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, json_limit=settings.max_json_body_bytes, stream_limit=settings.max_upload_bytes)
     app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(UnexpectedErrors)  # it sees every error the middleware inside lets through
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
+    if settings.token:
+        _declare_bearer(app)
     app.include_router(routes_sessions.router)
     app.include_router(routes_data.router)
     app.include_router(routes_jobs.router)
@@ -71,3 +76,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": VERSION, "pid": os.getpid()}
 
     return app
+
+
+def _declare_bearer(app: FastAPI) -> None:
+    """The OpenAPI description says that /api needs the bearer token, so that /docs can send it;
+    TokenAuth is what enforces it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearerToken": {
+                "type": "http", "scheme": "bearer", "description": "the value of ONNX_WORKBENCH_TOKEN"}}
+            for path, operations in schema["paths"].items():
+                if path.startswith("/api/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearerToken": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,5 +1,9 @@
 """One JSON shape for every error, `{"error": {"code", "message", "details"}}`, and the status it maps to.
 
+Every error a client gets is built by `error_body`, which also keeps server folders out of it: a path in
+the data folder is shown relative to it (onnx and onnxruntime name the files they fail on), and the
+Python installation and the source folder by a placeholder (job tracebacks).
+
 Engine errors (`WorkbenchError`) are caused by what the client sent: a model that cannot be read or
 an edit that is refused is 422; a name in the URL path that does not exist is turned into a 404 by
 the route before it gets here. A full disk (or quota, or file size limit) is 507 wherever it happens.
@@ -8,6 +12,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,8 +65,41 @@ def unreadable_model(action: str, err: Exception) -> ApiError:
                     {"type": type(err).__name__})
 
 
+_HIDDEN: dict[str, str] = {}  # an absolute server folder, with its trailing separator -> what clients see instead
+
+
+def hide_server_folder(folder: Path, shown_as: str) -> None:
+    """Error texts name what is under `folder` as `shown_as` followed by the rest of the path."""
+    for form in {str(folder.absolute()), str(folder.resolve())}:
+        if form.rstrip(os.sep):  # never the file system's root
+            _HIDDEN[form.rstrip(os.sep) + os.sep] = shown_as
+
+
+for _folder in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+    hide_server_folder(Path(_folder), "<python>/")
+hide_server_folder(Path(__file__).resolve().parents[2], "<app>/")
+
+
+def client_text(text: str) -> str:
+    """`text` with every hidden folder replaced, the deepest first (the data folder may lie in another)."""
+    for folder in sorted(_HIDDEN, key=len, reverse=True):
+        text = text.replace(folder, _HIDDEN[folder])
+    return text
+
+
+def _client_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return client_text(value)
+    if isinstance(value, (list, tuple)):
+        return [_client_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _client_value(v) for k, v in value.items()}
+    return value
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    """The error as clients get it, with no server folder in its texts."""
+    return {"error": {"code": code, "message": client_text(message), "details": _client_value(details or {})}}
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
@@ -80,6 +120,12 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def internal_error(err: Exception) -> dict[str, Any]:
+    """The body of a 500: what failed, never how (the log has the traceback)."""
+    return error_body("internal_error", "the server failed on this request; the session is unchanged unless the "
+                      "answer said otherwise", {"type": type(err).__name__})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -92,7 +138,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _os_error(request: Request, err: OSError) -> JSONResponse:
         if not is_disk_full(err):
-            return await _unexpected(request, err)
+            raise err  # an unexpected failure: the UnexpectedErrors middleware answers 500 and closes
         log.warning("disk full on %s %s: %s", request.method, request.url.path, err)
         full = disk_full_error(err)
         return error_response(full.status, full.code, full.message, full.details)
@@ -115,9 +161,3 @@ def install_error_handlers(app: FastAPI) -> None:
         elif err.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         return error_response(err.status_code, code, message, headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "the server failed on this request; the session is unchanged "
-                              "unless the answer said otherwise", {"type": type(err).__name__})

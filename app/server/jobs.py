@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 
 from ..graph import WorkbenchError
-from .errors import ApiError, disk_full_error, is_disk_full
+from .errors import ApiError, disk_full_error, error_body, is_disk_full
 from .session_store import new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -179,15 +179,14 @@ class LocalJobRunner(JobRunner):
         except JobCancelled:
             state.update(state="cancelled")
         except WorkbenchError as err:
-            state.update(state="failed", error={"code": err.code, "message": err.message, "details": err.details})
+            state.update(state="failed", error=error_body(err.code, err.message, err.details)["error"])
         except Exception as err:  # the job's own bug: recorded on the job, the server carries on
             if is_disk_full(err):
                 full = disk_full_error(err)
-                state.update(state="failed",
-                             error={"code": full.code, "message": full.message, "details": full.details})
+                state.update(state="failed", error=error_body(full.code, full.message, full.details)["error"])
             else:
-                state.update(state="failed", error={"code": "job_failed", "message": f"{type(err).__name__}: {err}",
-                                                "details": {"trace": traceback.format_exc(limit=5)}})
+                state.update(state="failed", error=error_body("job_failed", f"{type(err).__name__}: {err}",
+                                                              {"trace": traceback.format_exc(limit=5)})["error"])
         state["finished"] = time.time()
         self._events.pop(state["id"], None)
         if path.parent.exists():  # the session may have been deleted meanwhile

@@ -20,8 +20,9 @@ from ..graph import EditError, WorkbenchError, load_model, save_model
 from ..graph.changes import describe_changes
 from ..graph.io import read_tensor
 from ..graph.script import parse_script
-from .downloads import file_response, open_files, stream_file
+from .downloads import EDITED, content_disposition, file_response, open_files, stream_file
 from .errors import ApiError, unreadable_model
+from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of, weight_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
 from .schemas import EditsResponse, file_field, multipart_body
@@ -80,10 +81,9 @@ def get_tensor(session_id: str, name: str, request: Request) -> StreamingRespons
         for start in range(0, flat.size, CHUNK):
             yield flat[start:start + CHUNK].tobytes()
 
-    safe = tensor_name.replace("/", "_").replace('"', "_")
     return StreamingResponse(body(), media_type="application/octet-stream",
                              headers={"Content-Length": str(len(header) + flat.size),
-                                      "Content-Disposition": f'attachment; filename="{safe}.npy"'})
+                                      "Content-Disposition": content_disposition(f"{tensor_name}.npy")})
 
 
 def _npy_header(array: np.ndarray) -> bytes:
@@ -98,6 +98,7 @@ def _npy_header(array: np.ndarray) -> bytes:
                     "shape); undoable like any edit",
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+@streams_body(*NPY_TYPES)
 async def put_tensor(session_id: str, name: str, request: Request,
                      expected_version: int | None = Query(default=None)) -> dict[str, Any]:
     tensor_name = _tensor_name(name)
@@ -185,13 +186,14 @@ def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResp
     handle = open(out, "rb")
     return StreamingResponse(stream_file(handle), media_type="application/octet-stream",
                              background=BackgroundTask(shutil.rmtree, staging, True),
-                             headers={"Content-Disposition": 'attachment; filename="outputs.npz"',
+                             headers={"Content-Disposition": content_disposition("outputs.npz"),
                                       "Content-Length": str(out.stat().st_size)})
 
 
 @router.post("/api/sessions/{session_id}/run", openapi_extra=RUN_BODY,
              summary="Run the current model in onnxruntime; outputs as .npz",
              responses={200: {"content": {"application/octet-stream": {}}}})
+@streams_body("multipart/form-data")
 async def run(session_id: str, request: Request) -> StreamingResponse:
     store = store_of(request)
     await run_in_threadpool(store.session_dir, session_id)
@@ -213,6 +215,7 @@ async def run(session_id: str, request: Request) -> StreamingResponse:
 
 @router.post("/api/sessions/{session_id}/compare", openapi_extra=RUN_BODY,
              summary="Run the original upload and the current model on the same inputs and compare outputs")
+@streams_body("multipart/form-data")
 async def compare_models(session_id: str, request: Request) -> dict[str, Any]:
     store = store_of(request)
     await run_in_threadpool(store.session_dir, session_id)
@@ -240,6 +243,7 @@ async def compare_models(session_id: str, request: Request) -> dict[str, Any]:
 @router.post("/api/apply", openapi_extra=APPLY_BODY, tags=["stateless"],
              summary="Apply an edit script to an uploaded model and get the edited model back (no session)",
              responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}})
+@streams_body("multipart/form-data")
 async def apply_script(request: Request) -> StreamingResponse:
     store = store_of(request)
     settings = request.app.state.settings
@@ -272,8 +276,8 @@ async def apply_script(request: Request) -> StreamingResponse:
             doc.apply(edits)
             out = staging / "out"
             out.mkdir()
-            paths = save_model(doc, out / f"{model_path.stem}.onnx")
-            return file_response(open_files(paths), model_path.stem,
+            paths = save_model(doc, out / f"{model_path.stem}{EDITED}.onnx")
+            return file_response(open_files(paths), paths[0].stem,
                                  background=BackgroundTask(shutil.rmtree, staging, True))
 
         return await run_in_threadpool(work)

@@ -6,11 +6,14 @@ files can be cached for good and a new release is fetched at once.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -22,6 +25,11 @@ STATIC = ROOT / "static"
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 router = APIRouter(include_in_schema=False)
 
+# Swagger UI comes from its CDN and sets inline styles; its one inline script is allowed by its hash
+DOCS_POLICY = ("default-src 'none'; script-src https://cdn.jsdelivr.net {scripts}; "
+               "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
           ".ico": "image/x-icon", ".woff2": "font/woff2"}
 
@@ -52,6 +60,18 @@ def editor(request: Request, session_id: str) -> Response:
     if not SESSION_ID.match(session_id):
         return RedirectResponse("/", status_code=303)
     return _page(request, session_id)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def docs(request: Request) -> HTMLResponse:
+    """FastAPI's Swagger UI page, with a policy that lets it load; it keeps the token given under
+    Authorize across reloads."""
+    page = get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} API",
+                               swagger_ui_parameters={"persistAuthorization": True})
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+                      for script in _INLINE_SCRIPT.findall(page.body.decode()))
+    page.headers["Content-Security-Policy"] = DOCS_POLICY.format(scripts=hashes)
+    return page
 
 
 @router.get("/static/{version}/{path:path}")

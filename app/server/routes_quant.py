@@ -37,10 +37,11 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
 from ..quant.model import LoadedModel, input_specs
-from .downloads import file_response, open_files
+from .downloads import content_disposition, file_response, open_files
 from .schemas import file_field, multipart_body
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
+from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of
 from .session_store import new_id
 from .uploads import Upload, receive_multipart, unpack_zip
@@ -330,6 +331,7 @@ def _run_measure(analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data
 # -- routes ------------------------------------------------------------------------------------------
 @router.post("/{session_id}/quant", status_code=202, openapi_extra=QUANT_BODY,
              summary="Start a quantization analysis of the session's current model (background job)")
+@streams_body("multipart/form-data")
 async def start_analysis(session_id: str, request: Request) -> dict[str, Any]:
     store = store_of(request)
     settings_ = request.app.state.settings
@@ -528,7 +530,7 @@ def get_table(session_id: str, job_id: str, request: Request, config: str = Quer
     table = quant_table(analysis, label, grid)
     table["model"] = {"session": session_id, "version": meta["version"]}
     return Response(json.dumps(table, allow_nan=False), media_type="application/json",
-                    headers={"Content-Disposition": 'attachment; filename="quant-table.json"',
+                    headers={"Content-Disposition": content_disposition("quant-table.json"),
                              "X-Model-Version": str(meta["version"])})
 
 

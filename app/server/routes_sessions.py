@@ -16,6 +16,7 @@ from ..graph.values import attribute_to_json
 from ..graph.weights import weight_tensor
 from .errors import ApiError, unreadable_model
 from .graph_delta import MAX_VERSION, graph_delta_gzip
+from .middleware import streams_body
 from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse, file_field, multipart_body)
@@ -50,6 +51,7 @@ def weight_of(doc: ModelDocument, name: str) -> TensorProto:
 
 @router.post("", status_code=201, response_model=SessionCreated, openapi_extra=UPLOAD_BODY,
              summary="Upload a model and open a session on it")
+@streams_body("multipart/form-data")
 async def create_session(request: Request, response: Response) -> dict[str, Any]:
     store = store_of(request)
     staging = await run_in_threadpool(store.staging_dir)

@@ -38,6 +38,7 @@ from ..graph import EditError, ModelDocument, WorkbenchError, load_model, save_m
 from ..graph.history import ItemChange, Transaction
 from ..graph.io import external_info
 from ..graph.summary import model_summary
+from .downloads import EDITED
 from .errors import ApiError, unreadable_model
 from .settings import Settings
 
@@ -495,7 +496,7 @@ class _LocalHandle(SessionHandle):
             for old in exports.iterdir():
                 shutil.rmtree(old, ignore_errors=True)  # open downloads keep reading their files
         current.mkdir(parents=True)
-        written = save_model(self.doc, current / f"{stem}.onnx")
+        written = save_model(self.doc, current / f"{stem}{EDITED}.onnx")
         _write_json(listing, [p.name for p in written])
         return written
 

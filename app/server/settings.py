@@ -42,6 +42,7 @@ class Settings:
     max_unpack_ratio: int = 100
     unpack_ratio_free_bytes: int = 256 << 20
     max_tensor_upload_bytes: int = 1 * GIB  # PUT .npy and .npz run inputs: they are held in memory
+    max_json_body_bytes: int = 64 << 20  # any body a route does not stream (JSON edits): read whole into memory
     session_ttl_seconds: int = 7 * 24 * 3600
     token: str | None = None
     cache_sessions: int = 32  # open documents kept per process...
@@ -63,6 +64,7 @@ class Settings:
             max_unpack_ratio=max(1, _int_env("MAX_UNPACK_RATIO", cls.max_unpack_ratio)),
             unpack_ratio_free_bytes=_int_env("UNPACK_RATIO_FREE_BYTES", cls.unpack_ratio_free_bytes),
             max_tensor_upload_bytes=_int_env("MAX_TENSOR_UPLOAD_BYTES", cls.max_tensor_upload_bytes),
+            max_json_body_bytes=_int_env("MAX_JSON_BODY_BYTES", cls.max_json_body_bytes),
             session_ttl_seconds=_int_env("SESSION_TTL_SECONDS", cls.session_ttl_seconds),
             token=token,
             cache_sessions=max(1, _int_env("CACHE_SESSIONS", cls.cache_sessions)),

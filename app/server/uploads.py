@@ -19,6 +19,7 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
+from starlette.exceptions import HTTPException
 
 from .errors import ApiError, is_disk_full
 from .settings import Settings
@@ -215,7 +216,7 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
                 raise ApiError(413, "too_large", f"the upload is over the limit of {limit:,} bytes", {"limit": limit})
             parser.write(chunk)
         parser.finalize()
-    except ApiError:
+    except (ApiError, HTTPException):  # HTTPException: the body limit of the middleware
         raise
     except Exception as err:  # python-multipart raises its own error types for malformed bodies
         if is_disk_full(err):

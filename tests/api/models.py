@@ -10,11 +10,11 @@ from onnx import TensorProto, helper, numpy_helper
 ODD_NAME = "/model.23/Concat_26 weights:0"
 
 
-def odd_names_model(path: Path) -> Path:
-    """y = x + W, with W named like an exported PyTorch tensor (slashes, a colon and a space)."""
-    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), ODD_NAME)
+def odd_names_model(path: Path, weight: str = ODD_NAME) -> Path:
+    """y = x + W, with W named like an exported PyTorch tensor (slashes, a colon and a space) or as given."""
+    w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), weight)
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", ODD_NAME], ["y"], name="/model.23/Add")], "odd",
+        [helper.make_node("Add", ["x", weight], ["y"], name="/model.23/Add")], "odd",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [w])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)

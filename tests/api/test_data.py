@@ -33,7 +33,8 @@ def test_unedited_download_equals_the_upload(client: TestClient, fixture_model) 
         sid = upload(client, path)
         r = client.get(f"/api/sessions/{sid}/model")
         assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
-        assert r.headers["content-disposition"] == f'attachment; filename="{name}.onnx"'
+        assert r.headers["content-disposition"] == \
+            f"attachment; filename=\"{name}.edited.onnx\"; filename*=UTF-8''{name}.edited.onnx"
         assert onnx.load_from_string(r.content) == onnx.load(str(path))
 
 
@@ -54,9 +55,9 @@ def test_model_with_external_data_downloads_as_zip(client: TestClient, external_
     r = client.get(f"/api/sessions/{sid}/model")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        assert sorted(zf.namelist()) == ["minilm.onnx", "minilm.onnx.data"]
+        assert sorted(zf.namelist()) == ["minilm.edited.onnx", "minilm.edited.onnx.data"]
         zf.extractall(tmp_path)
-    got = onnx.load(str(tmp_path / "minilm.onnx"))
+    got = onnx.load(str(tmp_path / "minilm.edited.onnx"))
     want = onnx.load(str(external_model[0]))
     assert [n for n in got.graph.node] == [n for n in want.graph.node]
     for a, b in zip(got.graph.initializer, want.graph.initializer):

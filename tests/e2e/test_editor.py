@@ -146,6 +146,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     # download the model and the script
     with page.expect_download() as info:
         page.click("#btn-download")
+    assert info.value.suggested_filename.endswith(".edited.onnx")  # never the uploaded file's own name
     model_path = tmp_path / "downloaded.onnx"
     info.value.save_as(str(model_path))
     with page.expect_download() as info:
@@ -388,3 +389,34 @@ def test_constant_node_weight_shown_downloaded_and_replaced(page: Any, server: s
     info.value.save_as(str(path))
     node = next(n for n in onnx.load(str(path)).graph.node if n.output[0] == "conv2d_0.w_0")
     np.testing.assert_array_equal(onnx.numpy_helper.to_array(node.attribute[0].t), weight * 2)
+
+
+def test_pages_work_under_their_content_security_policy(browser: Any, server: str, fixture_model: Any) -> None:
+    """With the policy enforced (no inline script or style attribute, nothing from other hosts), the upload
+    page opens a model, the editor draws it and a dialog with inline sizes opens, and nothing is refused."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    try:
+        response = page.goto(server + "/")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["x-frame-options"] == "DENY"
+        page.set_input_files("#file-input", [str(fixture_model("ppocr_cls_v2"))])
+        page.wait_for_url("**/s/*")
+        page.wait_for_selector("body[data-version]", state="attached")
+        page.wait_for_selector("#busy", state="hidden")
+        assert page.evaluate("window.editor.drawing.nodes.length") > 10
+        page.click("#btn-tools")
+        page.click("[data-action=add-input]")
+        page.wait_for_selector("#input-name")
+        assert page.evaluate("document.getElementById('input-name').style.width") == "100%"
+        page.click("#dialog-cancel")
+        page.click("#btn-quant")
+        page.click("#q-analyse")
+        page.wait_for_selector("#quant-random", state="attached")
+        assert page.evaluate("document.getElementById('quant-random').style.width") == "80px"
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()

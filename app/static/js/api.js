@@ -99,9 +99,17 @@ export async function download(url, fallbackName) {
     return;
   }
   const response = await request("GET", url, { raw: true });
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const match = /filename="?([^";]+)"?/.exec(disposition);
-  saveBlob(await response.blob(), match ? match[1] : fallbackName);
+  saveBlob(await response.blob(), dispositionName(response.headers.get("Content-Disposition")) || fallbackName);
+}
+
+// The file name of a Content-Disposition: the exact UTF-8 name (filename*) first, else the ASCII one.
+function dispositionName(disposition) {
+  const exact = /filename\*=UTF-8''([^;\s]+)/i.exec(disposition || "");
+  if (exact) {
+    try { return decodeURIComponent(exact[1]); } catch { /* malformed: use the ASCII name */ }
+  }
+  const ascii = /filename="([^"]*)"/i.exec(disposition || "");
+  return ascii ? ascii[1] : "";
 }
 
 export function saveBlob(blob, name) {

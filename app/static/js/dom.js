@@ -7,6 +7,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "text") el.textContent = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "style") el.style.cssText = v; // a style attribute would be refused by the page's CSP
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, v);
   }

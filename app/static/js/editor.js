@@ -773,6 +773,7 @@ function downloadModel(editor) {
   download(api.modelUrl(editor.sid), "model.onnx").catch((err) => editor.error(err));
 }
 
-const editor = new Editor(window.SESSION_ID);
+// the session id comes in a meta tag: the page's Content-Security-Policy allows no inline script
+const editor = new Editor(document.querySelector('meta[name="session-id"]').content);
 window.editor = editor; // for the end-to-end tests and the console
 editor.load();
