@@ -23,7 +23,7 @@ from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
 from app.quant.evaluate import OutputError, compare, worst_sqnr
 from app.quant.histogram import DEFAULT_CAPACITY
-from app.quant.hybrid import HybridResult, point_graph, search
+from app.quant.hybrid import HybridResult, max_steps, point_graph, search
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
                              load_model, quantization_points, weight_layers, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -321,7 +321,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         return {o: e.sqnr_db for o, e in errors.items()}
 
     result = search(ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]),
-                    measure, target, lambda steps: report(progress, steps, steps + 1, "hybrid"))
+                    measure, target, lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"))
     analysis.hybrid, analysis.hybrid_base = result, base
     if whole:
         analysis.end_to_end = {**measured, HYBRID: hybrid_errors[frozenset(result.int16)]}

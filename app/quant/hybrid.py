@@ -9,6 +9,7 @@ QDQ model in onnxruntime.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,6 +80,13 @@ def close_gaps(neighbours: dict[str, set[str]], promoted: set[str]) -> set[str]:
                 result.add(p)
                 changed = True
     return result
+
+
+def max_steps(candidates: int) -> int:
+    """The most measurements search() makes over this many candidates: k = 0, the doubling, k = n, the
+    bisection; a progress bar's total that never grows."""
+    rounds = math.ceil(math.log2(candidates)) if candidates > 1 else 0
+    return 2 * rounds + 2
 
 
 def search(ranking: list[str], neighbours: dict[str, set[str]],
