@@ -3,29 +3,37 @@
 NPU toolkits run the convolutional network; NonMaxSuppression, TopK, the box decoding that feeds
 them and the gathers of scores and boxes that follow them run on the CPU, whatever their shapes
 (Acuity's and RKNN's conversion guides say to cut them off). The tail is found from its anchors
-(NMS, TopK): everything downstream of an anchor, plus every node upstream of one whose results
-feed only the tail and that is not a layer of the network itself (a Conv, a MatMul, ...).
+(NMS, TopK, and the DFL projection of anchor-free heads): everything downstream of an anchor, plus every node upstream of one whose results
+feed only the tail and that is not a layer of the network itself (a Conv, a MatMul, ...), except the
+fixed 0..n-1 projection that decodes a box side from its distribution (DFL). A tensor the tail only
+reads the shape of is not kept: the shape arithmetic goes with the tail.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from onnx import NodeProto
+import numpy as np
+from onnx import NodeProto, numpy_helper
 
 from .document import Scope
 from .folding import is_constant_node
+from .weights import weight_tensor
 
 ANCHOR_OPS = {"NonMaxSuppression", "TopK"}
 # layers that are the network's own work: the upward walk never takes them into the tail
 NETWORK_OPS = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MatMul", "MatMulInteger", "QLinearMatMul",
                "Gemm", "FusedConv", "FusedMatMul", "LSTM", "GRU", "RNN", "BatchNormalization",
                "InstanceNormalization", "LayerNormalization", "GroupNormalization"}
+SHAPE_READS = {"Shape", "Size"}
+MAX_BINS = 1024  # the most bins of a box-side distribution
 
 
 def post_processing(scope: Scope) -> dict[str, Any] | None:
     """The tail's nodes (anchors first) and the extract edit that cuts just before it, or None."""
     graph = scope.graph
-    anchors = [n for n in graph.node if n.op_type in ANCHOR_OPS and n.domain in ("", "ai.onnx")]
+    anchors = [n for n in graph.node if n.domain in ("", "ai.onnx") and
+               (n.op_type in ANCHOR_OPS or n.op_type in NETWORK_OPS and _is_expectation(scope, n))]
     if not anchors:
         return None
     tail = {id(n) for n in scope.index.downstream(anchors)} | {id(n) for n in anchors}
@@ -34,7 +42,7 @@ def post_processing(scope: Scope) -> dict[str, Any] | None:
     while changed:  # grow upward: a node joins when all it computes goes to the tail
         changed = False
         for node in reversed(graph.node):
-            if id(node) in tail or node.op_type in NETWORK_OPS or not node.output:
+            if id(node) in tail or not node.output or node.op_type in NETWORK_OPS and not _is_expectation(scope, node):
                 continue
             users = [u for o in node.output if o for u in scope.index.users(o)]
             if users and all(id(u) in tail for u in users) and not any(o in outputs for o in node.output):
@@ -42,8 +50,8 @@ def post_processing(scope: Scope) -> dict[str, Any] | None:
                 changed = True
     kept: list[str] = []
     for node in graph.node:
-        if id(node) not in tail:
-            continue
+        if id(node) not in tail or node.op_type in SHAPE_READS:
+            continue  # reading a tensor's shape does not need the tensor: it stays inside the cut
         for name in node.input:
             producer = scope.index.producer.get(name)
             if producer is not None and id(producer) not in tail and not is_constant_node(producer) \
@@ -61,6 +69,18 @@ def post_processing(scope: Scope) -> dict[str, Any] | None:
             "nodes": [scope.node_id(n) for n in nodes],
             "outputs": kept,
             "edit": {"op": "extract", "inputs": inputs, "outputs": kept}}
+
+
+def _is_expectation(scope: Scope, node: NodeProto) -> bool:
+    """A Conv or MatMul whose weight is 0, 1, ..., n-1: the expectation over a softmax that decodes a box
+    side from its distribution (the DFL of YOLOv8, YOLO11, PP-YOLOE, PicoDet), decoding, not a layer."""
+    if len(node.input) < 2:
+        return False
+    weight = weight_tensor(scope, node.input[1])
+    if weight is None or not 2 <= math.prod(weight.dims) <= MAX_BINS:
+        return False
+    values = numpy_helper.to_array(weight).reshape(-1)
+    return bool(np.array_equal(values, np.arange(values.size, dtype=values.dtype)))
 
 
 def _describe(scope: Scope, node: NodeProto) -> dict[str, str]:

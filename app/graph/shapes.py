@@ -196,6 +196,8 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
     uninferred = [{"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
                   for n in graph.node if n.domain not in ("", "ai.onnx")
                   and any(not _known(entries[o]) for o in n.output if o in entries)]
+    post = post_processing(scope)
+    covered = post is not None and {d["node"] for d in data_dependent} <= set(post["nodes"])
     return {
         "summary": f"all {static} tensors static" if not not_static else
                    f"{not_static} of {len(entries)} tensors not static",
@@ -206,8 +208,8 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         "tensors": entries,
         "data_dependent": data_dependent,
         "uninferred": uninferred,
-        "suggested_cut": _suggested_cut(doc, entries, data_dependent),
-        "post_processing": post_processing(scope),
+        "suggested_cut": post if post and covered else _suggested_cut(doc, entries, data_dependent),
+        "post_processing": post,
     }
 
 

@@ -127,10 +127,11 @@ def test_data_dependent_nodes_and_suggested_cut(tmp_path):
     flagged = {d["node"]: d["reason"] for d in report["data_dependent"]}
     assert "nonzero" in flagged and "topk" in flagged
     cut = report["suggested_cut"]
-    assert cut["outputs"] == ["flat", "mask"]  # what TopK and NonZero read, in graph order
+    # the post-processing tail (TopK, and the scoring that feeds only it) goes: the cut keeps the head Conv
+    assert cut["outputs"] == ["feat"] and cut == report["post_processing"]
     doc.apply([cut["edit"]])
     assert shape_report(doc)["all_static"]
-    assert run(doc.model, feeds_for(doc.model))["flat"].shape == (1, 32)
+    assert run(doc.model, feeds_for(doc.model))["feat"].shape == (1, 2, 4, 4)
 
 
 def test_convert_opset_keeps_function(tmp_path):

@@ -6,6 +6,8 @@ integer dims only, and the outputs must have exactly the declared shapes.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -15,6 +17,8 @@ from app.graph import EditError, load_model, save_model, shape_report
 from app.cli import main as cli_main
 
 from .builders import chain_model, doc_of, feeds_for, run, snapshot, yolo_like_model
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "yolo"
 
 
 def declared_static(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -145,3 +149,16 @@ def test_cli_make_static(tmp_path, capsys):
     assert "tensors not static" in printed and "dynamic dim height: images[2]" in printed
     assert cli_main(["make-static", str(source), "--shape", "images=1x3", "-o", str(out)]) == 2
     assert cli_main(["make-static", str(source), "--dim", "batch=0", "-o", str(out)]) == 2
+
+
+@pytest.mark.parametrize("name, dims, output", [
+    ("yolo_dyn", {"batch": 1, "height": 640, "width": 480}, [1, 7, 80 * 60 + 40 * 30 + 20 * 15]),
+    ("yolo_topk", {"batch": 2, "height": 320, "width": 320}, [2, 50, 5]),
+])
+def test_torch_exported_yolo_with_dynamic_batch_height_width(tmp_path, name, dims, output):
+    """A YOLOv8-style export by torch.onnx (tests/data/yolo/export.py): anchors computed from the feature-map
+    shapes with Range/Shape arithmetic, symbolic output dims named by the exporter."""
+    doc = load_model(DATA / f"{name}.onnx")
+    assert sorted(shape_report(doc)["dynamic_dims"]) == ["batch", "height", "width"]
+    doc.apply([{"op": "make_static", "dims": dims}])
+    assert check_saved(doc, tmp_path)["output0"] == output

@@ -45,3 +45,26 @@ def test_real_detector_without_post_processing(fixture_model):
     from app.graph import load_model
 
     assert shape_report(load_model(fixture_model("ppocrv4_det")))["post_processing"] is None
+
+
+@pytest.mark.parametrize("name", ["yolo_dyn", "yolo_topk"])
+def test_torch_exported_yolo_cut_keeps_the_six_head_convolutions(tmp_path, name):
+    """Anchor-free heads: the DFL projection (a Conv with weights 0..15) and the box decoding are
+    post-processing even without a TopK; the cut keeps each scale's box and class convolutions."""
+    from pathlib import Path
+
+    from app.graph import load_model
+
+    path = Path(__file__).resolve().parents[1] / "data" / "yolo" / f"{name}.onnx"
+    doc = load_model(path)
+    found = shape_report(doc)["post_processing"]
+    assert found["anchors"][0]["node"] == "/dfl/conv/Conv"
+    assert found["outputs"] == [f"/cv{k}.{i}/Conv_output_0" for i in range(3) for k in (2, 3)]
+    doc.apply([found["edit"]])
+    assert {n.op_type for n in doc.model.graph.node} >= {"Conv"} and "TopK" not in {n.op_type for n in doc.model.graph.node}
+    feeds = {"images": np.random.default_rng(0).standard_normal((1, 3, 256, 320)).astype(np.float32)}
+    original = onnx.load(path)
+    original.graph.output.extend([onnx.helper.make_empty_tensor_value_info(t) for t in found["outputs"]])
+    want, got = run(original, feeds), run(doc.model, feeds)
+    for name_ in found["outputs"]:
+        np.testing.assert_array_equal(got[name_], want[name_])
