@@ -41,6 +41,9 @@ def element_count(dims: Iterable[int]) -> int:
     return math.prod(int(d) for d in dims)
 
 
+_KINDS = {"g": "graph", "graphs": "graph", "t": "tensor", "tensors": "tensor", "functions": "function"}
+
+
 class _Refused(Exception):
     """A problem found at one message. The walk builds no paths while all is well: as this passes
     up through the enclosing messages, each adds its step and the first named one its name."""
@@ -57,7 +60,7 @@ class _Refused(Exception):
         if self.owner is None and "name" in message.DESCRIPTOR.fields_by_name:
             name = message.name
             if isinstance(name, str) and name:
-                self.owner = f"{field.replace('_', ' ')} '{name}'"
+                self.owner = f"{_KINDS.get(field, field.replace('_', ' '))} '{name}'"
 
 
 def check_model(model: ModelProto, base_dir: Path | None) -> None:
