@@ -36,7 +36,7 @@ class Settings:
     cache_bytes: int = 8 * GIB  # ...and their model files' size in all (weights in external files not counted)
     snapshot_every: int = 200  # log lines between snapshots
     snapshot_after_seconds: float = 5.0  # or sooner, when replaying the lines since would take this long
-    max_run_elements: int = 1 << 28  # per random input tensor / run input, checked before allocating
+    max_run_elements: int = 1 << 28  # per run input and per batch of an input of quant data, before allocating
     sweep_interval_seconds: int = 3600
 
     @classmethod
@@ -46,6 +46,7 @@ class Settings:
             data_dir=Path(os.environ.get(ENV_PREFIX + "DATA") or "data"),
             max_upload_bytes=_int_env("MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_tensor_upload_bytes=_int_env("MAX_TENSOR_UPLOAD_BYTES", cls.max_tensor_upload_bytes),
+            max_run_elements=max(1, _int_env("MAX_RUN_ELEMENTS", cls.max_run_elements)),
             session_ttl_seconds=_int_env("SESSION_TTL_SECONDS", cls.session_ttl_seconds),
             token=token,
             cache_sessions=max(1, _int_env("CACHE_SESSIONS", cls.cache_sessions)),
