@@ -23,6 +23,8 @@ from .errors import ModelLoadError
 
 #: More elements than any tensor can have: a byte count of so many elements no longer fits an int64.
 MAX_ELEMENTS = 1 << 62
+#: numpy's most dimensions (NPY_MAXDIMS): a tensor or an input of more is read or made by nothing.
+MAX_RANK = 64
 _KNOWN_TYPES = frozenset(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
 _ATTRIBUTE_TYPES = frozenset(AttributeProto.AttributeType.values())
 #: Bits per element of the sub-byte types, packed in raw data (and, but for 6-bit, in int32_data).
@@ -122,13 +124,15 @@ def _not_utf8(step: str, text: bytes) -> None:
                    "the model", step)
 
 
-def _check_dims(dims: list[int], what: str) -> int:
-    """The element count of a tensor's dims, refusing negative dims and impossible counts."""
+def _check_dims(dims: list[int]) -> int:
+    """The element count of a tensor's dims, refusing negative dims and impossible ranks and counts."""
+    if len(dims) > MAX_RANK:
+        raise _Refused(f"has {len(dims)} dims; at most {MAX_RANK} can be read", "dims")
     if any(d < 0 for d in dims):
-        raise _Refused(f"declares {what} {dims}: a dim is negative", "dims")
+        raise _Refused(f"declares dims {dims}: a dim is negative", "dims")
     count = element_count(dims)
     if count > MAX_ELEMENTS:
-        raise _Refused(f"declares {what} {dims}: {count:,} elements, over the 2^62 any tensor can have", "dims")
+        raise _Refused(f"declares dims {dims}: {count:,} elements, over the 2^62 any tensor can have", "dims")
     return count
 
 
@@ -137,7 +141,7 @@ def _check_tensor(tensor: TensorProto, base_dir: Path | None) -> None:
     if data_type not in _KNOWN_TYPES:
         raise _Refused(f"has element type {data_type}, which ONNX does not define", "data_type")
     dims = list(tensor.dims)
-    count = _check_dims(dims, "dims")
+    count = _check_dims(dims)
     if data_type == TensorProto.STRING:
         if tensor.data_location == TensorProto.EXTERNAL or tensor.raw_data:
             raise _Refused("is a string tensor with raw or external data; strings go in string_data")
@@ -171,7 +175,7 @@ def _check_held(dims: list[int], needed: int, held: int, unit: str) -> None:
 
 
 def _check_sparse(sparse: SparseTensorProto, base_dir: Path | None) -> None:
-    _check_dims(list(sparse.dims), "dims")
+    _check_dims(list(sparse.dims))
 
 
 def _check_tensor_type(tensor_type: TypeProto.Tensor, base_dir: Path | None) -> None:
@@ -180,6 +184,8 @@ def _check_tensor_type(tensor_type: TypeProto.Tensor, base_dir: Path | None) -> 
 
 
 def _check_shape(shape: TensorShapeProto, base_dir: Path | None) -> None:
+    if len(shape.dim) > MAX_RANK:
+        raise _Refused(f"declares a shape of {len(shape.dim)} dims; at most {MAX_RANK} can be run")
     known = []
     for i, dim in enumerate(shape.dim):
         if dim.WhichOneof("value") == "dim_value":

@@ -16,7 +16,7 @@ import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from .errors import EditError
-from .guard import element_count
+from .guard import MAX_RANK, element_count
 
 MAX_ELEMENTS = 1 << 31  # refuse absurd sizes before anything is allocated
 
@@ -92,6 +92,8 @@ def check_shape(shape: Any, what: str) -> list[int | str | None]:
     """A shape from JSON: ints (>= 0), strings for symbolic dims, null or '?' for unknown ones."""
     if not isinstance(shape, list):
         raise EditError(f"{what}: shape must be a list of dims", code="bad_shape")
+    if len(shape) > MAX_RANK:
+        raise EditError(f"{what}: shape has {len(shape)} dims; at most {MAX_RANK} can be run", code="bad_shape")
     dims: list[int | str | None] = []
     for dim in shape:
         if isinstance(dim, bool) or (not isinstance(dim, (int, str)) and dim is not None):

@@ -138,6 +138,15 @@ def _negative_dim(tensor: TensorProto) -> None:
     tensor.dims.extend([-2, -2])
 
 
+def _rank_65(tensor: TensorProto) -> None:
+    del tensor.dims[:]
+    tensor.dims.extend([1] * 62 + [2, 2, 1])
+
+
+def _input_rank_65(model: ModelProto) -> None:
+    model.graph.input[0].type.tensor_type.shape.dim.extend([model.graph.input[0].type.tensor_type.shape.dim[0]] * 63)
+
+
 def _unknown_type(tensor: TensorProto) -> None:
     tensor.data_type = 999
 
@@ -162,6 +171,8 @@ BAD_VALUES: list[tuple[str, Callable[[ModelProto], TensorProto] | None, Callable
     ("initializer typed data short", _initializer, _short_typed, "graph.initializer[0]", "holds 3"),
     ("initializer negative dims", _initializer, _negative_dim, "graph.initializer[0].dims", "negative"),
     ("initializer unknown type", _initializer, _unknown_type, "graph.initializer[0].data_type", "999"),
+    ("initializer rank over 64", _initializer, _rank_65, "graph.initializer[0].dims", "has 65 dims"),
+    ("input rank over 64", None, _input_rank_65, "graph.input[0].type.tensor_type.shape", "of 65 dims"),
     ("constant tensor dims over 2^62", _constant, _huge_dims, "graph.node[1].attribute[0].t.dims",
      "tensor 'FLAG'"),
     ("subgraph initializer short", _branch_initializer, _short_raw,
@@ -209,6 +220,21 @@ def test_dims_just_inside_the_limits_pass_and_the_run_guard_refuses_them(client:
 
     sid = upload(client, _save(guard_model(input_dims=[-1, 2]), tmp_path / "unknown.onnx"))
     assert client.post(f"/api/sessions/{sid}/run").status_code == 200
+
+
+def test_rank_64_just_inside_runs_everywhere(client: TestClient, tmp_path: Path) -> None:
+    """numpy's most dimensions: an initializer and an input of rank 64 go through every route."""
+    w = helper.make_tensor("W", TensorProto.FLOAT, [1] * 62 + [2, 2], np.ones(4, np.float32).tobytes(), raw=True)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1] * 62 + [2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1] * 62 + [2, 2])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "W"], ["y"], name="add")], "g", [x], [y], [w])
+    sid = upload(client, _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                               tmp_path / "rank64.onnx"))
+    for route in ("/graph", "/shapes", "/layout", "/tensors/W.npy", "/weight-view/W", "/nodes/add"):
+        assert client.get(f"/api/sessions/{sid}{route}").status_code == 200, route
+    assert client.post(f"/api/sessions/{sid}/run").status_code == 200
+    error_of(client.post(f"/api/sessions/{sid}/edits", json={"edits": [
+        {"op": "set_shape", "tensor": "x", "shape": [1] * 65}]}), 422, "bad_shape")
 
 
 def test_run_element_guard_counts_in_python_integers(client: TestClient, tmp_path: Path) -> None:
