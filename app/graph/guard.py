@@ -142,10 +142,18 @@ def _check_tensor(tensor: TensorProto, base_dir: Path | None) -> None:
         raise _Refused(f"has element type {data_type}, which ONNX does not define", "data_type")
     dims = list(tensor.dims)
     count = _check_dims(dims)
+    if tensor.HasField("segment"):
+        raise _Refused("is a segment of a tensor split in parts, which nothing here reads", "segment")
     if data_type == TensorProto.STRING:
-        if tensor.data_location == TensorProto.EXTERNAL or tensor.raw_data:
+        if tensor.data_location == TensorProto.EXTERNAL or tensor.HasField("raw_data"):
             raise _Refused("is a string tensor with raw or external data; strings go in string_data")
         _check_held(dims, count, len(tensor.string_data), "strings")
+        for i, text in enumerate(tensor.string_data):  # bytes in protobuf, text to onnx and numpy
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Refused(f"holds string {i} = {text[:60]!r}, which is not valid UTF-8",
+                               f"string_data[{i}]") from None
         return
     bits = _PACKED_BITS.get(data_type, 8 * _BYTES.get(data_type, 1))
     if tensor.data_location == TensorProto.EXTERNAL or tensor.HasField("raw_data"):

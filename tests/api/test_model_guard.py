@@ -147,6 +147,16 @@ def _input_rank_65(model: ModelProto) -> None:
     model.graph.input[0].type.tensor_type.shape.dim.extend([model.graph.input[0].type.tensor_type.shape.dim[0]] * 63)
 
 
+def _strings_not_utf8(tensor: TensorProto) -> None:
+    tensor.data_type = TensorProto.STRING
+    tensor.ClearField("raw_data")
+    tensor.string_data.extend([b"a", b"b", BAD, b"d"])
+
+
+def _segment(tensor: TensorProto) -> None:
+    tensor.segment.begin, tensor.segment.end = 0, 2
+
+
 def _unknown_type(tensor: TensorProto) -> None:
     tensor.data_type = 999
 
@@ -172,6 +182,9 @@ BAD_VALUES: list[tuple[str, Callable[[ModelProto], TensorProto] | None, Callable
     ("initializer negative dims", _initializer, _negative_dim, "graph.initializer[0].dims", "negative"),
     ("initializer unknown type", _initializer, _unknown_type, "graph.initializer[0].data_type", "999"),
     ("initializer rank over 64", _initializer, _rank_65, "graph.initializer[0].dims", "has 65 dims"),
+    ("string values not UTF-8", _initializer, _strings_not_utf8, "graph.initializer[0].string_data[2]",
+     "string 2 = b'\\xff\\xfe'"),
+    ("tensor segment", _initializer, _segment, "graph.initializer[0].segment", "segment"),
     ("input rank over 64", None, _input_rank_65, "graph.input[0].type.tensor_type.shape", "of 65 dims"),
     ("constant tensor dims over 2^62", _constant, _huge_dims, "graph.node[1].attribute[0].t.dims",
      "tensor 'FLAG'"),
