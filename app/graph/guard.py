@@ -30,20 +30,20 @@ _ATTRIBUTE_TYPES = frozenset(AttributeProto.AttributeType.values())
 #: Bits per element of the sub-byte types, packed in raw data (and, but for 6-bit, in int32_data).
 _PACKED_BITS = {TensorProto.INT4: 4, TensorProto.UINT4: 4, TensorProto.FLOAT4E2M1: 4, TensorProto.INT2: 2,
                 TensorProto.UINT2: 2, TensorProto.FLOAT6E2M3: 6, TensorProto.FLOAT6E3M2: 6}
-_BYTES = {TensorProto.DOUBLE: 8, TensorProto.INT64: 8, TensorProto.UINT64: 8, TensorProto.COMPLEX128: 16,
-          TensorProto.COMPLEX64: 8, TensorProto.FLOAT: 4, TensorProto.INT32: 4, TensorProto.UINT32: 4,
-          TensorProto.FLOAT16: 2, TensorProto.BFLOAT16: 2, TensorProto.INT16: 2, TensorProto.UINT16: 2}
+_ITEM_BYTES = {TensorProto.DOUBLE: 8, TensorProto.INT64: 8, TensorProto.UINT64: 8, TensorProto.COMPLEX128: 16,
+               TensorProto.COMPLEX64: 8, TensorProto.FLOAT: 4, TensorProto.INT32: 4, TensorProto.UINT32: 4,
+               TensorProto.FLOAT16: 2, TensorProto.BFLOAT16: 2, TensorProto.INT16: 2, TensorProto.UINT16: 2}
 _TYPED_FIELD = {TensorProto.FLOAT: "float_data", TensorProto.COMPLEX64: "float_data", TensorProto.INT64: "int64_data",
                 TensorProto.DOUBLE: "double_data", TensorProto.COMPLEX128: "double_data",
                 TensorProto.UINT32: "uint64_data", TensorProto.UINT64: "uint64_data", TensorProto.STRING: "string_data"}
+#: How a message found in these fields is called in messages ("graph 'body'", not "g 'body'").
+_KINDS = {"g": "graph", "graphs": "graph", "t": "tensor", "tensors": "tensor", "functions": "function"}
+_STRING, _MESSAGE, _BYTES = FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES
 
 
 def element_count(dims: Iterable[int]) -> int:
     """The product of dims in Python integers: no int64 wrap-around, however large they are."""
     return math.prod(int(d) for d in dims)
-
-
-_KINDS = {"g": "graph", "graphs": "graph", "t": "tensor", "tensors": "tensor", "functions": "function"}
 
 
 class _Refused(Exception):
@@ -100,7 +100,6 @@ def _walk(message: Message, base_dir: Path | None) -> None:
                     raise
 
 
-_STRING, _MESSAGE, _BYTES_FIELD = FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES
 _text_fields: dict[str, tuple[FieldDescriptor, ...] | None] = {}
 
 
@@ -109,7 +108,7 @@ def _set_fields(message: Message, descriptor: Descriptor) -> list[tuple[FieldDes
     for types that have any, only their string and message fields are read."""
     name = descriptor.full_name
     if name not in _text_fields:
-        has_bytes = any(f.type == _BYTES_FIELD for f in descriptor.fields)
+        has_bytes = any(f.type == _BYTES for f in descriptor.fields)
         _text_fields[name] = tuple(f for f in descriptor.fields if f.type in (_STRING, _MESSAGE)) \
             if has_bytes else None
     fields = _text_fields[name]
@@ -155,7 +154,7 @@ def _check_tensor(tensor: TensorProto, base_dir: Path | None) -> None:
                 raise _Refused(f"holds string {i} = {text[:60]!r}, which is not valid UTF-8",
                                f"string_data[{i}]") from None
         return
-    bits = _PACKED_BITS.get(data_type, 8 * _BYTES.get(data_type, 1))
+    bits = _PACKED_BITS.get(data_type, 8 * _ITEM_BYTES.get(data_type, 1))
     if tensor.data_location == TensorProto.EXTERNAL or tensor.HasField("raw_data"):
         _check_held(dims, -(-count * bits // 8), _stored_bytes(tensor, base_dir), "bytes")
         return
