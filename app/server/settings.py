@@ -46,7 +46,6 @@ class Settings:
             data_dir=Path(os.environ.get(ENV_PREFIX + "DATA") or "data"),
             max_upload_bytes=_int_env("MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_tensor_upload_bytes=_int_env("MAX_TENSOR_UPLOAD_BYTES", cls.max_tensor_upload_bytes),
-            max_run_elements=max(1, _int_env("MAX_RUN_ELEMENTS", cls.max_run_elements)),
             session_ttl_seconds=_int_env("SESSION_TTL_SECONDS", cls.session_ttl_seconds),
             token=token,
             cache_sessions=max(1, _int_env("CACHE_SESSIONS", cls.cache_sessions)),
