@@ -81,3 +81,16 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("onnx-workbench: "), (args, result.stderr)
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_models_the_guard_refuses_exit_2_naming_the_field(tmp_path):
+    """The CLI loads through the same guard as the service: a bad initializer or a NaN in a script."""
+    model = chain_model()
+    model.graph.initializer[0].dims.append(1 << 62)
+    onnx.save_model(model, tmp_path / "huge.onnx")
+    result = cli("info", str(tmp_path / "huge.onnx"))
+    assert result.returncode == 2 and "graph.initializer[0]" in result.stderr and "2^62" in result.stderr
+    onnx.save_model(chain_model(), tmp_path / "m.onnx")
+    (tmp_path / "nan.json").write_text('{"edits": [{"op": "fix_dim", "dim": "batch", "value": NaN}]}')
+    result = cli("apply", str(tmp_path / "m.onnx"), str(tmp_path / "nan.json"), "-o", str(tmp_path / "o.onnx"))
+    assert result.returncode == 2 and "field 'value' is nan" in result.stderr, result.stderr

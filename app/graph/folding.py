@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import GraphProto, NodeProto, TensorProto, TypeProto, helper, numpy_helper
 
+from .guard import element_count
 from .index import has_subgraphs
 
 NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -108,7 +109,7 @@ def _too_big(type_proto: TypeProto | None, limit: int) -> bool:
         itemsize = helper.tensor_dtype_to_np_dtype(type_proto.tensor_type.elem_type).itemsize
     except (KeyError, TypeError, ValueError):
         pass
-    return int(np.prod(dims)) * itemsize > limit
+    return element_count(dims) * itemsize > limit
 
 
 def _evaluate(nodes: list[NodeProto], opsets: Mapping[str, int], ir_version: int,

@@ -22,6 +22,7 @@ from onnx.external_data_helper import load_external_data_for_tensor
 
 from .document import ModelDocument
 from .errors import ModelLoadError, WorkbenchError, first_line
+from .guard import check_model
 from .index import subgraphs
 from .skeleton import copy_fields, tensor_nbytes
 
@@ -32,15 +33,16 @@ _DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_da
                 "uint64_data", "external_data", "data_location")
 
 
-def load_model(path: str | os.PathLike[str]) -> ModelDocument:
+def load_model(path: str | os.PathLike[str], guard: bool = True) -> ModelDocument:
     """Parse a model; weights in external files stay there, after their locations are checked."""
-    return ModelDocument(*read_model(path))
+    return ModelDocument(*read_model(path, guard))
 
 
-def read_model(path: str | os.PathLike[str]) -> tuple[ModelProto, Path]:
+def read_model(path: str | os.PathLike[str], guard: bool = True) -> tuple[ModelProto, Path]:
     """The model and its folder, without its external weights (their locations checked); the tensors
     held outside initializers (attributes, bodies) are read in, because only initializers can be
-    handed to a runtime or an editor by reference."""
+    handed to a runtime or an editor by reference. `guard` (see guard.py) refuses values nothing
+    downstream can handle; only files the service wrote itself, or checked before, skip it."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"no such model file: {path}", code="file_not_found")
@@ -62,6 +64,8 @@ def read_model(path: str | os.PathLike[str]) -> tuple[ModelProto, Path]:
             load_external_data_for_tensor(tensor, str(base_dir))
             tensor.data_location = TensorProto.DEFAULT
             del tensor.external_data[:]
+    if guard:
+        check_model(model, base_dir)
     return model, base_dir
 
 

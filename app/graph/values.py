@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from .errors import EditError
+from .guard import MAX_RANK, element_count
 
 MAX_ELEMENTS = 1 << 31  # refuse absurd sizes before anything is allocated
 
@@ -49,10 +51,49 @@ def parse_dtype(name: Any) -> int:
                     code="bad_dtype", details={"dtype": name})
 
 
+def check_numbers(edit: dict[str, Any]) -> None:
+    """Every number in an edit must be one that JSON can say and ONNX can store, because the edit is
+    kept and replayed as JSON: NaN and infinities (Python's JSON parser accepts them, and 1e999 is
+    infinity) and integers beyond 64 bits are refused, naming the field."""
+    for key, value in edit.items():
+        found = _bad_number(value, str(key))
+        if found is not None:
+            where, number = found
+            if isinstance(number, float):
+                raise EditError(f"{edit.get('op', 'edit')}: field '{where}' is {number}; numbers in edits must be "
+                                "finite (send a tensor holding NaN or infinity as npy_base64)", code="bad_number",
+                                details={"field": where})
+            raise EditError(f"{edit.get('op', 'edit')}: field '{where}' is {number}, beyond the 64-bit integers "
+                            "ONNX stores", code="bad_number", details={"field": where})
+
+
+def _bad_number(value: Any, where: str) -> tuple[str, float | int] | None:
+    """The first non-finite float or over-64-bit integer in a JSON value, and where it is."""
+    kind = type(value)
+    if kind is float:
+        return None if math.isfinite(value) else (where, value)
+    if kind is int:
+        return None if -(1 << 63) <= value < 1 << 64 else (where, value)
+    if kind is list:
+        for i, item in enumerate(value):
+            if type(item) is not str:
+                found = _bad_number(item, f"{where}[{i}]")
+                if found is not None:
+                    return found
+    elif kind is dict:
+        for key, item in value.items():
+            found = _bad_number(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    return None
+
+
 def check_shape(shape: Any, what: str) -> list[int | str | None]:
     """A shape from JSON: ints (>= 0), strings for symbolic dims, null or '?' for unknown ones."""
     if not isinstance(shape, list):
         raise EditError(f"{what}: shape must be a list of dims", code="bad_shape")
+    if len(shape) > MAX_RANK:
+        raise EditError(f"{what}: shape has {len(shape)} dims; at most {MAX_RANK} can be run", code="bad_shape")
     dims: list[int | str | None] = []
     for dim in shape:
         if isinstance(dim, bool) or (not isinstance(dim, (int, str)) and dim is not None):
@@ -116,8 +157,8 @@ def tensor_from_json(spec: Any, name: str = "") -> TensorProto:
         array = array_from_json(spec.get("value"), helper.tensor_dtype_to_np_dtype(data_type))
         if "shape" in spec:
             shape = [int(d) for d in check_shape(spec["shape"], "tensor") if isinstance(d, int)]
-            if int(np.prod(shape)) != array.size:
-                raise EditError(f"value has {array.size} elements, shape {shape} needs {int(np.prod(shape))}",
+            if element_count(shape) != array.size:
+                raise EditError(f"value has {array.size} elements, shape {shape} needs {element_count(shape):,}",
                                 code="bad_shape")
             array = array.reshape(shape)
     return numpy_helper.from_array(array, name)
@@ -218,7 +259,7 @@ def attribute_to_json(attr: AttributeProto, max_elements: int = 64) -> Any:
 def tensor_to_json(tensor: TensorProto, max_elements: int = 64) -> dict[str, Any]:
     """dtype and shape, plus the values when there are few of them."""
     out: dict[str, Any] = {"dtype": dtype_name(tensor.data_type), "shape": list(tensor.dims)}
-    count = int(np.prod(tensor.dims)) if tensor.dims else 1
+    count = element_count(tensor.dims)
     if count <= max_elements and tensor.data_location != TensorProto.EXTERNAL:
         try:
             out["value"] = numpy_helper.to_array(tensor).tolist()

@@ -73,6 +73,10 @@ class QuantOptions:
             raise QuantError("hybrid base must be uint8/minmax or uint8/kl")
         if self.search_samples < 1:
             raise QuantError("search_samples must be at least 1")
+        if self.seed < 0:
+            raise QuantError(f"the seed must be 0 or more (numpy's generators take no negative seed), not {self.seed}")
+        if not all(math.isfinite(v) for v in (self.target_margin_db, self.target_sqnr_db or 0.0)):
+            raise QuantError("the SQNR targets must be finite numbers")
 
 
 @dataclass

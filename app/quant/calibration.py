@@ -17,6 +17,7 @@ from typing import IO
 
 import numpy as np
 
+from app.graph.guard import element_count
 from app.quant.errors import QuantError
 from app.quant.model import InputSpec
 
@@ -142,7 +143,7 @@ class _NpyStream:
         if dtype.hasobject:
             raise QuantError(f"{where} holds Python objects, not numbers")
         self.stream, self.shape, self.dtype = stream, tuple(shape), dtype
-        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.row_bytes = element_count(shape[1:]) * dtype.itemsize
 
     def read(self, count: int) -> np.ndarray:
         raw = self.stream.read(self.row_bytes * count)

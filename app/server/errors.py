@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -104,20 +105,21 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message, _jsonable(details)), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, _jsonable(details or {})), status_code=status, headers=headers)
 
 
-def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
-    """Engine details may hold tuples or numpy scalars; keep what JSON can say, stringify the rest."""
-    out: dict[str, Any] = {}
-    for key, value in (details or {}).items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[str(key)] = value
-        elif isinstance(value, (list, tuple)):
-            out[str(key)] = [v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for v in value]
-        else:
-            out[str(key)] = str(value)
-    return out
+def _jsonable(value: Any) -> Any:
+    """Details may hold tuples, numpy scalars or what a client sent (NaN, infinity): keep what JSON can
+    say and give the rest as text, so that an error can always be answered."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
 
 
 def internal_error(err: Exception) -> dict[str, Any]:

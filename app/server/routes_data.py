@@ -25,7 +25,7 @@ from .errors import ApiError, unreadable_model
 from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of, weight_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
-from .schemas import EditsResponse, file_field, multipart_body
+from .schemas import MAX_SEED, EditsResponse, file_field, multipart_body
 from .uploads import Upload, receive_multipart, stage_model
 
 CHUNK = 1 << 20
@@ -37,7 +37,7 @@ RUN_BODY = multipart_body({
     "inputs": file_field(".npz with one array per model input; random inputs when absent"),
     "dims": {"type": "string", "description": "JSON object: sizes of named dims for random inputs "
                                               "(others are 1), e.g. {\"batch\": 1, \"seq\": 128}"},
-    "seed": {"type": "string", "description": "integer seed of the random inputs"},
+    "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "description": "seed of the random inputs"},
 }, optional=True)
 
 APPLY_BODY = multipart_body({
@@ -169,6 +169,8 @@ def _run_options(upload: Upload) -> tuple[dict[str, int], int]:
     if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31
                                              for v in dims.values()):
         raise ApiError(422, "bad_field", "'dims' must map dim names to positive integers, e.g. {\"batch\": 1}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ApiError(422, "bad_field", f"'seed' must be an integer from 0 to {MAX_SEED}, not {seed}")
     return dims, seed
 
 

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.background import BackgroundTask
 
 from ..graph import WorkbenchError
+from ..graph.guard import element_count
 from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCancelled, QuantError, QuantOptions,
                      analyze, build_report, load_analysis, model_inputs, open_calibration_data, quant_table,
                      tensor_report, write_json)
@@ -38,7 +39,7 @@ from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
 from ..quant.model import LoadedModel, input_specs
 from .downloads import content_disposition, file_response, open_files
-from .schemas import file_field, multipart_body
+from .schemas import MAX_SEED, file_field, multipart_body
 from .errors import ApiError
 from .jobs import JOB_ID, JobCancelled, JobContext
 from .middleware import streams_body
@@ -69,9 +70,10 @@ QUANT_BODY = multipart_body({
 class Preprocess(BaseModel):
     """Image preprocessing, Acuity style: (pixel - mean) * scale, or / std."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    size: list[int] | None = Field(default=None, description="[H, W] for an input whose spatial dims are dynamic")
+    size: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, description="[H, W] for an input whose "
+                                                           "spatial dims are dynamic")
     channel_order: Literal["rgb", "bgr"] = "rgb"
     mean: list[float] | None = None
     scale: list[float] | None = None
@@ -82,11 +84,11 @@ class Preprocess(BaseModel):
 class QuantSettings(BaseModel):
     """What the analysis is asked to do; defaults follow Acuity (uint8 asymmetric, per-tensor weights)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN would end up in the report JSON
 
     random: int | None = Field(default=None, ge=1, le=10_000, description="N random batches instead of files "
                                "(the report says synthetic)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     percentile: float = Field(default=99.99, gt=50, le=100)
     kl_method: Literal["tensorrt", "onnxruntime"] = "tensorrt"
     per_channel: bool = False
@@ -205,13 +207,21 @@ def _data_paths(upload: Upload, field: str) -> list[Path]:
     return paths
 
 
-def open_data(specs: list, settings: QuantSettings, paths: list[Path]) -> CalibrationData:
-    """Calibration (or validation) data for the model's inputs; QuantError on any mismatch."""
+def open_data(specs: list, settings: QuantSettings, paths: list[Path], max_elements: int) -> CalibrationData:
+    """Calibration (or validation) data for the model's inputs; QuantError on any mismatch, 413 for
+    batches over the element limit of /run (nothing is allocated until the job reads a batch)."""
     preprocess, shapes = _image_setup(settings, specs)
     shape_map = {k: tuple(v) for k, v in shapes.items()}
     if paths:
-        return open_calibration_data(specs, paths, None, preprocess, shape_map, settings.seed)
-    return open_calibration_data(specs, None, settings.random, preprocess, shape_map, settings.seed)
+        data = open_calibration_data(specs, paths, None, preprocess, shape_map, settings.seed)
+    else:
+        data = open_calibration_data(specs, None, settings.random, preprocess, shape_map, settings.seed)
+    for name, shape in data.shapes.items():
+        count = element_count(shape)
+        if count > max_elements:
+            raise ApiError(413, "too_large", f"input '{name}': a batch of shape {list(shape)} has {count:,} elements; "
+                           f"the limit is {max_elements:,}", {"input": name, "shape": list(shape), "limit": max_elements})
+    return data
 
 
 # -- where results are -------------------------------------------------------------------------------
@@ -377,9 +387,10 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
         try:
             model, specs = model_inputs(model_path)
             quantizable_points(model.proto)
-            data = open_data(specs, settings, data_paths)
-            validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths) \
-                if validation_paths else None
+            max_elements = request.app.state.settings.max_run_elements
+            data = open_data(specs, settings, data_paths, max_elements)
+            validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths,
+                                   max_elements) if validation_paths else None
         except QuantError as err:
             raise ApiError(422, "bad_quant_input", str(err)) from None
         meta = {"session": session_id, "version": version, "model": model_path.name, "kind": "quant",
@@ -544,7 +555,7 @@ def start_measure(session_id: str, job_id: str, body: MeasureRequest, request: R
     settings = QuantSettings.model_validate(meta["settings"])
     paths = [folder / p for p in (meta["validation"] or meta["data"])]
     try:
-        data = open_data(input_specs(analysis.model), settings, paths)
+        data = open_data(input_specs(analysis.model), settings, paths, request.app.state.settings.max_run_elements)
     except QuantError as err:
         raise ApiError(422, "bad_quant_input", str(err)) from None
     int16 = sorted(name for name, aq in grid.items() if aq.quantizer.name == "int16")

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from ..graph import ModelDocument
 from ..graph.errors import first_line
+from ..graph.guard import element_count
 from ..graph.summary import value_info_json
 from .errors import ApiError
 
@@ -43,9 +44,7 @@ def npy_header(fileobj: Any) -> tuple[tuple[int, ...], np.dtype, bool]:
 
 def check_npy_size(shape: tuple[int, ...], dtype: np.dtype, available: int, limit: int, what: str) -> None:
     """Refuse absurd or lying headers before numpy allocates anything."""
-    count = 1
-    for d in shape:
-        count *= d
+    count = element_count(shape)
     if count > limit:
         raise ApiError(413, "too_large", f"{what}: shape {list(shape)} has {count:,} elements; the limit is "
                        f"{limit:,}", {"shape": list(shape)})
@@ -75,7 +74,7 @@ def read_npz(path: Path, max_elements: int, max_bytes: int) -> dict[str, np.ndar
                     data = f.read()
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
                 raise ApiError(422, "bad_npz", f"input '{name}' could not be read: {err}") from None
-            array = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)))
+            array = np.frombuffer(data, dtype=dtype, count=element_count(shape))
             arrays[name] = array.reshape(shape, order="F" if fortran else "C")
     return arrays
 
@@ -99,7 +98,7 @@ def random_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_eleme
                            "as .npz instead", {"input": spec["name"]})
         shape = [d if isinstance(d, int) and d >= 0 else dims.get(d, 1) if isinstance(d, str) else 1
                  for d in spec["shape"]]  # exporters write -1 for unknown dims too
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = element_count(shape)  # Python ints: an int64 product of huge dims wraps round to small
         if count > max_elements:
             raise ApiError(413, "too_large", f"input '{spec['name']}' of shape {shape} has {count:,} elements; the "
                            f"limit is {max_elements:,}", {"input": spec["name"], "shape": shape})

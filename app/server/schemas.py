@@ -22,6 +22,7 @@ def file_field(description: str, many: bool = False) -> dict[str, Any]:
     return {**({"type": "array", "items": binary} if many else binary), "description": description}
 
 MAX_EDITS_PER_REQUEST = 10_000
+MAX_SEED = (1 << 63) - 1  # seeds go to numpy's generators, which refuse negative ones
 
 
 class ErrorDetail(BaseModel):

@@ -49,7 +49,7 @@ class Settings:
     cache_bytes: int = 8 * GIB  # ...and their model files' size in all (weights in external files not counted)
     snapshot_every: int = 200  # log lines between snapshots
     snapshot_after_seconds: float = 5.0  # or sooner, when replaying the lines since would take this long
-    max_run_elements: int = 1 << 28  # per random input tensor / run input, checked before allocating
+    max_run_elements: int = 1 << 28  # per run input and per batch of an input of quant data, before allocating
     sweep_interval_seconds: int = 3600
 
     @classmethod

@@ -12,16 +12,19 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.memory import peak_rss_growth
 from tests.quant.models import conv_net, integer_model
 from tests.quant.test_real_models import _image_like
 
-from .conftest import error_of, upload
+from .conftest import error_of, make_client, upload
+from .server_process import ServerProcess
 
 
 def start(client: TestClient, sid: str, files: list[tuple[str, tuple[str, bytes]]] | None = None,
@@ -294,3 +297,43 @@ def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_ses
     assert {table[w]["dtype"] for w in ("w1", "w2", "w3", "w4", "w5")} == {"int16"}
     error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"int16_weights": "maybe"}),
                                                                 "random": "2"}), 422, "bad_settings")
+
+
+def test_quant_data_over_the_run_element_limit_is_refused_before_the_job(client: TestClient, data_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    """Random data of absurd shapes, images resized to an absurd size and arrays whose batches are too
+    big answer 413 at request time, like /run; a batch at the limit is accepted."""
+    onnx.save(conv_net(input_dims=[1, 3, "h", "w"]), tmp_path / "dyn.onnx")
+    sid = upload(client, tmp_path / "dyn.onnx")
+    for fields in ({"random": "1", "shapes": '{"x": [1, 3, 17000, 17000]}'},
+                   {"random": "1", "size": "17000x17000"},
+                   {"random": "1", "shapes": '{"x": [1, 3, 4294967296, 4294967296]}'}):
+        err = error_of(client.post(f"/api/sessions/{sid}/quant", data=fields), 413, "too_large")
+        assert "elements; the limit is 268,435,456" in err["message"] and err["details"]["input"] == "x"
+    assert not [p for p in (client.app.state.store.sessions / sid / "quant").iterdir() if p.name != "jobs"]
+
+    with make_client(data_dir, max_run_elements=3 * 8 * 8) as small:
+        sid = upload(small, tmp_path / "dyn.onnx")
+        start(small, sid, random=1, shapes={"x": [1, 3, 8, 8]}, end_to_end=False)
+        error_of(small.post(f"/api/sessions/{sid}/quant", data={"random": "1", "shapes": '{"x": [1, 3, 8, 9]}'}),
+                 413, "too_large")
+        x = np.zeros((2, 3, 8, 9), np.float32)
+        error_of(small.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(x=x)))]), 413, "too_large")
+
+
+def test_absurd_random_quant_shapes_leave_a_real_server_s_memory_alone(tmp_path: Path) -> None:
+    """1x1x17000x17000 random data once took a server from 0.9 to 4.2 GB; now it is refused first."""
+    onnx.save(conv_net(input_dims=[1, 3, "h", "w"]), tmp_path / "dyn.onnx")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with ServerProcess(folder) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        model = (tmp_path / "dyn.onnx").read_bytes()
+        sid = http.post("/api/sessions", files={"file": ("dyn.onnx", model)}).json()["id"]
+        with peak_rss_growth(server.proc.pid) as growth:
+            for shape in ([1, 3, 17000, 17000], [1, 3, 1 << 20, 1 << 20], [1, 3, 40000, 40000]):
+                r = http.post(f"/api/sessions/{sid}/quant", data={"random": "10000",
+                                                                   "shapes": json.dumps({"x": shape})})
+                if r.status_code == 202:  # the job would allocate: give it the time to show
+                    time.sleep(5)
+                assert r.status_code == 413, r.text
+        assert growth[0] < 300 << 20, f"server memory grew by {growth[0] >> 20} MB"

@@ -114,6 +114,19 @@ def test_bad_calibration_data(tmp_path) -> None:
     assert _cli("missing.onnx", "--random", "1", "--report", str(tmp_path / "r.json")) == 2
 
 
+@pytest.mark.parametrize("options", [{"seed": -1}, {"target_margin_db": float("nan")},
+                                     {"target_sqnr_db": float("inf")}, {"percentile": float("nan")}])
+def test_options_numpy_or_the_report_cannot_take_are_refused(options: dict) -> None:
+    with pytest.raises(QuantError):
+        QuantOptions(**options)
+
+
+def test_cli_refuses_a_negative_seed(tmp_path) -> None:
+    onnx.save(conv_net(), tmp_path / "m.onnx")
+    assert _cli(str(tmp_path / "m.onnx"), "--random", "1", "--seed", "-1", "--report", str(tmp_path / "r.json")) == 2
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_dynamic_dims_named_or_taken_from_data(tmp_path) -> None:
     model = conv_net(input_dims=["batch", 3, "height", "width"])
     specs = input_specs(model)

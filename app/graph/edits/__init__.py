@@ -6,6 +6,7 @@ from typing import Any
 
 from ..document import ModelDocument
 from ..errors import EditError
+from ..values import check_numbers
 from .interface import add_input, add_output, fix_dim, make_static, remove_input, remove_output, set_shape
 from .nodes import add_node, delete_node, remove_attribute, rename_node, set_attribute, set_node_input
 from .tensors import constants_to_initializers, rename_tensor, set_initializer
@@ -50,4 +51,5 @@ def apply_edit(doc: ModelDocument, edit: dict[str, Any]) -> None:
     if function is None:
         raise EditError(f"unknown edit op {op!r}; known ops: {', '.join(EDIT_OPS)}", code="unknown_op",
                         details={"op": op})
+    check_numbers(edit)
     function(doc, edit)
