@@ -84,4 +84,5 @@ def _is_expectation(scope: Scope, node: NodeProto) -> bool:
 
 
 def _describe(scope: Scope, node: NodeProto) -> dict[str, str]:
-    return {"node": scope.node_id(node), "op_type": node.op_type}
+    kind = node.op_type if node.op_type in ANCHOR_OPS else "DFL box decoding"
+    return {"node": scope.node_id(node), "op_type": node.op_type, "kind": kind}

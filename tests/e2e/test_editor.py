@@ -420,3 +420,24 @@ def test_pages_work_under_their_content_security_policy(browser: Any, server: st
         assert not problems, "\n".join(problems)
     finally:
         context.close()
+
+
+def test_npu_preparation_screenshot_for_readme(page: Any, server: str) -> None:
+    """A YOLOv8-style export with dynamic batch, height and width: dims fixed in the dialog, the shapes
+    panel and the readiness box show a fully static file and the post-processing cut to make."""
+    open_model(page, server, ROOT / "tests" / "data" / "yolo" / "yolo_topk.onnx")
+    v = version(page)
+    page.click("#btn-tools")
+    page.click("[data-action=dims]")
+    for dim, size in (("batch", "1"), ("height", "640"), ("width", "640")):
+        page.fill(f"#dims-inputs [data-dim='{dim}']", size)
+    page.click("#dialog-submit")
+    wait_after(page, v)
+    page.click("#btn-shapes")
+    page.wait_for_selector("#act-cut-post")
+    assert page.inner_text("#shapes-summary").startswith("all ")
+    assert "/cv2.0/Conv_output_0" in page.inner_text(".ready-list")
+    page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+    page.wait_for_timeout(200)
+    path = shot(page, "00-readme-npu-ready")
+    shutil.copy(path, ROOT / "docs" / "screenshot-npu-ready.png")

@@ -5,7 +5,7 @@
 import { api, download, saveBlob } from "./api.js";
 import { applyGraphDelta, DrawingState } from "./delta.js";
 import { GraphView } from "./render.js";
-import { GraphModel, NO_HITS, scopeGraph, parseShape, describeEdit } from "./model.js";
+import { GraphModel, NO_HITS, scopeGraph, parseShape, describeEdit, sameCut } from "./model.js";
 import { renderModel, renderNode, renderTensor, renderMulti } from "./sidebar.js";
 import { openDialog, promptText, closeDialog, dialogOpen } from "./dialogs.js";
 import { bindKeys } from "./keyboard.js";
@@ -607,14 +607,14 @@ class Editor {
         h("ul", { class: "list" }, dims.map(([d, uses]) => h("li", {}, h("span", { class: "mono", text: d }), ": ", uses.map((u) => `${u.tensor}[${u.axis}]`).join(", ")))),
         h("button", { type: "button", onclick: () => this.dimsDialog() }, "Fix dims\u2026"));
     }
-    if (report.suggested_cut) {
+    const post = report.post_processing;
+    if (report.suggested_cut && !(post && sameCut(report.suggested_cut, post))) {
       body.append(h("h3", { text: "Suggested cut" }), h("p", { class: "muted", text: `Keep the static part, up to: ${report.suggested_cut.outputs.join(", ")}` }),
         h("button", { type: "button", class: "primary", id: "act-suggested-cut", onclick: () => this.apply([report.suggested_cut.edit], "cut at the suggested point") }, "Cut there"));
     }
-    const post = report.post_processing;
     if (post) {
       body.append(h("h3", { text: "Post-processing" }),
-        h("p", { class: "muted", text: `${post.anchors.map((a) => a.op_type).join(", ")} and ${post.nodes.length - post.anchors.length} node(s) of decoding and gathering run on the CPU, not the NPU. Cutting before them keeps: ${post.outputs.join(", ")}` }),
+        h("p", { class: "muted", text: `${post.anchors.map((a) => a.kind).join(", ")} and ${post.nodes.length - post.anchors.length} node(s) of decoding and gathering run on the CPU, not the NPU. Cutting before them keeps: ${post.outputs.join(", ")}` }),
         h("button", { type: "button", class: "primary", id: "act-cut-post", onclick: () => this.apply([post.edit], "post-processing cut off") }, "Cut before post-processing"));
     }
     if (report.data_dependent.length) {

@@ -134,6 +134,9 @@ export function parseShape(text) {
   return parts.map((p) => (/^\d+$/.test(p) ? Number(p) : p === "?" || p === "-1" ? null : p));
 }
 
+// Two cuts that keep the same outputs are one cut, shown once.
+export function sameCut(a, b) { return a.outputs.join("\n") === b.outputs.join("\n"); }
+
 export function describeEdit(e) {
   const show = (v) => (Array.isArray(v) ? v.join(" / ") : v);
   const parts = [e.op.replace(/_/g, " ")];

@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { h, clear, shapeText } from "./dom.js";
 import { errorMessage } from "./toast.js";
+import { sameCut } from "./model.js";
 
 const cache = new Map(); // "sid@version" -> Promise of the shapes report
 
@@ -66,15 +67,15 @@ function fill(app, box, report) {
     list.append(item("good", "No data-dependent output shapes"));
   }
   // suggested cut
-  if (report.suggested_cut) {
+  const post = report.post_processing;
+  if (report.suggested_cut && !(post && sameCut(report.suggested_cut, post))) {
     const outs = report.suggested_cut.outputs || [];
     list.append(item("warn", "Suggested cut after ", ...outs.slice(0, 4).flatMap((t, k) => [k ? ", " : "", link(t, () => app.selectTensor(t, true))]),
       " ", h("button", { type: "button", id: "ready-cut", onclick: () => app.apply([report.suggested_cut.edit], "cut at the suggested point") }, "Cut there")));
   }
   // post-processing that runs on the CPU (NMS, TopK and their decoding), whatever its shapes
-  const post = report.post_processing;
   if (post) {
-    list.append(item("warn", `Post-processing (${post.anchors.map((a) => a.op_type).join(", ")}, ${post.nodes.length} nodes): cut before it, keeping `,
+    list.append(item("warn", `Post-processing (${post.anchors.map((a) => a.kind).join(", ")}, ${post.nodes.length} nodes): cut before it, keeping `,
       ...post.outputs.slice(0, 4).flatMap((t, k) => [k ? ", " : "", link(t, () => app.selectTensor(t, true))]), post.outputs.length > 4 ? ` and ${post.outputs.length - 4} more` : "",
       " ", h("button", { type: "button", id: "ready-cut-post", onclick: () => app.apply([post.edit], "post-processing cut off") }, "Cut there")));
   }

@@ -18,7 +18,7 @@ const TITLE_K = 0.22;
 const EDGE_COLOR = "#8a94a6";
 const MARK_EDGE = "#e07a00";
 const SELECT = "#2563eb";
-const MINIMAP_MIN_CANVAS_WIDTH = 640;  // narrower (side panels open): the minimap is hidden
+const MINIMAP_MIN_CANVAS_WIDTH = 800;  // narrower (side panels open): the minimap would cover the graph, so it hides
 
 function cellKey(cx, cy) { return (cx + 32768) * 65536 + (cy + 32768); }
 
