@@ -280,7 +280,15 @@ def test_refused_edit_shows_the_server_message(page: Any, server: str, fixture_m
     page.keyboard.press("Shift+Delete")  # would remove the only output: refused
     page.wait_for_selector(".toast.error")
     assert "no outputs" in page.inner_text(".toast.error")
-    # the browser logs the 422 response itself; that one line is expected here
+    page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+    # an attribute onnx's checker accepts but onnxruntime cannot run: refused with onnxruntime's message
+    click_node(page, "p2o.Conv.0")
+    page.wait_for_selector("[data-attr=kernel_shape]")
+    page.fill("[data-attr=kernel_shape]", "5, 5")
+    page.dispatch_event("[data-attr=kernel_shape]", "change")
+    page.wait_for_selector(".toast.error")
+    assert "kernel_shape is not compatible with W shape" in page.inner_text(".toast.error")
+    # the browser logs the 422 responses itself; those lines are expected here
     page.problems[:] = [p for p in page.problems if "422" not in p]  # type: ignore[attr-defined]
     assert version(page) == 0
 
