@@ -42,6 +42,18 @@ def assert_declared_static(model: onnx.ModelProto) -> None:
         assert vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims), vi
 
 
+def download_weight(page: Any, name: str, path: Path, screenshot: str) -> np.ndarray:
+    """Select a weight, check its panel shows statistics and a histogram, download it as .npy."""
+    page.evaluate("(n) => window.editor.selectTensor(n, true)", name)
+    page.wait_for_selector("#init-histogram svg rect")
+    assert page.locator("#init-stats").inner_text().count("\n") >= 4
+    shot(page, screenshot)
+    with page.expect_download() as info:
+        page.click("#act-npy-download")
+    info.value.save_as(str(path))
+    return np.load(path)
+
+
 def click_node(page: Any, node_id: str, button: str = "left") -> None:
     """Bring the node's box on screen and click it where it is drawn, as a user would."""
     pos = page.evaluate("""(id) => {
@@ -237,15 +249,7 @@ def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_m
     open_model(page, server, fixture_model("minilm_l6_int8"))
     v = version(page)
     weight = page.evaluate("Object.keys(window.editor.view.graph.initializers).find(n => window.editor.view.graph.initializers[n].shape.length === 2)")
-    page.evaluate("(n) => window.editor.selectTensor(n, true)", weight)
-    page.wait_for_selector("#init-histogram svg rect")
-    assert page.locator("#init-stats").inner_text().count("\n") >= 4
-    shot(page, "07-initializer")
-    with page.expect_download() as info:
-        page.click("#act-npy-download")
-    npy = tmp_path / "w.npy"
-    info.value.save_as(str(npy))
-    assert np.load(npy).ndim == 2
+    assert download_weight(page, weight, tmp_path / "w.npy", "07-initializer").ndim == 2
 
     # add a Relu reading the first graph output's producer output
     out = graph_view(page)["outputs"][0]
@@ -377,16 +381,9 @@ def test_constant_node_weight_shown_downloaded_and_replaced(page: Any, server: s
     histogram, and downloads and replaces them as .npy like an initializer's."""
     open_model(page, server, fixture_model("ppocrv4_det"))
     v = version(page)
-    page.evaluate("window.editor.selectTensor('conv2d_0.w_0', true)")
-    page.wait_for_selector("#init-histogram svg rect")
-    assert "held by a constant node" in page.inner_text("#sidebar").lower()
-    assert page.locator("#init-stats").inner_text().count("\n") >= 4
-    shot(page, "11-constant-weight")
-    with page.expect_download() as info:
-        page.click("#act-npy-download")
     npy = tmp_path / "w.npy"
-    info.value.save_as(str(npy))
-    weight = np.load(npy)
+    weight = download_weight(page, "conv2d_0.w_0", npy, "11-constant-weight")
+    assert "held by a constant node" in page.inner_text("#sidebar").lower()
     assert weight.shape == (16, 3, 3, 3)
     np.save(npy, weight * 2)
     page.set_input_files("#npy-file", str(npy))
