@@ -146,7 +146,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     producer = page.evaluate("(t) => window.editor.model.tensor(t).producer", worst)
     assert page.evaluate("window.editor.selection.nodes") == [producer]
     centred = page.evaluate("""(id) => { const gv = window.editor.graphView; const b = gv.drawing.nodes[gv.byId.get(id)];
-        const cx = gv.cam.x + gv.W / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""", producer)
+        const cx = gv.cam.x + gv.freeWidth() / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""", producer)
     assert centred
     page.wait_for_selector("#q-histogram svg line.clip-minmax", state="attached")
     shot(page, "q03-table-worst-row")

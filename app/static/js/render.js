@@ -134,7 +134,7 @@ export class GraphView {
   }
 
   // The width of the canvas left of the minimap: fitting and centring aim there, so it hides nothing.
-  _freeWidth() {
+  freeWidth() {
     const mm = this.minimap;
     if (!mm || mm.hidden) return this.W;
     return Math.max(this.W / 2, this.W - mm.getBoundingClientRect().width - 20);
@@ -143,7 +143,7 @@ export class GraphView {
   fit() {
     if (!this.drawing) return;
     const d = this.drawing;
-    const W = this._freeWidth();
+    const W = this.freeWidth();
     const k = Math.min(W / (d.width + 60), this.H / (d.height + 60), 1.5);
     this.cam = { k, x: -((W / k) - d.width) / 2, y: -((this.H / k) - d.height) / 2 };
     this.render();
@@ -153,7 +153,7 @@ export class GraphView {
   home() {
     const d = this.drawing;
     if (!d) return;
-    const W = this._freeWidth();
+    const W = this.freeWidth();
     if (d.height * Math.min(1, W / (d.width + 60)) < this.H * 1.2) { this.fit(); return; }
     const k = Math.max(0.6, Math.min(1, W / (d.width + 60)));
     const inputs = d.nodes.filter((b) => b.kind === "input");
@@ -178,7 +178,7 @@ export class GraphView {
   centerOn(i, minK = 0.8) {
     const b = this.drawing.nodes[i];
     const k = Math.max(this.cam.k, minK);
-    this.cam = { k, x: b.x - this._freeWidth() / k / 2, y: b.y + b.h / 2 - this.H / k / 2 };
+    this.cam = { k, x: b.x - this.freeWidth() / k / 2, y: b.y + b.h / 2 - this.H / k / 2 };
     this.render();
   }
 
@@ -187,7 +187,7 @@ export class GraphView {
     if (list && list.length) {
       const p = this.drawing.edges[list[0]].pts;
       const k = Math.max(this.cam.k, 0.8);
-      this.cam = { k, x: p[0] - this._freeWidth() / k / 2, y: p[1] - this.H / k / 2 };
+      this.cam = { k, x: p[0] - this.freeWidth() / k / 2, y: p[1] - this.H / k / 2 };
       this.render();
     }
   }
