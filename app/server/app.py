@@ -14,6 +14,7 @@ from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quan
 from .errors import install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, TokenAuth
+from .openapi_links import add_links
 from .schemas import Health
 from .session_store import LocalSessionStore
 from .settings import Settings
@@ -65,6 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_layout.router)
     app.include_router(routes_quant_ui.router)
     app.include_router(routes_pages.router)
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness: the process answers")
     def healthz() -> dict[str, object]:
