@@ -1,5 +1,5 @@
-"""OpenAPI links: which values of an answer the next requests take, so that clients and tools that follow
-links (the docs page, schemathesis' stateful tests) chain real requests: an upload to every route of the
+"""OpenAPI links: which values of an answer the next requests take (the docs page shows them), so that tools
+that follow links (schemathesis' stateful tests) chain real requests: an upload to every route of the
 session it opened, an edit to an undo at the version it answered, the graph to one of its nodes and
 tensors, a quantization job to its results.
 
