@@ -155,6 +155,7 @@ class ModelDocument:
         self.shape_revision = 0  # bumped only by changes that can change inferred types or shapes
         self.derived: dict[str, Any] = {}  # caches of data derived from the model, keyed as each user needs
         self._initializer_revisions: dict[str, int] = {}
+        self._tensor_revisions: dict[str, int] = {}
         self._scopes: dict[GraphPath, Scope] = {}
         self._pending: Pending | None = None
         self._replaying = False
@@ -163,6 +164,11 @@ class ModelDocument:
     def initializer_revision(self, name: str) -> int:
         """The revision at which this initializer last changed (0: as loaded), for per-tensor caches."""
         return self._initializer_revisions.get(name, 0)
+
+    def tensor_revision(self, name: str) -> int:
+        """The revision at which the main graph's tensor of this name last got a new producer, input
+        declaration or value (0: as loaded): what was derived about the name before then is stale."""
+        return max(self._tensor_revisions.get(name, 0), self._initializer_revisions.get(name, 0))
 
     def restore_history(self, history: History, version: int) -> None:
         """Adopt the undo history and version saved with a snapshot of this very model state."""
@@ -391,6 +397,10 @@ class ModelDocument:
             return
         scope = self.scope(change.path)
         items = getattr(scope.graph, change.field)
+        if not change.path and change.field in ("node", "input"):
+            for item in (change.old, change.new):
+                for name in (item.output if change.field == "node" else [item.name]) if item is not None else ():
+                    self._tensor_revisions[name] = self.revision
         if change.field == "node":
             self._do_node(scope, change)
             return

@@ -61,8 +61,12 @@ def check_edit_runs(doc: "ModelDocument", pending: "Pending") -> None:
     if resolution is None:
         return
     read = partial(map_tensor, base_dir=doc.base_dir)
-    constants = dict(resolution.values)
-    for name in {t for n in nodes.values() for t in n.input if t}:
+    befores = [pending.old_nodes[key] for key in nodes if key in pending.old_nodes]
+    needed = {t for n in [*nodes.values(), *befores] for t in n.input if t}
+    # a name whose producer changed since the resolution (renamed, rewired, edited) has no known type
+    current = {t for t in needed if doc.tensor_revision(t) <= resolution.revision}
+    constants = {t: resolution.values[t] for t in current if t in resolution.values}
+    for name in needed:
         producer = scope.index.producer.get(name)
         source: TensorProto | NodeProto | None = producer if producer is not None and is_constant_node(producer) \
             else scope.initializer(name)
@@ -79,7 +83,7 @@ def check_edit_runs(doc: "ModelDocument", pending: "Pending") -> None:
     for old in pending.old_nodes.values():
         if is_constant_node(old) and old.output and (value := constant_value(old, read)) is not None:
             old_constants[old.output[0]] = value
-    inputs = Inputs(constants, resolution.types, old_constants)
+    inputs = Inputs(constants, {t: resolution.types[t] for t in current if t in resolution.types}, old_constants)
     opsets = {o.domain: o.version for o in doc.model.opset_import}
     for key, node in nodes.items():
         # an edited node is compared with itself before the edit (None: new); a reader of a replaced

@@ -54,6 +54,7 @@ class Resolution:
     types: dict[str, TypeProto]
     constants: set[str]
     values: dict[str, np.ndarray]  # the small ones among the constants (shape computations)
+    revision: int  # the document's revision it was computed at (see ModelDocument.tensor_revision)
 
 
 def resolve(doc: ModelDocument) -> Resolution:
@@ -98,7 +99,8 @@ def resolve(doc: ModelDocument) -> Resolution:
     for name in constants:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
-    resolution = Resolution(types, constants, {k: known[k] for k in constants if known[k].size <= SMALL_VALUE})
+    resolution = Resolution(types, constants, {k: known[k] for k in constants if known[k].size <= SMALL_VALUE},
+                            doc.revision)
     kept[doc.shape_revision] = resolution
     while len(kept) > RESOLUTIONS_KEPT:
         kept.popitem(last=False)

@@ -186,9 +186,10 @@ class ArrayData(CalibrationData):
         self.description = f"{where}: {self.num_samples} samples"
 
     def _open_npy(self) -> np.ndarray:
+        # the .npy format only: np.load would also open a zip as an NpzFile, whatever the file's name
         try:
-            return np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
+            return np.lib.format.open_memmap(self.path, mode="r")
+        except (ValueError, EOFError, OSError) as exc:
             raise QuantError(f"{self.path.name} is not a valid .npy array: {exc}") from exc
 
     def batches(self) -> Iterator[Batch]:

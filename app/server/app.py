@@ -15,6 +15,7 @@ from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quan
 from .errors import hide_server_folder, install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
+from .openapi_links import add_links
 from .schemas import Health
 from .session_store import LocalSessionStore
 from .settings import Settings
@@ -61,8 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TokenAuth, token=settings.token)
     app.add_middleware(UnexpectedErrors)  # it sees every error the middleware inside lets through
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
-    if settings.token:
-        _declare_bearer(app)
     app.include_router(routes_sessions.router)
     app.include_router(routes_data.router)
     app.include_router(routes_jobs.router)
@@ -70,6 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_layout.router)
     app.include_router(routes_quant_ui.router)
     app.include_router(routes_pages.router)
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    if settings.token:
+        _declare_bearer(app)  # on top of the links
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness: the process answers")
     def healthz() -> dict[str, object]:

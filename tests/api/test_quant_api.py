@@ -218,6 +218,20 @@ def test_bad_input_is_refused_with_the_analysis_message(client: TestClient, tmp_
     assert not [p for p in (client.app.state.store.sessions / sid / "quant").iterdir() if p.name != "jobs"]
 
 
+def test_a_file_named_npy_that_is_not_an_npy_array_is_refused(client: TestClient,
+                                                                conv_session: tuple[str, np.ndarray]) -> None:
+    """Empty, an .npz, a cut .npz, text, an array of Python objects: 422 naming the file, never a 500."""
+    sid, x = conv_session
+    whole = npz(x=x)
+    objects = io.BytesIO()
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for body in (b"", whole, whole[:100], b"not an array", objects.getvalue()):
+        err = error_of(client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npy", body))]), 422,
+                       "bad_quant_input")
+        assert "d.npy is not a valid .npy array" in err["message"], err
+    assert client.get(f"/api/sessions/{sid}/quant").json()["analyses"] == []
+
+
 def test_cancel_stops_the_analysis(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, _ = conv_session
     before = {t for t in threading.enumerate() if t.name.startswith("quant-")}
