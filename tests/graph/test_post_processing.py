@@ -68,3 +68,12 @@ def test_torch_exported_yolo_cut_keeps_the_six_head_convolutions(tmp_path, name)
     want, got = run(original, feeds), run(doc.model, feeds)
     for name_ in found["outputs"]:
         np.testing.assert_array_equal(got[name_], want[name_])
+
+
+def test_picodet_export_without_post_processing_gets_no_cut(fixture_model):
+    """PaddleDetection's PicoDet layout export ends at its head outputs (class scores, box distributions):
+    nothing to cut, although it has 878 Constant nodes and Concat/Transpose around its heads."""
+    from app.graph import load_model
+
+    report = shape_report(load_model(fixture_model("picodet_layout")))
+    assert report["post_processing"] is None and report["all_static"]
