@@ -11,12 +11,15 @@ reads the shape of is not kept: the shape arithmetic goes with the tail.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from onnx import NodeProto, numpy_helper
+from onnx import NodeProto
 
 from .document import Scope
+from .errors import WorkbenchError
+from .io import read_tensor
 from .folding import is_constant_node
 from .weights import weight_tensor
 
@@ -29,11 +32,11 @@ SHAPE_READS = {"Shape", "Size"}
 MAX_BINS = 1024  # the most bins of a box-side distribution
 
 
-def post_processing(scope: Scope) -> dict[str, Any] | None:
+def post_processing(scope: Scope, base_dir: Path | None) -> dict[str, Any] | None:
     """The tail's nodes (anchors first) and the extract edit that cuts just before it, or None."""
     graph = scope.graph
     anchors = [n for n in graph.node if n.domain in ("", "ai.onnx") and
-               (n.op_type in ANCHOR_OPS or n.op_type in NETWORK_OPS and _is_expectation(scope, n))]
+               (n.op_type in ANCHOR_OPS or n.op_type in NETWORK_OPS and _is_expectation(scope, n, base_dir))]
     if not anchors:
         return None
     tail = {id(n) for n in scope.index.downstream(anchors)} | {id(n) for n in anchors}
@@ -42,7 +45,8 @@ def post_processing(scope: Scope) -> dict[str, Any] | None:
     while changed:  # grow upward: a node joins when all it computes goes to the tail
         changed = False
         for node in reversed(graph.node):
-            if id(node) in tail or not node.output or node.op_type in NETWORK_OPS and not _is_expectation(scope, node):
+            if id(node) in tail or not node.output or node.op_type in NETWORK_OPS \
+                    and not _is_expectation(scope, node, base_dir):
                 continue
             users = [u for o in node.output if o for u in scope.index.users(o)]
             if users and all(id(u) in tail for u in users) and not any(o in outputs for o in node.output):
@@ -71,7 +75,7 @@ def post_processing(scope: Scope) -> dict[str, Any] | None:
             "edit": {"op": "extract", "inputs": inputs, "outputs": kept}}
 
 
-def _is_expectation(scope: Scope, node: NodeProto) -> bool:
+def _is_expectation(scope: Scope, node: NodeProto, base_dir: Path | None) -> bool:
     """A Conv or MatMul whose weight is 0, 1, ..., n-1: the expectation over a softmax that decodes a box
     side from its distribution (the DFL of YOLOv8, YOLO11, PP-YOLOE, PicoDet), decoding, not a layer."""
     if len(node.input) < 2:
@@ -79,7 +83,10 @@ def _is_expectation(scope: Scope, node: NodeProto) -> bool:
     weight = weight_tensor(scope, node.input[1])
     if weight is None or not 2 <= math.prod(weight.dims) <= MAX_BINS:
         return False
-    values = numpy_helper.to_array(weight).reshape(-1)
+    try:
+        values = read_tensor(weight, base_dir).reshape(-1)
+    except (WorkbenchError, OSError, ValueError):  # unreadable weights decide nothing here
+        return False
     return bool(np.array_equal(values, np.arange(values.size, dtype=values.dtype)))
 
 

@@ -198,7 +198,7 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
     uninferred = [{"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
                   for n in graph.node if n.domain not in ("", "ai.onnx")
                   and any(not _known(entries[o]) for o in n.output if o in entries)]
-    post = post_processing(scope)
+    post = post_processing(scope, doc.base_dir)
     covered = post is not None and {d["node"] for d in data_dependent} <= set(post["nodes"])
     return {
         "summary": f"all {static} tensors static" if not not_static else

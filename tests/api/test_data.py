@@ -232,3 +232,23 @@ def test_stateless_apply_refusals(client: TestClient, fixture_model) -> None:
     assert "ghost" in err["message"]
     error_of(client.post("/api/apply", files={"file": ("x.onnx", b"nope")}, data={"script": "[]"}), 422,
              "invalid_model_file")
+
+
+def test_external_data_model_made_static_downloads_fully_static(client: TestClient, external_model: list[Path],
+                                                                 tmp_path: Path) -> None:
+    """MiniLM with its weights in an external file, fixed to 1x128 through REST: the downloaded zip declares
+    only static shapes and runs in onnxruntime with outputs of those shapes."""
+    sid = upload(client, *external_model)
+    r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [
+        {"op": "make_static", "dims": {"batch": 1, "sequence": 128}}]})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/api/sessions/{sid}/shapes").json()["all_static"]
+    with zipfile.ZipFile(io.BytesIO(client.get(f"/api/sessions/{sid}/model").content)) as zf:
+        zf.extractall(tmp_path)
+    path = tmp_path / "minilm.edited.onnx"
+    model = onnx.load(str(path), load_external_data=False)
+    for vi in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        assert all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim), vi.name
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ones((1, 128), np.int64) for i in session.get_inputs()}
+    assert session.run(None, feeds)[0].shape == (1, 128, 384)
