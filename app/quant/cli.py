@@ -15,6 +15,7 @@ from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inp
 from app.quant.calibration import ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
 from app.quant.report import build_report, quant_table, write_json
+from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -54,9 +55,12 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--kl-method", choices=["tensorrt", "onnxruntime"], default="tensorrt")
     p.add_argument("--target-margin-db", type=float, default=3.0, help="hybrid target: within this of all-int16")
     p.add_argument("--target-sqnr-db", type=float, help="hybrid target as an absolute output SQNR instead")
-    p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--target", choices=list(TOOLKITS), default=DEFAULT_TOOLKIT,
+                   help="toolkit to simulate: its quantizers, int16 and fused layers (default: %(default)s)")
+    p.add_argument("--per-channel", action="store_true", help="onnxruntime target: per-channel weight scales")
     p.add_argument("--int16-weights", action="store_true",
-                   help="int16 layers get int16 weights too (W16A16, as Acuity/RKNN int16 layers); default A16W8")
+                   help="onnxruntime target: int16 layers get int16 weights too (W16A16, as Acuity/RKNN int16 "
+                        "layers always do); default A16W8")
     p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
     p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
     p.add_argument("--mean", type=_floats, help="images: per-channel mean, e.g. 123.7,116.3,103.5")
@@ -96,7 +100,7 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
     """Run the command; 0 on success, 2 with a one-line message on bad input."""
     bar = _Bar(not args.quiet)
     try:
-        options = QuantOptions(percentile=args.percentile, kl_method=args.kl_method,
+        options = QuantOptions(target=args.target, percentile=args.percentile, kl_method=args.kl_method,
                                target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
                                per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
                                end_to_end=not args.no_end_to_end,

@@ -34,8 +34,11 @@ class ActivationQuant:
         return self.quantizer.params(self.lo, self.hi)
 
     def to_json(self) -> dict:
+        """Scale and zero point, or for dynamic fixed point the fraction length fl (scale 2^-fl)."""
         scale, zero_point = self.params
-        return {"dtype": self.quantizer.name, "scale": float(scale), "zero_point": int(zero_point),
+        grid = ({"fl": self.quantizer.fraction_length(self.lo, self.hi)} if self.quantizer.power_of_two
+                else {"zero_point": int(zero_point)})
+        return {"dtype": self.quantizer.name, "scale": float(scale), **grid,
                 "range": [float(self.lo), float(self.hi)], "algorithm": self.algorithm}
 
 
@@ -47,10 +50,15 @@ class WeightQuant:
     axis: int | None
 
     def to_json(self, w: np.ndarray) -> dict:
+        """Scales and zero points (or fl), one per channel or one for the tensor."""
         scale, zero_point = channel_params(self.quantizer, w, self.axis)
+        if self.quantizer.power_of_two:
+            name, values = "fl", np.rint(-np.log2(scale.astype(np.float64))).astype(np.int64)
+        else:
+            name, values = "zero_point", zero_point
         return {"dtype": self.quantizer.name, "axis": self.axis,
                 "scale": scale.tolist() if self.axis is not None else float(scale[0]),
-                "zero_point": zero_point.tolist() if self.axis is not None else int(zero_point[0]),
+                name: values.tolist() if self.axis is not None else int(values[0]),
                 "range": [float(w.min()), float(w.max())], "algorithm": "minmax"}
 
 

@@ -58,6 +58,8 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
     """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation."""
     tensors = {name: tensor_report(analysis, name, histograms) for name in analysis.tensors}
     options = analysis.options
+    profile = analysis.toolkit
+    low, high = profile.tier("uint8"), profile.tier("int16")
     result: dict = {
         "format": FORMAT,
         "version": VERSION,
@@ -66,12 +68,14 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
         "data": analysis.data_description,
         "settings": {
             "percentile": options.percentile,
-            "kl": {"method": options.kl_method, "bins": options.kl_bins, "levels": options.kl_levels},
-            "mse_quantizer": "uint8",
-            "weights": "uint8 " + ("per_channel" if options.per_channel_weights else "per_tensor"),
-            "int16": ("activations and the weights of their layers (W16A16)" if options.int16_weights
-                      else "activations only; weights stay uint8 (A16W8)"),
+            "kl": {"method": options.kl_method, "bins": options.kl_bins or profile.kl_bins,
+                   "levels": options.kl_levels},
+            "mse_quantizer": low.activation.name,
+            "weights": f"{low.weight.name} {'per_channel' if low.per_channel else 'per_tensor'}",
+            "int16": ("activations and the weights of their layers (W16A16)" if high.weight.bits == 16
+                      else "activations only; weights stay 8-bit (A16W8)"),
         },
+        "toolkit": profile.to_json(),
         "tensors": tensors,
         "weights": {name: w.to_json() for name, w in analysis.weights.items()},
         "end_to_end": {label: {o: e.to_json() for o, e in outputs.items()}

@@ -80,18 +80,21 @@ class Preprocess(BaseModel):
 
 
 class QuantSettings(BaseModel):
-    """What the analysis is asked to do; defaults follow Acuity (uint8 asymmetric, per-tensor weights)."""
+    """What the analysis is asked to do; ``target`` is the toolkit simulated (default Acuity)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    target: Literal["acuity", "rknn", "onnxruntime"] = Field(
+        default="acuity", description="toolkit whose quantizers, int16 and fused layers are simulated")
 
     random: int | None = Field(default=None, ge=1, le=10_000, description="N random batches instead of files "
                                "(the report says synthetic)")
     seed: int = 0
     percentile: float = Field(default=99.99, gt=50, le=100)
     kl_method: Literal["tensorrt", "onnxruntime"] = "tensorrt"
-    per_channel: bool = False
-    int16_weights: bool = Field(default=False, description="int16 layers get int16 weights too (W16A16, as Acuity's "
-                                "and RKNN's int16 layers); default: weights stay uint8 (A16W8)")
+    per_channel: bool = Field(default=False, description="onnxruntime target: per-channel weight scales")
+    int16_weights: bool = Field(default=False, description="onnxruntime target: int16 layers get int16 weights too "
+                                "(W16A16, as Acuity's and RKNN's int16 layers always do); default A16W8")
     end_to_end: bool = Field(default=True, description="measure uint8/int16 QDQ models and search the hybrid")
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
@@ -160,7 +163,7 @@ def parse_settings(fields: dict[str, str]) -> QuantSettings:
 
 def _options(settings: QuantSettings) -> QuantOptions:
     try:
-        return QuantOptions(percentile=settings.percentile, kl_method=settings.kl_method,
+        return QuantOptions(target=settings.target, percentile=settings.percentile, kl_method=settings.kl_method,
                             per_channel_weights=settings.per_channel, int16_weights=settings.int16_weights,
                             end_to_end=settings.end_to_end,
                             target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,

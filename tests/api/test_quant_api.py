@@ -63,7 +63,7 @@ def conv_session(client: TestClient, tmp_path: Path) -> tuple[str, np.ndarray]:
 
 def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], per_channel=True)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", per_channel=True)
     assert job["version"] == 0 and job["session"] == sid and job["links"]["job"] == f"/api/jobs/{job['job_id']}"
     with client.stream("GET", f"/api/jobs/{job['job_id']}", headers={"Accept": "text/event-stream"}) as stream:
         events = [json.loads(line[len("data: "):]) for line in stream.iter_lines() if line.startswith("data: ")]
@@ -285,7 +285,7 @@ def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Pa
 
 def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], int16_weights=True, target_sqnr_db=30.0)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", int16_weights=True, target_sqnr_db=30.0)
     assert wait(client, job["job_id"])["state"] == "succeeded"
     base = f"/api/sessions/{sid}/quant/{job['job_id']}"
     report = client.get(f"{base}/report?histograms=false").json()
