@@ -262,9 +262,9 @@ def _sensitivity(result: TensorResult, config: str, profile: Toolkit) -> float:
     return mse / max(typical * typical, 1e-30)
 
 
-def quantizable_points(model: ModelProto) -> list[ActivationTensor]:
-    """The quantization points, or a QuantError that says why the model has none."""
-    points = quantization_points(model, infer_types(model))
+def quantizable_points(model: ModelProto, target: str = DEFAULT_TOOLKIT) -> list[ActivationTensor]:
+    """The quantization points (the target toolkit's layers), or a QuantError that says why the model has none."""
+    points = quantization_points(model, infer_types(model), TOOLKITS[target].fuses_layers)
     if not points:
         raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
                          "or does it only take integer inputs to integer outputs?)")
@@ -285,7 +285,7 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     specs = input_specs(proto)
     if {s.name for s in specs} != {s.name for s in data.specs}:
         raise QuantError("the calibration data was opened for a different model")
-    points = quantizable_points(proto)
+    points = quantizable_points(proto, options.target)
     profile = toolkit(options.target, options.per_channel_weights, options.int16_weights)
     check_cancel(cancel)
     payload = loaded.payload()
@@ -310,7 +310,7 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     weight_reports = {w.name: analyse_weight(w, values[w.name], profile.tier("uint8").weight) for w in weights}
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
                              weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
-                             weight_layers=weight_layers(proto, weights))
+                             weight_layers=weight_layers(weights, points))
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis

@@ -35,6 +35,7 @@ def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bi
     entry: dict = {
         "node": t.stats.tensor.node,
         "op_type": t.stats.tensor.op_type,
+        "layer": list(t.stats.tensor.nodes),
         "min": hist.min,
         "max": hist.max,
         "count": hist.count,

@@ -379,7 +379,7 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
             model_path = handle.export_to(folder / "model")
         try:
             model, specs = model_inputs(model_path)
-            quantizable_points(model.proto)
+            quantizable_points(model.proto, settings.target)
             data = open_data(specs, settings, data_paths)
             validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths) \
                 if validation_paths else None
