@@ -22,6 +22,7 @@ from app.graph import ModelDocument, WorkbenchError, save_model
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
 from app.quant.evaluate import OutputError, compare, worst_sqnr
+from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, point_graph, search
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
@@ -112,6 +113,8 @@ class QuantAnalysis:
     #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
     weight_layers: dict[str, set[str]] | None = None
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
+    #: the float model as the toolkit quantizes it (layers' BN and scale-and-shift folded), None: ``model``
+    folded_model: ModelProto | None = field(default=None, init=False, repr=False)
 
     @property
     def toolkit(self) -> Toolkit:
@@ -208,8 +211,9 @@ class QuantAnalysis:
         """The QDQ model for an explicit per-tensor precision (float tensors it leaves alone may still
         refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone)."""
         if self._qdq_source is None:
-            self._qdq_source = qdq_opset(self.model)
-        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values)
+            self._qdq_source = qdq_opset(self.folded_model or self.model)
+        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values,
+                               quantize_biases=self.toolkit.fuses_layers)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID,
                    activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
@@ -271,6 +275,16 @@ def quantizable_points(model: ModelProto, target: str = DEFAULT_TOOLKIT) -> list
     return points
 
 
+def _as_toolkit_sees_it(model: ModelProto, points: list[ActivationTensor], values: dict[str, np.ndarray],
+                        profile: Toolkit) -> tuple[ModelProto | None, dict[str, np.ndarray]]:
+    """The float model and constant values the toolkit quantizes: with fused layers, BN and constant
+    scale-and-shift folded into the weights and biases (None: the model as it is)."""
+    if not profile.fuses_layers:
+        return None, values
+    folded, changed = fold_layers(model, points, values)
+    return folded, {**values, **changed}
+
+
 def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData, options: QuantOptions | None = None,
             validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
             cancel: CancelCheck | None = None) -> QuantAnalysis:
@@ -305,12 +319,13 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
             for future in futures.values():
                 future.cancel()
 
-    values = constant_values(proto, loaded.folder)
+    source, values = _as_toolkit_sees_it(proto, points, constant_values(proto, loaded.folder), profile)
     weights = weight_tensors(proto, values)
     weight_reports = {w.name: analyse_weight(w, values[w.name], profile.tier("uint8").weight) for w in weights}
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
                              weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
                              weight_layers=weight_layers(weights, points))
+    analysis.folded_model = source
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis
@@ -375,7 +390,10 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
         raise QuantError("the file does not hold a quantization analysis")
     loaded = load_model(model)
     analysis.model, analysis.folder = loaded.proto, loaded.folder
-    values = constant_values(analysis.model, analysis.folder)
+    points = [t.stats.tensor for t in analysis.tensors.values()]
+    analysis.folded_model, values = _as_toolkit_sees_it(analysis.model, points,
+                                                         constant_values(analysis.model, analysis.folder),
+                                                         analysis.toolkit)
     analysis.weight_values = {name: values[name] for name in analysis.weights}
     return analysis
 

@@ -103,12 +103,21 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
 def quant_table(analysis: QuantAnalysis, label: str = HYBRID,
                 activations: dict[str, ActivationQuant] | None = None) -> dict:
     """Every quantized tensor of a configuration (or of an explicit per-tensor precision, which
-    ``label`` then names): dtype, scale, zero point, range, algorithm."""
+    ``label`` then names): dtype (the tier: uint8 or int16), the toolkit's precision name, its
+    quantizer, scale and zero point (or fl), range, algorithm, and a point's layer (ONNX nodes)."""
     activations = activations if activations is not None else analysis.precision(label)
     weights = analysis.weight_grids(activations)
-    table = {name: aq.to_json() for name, aq in activations.items()}
-    table.update({name: wq.to_json(analysis.weight_values[name]) for name, (_, wq) in weights.items()})
-    return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "tensors": table})
+    profile = analysis.toolkit
+    layers = {t.stats.tensor.name: list(t.stats.tensor.nodes) for t in analysis.tensors.values()}
+    table = {}
+    for name, aq in activations.items():
+        tier = profile.tier_of(aq.quantizer, weights=False)
+        table[name] = {**aq.to_json(), "dtype": tier, "precision": profile.tier(tier).name, "layer": layers[name]}
+    for name, (_, wq) in weights.items():
+        tier = profile.tier_of(wq.quantizer, weights=True)
+        table[name] = {**wq.to_json(analysis.weight_values[name]), "dtype": tier, "precision": profile.tier(tier).name}
+    return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "toolkit": profile.name,
+                   "tensors": table})
 
 
 def write_json(document: dict, path: str | Path) -> None:

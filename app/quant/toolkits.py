@@ -61,15 +61,12 @@ class Toolkit:
             raise QuantError(f"unknown precision {tier!r}; choose from {list(self.tiers)}")
         return self.precisions[self.tiers[tier]]
 
-    def precision_of(self, quantizer: Quantizer) -> Precision:
-        """The precision whose activations use ``quantizer`` (the tiers' first)."""
+    def tier_of(self, quantizer: Quantizer, weights: bool) -> str:
+        """The tier whose activations (or weights) use ``quantizer``; the first when both do."""
         for tier in TIERS:
-            if self.tier(tier).activation == quantizer:
-                return self.tier(tier)
-        for precision in self.precisions.values():
-            if precision.activation == quantizer:
-                return precision
-        raise QuantError(f"{self.name} has no precision with {quantizer.name} activations")
+            if (self.tier(tier).weight if weights else self.tier(tier).activation) == quantizer:
+                return tier
+        raise QuantError(f"{self.name} has no precision with {quantizer.name} {'weights' if weights else 'activations'}")
 
     def algorithm(self, name: str) -> str:
         """Our range algorithm for one of the toolkit's algorithm names."""

@@ -63,7 +63,7 @@ def conv_session(client: TestClient, tmp_path: Path) -> tuple[str, np.ndarray]:
 
 def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", per_channel=True)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], per_channel=True)
     assert job["version"] == 0 and job["session"] == sid and job["links"]["job"] == f"/api/jobs/{job['job_id']}"
     with client.stream("GET", f"/api/jobs/{job['job_id']}", headers={"Accept": "text/event-stream"}) as stream:
         events = [json.loads(line[len("data: "):]) for line in stream.iter_lines() if line.startswith("data: ")]

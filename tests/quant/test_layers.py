@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 
 from app.quant import QuantOptions, analyze, build_report
 from app.quant.analysis import quantizable_points
 from app.quant.calibration import RandomData
+from app.quant.fold import fold_layers
 from app.quant.layers import PASS_THROUGH, node_names
 from app.quant.model import constant_values, input_specs, weight_layers, weight_tensors
+from app.quant.stats import augmented_model
 from tests.quant.models import conv_net, picodet_like
 
 
@@ -99,3 +103,24 @@ def test_analysis_reports_each_points_layer() -> None:
     entry = report["tensors"]["hs2.div"]
     assert entry["layer"] == ["conv2", "bn2", "hs2.add", "hs2.clip", "hs2.mul", "hs2.div"]
     assert entry["op_type"] == "Conv" and entry["node"] == "hs2.div"
+
+
+def test_folding_keeps_the_float_function(fixture_model) -> None:
+    """BN and constant scale-and-shift folded into the convolutions compute the same in float."""
+    for model, shape in ((picodet_like(), [1, 3, 32, 32]), (onnx.load(fixture_model("ppocrv4_det")), [1, 3, 64, 64])):
+        points = quantizable_points(model, "acuity")
+        folded, changed = fold_layers(model, points, constant_values(model))
+        assert changed and len(folded.graph.node) < len(model.graph.node)
+        assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+        names = [p.name for p in points if p.nodes]
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        before = _tensors(model, names, x)
+        after = _tensors(folded, names, x)
+        for name in names:
+            scale = float(np.abs(before[name]).max()) or 1.0
+            assert float(np.abs(before[name] - after[name]).max()) <= 1e-4 * scale + 1e-6, name
+
+
+def _tensors(model: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(augmented_model(model, names), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {model.graph.input[0].name: x})))
