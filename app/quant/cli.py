@@ -14,6 +14,7 @@ from pathlib import Path
 from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inputs
 from app.quant.calibration import ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
+from app.quant.export import acuity_quantize, rknn_cfg
 from app.quant.report import build_report, quant_table, write_json
 from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
 
@@ -49,6 +50,10 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--export-qdq", type=Path, metavar="OUT.onnx", help="write the QDQ model")
     p.add_argument("--export-config", default=HYBRID, choices=[*CONFIGS, HYBRID], help="configuration to export")
     p.add_argument("--table", type=Path, metavar="TABLE.json", help="write the quantization table")
+    p.add_argument("--export-acuity", type=Path, metavar="FILE.quantize",
+                   help="write Acuity's .quantize of the configuration (needs --target acuity)")
+    p.add_argument("--export-rknn", type=Path, metavar="FILE.cfg",
+                   help="write RKNN's .quantization.cfg of the configuration (needs --target rknn)")
     p.add_argument("--shape", type=_shape, action="append", default=[], metavar="NAME=1x3xHxW",
                    help="shape for an input with dynamic dims (random data, images)")
     p.add_argument("--percentile", type=float, default=99.99)
@@ -105,9 +110,14 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
                                per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
                                end_to_end=not args.no_end_to_end,
                                seed=args.seed)
-        if args.export_qdq and args.no_end_to_end and args.export_config == HYBRID:
+        exports = args.export_qdq or args.export_acuity or args.export_rknn
+        if exports and args.no_end_to_end and args.export_config == HYBRID:
             raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "
                              "--export-config")
+        for flag, path, toolkit in (("--export-acuity", args.export_acuity, "acuity"),
+                                    ("--export-rknn", args.export_rknn, "rknn")):
+            if path and args.target != toolkit:
+                raise QuantError(f"{flag} writes {toolkit}'s file: run with --target {toolkit}")
         model, specs = model_inputs(args.model)
         shapes = dict(args.shape)
         preprocess = ImagePreprocess(mean=args.mean or (0.0,), scale=args.scale, std=args.std,
@@ -122,6 +132,10 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
             write_json(quant_table(analysis, args.export_config), args.table)
         if args.export_qdq:
             analysis.export_qdq(args.export_qdq, args.export_config)
+        if args.export_acuity:
+            args.export_acuity.write_text(acuity_quantize(analysis, args.export_config))
+        if args.export_rknn:
+            args.export_rknn.write_text(rknn_cfg(analysis, args.export_config))
     except QuantCancelled as exc:
         bar.close()
         print(f"quant: {exc}", file=sys.stderr)

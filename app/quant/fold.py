@@ -129,6 +129,7 @@ def fold_layers(model: ModelProto, points: list[ActivationTensor], values: dict[
     for node, name in zip(graph.node, names):
         if name in removed:
             continue
+        node.name = name  # an unnamed node keeps its id (OpType_index of the model it came from)
         if name in rewired:
             tensor, bias = rewired[name]
             orphans.update(node.input[2:])

@@ -112,7 +112,7 @@ INT32_MAX = 2 ** 31 - 1
 BIASED = {"Conv", "ConvTranspose", "Gemm"}
 
 
-def _input_grid(tensor: str, activations: dict[str, ActivationQuant],
+def input_grid(tensor: str, activations: dict[str, ActivationQuant],
                 producers: dict[str, NodeProto]) -> ActivationQuant | None:
     """The grid a tensor is on: its own, or through data movement (no point of its own) its source's."""
     seen = set()
@@ -125,12 +125,12 @@ def _input_grid(tensor: str, activations: dict[str, ActivationQuant],
     return activations[tensor]
 
 
-def _bias_on_grid(bias: np.ndarray, input_grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
+def _bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
                   ) -> tuple[np.ndarray, bool]:
     """The bias rounded to the grid the layer adds it on (input scale x weight scale), in float32: int32
     (clipped) in an 8-bit layer, 64 bits in a 16-bit one; and whether it lies beyond int32."""
     w_scale, _ = channel_params(wq.quantizer, w, wq.axis)
-    scale = bias_scale(input_grid.params[0], w_scale).reshape(-1)
+    scale = bias_scale(grid.params[0], w_scale).reshape(-1)
     if scale.size > 1 and bias.shape != scale.shape:
         return bias, False
     scale = scale if scale.size > 1 else scale[0]
@@ -165,7 +165,7 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
         if node.op_type not in BIASED or len(node.input) < 3 or node.input[1] not in weights \
                 or node.input[2] not in biases:
             continue
-        grid = _input_grid(node.input[0], activations, producers)
+        grid = input_grid(node.input[0], activations, producers)
         if grid is None:
             continue
         w = weight_values[node.input[1]]
