@@ -20,7 +20,7 @@ from onnx import NodeProto
 from app.quant.analysis import QuantAnalysis
 from app.quant.errors import QuantError
 from app.quant.layers import node_names
-from app.quant.qdq import BIASED, ActivationQuant, input_grid
+from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, input_grid
 from app.quant.quantizers import bias_scale
 from app.quant.toolkits import Precision
 from app.quant.weights import channel_params
@@ -84,6 +84,13 @@ class _Plan:
         return node if node is not None and node.op_type in BIASED and len(node.input) > 1 \
             and node.input[1] in self.weights else None
 
+    def weight(self, head: NodeProto) -> tuple[str, WeightQuant, np.ndarray, np.ndarray, np.ndarray]:
+        """The head's weight: name, grid, (folded) values, scales and zero points."""
+        name = head.input[1]
+        _, wq = self.weights[name]
+        w = self.analysis.weight_values[name]
+        return (name, wq, w, *channel_params(wq.quantizer, w, wq.axis))
+
     def bias_scale(self, head: NodeProto) -> np.ndarray | None:
         """Scale of the head's bias: input scale x weight scale (None: no bias, or an input off any grid)."""
         grid = input_grid(head.input[0], self.activations, self.producers)
@@ -128,9 +135,7 @@ def acuity_quantize(analysis: QuantAnalysis, label: str, activations: dict[str, 
         head = plan.head(nodes)
         if head is None:
             continue
-        _, wq = plan.weights[head.input[1]]
-        w = analysis.weight_values[head.input[1]]
-        w_scale, w_zero = channel_params(wq.quantizer, w, wq.axis)
+        _, wq, w, w_scale, w_zero = plan.weight(head)
         parameters[f"@{layer}:weight"] = _acuity_entry(precision, _extremes(w, wq.axis), w_scale, w_zero,
                                                        wq.axis is not None)
         b_scale = plan.bias_scale(head)
@@ -165,10 +170,8 @@ def rknn_cfg(analysis: QuantAnalysis, label: str, activations: dict[str, Activat
         head = plan.head(nodes)
         if head is None:
             continue
-        _, wq = plan.weights[head.input[1]]
-        w = analysis.weight_values[head.input[1]]
-        w_scale, w_zero = channel_params(wq.quantizer, w, wq.axis)
-        parameters[head.input[1]] = entry(precision, *_extremes(w, wq.axis), w_scale, w_zero, wq.axis is not None)
+        name, wq, w, w_scale, w_zero = plan.weight(head)
+        parameters[name] = entry(precision, *_extremes(w, wq.axis), w_scale, w_zero, wq.axis is not None)
     custom = {tensor: plan.precision(aq).itype for tensor, _, aq in plan.mixed()}
     header = (f"# RKNN-Toolkit2 quantization config from onnx-workbench: target {plan.profile.name}, configuration "
               f"{label}.\n# Keys are the ONNX tensor names (RKNN keys layers by their output tensor, and an ONNX\n"

@@ -36,6 +36,7 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
                      tensor_report, write_json)
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
+from ..quant.export import acuity_quantize, rknn_cfg
 from ..quant.model import LoadedModel, input_specs
 from .downloads import content_disposition, file_response, open_files
 from .schemas import file_field, multipart_body
@@ -537,6 +538,29 @@ def get_table(session_id: str, job_id: str, request: Request, config: str = Quer
                              "X-Model-Version": str(meta["version"])})
 
 
+#: The toolkit files: target -> (writer, file name)
+TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {"acuity": (acuity_quantize, "model.quantize"),
+                                                           "rknn": (rknn_cfg, "model.quantization.cfg")}
+
+
+@router.get("/{session_id}/quant/{job_id}/toolkit-file", summary="The plan in the target toolkit's own file "
+            "(Acuity .quantize, RKNN .quantization.cfg) for a configuration, or a base with the given tensors in "
+            "int16", responses={200: {"content": {"application/yaml": {}}}})
+def get_toolkit_file(session_id: str, job_id: str, request: Request, config: str = Query(default=HYBRID),
+                     int16: str | None = Query(default=None, description="JSON list of tensor names in int16")
+                     ) -> Response:
+    analysis, meta = _analysis(request, session_id, job_id)
+    target = analysis.toolkit.name
+    if target not in TOOLKIT_FILES:
+        raise ApiError(409, "no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
+                       f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}")
+    label, grid = _configuration(analysis, config, int16)
+    write, name = TOOLKIT_FILES[target]
+    return Response(write(analysis, label, grid), media_type="application/yaml",
+                    headers={"Content-Disposition": content_disposition(name),
+                             "X-Model-Version": str(meta["version"])})
+
+
 @router.post("/{session_id}/quant/{job_id}/measure", status_code=202,
              summary="Measure a per-tensor precision end to end (background job); its result holds the output "
                      "SQNR and cosine under end_to_end.custom")
@@ -550,7 +574,8 @@ def start_measure(session_id: str, job_id: str, body: MeasureRequest, request: R
         data = open_data(input_specs(analysis.model), settings, paths)
     except QuantError as err:
         raise ApiError(422, "bad_quant_input", str(err)) from None
-    int16 = sorted(name for name, aq in grid.items() if aq.quantizer.name == "int16")
+    high = analysis.toolkit.tier("int16").activation
+    int16 = sorted(name for name, aq in grid.items() if aq.quantizer == high)
     measure_id = request.app.state.jobs.submit(_run_measure(analysis, meta, grid, data, base, int16),
                                                session_id=session_id, kind="quant-measure")
     return {"job_id": measure_id, "session": session_id, "version": meta["version"], "state": "queued",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+import yaml
 import pytest
 from fastapi.testclient import TestClient
 
@@ -293,4 +294,32 @@ def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_ses
     table = client.get(f"{base}/table", params={"config": "int16/minmax"}).json()["tensors"]
     assert {table[w]["dtype"] for w in ("w1", "w2", "w3", "w4", "w5")} == {"int16"}
     error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"int16_weights": "maybe"}),
+                                                                "random": "2"}), 422, "bad_settings")
+
+
+def test_target_toolkit_setting_table_and_file(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    """target=rknn: the report and table speak RKNN's terms, the plan comes as its .quantization.cfg, and a
+    measured int16 list names the tensors in its 16-bit precision (w16a16i)."""
+    sid, x = conv_session
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="rknn", end_to_end=False)
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    base = f"/api/sessions/{sid}/quant/{job['job_id']}"
+    report = client.get(f"{base}/report?histograms=false").json()
+    assert report["toolkit"]["name"] == "rknn" and report["toolkit"]["precisions"]["int16"]["name"] == "w16a16i"
+    assert report["tensors"]["r1"]["layer"] == ["conv1", "relu1"]
+    table = client.get(f"{base}/table", params={"config": "uint8/minmax", "int16": json.dumps(["t3"])}).json()
+    assert table["toolkit"] == "rknn" and table["tensors"]["t3"]["precision"] == "w16a16i"
+    assert table["tensors"]["r1"]["precision"] == "w8a8" and table["tensors"]["w1"]["axis"] == 0
+    r = client.get(f"{base}/toolkit-file", params={"config": "uint8/minmax", "int16": json.dumps(["t3"])})
+    assert r.status_code == 200 and "model.quantization.cfg" in r.headers["content-disposition"]
+    cfg = yaml.safe_load(r.text)
+    assert cfg["custom_quantize_layers"] == {"t3": "int16"} and set(report["tensors"]) <= set(cfg["quantize_parameters"])
+    error_of(client.get(f"{base}/toolkit-file", params={"config": "int4"}), 422, "bad_config")
+    r = client.post(f"{base}/measure", json={"int16": ["t3"]})
+    assert wait(client, r.json()["job_id"])["result"]["int16"] == ["t3"]
+    onnxruntime = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", end_to_end=False)
+    assert wait(client, onnxruntime["job_id"])["state"] == "succeeded"
+    error_of(client.get(f"/api/sessions/{sid}/quant/{onnxruntime['job_id']}/toolkit-file",
+                        params={"config": "uint8/minmax"}), 409, "no_toolkit_file")
+    error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"target": "tensorrt"}),
                                                                 "random": "2"}), 422, "bad_settings")
