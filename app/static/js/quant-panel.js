@@ -493,7 +493,10 @@ export class QuantUI {
   renderNodeSection(el, id) {
     const node = this.app.model.node(id);
     if (!node) return;
-    const tensors = node.outputs.filter((t) => t && this.result.report.tensors[t]);
+    const report = this.result.report;
+    let tensors = node.outputs.filter((t) => t && report.tensors[t]);
+    // a node inside a fused layer (a Conv before its BN and activation) shows its layer's output
+    if (!tensors.length) tensors = Object.keys(report.tensors).filter((t) => (report.tensors[t].layer || []).includes(id));
     const weights = this.weightsOfNode(id);
     if (!tensors.length && !weights.length) {
       el.append(h("section", { class: "qsection" }, h("h3", { text: "Quantization" }), h("p", { class: "muted", text: "No float output of this node is quantized." })));
