@@ -28,7 +28,7 @@ from app.quant.hybrid import HybridResult, point_graph, search
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
                              load_model, quantization_points, weight_layers, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_opset
+from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
 from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
 from app.quant.runtime import QDQ_LEVEL, session
@@ -112,6 +112,8 @@ class QuantAnalysis:
     folder: Path | None = None
     #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
     weight_layers: dict[str, set[str]] | None = None
+    #: biases the toolkit rounds onto its grid (NPU targets; values of the folded model)
+    bias_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
     #: the float model as the toolkit quantizes it (layers' BN and scale-and-shift folded), None: ``model``
     folded_model: ModelProto | None = field(default=None, init=False, repr=False)
@@ -175,7 +177,7 @@ class QuantAnalysis:
 
     def save(self, path: str | Path) -> None:
         """Pickle the analysis without the model and its weights (the caller keeps the model file)."""
-        light = dataclasses.replace(self, model=ModelProto(), weight_values={})
+        light = dataclasses.replace(self, model=ModelProto(), weight_values={}, bias_values={})
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -213,7 +215,7 @@ class QuantAnalysis:
         if self._qdq_source is None:
             self._qdq_source = qdq_opset(self.folded_model or self.model)
         return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values,
-                               quantize_biases=self.toolkit.fuses_layers)
+                               self.bias_values)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID,
                    activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
@@ -326,6 +328,7 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
                              weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
                              weight_layers=weight_layers(weights, points))
     analysis.folded_model = source
+    analysis.bias_values = bias_values(source, values) if source is not None else {}
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis
@@ -388,6 +391,8 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
         raise QuantError(f"the saved analysis cannot be read ({type(exc).__name__}); run the analysis again") from exc
     if not isinstance(analysis, QuantAnalysis):
         raise QuantError("the file does not hold a quantization analysis")
+    if "target" not in vars(analysis.options):  # saved before toolkit profiles: every tensor, onnxruntime's grids
+        object.__setattr__(analysis.options, "target", "onnxruntime")
     loaded = load_model(model)
     analysis.model, analysis.folder = loaded.proto, loaded.folder
     points = [t.stats.tensor for t in analysis.tensors.values()]
@@ -395,6 +400,7 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
                                                          constant_values(analysis.model, analysis.folder),
                                                          analysis.toolkit)
     analysis.weight_values = {name: values[name] for name in analysis.weights}
+    analysis.bias_values = bias_values(analysis.folded_model, values) if analysis.folded_model is not None else {}
     return analysis
 
 

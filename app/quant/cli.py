@@ -39,8 +39,10 @@ def _shape(text: str) -> tuple[str, tuple[int, ...]]:
 def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``quant MODEL --data ... --report ...`` on an argparse subparsers object."""
     p = subparsers.add_parser("quant", help="quantization analysis: ranges, uint8/int16 error, hybrid, QDQ export",
-                              description="Analyse how a model quantizes (uint8 Min-Max / KL / percentile / MSE, "
-                                          "int16), recommend int16 tensors and export a QDQ model.")
+                              description="Analyse how a model quantizes in the target toolkit's arithmetic and "
+                                          "layers (Acuity, RKNN or onnxruntime; 8-bit Min-Max / KL / percentile / "
+                                          "MSE, int16), recommend int16 layers and export a QDQ model and the "
+                                          "toolkit's quantization file.")
     p.add_argument("model", type=Path, help="float ONNX model")
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help=".npz keyed by input name (samples on the first axis), .npy, image files, folders or a zip")

@@ -155,8 +155,8 @@ def _is_pass_through(node: NodeProto, graph: _Graph) -> bool:
 
 
 def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str], values: dict[str, np.ndarray],
-                   outputs: set[str]) -> tuple[list[Layer], set[int]]:
-    """The layers of a graph (in graph order) and the indices of its pass-through nodes.
+                   outputs: set[str]) -> list[Layer]:
+    """The layers of a graph, in graph order (data-movement nodes belong to none).
 
     ``wanted``: the float activation tensors that may be quantized; a layer ends at one of them.
     """
@@ -164,13 +164,11 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
     names = node_names(nodes)
     position = {id(node): index for index, node in enumerate(nodes)}
     absorbed: set[int] = set()
-    passing: set[int] = set()
     layers: list[Layer] = []
     for index, head in enumerate(nodes):
         if index in absorbed or not head.output or not any(o in wanted for o in head.output):
             continue
         if _is_pass_through(head, graph):
-            passing.add(index)
             continue
         members = [head]
         tensor = head.output[0]
@@ -197,4 +195,4 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
         for output in ([tensor] if len(head.output) == 1 else [o for o in head.output if o in wanted]):
             if output in wanted:
                 layers.append(Layer(output, tuple(names[position[id(n)]] for n in members), head.op_type))
-    return layers, passing
+    return layers

@@ -211,7 +211,7 @@ def quantization_points(model: ModelProto, types: dict[str, int], fuse_layers: b
     points = [ActivationTensor(spec.name, None, None) for spec in model.graph.input
               if spec.name not in constants and types.get(spec.name) == TensorProto.FLOAT]
     if fuse_layers:
-        layers, _ = toolkit_layers(nodes, floats, constants, _small_values(model), outputs)
+        layers = toolkit_layers(nodes, floats, constants, _small_values(model), outputs)
         return points + [ActivationTensor(layer.output, layer.nodes[-1], layer.op_type, layer.nodes) for layer in layers]
     readers = consumers(model)
     producer = {name: (node, names[index]) for index, node in enumerate(nodes) for name in node.output}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import AttributeProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper, version_converter
+from onnx import ModelProto, NodeProto, helper, numpy_helper, version_converter
 
 from app.quant.model import WeightTensor, opset_version
 from app.quant.quantizers import Quantizer, bias_scale
@@ -140,17 +140,10 @@ def _bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: We
     return (q * scale).astype(np.float32), bool(np.abs(q).max(initial=0) > INT32_MAX)
 
 
-def _bias_values(model: ModelProto) -> dict[str, np.ndarray]:
-    """Float values of the biases of Conv/ConvTranspose/Gemm (initializers in the file, or Constant nodes)."""
-    wanted = {node.input[2] for node in model.graph.node if node.op_type in BIASED and len(node.input) > 2}
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
-              if t.name in wanted and t.data_location != TensorProto.EXTERNAL}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output and node.output[0] in wanted:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.type == AttributeProto.TENSOR:
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return {k: v for k, v in values.items() if v.dtype == np.float32}
+def bias_values(model: ModelProto, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float32 biases of the model's Conv/ConvTranspose/Gemm, taken from its constant ``values``."""
+    names = {node.input[2] for node in model.graph.node if node.op_type in BIASED and len(node.input) > 2}
+    return {name: values[name] for name in names if name in values and values[name].dtype == np.float32}
 
 
 def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQuant],
@@ -186,10 +179,10 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
 
 def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
                     weights: dict[str, tuple[WeightTensor, WeightQuant]],
-                    weight_values: dict[str, np.ndarray], quantize_biases: bool = False) -> ModelProto:
+                    weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None) -> ModelProto:
     """A new model with the given activations and weights quantized (QDQ form).
 
-    ``quantize_biases``: a Conv/ConvTranspose/Gemm bias is rounded onto its toolkit grid (input scale
+    ``biases`` (see ``bias_values``): each Conv/ConvTranspose/Gemm bias is rounded onto its toolkit grid (input scale
     x weight scale; for dynamic fixed point fl_in + fl_w) and stored in float. One beyond int32 there
     (16-bit layers) is added after the layer instead: onnxruntime's optimizer would turn it into an
     int32 and wrap it around (test_qdq_runtime), so the exported model runs as measured.
@@ -247,8 +240,7 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
             renamed_inputs[value.name] = target
 
     nodes = list(graph.node)
-    biases = _bias_values(model) if quantize_biases else {}
-    if quantize_biases:
+    if biases:
         nodes = _quantize_biases(nodes, activations, weights, weight_values, biases, const, names)
     body: list[NodeProto] = []
     for node in nodes:
@@ -266,7 +258,7 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         body.append(node)
         body += tail
 
-    if quantize_biases:  # the float biases replaced by their rounded copies
+    if biases:  # the float biases replaced by their rounded copies
         used = {name for node in head + body for name in node.input}
         body = [n for n in body if n.op_type != "Constant" or n.output[0] not in biases or n.output[0] in used]
         kept_initializers = [t for t in kept_initializers if t.name in used or t.name not in biases]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.quant import QuantOptions, analyze, build_report, quant_table
+from app.quant import QuantOptions, analyze, build_report, load_analysis, quant_table
 from app.quant.calibration import RandomData
 from app.quant.model import input_specs
 from app.quant.quantizers import DFP8, DFP16, INT8_ASYMMETRIC, UINT8, bias_scale
@@ -80,3 +80,13 @@ def test_table_shows_fl_for_dynamic_fixed_point() -> None:
     for t in analysis.tensors.values():  # the prediction is the toolkit's arithmetic on the data
         sampled, predicted = t.sampled_sqnr_db["int16/minmax"], t.sqnr_db["int16/minmax"]
         assert predicted is None or abs(sampled - predicted) < 0.5
+
+
+def test_an_analysis_saved_before_profiles_loads_as_onnxruntime(tmp_path) -> None:
+    model = conv_net()
+    analysis = analyze(model, RandomData(input_specs(model), 1), QuantOptions(target="onnxruntime", end_to_end=False))
+    object.__delattr__(analysis.options, "target")  # as pickled by the version without toolkit profiles
+    analysis.save(tmp_path / "a.pickle")
+    loaded = load_analysis(tmp_path / "a.pickle", model)
+    assert loaded.toolkit.name == "onnxruntime" and loaded.folded_model is None
+    assert quant_table(loaded, "int16/minmax")["tensors"]["c2"]["quantizer"] == "int16"
