@@ -68,12 +68,6 @@ class Toolkit:
                 return tier
         raise QuantError(f"{self.name} has no precision with {quantizer.name} {'weights' if weights else 'activations'}")
 
-    def algorithm(self, name: str) -> str:
-        """Our range algorithm for one of the toolkit's algorithm names."""
-        if name not in self.algorithms:
-            raise QuantError(f"{self.name} has no range algorithm {name!r}; choose from {list(self.algorithms)}")
-        return self.algorithms[name][0]
-
     def to_json(self) -> dict:
         return {"name": self.name,
                 "precisions": {tier: self.tier(tier).to_json() for tier in TIERS},

@@ -26,7 +26,6 @@ def _check_no_point_inside_a_layer(model: onnx.ModelProto, target: str) -> list:
     points = quantizable_points(model, target)
     names = {p.name for p in points}
     producers = _producers(model)
-    readers = Counter(name for node in model.graph.node for name in node.input)
     member = {}
     for p in points:
         for n in p.nodes:

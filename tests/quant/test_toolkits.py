@@ -57,9 +57,10 @@ def test_rknn_w8a8_is_asymmetric_int8_with_symmetric_per_channel_weights() -> No
 
 
 def test_algorithm_names_map_onto_ours() -> None:
-    assert toolkit("acuity").algorithm("kl_divergence") == "kl" and toolkit("acuity").kl_bins == 2 ** 11
-    assert toolkit("acuity").algorithm("normal") == "minmax"
-    assert toolkit("rknn").algorithm("mmse") == "mse"
+    acuity = toolkit("acuity").to_json()
+    assert acuity["algorithms"]["kl_divergence"] == {"ours": "kl"} and acuity["kl_bins"] == 2 ** 11
+    assert acuity["algorithms"]["normal"] == {"ours": "minmax"} and "note" in acuity["algorithms"]["moving_average"]
+    assert toolkit("rknn").to_json()["algorithms"]["mmse"] == {"ours": "mse"}
     assert toolkit("onnxruntime").tier("int16").weight is UINT8  # today's A16W8
     assert toolkit("onnxruntime", int16_weights=True).tier("int16").weight.bits == 16
     assert set(TOOLKITS) == {"acuity", "rknn", "onnxruntime"}
