@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from app.quant import QuantOptions, analyze, build_report
 from app.quant.analysis import quantizable_points
@@ -123,3 +124,24 @@ def test_folding_keeps_the_float_function(fixture_model) -> None:
 def _tensors(model: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(augmented_model(model, names), providers=["CPUExecutionProvider"])
     return dict(zip([o.name for o in session.get_outputs()], session.run(None, {model.graph.input[0].name: x})))
+
+
+def test_picodet_layout_layers(fixture_model) -> None:
+    """The real PicoDet (PaddleDetection, 102 Conv, 94 BatchNormalization, 94 HardSwish chains): 524
+    quantization points for onnxruntime, 112 toolkit layers: the input, one per Conv (94 of them
+    Conv+BN+HardSwish), 4 Sigmoid heads, 2 SE blocks (GlobalAveragePool, gate Mul) and 1 residual Add."""
+    try:
+        path = fixture_model("picodet_layout")
+    except KeyError:
+        pytest.skip("the picodet_layout fixture arrives with main's tests/fixture_models.py")
+    model = onnx.load(path)
+    points = _check_no_point_inside_a_layer(model, "acuity")
+    ops = Counter(n.op_type for n in model.graph.node)
+    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node))
+    shapes = Counter(tuple(by_name[n].op_type for n in p.nodes) for p in points)
+    assert shapes[("Conv", "BatchNormalization", "Add", "Clip", "Mul", "Div")] == ops["BatchNormalization"] == 94
+    heads = Counter(by_name[p.nodes[0]].op_type for p in points if p.nodes)
+    assert heads["Conv"] == ops["Conv"] == 102
+    assert (heads["Sigmoid"], heads["GlobalAveragePool"], heads["Mul"], heads["Add"]) == (4, 2, 2, 1)
+    assert len(points) == 1 + 102 + 4 + 2 + 2 + 1 == 112
+    assert len(quantizable_points(model, "onnxruntime")) == 524
