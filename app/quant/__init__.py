@@ -4,9 +4,10 @@ Entry points for callers (CLI, job runner)::
 
     model, specs = model_inputs("model.onnx")
     data = open_calibration_data(specs, "calib.npz")
-    analysis = analyze(model, data, QuantOptions(), progress=cb, cancel=event)
+    analysis = analyze(model, data, QuantOptions(target="acuity"), progress=cb, cancel=event)
     write_json(build_report(analysis), "report.json")
     analysis.export_qdq("model.qdq.onnx")
+    Path("model.quantize").write_text(acuity_quantize(analysis, "hybrid"))  # app.quant.export
     analysis.save("analysis.pickle"); later: load_analysis("analysis.pickle", "model.onnx")
 """
 

@@ -22,40 +22,45 @@ from app.graph import ModelDocument, WorkbenchError, save_model
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
 from app.quant.evaluate import OutputError, compare, worst_sqnr
+from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, max_steps, point_graph, search
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
                              load_model, quantization_points, weight_layers, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.qdq import ActivationQuant, WeightQuant, build_qdq_model, qdq_opset
-from app.quant.quantizers import (INT16, QUANTIZERS, UINT8, Quantizer, expected_squared_error, histogram_bins,
-                                  histogram_sqnr, sample_sqnr)
+from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
+from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
 from app.quant.runtime import QDQ_LEVEL, session
 from app.quant.stats import TensorStatistics, collect_statistics
+from app.quant.toolkits import DEFAULT_TOOLKIT, TIERS, TOOLKITS, Toolkit, toolkit
 from app.quant.weights import WeightReport, analyse_weight
 
-#: The whole-model configurations measured end to end (label -> quantizer, range algorithm).
-CONFIGS: dict[str, tuple[Quantizer, str]] = {
-    "uint8/minmax": (UINT8, "minmax"),
-    "uint8/kl": (UINT8, "kl"),
-    "int16/minmax": (INT16, "minmax"),
+#: The whole-model configurations measured end to end (label -> precision tier, range algorithm); a
+#: tier is the toolkit's 8-bit ("uint8") or 16-bit ("int16") precision, see app.quant.toolkits.
+CONFIGS: dict[str, tuple[str, str]] = {
+    "uint8/minmax": ("uint8", "minmax"),
+    "uint8/kl": ("uint8", "kl"),
+    "int16/minmax": ("int16", "minmax"),
 }
 HYBRID = "hybrid"
 
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """Knobs of the analysis; the defaults follow Acuity (uint8 asymmetric, per-tensor weights)."""
+    """Knobs of the analysis; ``target`` is the toolkit whose arithmetic and layers are simulated."""
 
+    target: str = DEFAULT_TOOLKIT
     percentile: float = 99.99
-    kl_bins: int = 2048
+    #: histogram bins of the KL search; None: the toolkit's default (Acuity 2^11)
+    kl_bins: int | None = None
     kl_levels: int = 128
     kl_method: KlMethod = "tensorrt"
     histogram_capacity: int = DEFAULT_CAPACITY
     sample_size: int = 4096
+    #: onnxruntime target: per-channel weight scales, and int16 layers with int16 weights too (W16A16,
+    #: as Acuity's and RKNN's int16 layers always have); default A16W8. The NPU toolkits fix both.
     per_channel_weights: bool = False
-    #: int16 layers get int16 weights too (W16A16, as Acuity's and RKNN's int16 layers); default A16W8
     int16_weights: bool = False
     end_to_end: bool = True
     target_margin_db: float = 3.0
@@ -65,9 +70,11 @@ class QuantOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.target not in TOOLKITS:
+            raise QuantError(f"unknown target toolkit {self.target!r}; choose from {list(TOOLKITS)}")
         if not 50 < self.percentile <= 100:
             raise QuantError("percentile must be in (50, 100]")
-        if self.kl_levels < 2 or self.kl_bins < 2 * self.kl_levels:
+        if self.kl_levels < 2 or (self.kl_bins is not None and self.kl_bins < 2 * self.kl_levels):
             raise QuantError("KL search needs at least 2 levels and twice as many bins as levels")
         if self.hybrid_base not in (None, "uint8/minmax", "uint8/kl"):
             raise QuantError("hybrid base must be uint8/minmax or uint8/kl")
@@ -109,7 +116,17 @@ class QuantAnalysis:
     folder: Path | None = None
     #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
     weight_layers: dict[str, set[str]] | None = None
+    #: biases the toolkit rounds onto its grid (NPU targets; values of the folded model)
+    bias_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
+    #: the float model as the toolkit quantizes it (layers' BN and scale-and-shift folded), None: ``model``
+    folded_model: ModelProto | None = field(default=None, init=False, repr=False)
+
+    @property
+    def toolkit(self) -> Toolkit:
+        """The profile of the target toolkit (with the onnxruntime weight options applied)."""
+        options = self.options
+        return toolkit(options.target, options.per_channel_weights, options.int16_weights)
 
     def precision(self, label: str) -> dict[str, ActivationQuant]:
         """Per-tensor grid of a configuration: one of CONFIGS, or "hybrid"."""
@@ -119,25 +136,28 @@ class QuantAnalysis:
             return self.hybrid_precision(self.hybrid_base, set(self.hybrid.int16))
         if label not in CONFIGS:
             raise QuantError(f"unknown configuration {label!r}; choose from {[*CONFIGS, HYBRID]}")
-        quantizer, algorithm = CONFIGS[label]
+        tier, algorithm = CONFIGS[label]
+        quantizer = self.toolkit.tier(tier).activation
         return {name: ActivationQuant(quantizer, *t.ranges[algorithm], algorithm) for name, t in self.tensors.items()}
 
     def hybrid_precision(self, base: str, promoted: set[str]) -> dict[str, ActivationQuant]:
         """The base configuration with the promoted tensors in int16 (Min-Max ranges)."""
         grid = self.precision(base)
+        high = self.toolkit.tier("int16").activation
         for name in promoted:
-            grid[name] = ActivationQuant(INT16, *self.tensors[name].ranges["minmax"], "minmax")
+            grid[name] = ActivationQuant(high, *self.tensors[name].ranges["minmax"], "minmax")
         return grid
 
     def override_precision(self, base: str, overrides: dict[str, str]) -> dict[str, ActivationQuant]:
         """A configuration with some tensors switched, as a person picks them after the analysis.
 
         ``overrides`` maps tensor names to "int16" (Min-Max range, as the hybrid uses), "uint8"
-        (the base's uint8 range algorithm, Min-Max for an int16 base) or "dtype/algorithm".
+        (the base's uint8 range algorithm, Min-Max for an int16 base) or "dtype/algorithm"; the
+        two are the target toolkit's 16-bit and 8-bit precisions.
         """
         grid = self.precision(base)
         uint8_algorithm = CONFIGS[self.hybrid_base or "uint8/minmax"][1] if base == HYBRID else (
-            CONFIGS[base][1] if CONFIGS[base][0] is UINT8 else "minmax")
+            CONFIGS[base][1] if CONFIGS[base][0] == "uint8" else "minmax")
         unknown = sorted(set(overrides) - set(self.tensors))
         if unknown:
             raise QuantError(f"not quantization points of this analysis: {unknown[:5]}")
@@ -147,7 +167,8 @@ class QuantAnalysis:
                 raise QuantError(f"precision {choice!r} of {name!r}: use uint8 or int16, optionally with /"
                                  f"{'|'.join(ALGORITHMS)}")
             algorithm = algorithm or ("minmax" if dtype == "int16" else uint8_algorithm)
-            grid[name] = ActivationQuant(QUANTIZERS[dtype], *self.tensors[name].ranges[algorithm], algorithm)
+            grid[name] = ActivationQuant(self.toolkit.tier(dtype).activation, *self.tensors[name].ranges[algorithm],
+                                         algorithm)
         return grid
 
     def measure(self, activations: dict[str, ActivationQuant], data: CalibrationData,
@@ -160,7 +181,7 @@ class QuantAnalysis:
 
     def save(self, path: str | Path) -> None:
         """Pickle the analysis without the model and its weights (the caller keeps the model file)."""
-        light = dataclasses.replace(self, model=ModelProto(), weight_values={})
+        light = dataclasses.replace(self, model=ModelProto(), weight_values={}, bias_values={})
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -169,19 +190,24 @@ class QuantAnalysis:
 
     def weight_grids(self, activations: dict[str, ActivationQuant] | None = None
                      ) -> dict[str, tuple[WeightTensor, WeightQuant]]:
-        """Weights per tensor (Acuity's default) or per channel: uint8, or with ``int16_weights`` int16
-        for a layer whose output is int16 in ``activations``.
+        """Each weight in the precision of its layer (the grid of the layer's output in ``activations``):
+        the toolkit's weight quantizer of that precision, per tensor or per channel.
 
-        By default int16 applies to activations only (A16W8): with int16 weights too, all-int16
-        sits near 80 dB, so a hybrid "within 3 dB of all-int16" promotes nearly everything; with
-        ``int16_weights`` an absolute ``target_sqnr_db`` is the useful hybrid target.
+        A weight shared by layers of both precisions takes the 16-bit one. With the onnxruntime
+        target int16 applies to activations only by default (A16W8): with int16 weights too,
+        all-int16 sits near 80 dB, so a hybrid "within 3 dB of all-int16" promotes nearly
+        everything; there an absolute ``target_sqnr_db`` is the useful hybrid target.
         """
-        promoted = {name for name, aq in (activations or {}).items() if aq.quantizer is INT16} \
-            if self.options.int16_weights else set()
+        profile = self.toolkit
+        low, high = profile.tier("uint8"), profile.tier("int16")
+        promoted = {name for name, aq in (activations or {}).items() if aq.quantizer == high.activation}
         layers = self.weight_layers or {}
-        return {name: (rep.weight, WeightQuant(INT16 if layers.get(name, set()) & promoted else UINT8,
-                                               rep.weight.channel_axis if self.options.per_channel_weights else None))
-                for name, rep in self.weights.items()}
+        grids = {}
+        for name, rep in self.weights.items():
+            precision = high if layers.get(name, set()) & promoted else low
+            grids[name] = (rep.weight, WeightQuant(precision.weight,
+                                                   rep.weight.channel_axis if precision.per_channel else None))
+        return grids
 
     def qdq_model(self, label: str = HYBRID) -> ModelProto:
         """The QDQ model of a configuration, runnable in onnxruntime."""
@@ -191,8 +217,9 @@ class QuantAnalysis:
         """The QDQ model for an explicit per-tensor precision (float tensors it leaves alone may still
         refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone)."""
         if self._qdq_source is None:
-            self._qdq_source = qdq_opset(self.model)
-        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values)
+            self._qdq_source = qdq_opset(self.folded_model or self.model)
+        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values,
+                               self.bias_values)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID,
                    activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
@@ -208,26 +235,30 @@ class QuantAnalysis:
             raise QuantError(str(exc)) from exc
 
 
-def _tensor_result(stats: TensorStatistics, options: QuantOptions) -> TensorResult:
+def _tensor_result(stats: TensorStatistics, options: QuantOptions, profile: Toolkit) -> TensorResult:
+    """Ranges of every algorithm and the predicted SQNR of each (tier, algorithm) in the toolkit's arithmetic."""
     hist = stats.histogram
     if hist.count == 0:
         raise QuantError(f"tensor {stats.tensor.name!r} held no finite values")
-    ranges = all_ranges(hist, options.percentile, options.kl_bins, options.kl_levels, options.kl_method)
-    keys = [(q, a) for q in QUANTIZERS.values() for a in ALGORITHMS]
-    predicted = histogram_sqnr(hist, [(q, *ranges[a]) for q, a in keys])
-    sqnr = {f"{q.name}/{a}": v for (q, a), v in zip(keys, predicted)}
-    sampled = {f"{q.name}/{a}": sample_sqnr(stats.sample, q, *ranges[a]) for q, a in keys}
+    low = profile.tier("uint8").activation
+    ranges = all_ranges(hist, options.percentile, options.kl_bins or profile.kl_bins, options.kl_levels,
+                        options.kl_method, low)
+    keys = [(tier, profile.tier(tier).activation, a) for tier in TIERS for a in ALGORITHMS]
+    predicted = histogram_sqnr(hist, [(q, *ranges[a]) for _, q, a in keys])
+    sqnr = {f"{tier}/{a}": v for (tier, _, a), v in zip(keys, predicted)}
+    sampled = {f"{tier}/{a}": sample_sqnr(stats.sample, q, *ranges[a]) for tier, q, a in keys}
     return TensorResult(stats, ranges, sqnr, sampled)
 
 
-def _sensitivity(result: TensorResult, config: str) -> float:
+def _sensitivity(result: TensorResult, config: str, profile: Toolkit) -> float:
     """Mean squared error of ``config`` relative to the tensor's typical (median non-zero) x**2.
 
     Why not 1/SQNR: an outlier channel carries most of a tensor's energy, so its SQNR looks
     fine while the other channels drown in the coarse steps the outlier forced.
     """
     hist = result.stats.histogram
-    quantizer, algorithm = CONFIGS[config]
+    tier, algorithm = CONFIGS[config]
+    quantizer = profile.tier(tier).activation
     edges, counts = histogram_bins(hist)
     scale, zero_point = quantizer.params(*result.ranges[algorithm])
     total = counts.sum()
@@ -241,13 +272,23 @@ def _sensitivity(result: TensorResult, config: str) -> float:
     return mse / max(typical * typical, 1e-30)
 
 
-def quantizable_points(model: ModelProto) -> list[ActivationTensor]:
-    """The quantization points, or a QuantError that says why the model has none."""
-    points = quantization_points(model, infer_types(model))
+def quantizable_points(model: ModelProto, target: str = DEFAULT_TOOLKIT) -> list[ActivationTensor]:
+    """The quantization points (the target toolkit's layers), or a QuantError that says why the model has none."""
+    points = quantization_points(model, infer_types(model), TOOLKITS[target].fuses_layers)
     if not points:
         raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
                          "or does it only take integer inputs to integer outputs?)")
     return points
+
+
+def _as_toolkit_sees_it(model: ModelProto, points: list[ActivationTensor], values: dict[str, np.ndarray],
+                        profile: Toolkit) -> tuple[ModelProto | None, dict[str, np.ndarray]]:
+    """The float model and constant values the toolkit quantizes: with fused layers, BN and constant
+    scale-and-shift folded into the weights and biases (None: the model as it is)."""
+    if not profile.fuses_layers:
+        return None, values
+    folded, changed = fold_layers(model, points, values)
+    return folded, {**values, **changed}
 
 
 def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData, options: QuantOptions | None = None,
@@ -264,7 +305,8 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     specs = input_specs(proto)
     if {s.name for s in specs} != {s.name for s in data.specs}:
         raise QuantError("the calibration data was opened for a different model")
-    points = quantizable_points(proto)
+    points = quantizable_points(proto, options.target)
+    profile = toolkit(options.target, options.per_channel_weights, options.int16_weights)
     check_cancel(cancel)
     payload = loaded.payload()
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
@@ -273,7 +315,7 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(points), "ranges")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="quant-ranges") as pool:
-        futures = {name: pool.submit(_tensor_result, st, options) for name, st in stats.items()}
+        futures = {name: pool.submit(_tensor_result, st, options, profile) for name, st in stats.items()}
         try:
             for done, (name, future) in enumerate(futures.items(), start=1):
                 check_cancel(cancel)
@@ -283,12 +325,14 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
             for future in futures.values():
                 future.cancel()
 
-    values = constant_values(proto, loaded.folder)
+    source, values = _as_toolkit_sees_it(proto, points, constant_values(proto, loaded.folder), profile)
     weights = weight_tensors(proto, values)
-    weight_reports = {w.name: analyse_weight(w, values[w.name], UINT8) for w in weights}
+    weight_reports = {w.name: analyse_weight(w, values[w.name], profile.tier("uint8").weight) for w in weights}
     analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
                              weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
-                             weight_layers=weight_layers(proto, weights))
+                             weight_layers=weight_layers(weights, points))
+    analysis.folded_model = source
+    analysis.bias_values = bias_values(source, values) if source is not None else {}
     if options.end_to_end:
         _end_to_end(analysis, payload, validation or data, progress, cancel)
     return analysis
@@ -313,7 +357,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         target = {o: (e.sqnr_db - options.target_margin_db if e.sqnr_db is not None else None)
                   for o, e in measured["int16/minmax"].items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
-    noise = {name: _sensitivity(t, base) for name, t in analysis.tensors.items()}
+    noise = {name: _sensitivity(t, base, analysis.toolkit) for name, t in analysis.tensors.items()}
     ranking = sorted(noise, key=lambda name: -noise[name])
     hybrid_errors: dict[frozenset[str], dict[str, OutputError]] = {}
 
@@ -351,10 +395,16 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
         raise QuantError(f"the saved analysis cannot be read ({type(exc).__name__}); run the analysis again") from exc
     if not isinstance(analysis, QuantAnalysis):
         raise QuantError("the file does not hold a quantization analysis")
+    if "target" not in vars(analysis.options):  # saved before toolkit profiles: every tensor, onnxruntime's grids
+        object.__setattr__(analysis.options, "target", "onnxruntime")
     loaded = load_model(model)
     analysis.model, analysis.folder = loaded.proto, loaded.folder
-    values = constant_values(analysis.model, analysis.folder)
+    points = [t.stats.tensor for t in analysis.tensors.values()]
+    analysis.folded_model, values = _as_toolkit_sees_it(analysis.model, points,
+                                                         constant_values(analysis.model, analysis.folder),
+                                                         analysis.toolkit)
     analysis.weight_values = {name: values[name] for name in analysis.weights}
+    analysis.bias_values = bias_values(analysis.folded_model, values) if analysis.folded_model is not None else {}
     return analysis
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inputs
 from app.quant.calibration import ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
+from app.quant.export import acuity_quantize, rknn_cfg
 from app.quant.report import build_report, quant_table, write_json
+from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -37,8 +39,10 @@ def _shape(text: str) -> tuple[str, tuple[int, ...]]:
 def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``quant MODEL --data ... --report ...`` on an argparse subparsers object."""
     p = subparsers.add_parser("quant", help="quantization analysis: ranges, uint8/int16 error, hybrid, QDQ export",
-                              description="Analyse how a model quantizes (uint8 Min-Max / KL / percentile / MSE, "
-                                          "int16), recommend int16 tensors and export a QDQ model.")
+                              description="Analyse how a model quantizes in the target toolkit's arithmetic and "
+                                          "layers (Acuity, RKNN or onnxruntime; 8-bit Min-Max / KL / percentile / "
+                                          "MSE, int16), recommend int16 layers and export a QDQ model and the "
+                                          "toolkit's quantization file.")
     p.add_argument("model", type=Path, help="float ONNX model")
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help=".npz keyed by input name (samples on the first axis), .npy, image files, folders or a zip")
@@ -48,15 +52,22 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--export-qdq", type=Path, metavar="OUT.onnx", help="write the QDQ model")
     p.add_argument("--export-config", default=HYBRID, choices=[*CONFIGS, HYBRID], help="configuration to export")
     p.add_argument("--table", type=Path, metavar="TABLE.json", help="write the quantization table")
+    p.add_argument("--export-acuity", type=Path, metavar="FILE.quantize",
+                   help="write Acuity's .quantize of the configuration (needs --target acuity)")
+    p.add_argument("--export-rknn", type=Path, metavar="FILE.cfg",
+                   help="write RKNN's .quantization.cfg of the configuration (needs --target rknn)")
     p.add_argument("--shape", type=_shape, action="append", default=[], metavar="NAME=1x3xHxW",
                    help="shape for an input with dynamic dims (random data, images)")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--kl-method", choices=["tensorrt", "onnxruntime"], default="tensorrt")
     p.add_argument("--target-margin-db", type=float, default=3.0, help="hybrid target: within this of all-int16")
     p.add_argument("--target-sqnr-db", type=float, help="hybrid target as an absolute output SQNR instead")
-    p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--target", choices=list(TOOLKITS), default=DEFAULT_TOOLKIT,
+                   help="toolkit to simulate: its quantizers, int16 and fused layers (default: %(default)s)")
+    p.add_argument("--per-channel", action="store_true", help="onnxruntime target: per-channel weight scales")
     p.add_argument("--int16-weights", action="store_true",
-                   help="int16 layers get int16 weights too (W16A16, as Acuity/RKNN int16 layers); default A16W8")
+                   help="onnxruntime target: int16 layers get int16 weights too (W16A16, as Acuity/RKNN int16 "
+                        "layers always do); default A16W8")
     p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
     p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
     p.add_argument("--mean", type=_floats, help="images: per-channel mean, e.g. 123.7,116.3,103.5")
@@ -96,14 +107,19 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
     """Run the command; 0 on success, 2 with a one-line message on bad input."""
     bar = _Bar(not args.quiet)
     try:
-        options = QuantOptions(percentile=args.percentile, kl_method=args.kl_method,
+        options = QuantOptions(target=args.target, percentile=args.percentile, kl_method=args.kl_method,
                                target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
                                per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
                                end_to_end=not args.no_end_to_end,
                                seed=args.seed)
-        if args.export_qdq and args.no_end_to_end and args.export_config == HYBRID:
+        exports = args.export_qdq or args.export_acuity or args.export_rknn
+        if exports and args.no_end_to_end and args.export_config == HYBRID:
             raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "
                              "--export-config")
+        for flag, path, toolkit in (("--export-acuity", args.export_acuity, "acuity"),
+                                    ("--export-rknn", args.export_rknn, "rknn")):
+            if path and args.target != toolkit:
+                raise QuantError(f"{flag} writes {toolkit}'s file: run with --target {toolkit}")
         model, specs = model_inputs(args.model)
         shapes = dict(args.shape)
         preprocess = ImagePreprocess(mean=args.mean or (0.0,), scale=args.scale, std=args.std,
@@ -118,6 +134,10 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
             write_json(quant_table(analysis, args.export_config), args.table)
         if args.export_qdq:
             analysis.export_qdq(args.export_qdq, args.export_config)
+        if args.export_acuity:
+            args.export_acuity.write_text(acuity_quantize(analysis, args.export_config))
+        if args.export_rknn:
+            args.export_rknn.write_text(rknn_cfg(analysis, args.export_config))
     except QuantCancelled as exc:
         bar.close()
         print(f"quant: {exc}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """What the analysis needs to know about a model: inputs, quantization points, weights.
 
-A quantization point is a float32 activation tensor of the main graph the way an NPU
-sees it: tensors computed only from constants count as weights, and the input of a
-Relu/Clip that is its producer's only consumer is skipped because NPUs (and ORT's QDQ
-quantizer) fuse the activation into the producer, so only its output is quantized.
+A quantization point is a float32 activation tensor of the main graph the way the target
+toolkit sees it: tensors computed only from constants count as weights. For an NPU toolkit a
+point is the output of one of its layers (app.quant.layers: Conv+BN+activation fused, data
+movement passing its input's grid through); for onnxruntime every tensor is one, except the
+input of a Relu/Clip that is its producer's only consumer (ORT's QDQ quantizer fuses those).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 from app.graph.errors import WorkbenchError
 from app.graph.io import has_external_data, map_tensor, read_model
 from app.quant.errors import QuantError
+from app.quant.layers import node_names, toolkit_layers
 from app.quant.runtime import serialize
 
 #: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
@@ -38,11 +40,13 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class ActivationTensor:
-    """A quantization point and the node that produces it (None for a graph input)."""
+    """A quantization point, the node that produces it (None for a graph input) and the ONNX nodes
+    of its layer (the toolkit's fused layer, in graph order; empty for a graph input)."""
 
     name: str
     node: str | None
     op_type: str | None
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,30 +187,48 @@ def consumers(model: ModelProto) -> dict[str, list[onnx.NodeProto]]:
     return result
 
 
-def quantization_points(model: ModelProto, types: dict[str, int]) -> list[ActivationTensor]:
-    """Float32 activation tensors an NPU would quantize, in graph order."""
+def _small_values(model: ModelProto) -> dict[str, np.ndarray]:
+    """Values of scalar-sized initializers and Constant nodes (the fusion patterns' 3s and 6s)."""
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+              if math.prod(t.dims) <= 16 and t.data_location != TensorProto.EXTERNAL}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR and math.prod(attr.t.dims) <= 16:
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def quantization_points(model: ModelProto, types: dict[str, int], fuse_layers: bool = False) -> list[ActivationTensor]:
+    """Float32 activation tensors the toolkit quantizes, in graph order: its layers' outputs with
+    ``fuse_layers`` (Acuity, RKNN), else every tensor but a fused Relu/Clip's input (onnxruntime)."""
     constants = constant_tensors(model)
-    readers = consumers(model)
     outputs = {o.name for o in model.graph.output}
-    points: list[ActivationTensor] = []
-    seen: set[str] = set()
-
-    def wanted(name: str) -> bool:
-        if not name or name in seen or name in constants or types.get(name) != TensorProto.FLOAT:
-            return False
-        users = readers.get(name, [])
-        fused = len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and name not in outputs
-        return not fused
-
-    for spec in model.graph.input:
-        if wanted(spec.name):
-            points.append(ActivationTensor(spec.name, None, None))
-            seen.add(spec.name)
-    for index, node in enumerate(model.graph.node):
+    nodes = list(model.graph.node)
+    names = node_names(nodes)
+    floats = {name for node in nodes for name in node.output
+              if name and name not in constants and types.get(name) == TensorProto.FLOAT}
+    points = [ActivationTensor(spec.name, None, None) for spec in model.graph.input
+              if spec.name not in constants and types.get(spec.name) == TensorProto.FLOAT]
+    if fuse_layers:
+        layers = toolkit_layers(nodes, floats, constants, _small_values(model), outputs)
+        return points + [ActivationTensor(layer.output, layer.nodes[-1], layer.op_type, layer.nodes) for layer in layers]
+    readers = consumers(model)
+    producer = {name: (node, names[index]) for index, node in enumerate(nodes) for name in node.output}
+    seen = {p.name for p in points}
+    for index, node in enumerate(nodes):
         for name in node.output:
-            if wanted(name):
-                points.append(ActivationTensor(name, node.name or f"{node.op_type}_{index}", node.op_type))
-                seen.add(name)
+            if name not in floats or name in seen:
+                continue
+            users = readers.get(name, [])
+            if len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and name not in outputs:
+                continue  # the activation's output is the point
+            layer = (names[index],)
+            source = node.input[0] if node.op_type in FUSED_ACTIVATIONS and node.input else ""
+            if source in producer and len(readers.get(source, [])) == 1 and source not in outputs:
+                layer = (producer[source][1], names[index])
+            points.append(ActivationTensor(name, names[index], node.op_type, layer))
+            seen.add(name)
     return points
 
 
@@ -244,25 +266,14 @@ def weight_tensors(model: ModelProto, values: dict[str, np.ndarray]) -> list[Wei
     return list(weights.values())
 
 
-def weight_layers(model: ModelProto, weights: list[WeightTensor]) -> dict[str, set[str]]:
-    """For each weight, the activation tensors its layers output as the NPU sees them: the node's
-    output, or the output of the Relu/Clip fused into it. A W16A16 toolchain gives a layer int16
-    weights when its output is int16, so these decide a weight's precision."""
-    names = {w.name for w in weights}
-    readers = consumers(model)
-    outputs = {o.name for o in model.graph.output}
-    layers: dict[str, set[str]] = {}
-    for node in model.graph.node:
-        used = names.intersection(node.input[p] for p in WEIGHT_INPUTS.get(node.op_type, ()) if p < len(node.input))
-        if not used or not node.output:
-            continue
-        out = node.output[0]
-        users = readers.get(out, [])
-        if len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and out not in outputs and users[0].output:
-            out = users[0].output[0]
-        for name in used:
-            layers.setdefault(name, set()).add(out)
-    return layers
+def weight_layers(weights: list[WeightTensor], points: list[ActivationTensor]) -> dict[str, set[str]]:
+    """For each weight, the quantization points of the layers its nodes belong to: a toolkit gives a
+    layer's weights the precision of its output (int16 weights in an int16 layer)."""
+    outputs_of: dict[str, set[str]] = {}
+    for point in points:
+        for node in point.nodes:
+            outputs_of.setdefault(node, set()).add(point.name)
+    return {w.name: set(outputs_of.get(w.node, ())) for w in weights}
 
 
 def opset_version(model: ModelProto) -> int:

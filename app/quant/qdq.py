@@ -8,13 +8,14 @@ from 21); otherwise onnxruntime's com.microsoft Q/DQ ops, which onnxruntime runs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from onnx import ModelProto, NodeProto, helper, numpy_helper, version_converter
 
 from app.quant.model import WeightTensor, opset_version
-from app.quant.quantizers import Quantizer
+from app.quant.quantizers import Quantizer, bias_scale
 from app.quant.weights import channel_params, quantize
 
 MS_DOMAIN = "com.microsoft"
@@ -34,8 +35,11 @@ class ActivationQuant:
         return self.quantizer.params(self.lo, self.hi)
 
     def to_json(self) -> dict:
+        """Scale and zero point, or for dynamic fixed point the fraction length fl (scale 2^-fl)."""
         scale, zero_point = self.params
-        return {"dtype": self.quantizer.name, "scale": float(scale), "zero_point": int(zero_point),
+        grid = ({"fl": self.quantizer.fraction_length(self.lo, self.hi)} if self.quantizer.power_of_two
+                else {"zero_point": int(zero_point)})
+        return {"quantizer": self.quantizer.name, "scale": float(scale), **grid,
                 "range": [float(self.lo), float(self.hi)], "algorithm": self.algorithm}
 
 
@@ -47,10 +51,15 @@ class WeightQuant:
     axis: int | None
 
     def to_json(self, w: np.ndarray) -> dict:
+        """Scales and zero points (or fl), one per channel or one for the tensor."""
         scale, zero_point = channel_params(self.quantizer, w, self.axis)
-        return {"dtype": self.quantizer.name, "axis": self.axis,
+        if self.quantizer.power_of_two:
+            name, values = "fl", np.rint(-np.log2(scale.astype(np.float64))).astype(np.int64)
+        else:
+            name, values = "zero_point", zero_point
+        return {"quantizer": self.quantizer.name, "axis": self.axis,
                 "scale": scale.tolist() if self.axis is not None else float(scale[0]),
-                "zero_point": zero_point.tolist() if self.axis is not None else int(zero_point[0]),
+                name: values.tolist() if self.axis is not None else int(values[0]),
                 "range": [float(w.min()), float(w.max())], "algorithm": "minmax"}
 
 
@@ -96,10 +105,88 @@ def qdq_opset(model: ModelProto) -> ModelProto:
         return model
 
 
+#: Largest bias an int32 holds: a toolkit's 8-bit layers clip there, its 16-bit layers hold the bias in
+#: 64 bits (Acuity's i16 files); onnxruntime's optimizer turns a float bias into int32 and wraps beyond.
+INT32_MAX = 2 ** 31 - 1
+#: Heads whose third input is a bias at input scale x weight scale.
+BIASED = {"Conv", "ConvTranspose", "Gemm"}
+
+
+def input_grid(tensor: str, activations: dict[str, ActivationQuant],
+                producers: dict[str, NodeProto]) -> ActivationQuant | None:
+    """The grid a tensor is on: its own, or through data movement (no point of its own) its source's."""
+    seen = set()
+    while tensor not in activations:
+        node = producers.get(tensor)
+        if node is None or not node.input or tensor in seen:
+            return None
+        seen.add(tensor)
+        tensor = node.input[0]
+    return activations[tensor]
+
+
+def _bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
+                  ) -> tuple[np.ndarray, bool]:
+    """The bias rounded to the grid the layer adds it on (input scale x weight scale), in float32: int32
+    (clipped) in an 8-bit layer, 64 bits in a 16-bit one; and whether it lies beyond int32."""
+    w_scale, _ = channel_params(wq.quantizer, w, wq.axis)
+    scale = bias_scale(grid.params[0], w_scale).reshape(-1)
+    if scale.size > 1 and bias.shape != scale.shape:
+        return bias, False
+    scale = scale if scale.size > 1 else scale[0]
+    q = np.rint(bias.astype(np.float64) / scale)
+    if wq.quantizer.bits <= 8:
+        q = np.clip(q, -INT32_MAX - 1, INT32_MAX)
+    return (q * scale).astype(np.float32), bool(np.abs(q).max(initial=0) > INT32_MAX)
+
+
+def bias_values(model: ModelProto, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float32 biases of the model's Conv/ConvTranspose/Gemm, taken from its constant ``values``."""
+    names = {node.input[2] for node in model.graph.node if node.op_type in BIASED and len(node.input) > 2}
+    return {name: values[name] for name in names if name in values and values[name].dtype == np.float32}
+
+
+def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQuant],
+                     weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
+                     biases: dict[str, np.ndarray], const: Callable[[str, np.ndarray], str],
+                     names: _Names) -> list[NodeProto]:
+    """The nodes with each layer's bias on its toolkit grid (see ``build_qdq_model``)."""
+    producers = {out: node for node in nodes for out in node.output}
+    result = []
+    for node in nodes:
+        result.append(node)
+        if node.op_type not in BIASED or len(node.input) < 3 or node.input[1] not in weights \
+                or node.input[2] not in biases:
+            continue
+        grid = input_grid(node.input[0], activations, producers)
+        if grid is None:
+            continue
+        w = weight_values[node.input[1]]
+        rounded, beyond_int32 = _bias_on_grid(biases[node.input[2]], grid, w, weights[node.input[1]][1])
+        if not beyond_int32:
+            node.input[2] = const(f"{node.input[2]}/on_grid", rounded)
+            continue
+        out = node.output[0]  # the bias is added after the layer, where the optimizer leaves it in float
+        node.output[0] = names(f"{out}/without_bias")
+        inputs = list(node.input[:2])
+        del node.input[:]
+        node.input.extend(inputs)
+        shape = (-1,) if node.op_type == "Gemm" else (-1,) + (1,) * (w.ndim - 2)
+        result.append(helper.make_node("Add", [node.output[0], const(f"{out}/bias", rounded.reshape(shape))], [out],
+                                       name=names(f"{out}/bias_add")))
+    return result
+
+
 def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
                     weights: dict[str, tuple[WeightTensor, WeightQuant]],
-                    weight_values: dict[str, np.ndarray]) -> ModelProto:
-    """A new model with the given activations and weights quantized (QDQ form)."""
+                    weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None) -> ModelProto:
+    """A new model with the given activations and weights quantized (QDQ form).
+
+    ``biases`` (see ``bias_values``): each Conv/ConvTranspose/Gemm bias is rounded onto its toolkit grid (input scale
+    x weight scale; for dynamic fixed point fl_in + fl_w) and stored in float. One beyond int32 there
+    (16-bit layers) is added after the layer instead: onnxruntime's optimizer would turn it into an
+    int32 and wrap it around (test_qdq_runtime), so the exported model runs as measured.
+    """
     opset = opset_version(model)
     out = ModelProto()
     out.CopyFrom(model)
@@ -152,8 +239,11 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
             head += qdq_nodes(value.name, target, activations[value.name])
             renamed_inputs[value.name] = target
 
+    nodes = list(graph.node)
+    if biases:
+        nodes = _quantize_biases(nodes, activations, weights, weight_values, biases, const, names)
     body: list[NodeProto] = []
-    for node in graph.node:
+    for node in nodes:
         if node.op_type == "Constant" and node.output and node.output[0] in constant_nodes:
             continue
         for k, name in enumerate(node.input):
@@ -168,6 +258,10 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         body.append(node)
         body += tail
 
+    if biases:  # the float biases replaced by their rounded copies
+        used = {name for node in head + body for name in node.input}
+        body = [n for n in body if n.op_type != "Constant" or n.output[0] not in biases or n.output[0] in used]
+        kept_initializers = [t for t in kept_initializers if t.name in used or t.name not in biases]
     del graph.node[:]
     graph.node.extend(head + body)
     del graph.initializer[:]

@@ -1,4 +1,4 @@
-"""Quantizers (uint8 asymmetric, int8 symmetric, int16 symmetric) and their error.
+"""Quantizers (affine grids, and dynamic fixed point: power-of-two scales) and their error.
 
 The error of a range is computed from the histogram with the exact integral of the
 rounding and clipping error over each bin (values taken as uniform within a bin), so it
@@ -19,7 +19,12 @@ from app.quant.histogram import Histogram
 
 @dataclass(frozen=True)
 class Quantizer:
-    """An affine integer grid: ``q = clip(round(x / scale) + zero_point, qmin, qmax)``."""
+    """An affine integer grid: ``q = clip(round(x / scale) + zero_point, qmin, qmax)``.
+
+    ``power_of_two``: dynamic fixed point (Acuity's ``dynamic_fixed_point``): symmetric, no zero
+    point, scale 2^-fl with fl = (bits - 1) - ceil(log2(max|x|)); the range is rounded up to a
+    power of two, so nothing observed is clipped and up to one bit of resolution is lost.
+    """
 
     name: str
     qmin: int
@@ -27,10 +32,28 @@ class Quantizer:
     symmetric: bool
     onnx_type: int
     numpy_type: type
+    power_of_two: bool = False
+
+    @property
+    def bits(self) -> int:
+        return int(np.iinfo(self.numpy_type).bits)
+
+    def fraction_lengths(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Dynamic fixed point: fl per range (int64; 0 for an all-zero range)."""
+        absmax = np.maximum(np.abs(np.asarray(lo, dtype=np.float64)), np.abs(np.asarray(hi, dtype=np.float64)))
+        with np.errstate(divide="ignore"):
+            exponent = np.ceil(np.log2(np.where(absmax > 0, absmax, 1.0)))
+        return np.where(absmax > 0, (self.bits - 1) - exponent, 0).astype(np.int64)
+
+    def fraction_length(self, lo: float, hi: float) -> int:
+        """Dynamic fixed point: the fl of one range (scale 2^-fl)."""
+        return int(self.fraction_lengths(np.array(lo), np.array(hi)))
 
     def params(self, lo: float, hi: float) -> tuple[np.float32, int]:
         """Scale and zero point for a clip range; the range always includes 0 (exact zero)."""
         lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+        if self.power_of_two:
+            return np.float32(2.0 ** -self.fraction_length(lo, hi)), 0
         if self.symmetric:
             absmax = max(-lo, hi)
             scale = absmax / self.qmax if absmax > 0 else 1.0
@@ -45,6 +68,9 @@ class Quantizer:
         """``params`` for many ranges at once: float32 scales and int64 zero points."""
         lo = np.minimum(np.asarray(lo, dtype=np.float64), 0.0)
         hi = np.maximum(np.asarray(hi, dtype=np.float64), 0.0)
+        if self.power_of_two:
+            scale = np.exp2(-self.fraction_lengths(lo, hi).astype(np.float64)).astype(np.float32)
+            return scale, np.zeros(scale.shape, dtype=np.int64)
         if self.symmetric:
             absmax = np.maximum(-lo, hi)
             scale = np.where(absmax > 0, absmax / self.qmax, 1.0).astype(np.float32)
@@ -64,7 +90,12 @@ class Quantizer:
 UINT8 = Quantizer("uint8", 0, 255, False, TensorProto.UINT8, np.uint8)
 INT8 = Quantizer("int8", -127, 127, True, TensorProto.INT8, np.int8)
 INT16 = Quantizer("int16", -32767, 32767, True, TensorProto.INT16, np.int16)
-QUANTIZERS: dict[str, Quantizer] = {q.name: q for q in (UINT8, INT8, INT16)}
+#: Asymmetric int8/int16 (RKNN's w8a8 and w16a16i activations): the full integer range and a zero point.
+INT8_ASYMMETRIC = Quantizer("int8_asymmetric", -128, 127, False, TensorProto.INT8, np.int8)
+INT16_ASYMMETRIC = Quantizer("int16_asymmetric", -32768, 32767, False, TensorProto.INT16, np.int16)
+#: Dynamic fixed point (Acuity): the type's full range, scale 2^-fl, no zero point.
+DFP8 = Quantizer("dfp8", -128, 127, True, TensorProto.INT8, np.int8, power_of_two=True)
+DFP16 = Quantizer("dfp16", -32768, 32767, True, TensorProto.INT16, np.int16, power_of_two=True)
 
 
 def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray,
@@ -159,3 +190,11 @@ def sample_sqnr(x: np.ndarray, quantizer: Quantizer, lo: float, hi: float) -> fl
     y = quantizer.fake_quantize(x, scale, zero_point)
     x64 = x.astype(np.float64)
     return sqnr_db(float(np.dot(x64, x64)), float(np.sum((x64 - y) ** 2)))
+
+
+def bias_scale(input_scale: np.ndarray | float, weight_scale: np.ndarray | float) -> np.ndarray:
+    """Scale of a layer's bias: input scale times weight scale (per channel with per-channel weights).
+
+    For dynamic fixed point this is fl_bias = fl_input + fl_weight, the rule of Acuity's files.
+    """
+    return np.asarray(input_scale, dtype=np.float64) * np.asarray(weight_scale, dtype=np.float64)

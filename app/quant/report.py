@@ -35,6 +35,7 @@ def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bi
     entry: dict = {
         "node": t.stats.tensor.node,
         "op_type": t.stats.tensor.op_type,
+        "layer": list(t.stats.tensor.nodes),
         "min": hist.min,
         "max": hist.max,
         "count": hist.count,
@@ -58,6 +59,8 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
     """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation."""
     tensors = {name: tensor_report(analysis, name, histograms) for name in analysis.tensors}
     options = analysis.options
+    profile = analysis.toolkit
+    low, high = profile.tier("uint8"), profile.tier("int16")
     result: dict = {
         "format": FORMAT,
         "version": VERSION,
@@ -66,12 +69,14 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
         "data": analysis.data_description,
         "settings": {
             "percentile": options.percentile,
-            "kl": {"method": options.kl_method, "bins": options.kl_bins, "levels": options.kl_levels},
-            "mse_quantizer": "uint8",
-            "weights": "uint8 " + ("per_channel" if options.per_channel_weights else "per_tensor"),
-            "int16": ("activations and the weights of their layers (W16A16)" if options.int16_weights
-                      else "activations only; weights stay uint8 (A16W8)"),
+            "kl": {"method": options.kl_method, "bins": options.kl_bins or profile.kl_bins,
+                   "levels": options.kl_levels},
+            "mse_quantizer": low.activation.name,
+            "weights": f"{low.weight.name} {'per_channel' if low.per_channel else 'per_tensor'}",
+            "int16": ("activations and the weights of their layers (W16A16)" if high.weight.bits == 16
+                      else "activations only; weights stay 8-bit (A16W8)"),
         },
+        "toolkit": profile.to_json(),
         "tensors": tensors,
         "weights": {name: w.to_json() for name, w in analysis.weights.items()},
         "end_to_end": {label: {o: e.to_json() for o, e in outputs.items()}
@@ -98,12 +103,21 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
 def quant_table(analysis: QuantAnalysis, label: str = HYBRID,
                 activations: dict[str, ActivationQuant] | None = None) -> dict:
     """Every quantized tensor of a configuration (or of an explicit per-tensor precision, which
-    ``label`` then names): dtype, scale, zero point, range, algorithm."""
+    ``label`` then names): dtype (the tier: uint8 or int16), the toolkit's precision name, its
+    quantizer, scale and zero point (or fl), range, algorithm, and a point's layer (ONNX nodes)."""
     activations = activations if activations is not None else analysis.precision(label)
     weights = analysis.weight_grids(activations)
-    table = {name: aq.to_json() for name, aq in activations.items()}
-    table.update({name: wq.to_json(analysis.weight_values[name]) for name, (_, wq) in weights.items()})
-    return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "tensors": table})
+    profile = analysis.toolkit
+    layers = {t.stats.tensor.name: list(t.stats.tensor.nodes) for t in analysis.tensors.values()}
+    table = {}
+    for name, aq in activations.items():
+        tier = profile.tier_of(aq.quantizer, weights=False)
+        table[name] = {**aq.to_json(), "dtype": tier, "precision": profile.tier(tier).name, "layer": layers[name]}
+    for name, (_, wq) in weights.items():
+        tier = profile.tier_of(wq.quantizer, weights=True)
+        table[name] = {**wq.to_json(analysis.weight_values[name]), "dtype": tier, "precision": profile.tier(tier).name}
+    return _clean({"format": TABLE_FORMAT, "version": VERSION, "configuration": label, "toolkit": profile.name,
+                   "tensors": table})
 
 
 def write_json(document: dict, path: str | Path) -> None:

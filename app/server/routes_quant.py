@@ -37,6 +37,7 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
                      tensor_report, write_json)
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
+from ..quant.export import acuity_quantize, rknn_cfg
 from ..quant.model import LoadedModel, input_specs
 from .downloads import content_disposition, file_response, open_files
 from .schemas import MAX_SEED, file_field, multipart_body
@@ -82,18 +83,21 @@ class Preprocess(BaseModel):
 
 
 class QuantSettings(BaseModel):
-    """What the analysis is asked to do; defaults follow Acuity (uint8 asymmetric, per-tensor weights)."""
+    """What the analysis is asked to do; ``target`` is the toolkit simulated (default Acuity)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN would end up in the report JSON
+
+    target: Literal["acuity", "rknn", "onnxruntime"] = Field(
+        default="acuity", description="toolkit whose quantizers, int16 and fused layers are simulated")
 
     random: int | None = Field(default=None, ge=1, le=10_000, description="N random batches instead of files "
                                "(the report says synthetic)")
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     percentile: float = Field(default=99.99, gt=50, le=100)
     kl_method: Literal["tensorrt", "onnxruntime"] = "tensorrt"
-    per_channel: bool = False
-    int16_weights: bool = Field(default=False, description="int16 layers get int16 weights too (W16A16, as Acuity's "
-                                "and RKNN's int16 layers); default: weights stay uint8 (A16W8)")
+    per_channel: bool = Field(default=False, description="onnxruntime target: per-channel weight scales")
+    int16_weights: bool = Field(default=False, description="onnxruntime target: int16 layers get int16 weights too "
+                                "(W16A16, as Acuity's and RKNN's int16 layers always do); default A16W8")
     end_to_end: bool = Field(default=True, description="measure uint8/int16 QDQ models and search the hybrid")
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
@@ -162,7 +166,7 @@ def parse_settings(fields: dict[str, str]) -> QuantSettings:
 
 def _options(settings: QuantSettings) -> QuantOptions:
     try:
-        return QuantOptions(percentile=settings.percentile, kl_method=settings.kl_method,
+        return QuantOptions(target=settings.target, percentile=settings.percentile, kl_method=settings.kl_method,
                             per_channel_weights=settings.per_channel, int16_weights=settings.int16_weights,
                             end_to_end=settings.end_to_end,
                             target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,
@@ -386,7 +390,7 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
             model_path = handle.export_to(folder / "model")
         try:
             model, specs = model_inputs(model_path)
-            quantizable_points(model.proto)
+            quantizable_points(model.proto, settings.target)
             max_elements = request.app.state.settings.max_run_elements
             data = open_data(specs, settings, data_paths, max_elements)
             validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths,
@@ -545,6 +549,29 @@ def get_table(session_id: str, job_id: str, request: Request, config: str = Quer
                              "X-Model-Version": str(meta["version"])})
 
 
+#: The toolkit files: target -> (writer, file name)
+TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {"acuity": (acuity_quantize, "model.quantize"),
+                                                           "rknn": (rknn_cfg, "model.quantization.cfg")}
+
+
+@router.get("/{session_id}/quant/{job_id}/toolkit-file", summary="The plan in the target toolkit's own file "
+            "(Acuity .quantize, RKNN .quantization.cfg) for a configuration, or a base with the given tensors in "
+            "int16", responses={200: {"content": {"application/yaml": {}}}})
+def get_toolkit_file(session_id: str, job_id: str, request: Request, config: str = Query(default=HYBRID),
+                     int16: str | None = Query(default=None, description="JSON list of tensor names in int16")
+                     ) -> Response:
+    analysis, meta = _analysis(request, session_id, job_id)
+    target = analysis.toolkit.name
+    if target not in TOOLKIT_FILES:
+        raise ApiError(409, "no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
+                       f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}")
+    label, grid = _configuration(analysis, config, int16)
+    write, name = TOOLKIT_FILES[target]
+    return Response(write(analysis, label, grid), media_type="application/yaml",
+                    headers={"Content-Disposition": content_disposition(name),
+                             "X-Model-Version": str(meta["version"])})
+
+
 @router.post("/{session_id}/quant/{job_id}/measure", status_code=202,
              summary="Measure a per-tensor precision end to end (background job); its result holds the output "
                      "SQNR and cosine under end_to_end.custom")
@@ -558,7 +585,8 @@ def start_measure(session_id: str, job_id: str, body: MeasureRequest, request: R
         data = open_data(input_specs(analysis.model), settings, paths, request.app.state.settings.max_run_elements)
     except QuantError as err:
         raise ApiError(422, "bad_quant_input", str(err)) from None
-    int16 = sorted(name for name, aq in grid.items() if aq.quantizer.name == "int16")
+    high = analysis.toolkit.tier("int16").activation
+    int16 = sorted(name for name, aq in grid.items() if aq.quantizer == high)
     measure_id = request.app.state.jobs.submit(_run_measure(analysis, meta, grid, data, base, int16),
                                                session_id=session_id, kind="quant-measure")
     return {"job_id": measure_id, "session": session_id, "version": meta["version"], "state": "queued",

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
+import yaml
 import pytest
 from fastapi.testclient import TestClient
 
@@ -285,7 +286,8 @@ def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Pa
               size_threshold=0)
     sid = upload(client, tmp_path / "conv.onnx", tmp_path / "conv.bin")
     x = np.random.default_rng(6).standard_normal((3, 3, 16, 16)).astype(np.float32)
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))])
+    # onnxruntime keeps the float biases, so they stay external (acuity's QDQ model has rounded copies)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime")
     assert wait(client, job["job_id"])["state"] == "succeeded"
     r = client.get(f"/api/sessions/{sid}/quant/{job['job_id']}/qdq", params={"config": "uint8/kl"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
@@ -302,7 +304,7 @@ def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Pa
 
 def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], int16_weights=True, target_sqnr_db=30.0)
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", int16_weights=True, target_sqnr_db=30.0)
     assert wait(client, job["job_id"])["state"] == "succeeded"
     base = f"/api/sessions/{sid}/quant/{job['job_id']}"
     report = client.get(f"{base}/report?histograms=false").json()
@@ -351,3 +353,31 @@ def test_absurd_random_quant_shapes_leave_a_real_server_s_memory_alone(tmp_path:
                     time.sleep(5)
                 assert r.status_code == 413, r.text
         assert growth[0] < 300 << 20, f"server memory grew by {growth[0] >> 20} MB"
+
+
+def test_target_toolkit_setting_table_and_file(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    """target=rknn: the report and table speak RKNN's terms, the plan comes as its .quantization.cfg, and a
+    measured int16 list names the tensors in its 16-bit precision (w16a16i)."""
+    sid, x = conv_session
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="rknn", end_to_end=False)
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    base = f"/api/sessions/{sid}/quant/{job['job_id']}"
+    report = client.get(f"{base}/report?histograms=false").json()
+    assert report["toolkit"]["name"] == "rknn" and report["toolkit"]["precisions"]["int16"]["name"] == "w16a16i"
+    assert report["tensors"]["r1"]["layer"] == ["conv1", "relu1"]
+    table = client.get(f"{base}/table", params={"config": "uint8/minmax", "int16": json.dumps(["t3"])}).json()
+    assert table["toolkit"] == "rknn" and table["tensors"]["t3"]["precision"] == "w16a16i"
+    assert table["tensors"]["r1"]["precision"] == "w8a8" and table["tensors"]["w1"]["axis"] == 0
+    r = client.get(f"{base}/toolkit-file", params={"config": "uint8/minmax", "int16": json.dumps(["t3"])})
+    assert r.status_code == 200 and "model.quantization.cfg" in r.headers["content-disposition"]
+    cfg = yaml.safe_load(r.text)
+    assert cfg["custom_quantize_layers"] == {"t3": "int16"} and set(report["tensors"]) <= set(cfg["quantize_parameters"])
+    error_of(client.get(f"{base}/toolkit-file", params={"config": "int4"}), 422, "bad_config")
+    r = client.post(f"{base}/measure", json={"int16": ["t3"]})
+    assert wait(client, r.json()["job_id"])["result"]["int16"] == ["t3"]
+    onnxruntime = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", end_to_end=False)
+    assert wait(client, onnxruntime["job_id"])["state"] == "succeeded"
+    error_of(client.get(f"/api/sessions/{sid}/quant/{onnxruntime['job_id']}/toolkit-file",
+                        params={"config": "uint8/minmax"}), 409, "no_toolkit_file")
+    error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"target": "tensorrt"}),
+                                                                "random": "2"}), 422, "bad_settings")

@@ -103,7 +103,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
 
     # a tensor's histogram: the Min-Max and KL clip lines sit at the report's values on the chart's scale
     node = "p2o.Conv.2"
-    tensor = next(t for t, e in report["tensors"].items() if e["node"] == node)
+    tensor = next(t for t, e in report["tensors"].items() if node in e["layer"])  # the Conv's fused layer
     click_node(page, node)
     page.wait_for_selector("#q-histogram svg line.clip-kl", state="attached")
     chart = page.locator("#q-histogram svg")

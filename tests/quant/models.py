@@ -59,3 +59,70 @@ def integer_model() -> ModelProto:
          helper.make_tensor_value_info("b", TensorProto.INT64, [2])],
         [helper.make_tensor_value_info("c", TensorProto.INT64, [2])])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def picodet_like(seed: int = 0, size: int = 32) -> ModelProto:
+    """A PicoDet-shaped Paddle export: Conv without bias -> BatchNormalization -> HardSwish spelled out
+    as Add(+3) -> Clip(0, 6) -> Mul -> Div(6) (and with the /6 first), MaxPool, a residual Add + Relu,
+    nearest Resize, Concat, Swish as Sigmoid*Mul, LeakyRelu, a constant scale-and-shift, HardSigmoid,
+    PRelu, Relu6 as Clip, HardSwish, and Transpose/Reshape before a Sigmoid head.
+
+    Its toolkit layers: the input, 9 Conv layers, the residual Add and the Sigmoid head (12).
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], {}
+
+    def const(name: str, value) -> str:
+        inits[name] = np.asarray(value, dtype=np.float32)
+        return name
+
+    def node(op: str, inputs: list[str], name: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def conv(x: str, name: str, cin: int, cout: int, bias: bool = False) -> str:
+        w = const(f"{name}.w", rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(9 * cin))
+        inputs = [x, w, const(f"{name}.b", rng.standard_normal(cout) * 0.1)] if bias else [x, w]
+        return node("Conv", inputs, name, pads=[1] * 4)
+
+    def bn(x: str, name: str, c: int) -> str:
+        return node("BatchNormalization", [x, const(f"{name}.scale", rng.uniform(0.5, 2, c)),
+                                           const(f"{name}.bias", rng.standard_normal(c) * 0.1),
+                                           const(f"{name}.mean", rng.standard_normal(c) * 0.1),
+                                           const(f"{name}.var", rng.uniform(0.5, 2, c))], name)
+
+    def hardswish(x: str, name: str, div_first: bool = False) -> str:
+        a = node("Add", [x, const(f"{name}.three", 3.0)], f"{name}.add")
+        c = node("Clip", [a, const(f"{name}.zero", 0.0), const(f"{name}.six", 6.0)], f"{name}.clip")
+        if div_first:
+            d = node("Div", [c, const(f"{name}.six_d", 6.0)], f"{name}.div")
+            return node("Mul", [x, d], f"{name}.mul")
+        m = node("Mul", [x, c], f"{name}.mul")
+        return node("Div", [m, const(f"{name}.six_d", 6.0)], f"{name}.div")
+
+    b1 = hardswish(bn(conv("x", "conv1", 3, 8), "bn1", 8), "hs1")
+    b2 = hardswish(bn(conv(b1, "conv2", 8, 8), "bn2", 8), "hs2")
+    p = node("MaxPool", [b2], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    b3 = hardswish(bn(conv(p, "conv3", 8, 8), "bn3", 8), "hs3", div_first=True)
+    r = node("Relu", [node("Add", [b3, p], "residual")], "residual.relu")
+    u = node("Resize", [r, "", const("scales", [1, 1, 2, 2])], "upsample", mode="nearest")
+    cat = node("Concat", [u, b2], "concat", axis=1)
+    c4 = conv(cat, "conv4", 16, 8, bias=True)
+    b4 = node("Mul", [c4, node("Sigmoid", [c4], "swish.sigmoid")], "swish.mul")
+    b5 = node("LeakyRelu", [bn(conv(b4, "conv5", 8, 8), "bn5", 8)], "leaky", alpha=0.1)
+    c6 = conv(b5, "conv6", 8, 8, bias=True)
+    shift = node("Add", [node("Mul", [c6, const("scale6", rng.uniform(0.5, 2, (1, 8, 1, 1)))], "scale6.mul"),
+                         const("shift6", rng.standard_normal((1, 8, 1, 1)))], "shift6.add")
+    b6 = node("HardSigmoid", [shift], "hsig", alpha=1 / 6, beta=0.5)
+    b7 = node("PRelu", [conv(b6, "conv7", 8, 8, bias=True), const("slope", np.full((8, 1, 1), 0.2))], "prelu")
+    b8 = node("Clip", [conv(b7, "conv8", 8, 8, bias=True), const("lo8", 0.0), const("hi8", 6.0)], "relu6")
+    node("HardSwish", [conv(b8, "conv9", 8, 8, bias=True)], "y")
+    t = node("Transpose", [b8], "transpose", perm=[0, 2, 3, 1])
+    node("Sigmoid", [node("Reshape", [t, "shape"], "reshape")], "scores")
+    graph = helper.make_graph(
+        nodes, "picodet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()]
+        + [numpy_helper.from_array(np.array([1, -1, 8], np.int64), "shape")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -27,7 +27,7 @@ def outlier_analysis(tmp_path_factory: pytest.TempPathFactory):
     model = conv_net(outlier=True, seed=1)
     x = np.random.default_rng(2).standard_normal((6, 3, 16, 16)).astype(np.float32)
     np.savez_compressed(folder / "x.npz", x=x)
-    analysis = analyze(model, ArrayData(folder / "x.npz", input_specs(model)))
+    analysis = analyze(model, ArrayData(folder / "x.npz", input_specs(model)), QuantOptions(target="onnxruntime"))
     return folder, model, x, analysis
 
 
@@ -45,7 +45,7 @@ def test_int16_beats_uint8_minmax_and_hybrid_meets_target(outlier_analysis) -> N
     assert report["samples"] == 6
     tensor = report["tensors"]["r1"]
     assert tensor["max"] > 150 and set(tensor["ranges"]) == {"minmax", "kl", "percentile", "mse"}
-    assert {"uint8/minmax", "uint8/kl", "int16/minmax", "int8/kl"} <= set(tensor["sqnr_db"])
+    assert {"uint8/minmax", "uint8/kl", "int16/minmax", "int16/kl"} <= set(tensor["sqnr_db"])
     assert sum(tensor["histogram"]["counts"]) == tensor["count"]
     w = report["weights"]["w2"]
     assert w["sqnr_db"]["per_channel"] > w["sqnr_db"]["per_tensor"] and w["outlier_ratio"] > 1
@@ -84,7 +84,7 @@ def test_cli_writes_report_table_and_model(outlier_analysis, tmp_path) -> None:
 
 def test_random_data_is_marked_synthetic() -> None:
     model = conv_net()
-    analysis = analyze(model, RandomData(input_specs(model), 2), QuantOptions(end_to_end=False))
+    analysis = analyze(model, RandomData(input_specs(model), 2), QuantOptions(target="onnxruntime", end_to_end=False))
     report = build_report(analysis, histograms=False)
     assert report["synthetic"] is True and report["end_to_end"] == {} and "recommendation" not in report
 
@@ -174,7 +174,7 @@ def test_int16_weights_follow_their_layers(outlier_analysis, opset: int) -> None
     and in a hybrid a weight is int16 exactly when its layer's output (after a fused Relu) is."""
     folder, _, x, a16w8 = outlier_analysis
     model = conv_net(outlier=True, seed=1, opset=opset)
-    options = QuantOptions(int16_weights=True, per_channel_weights=True, target_sqnr_db=30.0)
+    options = QuantOptions(target="onnxruntime", int16_weights=True, per_channel_weights=True, target_sqnr_db=30.0)
     analysis = analyze(model, ArrayData(folder / "x.npz", input_specs(model)), options)
     report = build_report(analysis)
     assert report["settings"]["int16"].endswith("(W16A16)")
@@ -204,7 +204,7 @@ def test_cli_int16_weights_flag(outlier_analysis, tmp_path) -> None:
     onnx.save(model, tmp_path / "m.onnx")
     table = tmp_path / "table.json"
     assert _cli(str(tmp_path / "m.onnx"), "--data", str(folder / "x.npz"), "--report", str(tmp_path / "r.json"),
-                "--int16-weights", "--no-end-to-end", "--export-config", "int16/minmax", "--table", str(table),
+                "--target", "onnxruntime", "--int16-weights", "--no-end-to-end", "--export-config", "int16/minmax", "--table", str(table),
                 "--quiet") == 0
     tensors = json.loads(table.read_text())["tensors"]
     assert tensors["w2"]["dtype"] == "int16" and tensors["c2"]["dtype"] == "int16"

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from app.quant import QuantError, analyze, build_report, model_inputs, open_calibration_data
+from app.quant import QuantError, QuantOptions, analyze, build_report, model_inputs, open_calibration_data
 from tests.memory import peak_rss_growth
 from tests.quant.models import conv_net
 
@@ -29,13 +29,16 @@ def test_external_data_gives_the_same_analysis_and_a_standalone_qdq(tmp_path: Pa
     loaded, specs = model_inputs(source / "conv.onnx")
     assert loaded.folder == source.resolve()
     assert all(t.data_location == TensorProto.EXTERNAL for t in loaded.proto.graph.initializer)
-    external = analyze(loaded, open_calibration_data(specs, tmp_path / "calib.npy"))
-    inline = analyze(conv_net(outlier=True, seed=3), open_calibration_data(specs, tmp_path / "calib.npy"))
-    assert build_report(external) == build_report(inline)
+    for target in ("acuity", "onnxruntime"):  # acuity: folded weights and rounded biases from the mapped data too
+        options = QuantOptions(target=target)
+        external = analyze(loaded, open_calibration_data(specs, tmp_path / "calib.npy"), options)
+        inline = analyze(conv_net(outlier=True, seed=3), open_calibration_data(specs, tmp_path / "calib.npy"), options)
+        assert build_report(external) == build_report(inline), target
     with pytest.raises(QuantError, match="pass the model's path"):
         analyze(loaded.proto, open_calibration_data(specs, tmp_path / "calib.npy"))
 
-    # the export keeps the external form; moved away from the float model's folder it still runs
+    # the export keeps the external form (onnxruntime: its float biases stay external; acuity's QDQ model
+    # replaces them by rounded copies); moved away from the float model's folder it still runs
     (tmp_path / "out").mkdir()
     written = external.export_qdq(tmp_path / "out" / "conv.qdq.onnx", "hybrid")
     assert [p.name for p in written] == ["conv.qdq.onnx", "conv.qdq.onnx.data"]

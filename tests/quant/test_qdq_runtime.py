@@ -22,7 +22,7 @@ def _run(payload: bytes, level: ort.GraphOptimizationLevel, feeds: dict[str, np.
 
 def test_opset_12_model_is_exported_at_13_and_loads_optimized() -> None:
     model = conv_net(opset=12, size=8)
-    analysis = analyze(model, RandomData(input_specs(model), 2), QuantOptions(end_to_end=False, per_channel_weights=True))
+    analysis = analyze(model, RandomData(input_specs(model), 2), QuantOptions(target="onnxruntime", end_to_end=False, per_channel_weights=True))
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     for label in ("uint8/minmax", "int16/minmax"):
         qdq = analysis.qdq_model(label)

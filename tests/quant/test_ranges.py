@@ -13,7 +13,7 @@ from app.quant import QuantOptions, analyze
 from app.quant.calibration import ArrayData
 from app.quant.histogram import Histogram
 from app.quant.model import input_specs
-from app.quant.quantizers import QUANTIZERS, UINT8, histogram_sqnr, sample_sqnr
+from app.quant.quantizers import UINT8, histogram_sqnr, sample_sqnr
 from app.quant.runtime import session
 from app.quant.stats import augmented_model
 from app.quant.ranges import kl_divergences, kl_range, mse_range, percentile_range
@@ -37,10 +37,10 @@ def calibrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     x = np.random.default_rng(request.param + 1).standard_normal((8, 3, 64, 64)).astype(np.float32)
     np.savez(folder / "x.npz", x=x)
     data = ArrayData(folder / "x.npz", input_specs(model))
-    ours = analyze(model, data, QuantOptions(end_to_end=False))
+    ours = analyze(model, data, QuantOptions(target="onnxruntime", end_to_end=False))
     # Same histogram settings as ORT's: its 2048-bin grid, onto which our exact histogram is
     # resampled; a finer histogram makes that resampling all but exact.
-    ort_style = analyze(model, data, QuantOptions(end_to_end=False, kl_method="onnxruntime",
+    ort_style = analyze(model, data, QuantOptions(target="onnxruntime", end_to_end=False, kl_method="onnxruntime",
                                                   histogram_capacity=1 << 16))
     return folder, x, ours, ort_style
 
@@ -157,8 +157,8 @@ def test_histogram_sqnr_matches_fake_quantization(calibrated) -> None:
             values[n].append(got[n].reshape(-1))
     for name, t in ours.tensors.items():
         full = np.concatenate(values[name])
-        for key in ("uint8/minmax", "uint8/kl", "uint8/mse", "int8/percentile", "int16/minmax"):
-            quantizer = QUANTIZERS[key.split("/")[0]]
+        for key in ("uint8/minmax", "uint8/kl", "uint8/mse", "int16/percentile", "int16/minmax"):
+            quantizer = ours.toolkit.tier(key.split("/")[0]).activation
             measured = sample_sqnr(full, quantizer, *t.ranges[key.split("/")[1]])
             assert abs(t.sqnr_db[key] - measured) < 0.1, (name, key, t.sqnr_db[key], measured)
         # the report's own spot check on its 4096-value sample sees the rounding noise

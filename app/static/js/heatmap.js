@@ -30,17 +30,19 @@ export class HeatMap {
     host.append(this.legend);
   }
 
-  // node id -> lowest SQNR (dB) of the tensors it produces, for the report and the current graph
+  // node id -> lowest SQNR (dB) of the tensors it produces or whose layer it is in, for the report and the current graph
   compute() {
     this.byNode = new Map();
     if (!this.report || !this.app.model) return;
     for (const [name, entry] of Object.entries(this.report.tensors)) {
       const producer = this.app.model.tensor(name)?.producer ?? entry.node;
-      if (!producer) continue;
       const v = tensorSqnr(entry, this.metric);
       if (v === null) continue;
-      const old = this.byNode.get(producer);
-      this.byNode.set(producer, old === undefined ? v : Math.min(old, v));
+      // every node of the tensor's layer (a fused Conv+BN+activation) takes the layer's colour
+      for (const node of new Set([...(entry.layer || []), producer].filter(Boolean))) {
+        const old = this.byNode.get(node);
+        this.byNode.set(node, old === undefined ? v : Math.min(old, v));
+      }
     }
   }
 

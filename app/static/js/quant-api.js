@@ -31,6 +31,12 @@ export const quantApi = {
     if (int16) p.set("int16", JSON.stringify(int16));
     return `${q(sid, job)}/table?${p}`;
   },
+  // the plan in the target toolkit's own file (Acuity .quantize, RKNN .quantization.cfg)
+  toolkitFileUrl: (sid, job, config, int16) => {
+    const p = new URLSearchParams({ config });
+    if (int16) p.set("int16", JSON.stringify(int16));
+    return `${q(sid, job)}/toolkit-file?${p}`;
+  },
   // derived from the session's model (routes_quant_ui.py): a weight's histogram and per-channel min/max
   weightView: (sid, name, axis) => request("GET", `${s(sid)}/weight-view/${encodeURIComponent(name)}?axis=${axis ?? 0}`),
 };

@@ -1,5 +1,6 @@
 // The "Analyse quantization" dialog: calibration data (.npz/.npy arrays, or images with their
-// preprocessing: size, channel order, mean, scale or std, layout), quantizer, qtype and algorithms.
+// preprocessing: size, channel order, mean, scale or std, layout), the toolkit to simulate (Acuity,
+// RKNN or onnxruntime: its quantizers, int16 and fused layers), quantizer, qtype and algorithms.
 // While the job runs the dialog shows its progress; Cancel stops the job, Escape only hides the
 // dialog (the dock keeps the progress bar and its own Cancel).
 import { h } from "./dom.js";
@@ -40,6 +41,15 @@ export function analyseDialog(ui) {
   const imageBox = h("div", { class: "kv", id: "quant-image-fields", hidden: true },
     field("size", size, "images are resized to it"), field("channel order", order), field("mean", mean, "per channel"),
     field("", h("span", {}, scaleKind, " ", scale)), field("layout", layout));
+  // the toolkit whose arithmetic and layers the analysis simulates
+  const TOOLKITS = {
+    acuity: "uint8 asymmetric_affine layers; int16 = dynamic_fixed_point-i16 weights and activations (power-of-two scales); Conv+BN+activation fused",
+    rknn: "w8a8 (int8 asymmetric, per-channel weights); int16 = w16a16i weights and activations; Conv+BN+activation fused",
+    onnxruntime: "a QDQ model as onnxruntime's quantizer writes it: every tensor quantized, int16 activations with uint8 weights",
+  };
+  const target = h("select", { id: "quant-target" }, h("option", { value: "acuity" }, "Acuity (pegasus quantize)"),
+    h("option", { value: "rknn" }, "RKNN-Toolkit2"), h("option", { value: "onnxruntime" }, "onnxruntime"));
+  const targetHint = h("span", { class: "muted", id: "quant-target-hint" });
   // quantizer and algorithms
   const quantizer = h("select", { id: "quant-quantizer" },
     h("option", { value: "asymmetric_affine" }, "asymmetric_affine (zero point; Acuity/RKNN default)"),
@@ -75,17 +85,27 @@ export function analyseDialog(ui) {
   files.addEventListener("change", refresh);
   source.addEventListener("change", refresh);
   refresh();
+  const weightOptions = h("div", { class: "kv", id: "quant-weight-options" },
+    field("weights", h("label", { class: "check" }, perChannel, " per-channel scales")),
+    field("int16 layers", h("label", { class: "check" }, int16Weights, " int16 weights too (W16A16, as Acuity/RKNN)"),
+      "default: weights stay uint8"));
+  const refreshTarget = () => {
+    targetHint.textContent = TOOLKITS[target.value];
+    weightOptions.hidden = target.value !== "onnxruntime"; // the NPU toolkits fix their weights' grids
+  };
+  target.addEventListener("change", refreshTarget);
+  refreshTarget();
 
   const body = h("div", { class: "quant-dialog" },
     dynamic ? h("p", { class: "pill warn", id: "quant-dynamic-warning" }, "The model has dynamic dims: fix them first (Edit \u2192 Fix dims) or give the image size.") : null,
     h("h3", { text: "Calibration data" }),
     h("div", { class: "kv" }, field("source", source), field("data", h("span", {}, files, randomN)), field("", kind)),
     imageBox,
+    h("h3", { text: "Toolkit" }),
+    h("div", { class: "kv" }, field("simulate", target), field("", targetHint)),
     h("h3", { text: "Quantizer" }),
-    h("div", { class: "kv" }, field("quantizer", quantizer), field("qtype", qtype, "and int16 for the hybrid"),
-      field("weights", h("label", { class: "check" }, perChannel, " per-channel scales")),
-      field("int16 layers", h("label", { class: "check" }, int16Weights, " int16 weights too (W16A16, as Acuity/RKNN)"),
-        "default: weights stay uint8")),
+    h("div", { class: "kv" }, field("quantizer", quantizer), field("qtype", qtype, "and int16 for the hybrid")),
+    weightOptions,
     h("h3", { text: "Clip-range algorithms" }), algos,
     h("h3", { text: "Hybrid uint8/int16" }),
     h("div", { class: "kv" }, field("search", h("label", { class: "check" }, hybrid, " measure end to end and recommend int16 tensors")),
@@ -118,7 +138,9 @@ export function analyseDialog(ui) {
         if (hw.length !== 2 || hw.some((d) => !Number.isInteger(d) || d < 1)) throw new Error(`size '${sizeText}' is not HxW`);
       }
       const settings = {
-        quantizer: quantizer.value, qtype: qtype.value, per_channel: perChannel.checked, int16_weights: int16Weights.checked,
+        target: target.value, quantizer: quantizer.value, qtype: qtype.value,
+        per_channel: target.value === "onnxruntime" && perChannel.checked,
+        int16_weights: target.value === "onnxruntime" && int16Weights.checked,
         algorithms,
         percentile: Number(percentile.value), kl_method: klMethod.value,
         end_to_end: hybrid.checked, target_margin_db: Number(margin.value), hybrid_base: base.value || null,

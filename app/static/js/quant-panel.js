@@ -16,6 +16,8 @@ import {
 } from "./quant-charts.js";
 
 const CONFIGS = ["uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"];
+// the toolkits with a quantization file of their own, and its name
+const TOOLKIT_FILES = { acuity: "model.quantize", rknn: "model.quantization.cfg" };
 const TABLE_LIMIT = 1500;
 
 export class QuantUI {
@@ -263,7 +265,8 @@ export class QuantUI {
     if (!this.body || this.dock.hidden) return;
     const { nodes, tensor } = this.app.selection;
     for (const tr of this.body.querySelectorAll("#q-table tbody tr")) {
-      tr.classList.toggle("selected", nodes.includes(tr.dataset.node) || tr.dataset.tensor === tensor);
+      const layer = tr.dataset.layer ? tr.dataset.layer.split("\n") : [tr.dataset.node];
+      tr.classList.toggle("selected", nodes.some((n) => layer.includes(n)) || tr.dataset.tensor === tensor);
     }
   }
 
@@ -327,7 +330,9 @@ export class QuantUI {
     const tbody = h("tbody");
     const selected = new Set(this.app.selection.nodes);
     for (const r of rows.slice(0, TABLE_LIMIT)) {
-      const tr = h("tr", { "data-tensor": r.name, "data-node": r.node || "", class: selected.has(r.node) || this.app.selection.tensor === r.name ? "selected" : "" });
+      const layer = r.entry.layer?.length ? r.entry.layer : [r.node];
+      const tr = h("tr", { "data-tensor": r.name, "data-node": r.node || "", "data-layer": layer.join("\n"),
+        class: layer.some((n) => selected.has(n)) || this.app.selection.tensor === r.name ? "selected" : "" });
       tr.addEventListener("click", (e) => { if (!e.target.closest("button, select, input")) this.goTo(r); });
       for (const c of cols) {
         let content;
@@ -414,7 +419,10 @@ export class QuantUI {
     if (differs) which.value = "custom";
     left.append(h("h4", { text: "Export" }), h("div", { class: "row" }, which,
       h("button", { type: "button", id: "q-download-qdq", onclick: () => this.downloadQdq(which.value) }, "Download QDQ model"),
-      h("button", { type: "button", id: "q-download-table", onclick: () => this.downloadTable(which.value) }, "Quantization table")));
+      h("button", { type: "button", id: "q-download-table", onclick: () => this.downloadTable(which.value) }, "Quantization table"),
+      TOOLKIT_FILES[report.toolkit?.name] ? h("button", { type: "button", id: "q-download-toolkit",
+        onclick: () => this.downloadToolkitFile(which.value, TOOLKIT_FILES[report.toolkit.name]) },
+      `${report.toolkit.name === "acuity" ? "Acuity" : "RKNN"} file (${TOOLKIT_FILES[report.toolkit.name]})`) : null));
     // charts
     const right = h("div", { class: "hybrid-charts", id: "q-hybrid-charts" });
     const outputs = Object.keys(e2e["int16/minmax"] || e2e[CONFIGS.find((c) => e2e[c])] || {});
@@ -470,6 +478,11 @@ export class QuantUI {
     download(url, "model.qdq.onnx").catch((err) => this.app.error(err));
   }
 
+  downloadToolkitFile(config, name) {
+    const [c, int16] = this.exportArgs(config);
+    download(quantApi.toolkitFileUrl(this.app.sid, this.result.job, c, int16), name).catch((err) => this.app.error(err));
+  }
+
   downloadTable(config) {
     const [c, int16] = this.exportArgs(config);
     const url = quantApi.tableUrl(this.app.sid, this.result.job, c, int16);
@@ -480,7 +493,10 @@ export class QuantUI {
   renderNodeSection(el, id) {
     const node = this.app.model.node(id);
     if (!node) return;
-    const tensors = node.outputs.filter((t) => t && this.result.report.tensors[t]);
+    const report = this.result.report;
+    let tensors = node.outputs.filter((t) => t && report.tensors[t]);
+    // a node inside a fused layer (a Conv before its BN and activation) shows its layer's output
+    if (!tensors.length) tensors = Object.keys(report.tensors).filter((t) => (report.tensors[t].layer || []).includes(id));
     const weights = this.weightsOfNode(id);
     if (!tensors.length && !weights.length) {
       el.append(h("section", { class: "qsection" }, h("h3", { text: "Quantization" }), h("p", { class: "muted", text: "No float output of this node is quantized." })));
