@@ -25,6 +25,7 @@ from app.quant.evaluate import OutputError, compare, worst_sqnr
 from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import HybridResult, max_steps, point_graph, search
+from app.quant.verdict import Thresholds
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
                              load_model, quantization_points, weight_layers, weight_tensors)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -68,6 +69,8 @@ class QuantOptions:
     hybrid_base: str | None = None
     search_samples: int = 8
     seed: int = 0
+    #: absolute thresholds of the verdict on each configuration's measured outputs
+    thresholds: Thresholds = Thresholds()
 
     def __post_init__(self) -> None:
         if self.target not in TOOLKITS:

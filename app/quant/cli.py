@@ -17,6 +17,7 @@ from app.quant.errors import QuantCancelled, QuantError
 from app.quant.export import acuity_quantize, rknn_cfg
 from app.quant.report import build_report, quant_table, write_json
 from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
+from app.quant.verdict import Thresholds
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -62,6 +63,12 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--kl-method", choices=["tensorrt", "onnxruntime"], default="tensorrt")
     p.add_argument("--target-margin-db", type=float, default=3.0, help="hybrid target: within this of all-int16")
     p.add_argument("--target-sqnr-db", type=float, help="hybrid target as an absolute output SQNR instead")
+    p.add_argument("--good-cosine", type=float, default=0.99, help="verdict: good with at least this output cosine "
+                   "and --good-sqnr-db (default: %(default)s)")
+    p.add_argument("--good-sqnr-db", type=float, default=20.0, help="verdict: good with at least this output SQNR "
+                   "(default: %(default)s)")
+    p.add_argument("--marginal-cosine", type=float, default=0.95, help="verdict: marginal from this output cosine, "
+                   "poor below (default: %(default)s)")
     p.add_argument("--target", choices=list(TOOLKITS), default=DEFAULT_TOOLKIT,
                    help="toolkit to simulate: its quantizers, int16 and fused layers (default: %(default)s)")
     p.add_argument("--per-channel", action="store_true", help="onnxruntime target: per-channel weight scales")
@@ -111,7 +118,8 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
                                target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
                                per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
                                end_to_end=not args.no_end_to_end,
-                               seed=args.seed)
+                               seed=args.seed, thresholds=Thresholds(args.good_cosine, args.good_sqnr_db,
+                                                                     args.marginal_cosine))
         exports = args.export_qdq or args.export_acuity or args.export_rknn
         if exports and args.no_end_to_end and args.export_config == HYBRID:
             raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "
@@ -129,7 +137,12 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
                       if args.validation else None)
         analysis = analyze(model, data, options, validation, bar, cancel)
         bar.close()
-        write_json(build_report(analysis, histograms=not args.no_histograms), args.report)
+        report = build_report(analysis, histograms=not args.no_histograms)
+        write_json(report, args.report)
+        for label, judged in report["verdict"].items():  # the decision, on the terminal too
+            worst = min(judged["outputs"].values(), key=lambda o: o["cosine"] if o["cosine"] is not None else -2)
+            print(f"{label:14} {judged['grade']:8} worst output: cosine {_num(worst['cosine'], 4)}, "
+                  f"SQNR {_num(worst['sqnr_db'], 1)} dB")
         if args.table:
             write_json(quant_table(analysis, args.export_config), args.table)
         if args.export_qdq:
@@ -147,3 +160,7 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
         print(f"quant: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

@@ -10,6 +10,7 @@ import numpy as np
 
 from app.quant.analysis import HYBRID, QuantAnalysis
 from app.quant.qdq import ActivationQuant
+from app.quant.verdict import verdict
 
 FORMAT = "onnx-workbench/quant-report"
 TABLE_FORMAT = "onnx-workbench/quant-table"
@@ -82,6 +83,7 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
         "end_to_end": {label: {o: e.to_json() for o, e in outputs.items()}
                        for label, outputs in analysis.end_to_end.items()},
         "end_to_end_samples": analysis.end_to_end_samples,
+        "verdict": verdict(analysis.end_to_end, analysis.options.thresholds),
     }
     if analysis.hybrid is not None:
         targets = [t for t in analysis.hybrid.target_sqnr_db.values() if t is not None]

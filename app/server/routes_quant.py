@@ -37,6 +37,7 @@ from ..quant import (CONFIGS, HYBRID, ImagePreprocess, QuantAnalysis, QuantCance
                      tensor_report, write_json)
 from ..quant.analysis import quantizable_points
 from ..quant.calibration import CalibrationData
+from ..quant.verdict import Thresholds
 from ..quant.export import acuity_quantize, rknn_cfg
 from ..quant.model import LoadedModel, input_specs
 from .downloads import content_disposition, file_response, open_files
@@ -101,6 +102,11 @@ class QuantSettings(BaseModel):
     end_to_end: bool = Field(default=True, description="measure uint8/int16 QDQ models and search the hybrid")
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
+    good_cosine: float = Field(default=0.99, ge=-1, le=1, description="verdict: an output is good with at least "
+                               "this cosine and good_sqnr_db")
+    good_sqnr_db: float = Field(default=20.0, description="verdict: an output is good with at least this SQNR")
+    marginal_cosine: float = Field(default=0.95, ge=-1, le=1, description="verdict: marginal from this cosine, "
+                                   "poor below")
     hybrid_base: Literal["uint8/minmax", "uint8/kl"] | None = None
     search_samples: int = Field(default=8, ge=1, le=10_000)
     shapes: dict[str, list[int]] | None = Field(default=None, description="shapes of inputs with dynamic dims "
@@ -171,7 +177,8 @@ def _options(settings: QuantSettings) -> QuantOptions:
                             end_to_end=settings.end_to_end,
                             target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,
                             hybrid_base=settings.hybrid_base, search_samples=settings.search_samples,
-                            seed=settings.seed)
+                            seed=settings.seed, thresholds=Thresholds(settings.good_cosine, settings.good_sqnr_db,
+                                                                      settings.marginal_cosine))
     except QuantError as err:
         raise ApiError(422, "bad_settings", str(err)) from None
 

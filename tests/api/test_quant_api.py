@@ -381,3 +381,18 @@ def test_target_toolkit_setting_table_and_file(client: TestClient, conv_session:
                         params={"config": "uint8/minmax"}), 409, "no_toolkit_file")
     error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"target": "tensorrt"}),
                                                                 "random": "2"}), 422, "bad_settings")
+
+
+def test_verdict_thresholds_setting(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    """The verdict grades every measured configuration against the thresholds given, and says which."""
+    sid, x = conv_session
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], good_sqnr_db=1000.0, marginal_cosine=0.5)
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    report = client.get(f"/api/sessions/{sid}/quant/{job['job_id']}/report?histograms=false").json()
+    assert set(report["verdict"]) == set(report["end_to_end"]) == {"uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"}
+    for judged in report["verdict"].values():
+        assert judged["thresholds"] == {"good_cosine": 0.99, "good_sqnr_db": 1000.0, "marginal_cosine": 0.5}
+        assert judged["grade"] in ("marginal", "poor")  # no SQNR reaches 1000 dB
+    r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("calib.npz", npz(x=x)))],
+                    data={"settings": json.dumps({"good_cosine": 0.9, "marginal_cosine": 0.95})})
+    assert "marginal cosine <= good cosine" in error_of(r, 422, "bad_settings")["message"]

@@ -184,6 +184,10 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
         bar = page.locator(f".e2e-sqnr rect.bar[data-key='{config}']").first
         value = report["end_to_end"][config][outputs[0]]["sqnr_db"]
         assert value is None or abs(float(bar.get_attribute("data-value")) - value) < 1e-9
+    # the verdict of every configuration, against absolute thresholds, as the report grades it
+    grades = page.eval_on_selector_all("#q-verdict .pill", "ps => ps.map(p => p.dataset.grade)")
+    assert grades == [report["verdict"][c]["grade"] for c in ("uint8/minmax", "uint8/kl", "int16/minmax", "hybrid")]
+    assert page.get_attribute("#q-hybrid-verdict .pill", "data-grade") == report["verdict"]["hybrid"]["grade"]
     # switch the worst tensor the recommendation keeps in 8 bits to int16
     recommended = set(report["recommendation"]["int16"])
     page.click("#q-tab-layers")
@@ -224,7 +228,10 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     page.reload()
     page.wait_for_function("document.body.dataset.quantJob !== undefined && document.getElementById('busy').hidden")
     page.keyboard.press("Escape")
-    assert "Quantization analysed" in readiness_text(page)
+    text = readiness_text(page)
+    assert "Quantization analysed" in text and f"hybrid {report['verdict']['hybrid']['grade']}" in text
+    grade_class = {"good": "good", "marginal": "warn", "poor": "bad"}[report["verdict"]["hybrid"]["grade"]]
+    assert page.locator(f"#readiness .ready-item.{grade_class}", has_text="Quantization analysed").count() == 1
     assert time.monotonic() - started < 180, "the quantization UI test should stay within 3 minutes"
     assert (ARTIFACTS / "q05-hybrid.png").exists()
 

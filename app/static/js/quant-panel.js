@@ -393,9 +393,12 @@ export class QuantUI {
     if (!rec) {
       left.append(h("p", { class: "muted", text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on." }));
     } else {
-      left.append(h("p", {}, h("span", { class: `pill ${rec.meets_target ? "good" : "warn"}`, text: rec.meets_target ? "meets the target" : "misses the target" }),
-        ` base ${CONFIG_LABELS[rec.base] || rec.base}, target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""}, ${rec.qdq_runs} QDQ run(s).`));
+      const judged = (report.verdict || {}).hybrid;
+      left.append(h("p", { id: "q-hybrid-verdict" }, judged ? gradePill(judged) : null,
+        ` base ${CONFIG_LABELS[rec.base] || rec.base}, search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""}` +
+        ` ${rec.meets_target ? "met" : "missed"}, ${rec.qdq_runs} QDQ run(s).`));
     }
+    left.append(verdictLine(report.verdict));
     left.append(h("h4", { text: `int16 tensors of your choice (${chosen.length})` }));
     const list = h("ul", { class: "list int16-list", id: "q-int16-list" });
     if (!chosen.length) list.append(h("li", { class: "muted", text: "none: everything in the 8-bit base" }));
@@ -617,9 +620,36 @@ export class QuantUI {
     }
     const rec = report.recommendation;
     const links = worst ? [[`${short(worst.name)} (${worst.v.toFixed(1)} dB)`, () => this.goTo({ name: worst.name, node: this.producerOf(worst.name) })]] : [];
-    const text = `Quantization analysed (v${this.result.version})${rec ? `: ${rec.int16.length} tensor(s) recommended in int16` : ""}; worst ${q} tensor`;
-    return { status: rec && !rec.meets_target ? "warn" : "good", text, links };
+    // the verdict decides the colour: never green unless a measured configuration meets the absolute thresholds
+    const verdict = report.verdict || {};
+    const key = verdict.hybrid ? "hybrid" : Object.keys(verdict)[0];
+    const judged = key ? verdict[key] : null;
+    const grades = Object.entries(verdict).map(([k, v]) => `${CONFIG_LABELS[k] || k} ${v.grade}`).join(", ");
+    const text = `Quantization analysed (v${this.result.version})${grades ? `: ${grades}` : ": not measured end to end"}` +
+      `${rec ? `; hybrid with ${rec.int16.length} int16 layer(s)` : ""}; worst ${q} tensor`;
+    return { status: judged ? GRADE_STATUS[judged.grade] : "todo", text, links };
   }
+}
+
+const GRADE_STATUS = { good: "good", marginal: "warn", poor: "bad" };
+
+// A configuration's verdict as a pill: its grade, its worst output's cosine and SQNR.
+function gradePill(judged) {
+  const outs = Object.values(judged.outputs);
+  const cos = Math.min(...outs.map((o) => (o.cosine ?? -1)));
+  const sqnrs = outs.map((o) => o.sqnr_db).filter((v) => v !== null && v !== undefined);
+  const db = sqnrs.length ? `, ${Math.min(...sqnrs).toFixed(1)} dB` : "";
+  return h("span", { class: `pill ${GRADE_STATUS[judged.grade]}`, "data-grade": judged.grade, text: `${judged.grade}: cosine ${cos.toFixed(4)}${db}` });
+}
+
+// Every measured configuration's verdict against the absolute thresholds, which it states.
+function verdictLine(verdict) {
+  const entries = Object.entries(verdict || {});
+  if (!entries.length) return h("p", { class: "muted", text: "No verdict: the analysis did not measure the outputs end to end." });
+  const t = entries[0][1].thresholds;
+  return h("div", { class: "verdict", id: "q-verdict" },
+    h("p", {}, ...entries.flatMap(([k, v], i) => [i ? " \u00b7 " : "", `${CONFIG_LABELS[k] || k} `, gradePill(v)])),
+    h("p", { class: "muted", text: `Verdict on the measured outputs, worst output first: good with cosine \u2265 ${t.good_cosine} and SQNR \u2265 ${t.good_sqnr_db} dB, marginal with cosine \u2265 ${t.marginal_cosine}, else poor.` }));
 }
 
 function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
