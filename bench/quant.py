@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -340,21 +341,28 @@ def _run_child(mode: str, model_path: Path, data_path: Path, rss_cap_gb: float |
         return json.loads(out.read().strip().splitlines()[-1])
 
 
+def _saved_models(builders: dict[str, Callable[[], onnx.ModelProto | None]], wanted: list[str] | None,
+                  folder: Path) -> Iterator[tuple[str, str, onnx.ModelProto, Path]]:
+    """(label, name, model, path) of each available model asked for, saved in ``folder``."""
+    for label, build in builders.items():
+        name = label.split()[0]
+        if wanted and name not in wanted:
+            continue
+        model = build()
+        if model is None:
+            continue
+        path = folder / f"{name}.onnx"
+        onnx.save(model, path)
+        yield label, name, model, path
+
+
 def default_suite(args: argparse.Namespace) -> None:
     """The default analysis on the real detectors with photos, next to onnxruntime's quantize_static."""
     builders = {"ppocrv4_det 1x3x640x640": ppocr_det, "picodet_layout 1x3x800x608": picodet_layout}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for label, build in builders.items():
-            name = label.split()[0]
-            if args.models and name not in args.models:
-                continue
-            model = build()
-            if model is None:
-                continue
-            path = folder / f"{name}.onnx"
-            onnx.save(model, path)
+        for label, name, _, path in _saved_models(builders, args.models, folder):
             data = photo_data(path, folder / f"{name}.npz")
             runs = [_run_child("default", path, data) for _ in range(args.repeats)]
             plain = statistics.median(r["plain_s"] for r in runs)
@@ -418,14 +426,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         builders = {"resnet50 1x3x224x224": resnet50, "ppocrv4_det 1x3x640x640": ppocr_det}
-        for label, build in builders.items():
-            if args.models and label.split()[0] not in args.models:
-                continue
-            model = build()
-            if model is None:
-                continue
-            path = folder / f"{label.split()[0]}.onnx"
-            onnx.save(model, path)
+        for label, _, model, path in _saved_models(builders, args.models, folder):
             shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
             name = model.graph.input[0].name
             rng = np.random.default_rng(0)
