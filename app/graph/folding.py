@@ -146,14 +146,20 @@ def _evaluate(nodes: list[NodeProto], opsets: Mapping[str, int], ir_version: int
     return {name: np.asarray(value) for name, value in zip(wanted, results)}
 
 
-def constant_node_value(node: NodeProto, max_bytes: int | None = None) -> np.ndarray | None:
-    """The value of a Constant node (any of its value_* forms), None when too big or external."""
+def constant_tensor(node: NodeProto) -> TensorProto | None:
+    """A Constant node's value as a tensor (its `value`, or a value_float(s)/value_int(s) made one)."""
     for attr in node.attribute:
         if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-            if attr.t.data_location == TensorProto.EXTERNAL or (max_bytes and attr.t.ByteSize() > max_bytes):
-                return None
-            return numpy_helper.to_array(attr.t)
+            return attr.t
         if attr.name in ("value_int", "value_float", "value_ints", "value_floats"):
             value = helper.get_attribute_value(attr)
-            return np.array(value, dtype=np.int64 if "int" in attr.name else np.float32)
+            return numpy_helper.from_array(np.array(value, dtype=np.int64 if "int" in attr.name else np.float32))
     return None
+
+
+def constant_node_value(node: NodeProto, max_bytes: int | None = None) -> np.ndarray | None:
+    """The value of a Constant node (any of its value_* forms), None when too big or external."""
+    tensor = constant_tensor(node)
+    if tensor is None or tensor.data_location == TensorProto.EXTERNAL or (max_bytes and tensor.ByteSize() > max_bytes):
+        return None
+    return numpy_helper.to_array(tensor)

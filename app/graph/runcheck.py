@@ -104,9 +104,10 @@ def check_runs(node: NodeProto, old: NodeProto | None, inputs: Inputs, opsets: d
     if error is None:
         return
     if old is not None:
-        if _run(old, _feeds(old, inputs) or {}, {**inputs.constants, **inputs.old_constants}, opsets,
-                ir_version) is not None:
-            return  # it failed before the edit too: the synthetic inputs, not the edit
+        before = _feeds(old, inputs)
+        if before is None or _run(old, before, {**inputs.constants, **inputs.old_constants}, opsets,
+                                  ir_version) is not None:
+            return  # it failed (or cannot run) before the edit too: the synthetic inputs, not the edit
     elif any(feeds[t].dtype.kind != "f" for t in feeds):
         return  # made-up integer data (indices, shapes) proves nothing about a new node
     raise EditError(f"node '{name}' would fail in onnxruntime: {error}", code="fails_in_onnxruntime",

@@ -10,10 +10,9 @@ from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, NotFoundError
-from ..folding import is_constant_node
+from ..folding import constant_tensor, is_constant_node
 from ..index import subgraphs
 from ..values import array_from_json, array_from_npy_base64, dtype_name
-from ..weights import constant_tensor
 from .common import field, name_field
 
 
