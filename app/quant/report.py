@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from app.quant.analysis import HYBRID, QuantAnalysis
+from app.quant.evaluate import worst_sqnr
 from app.quant.qdq import ActivationQuant
 from app.quant.verdict import verdict
 
@@ -85,19 +86,40 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
         "end_to_end_samples": analysis.end_to_end_samples,
         "verdict": verdict(analysis.end_to_end, analysis.options.thresholds),
     }
+    if analysis.accumulated:
+        result["error_config"] = analysis.error_config
+        result["accumulated"] = {name: e.to_json() for name, e in analysis.accumulated.items()}
+        result["local"] = {name: e.to_json() for name, e in analysis.local.items()}
+    if analysis.sensitivity:
+        result["sensitivity"] = [s.to_json() for s in analysis.sensitivity]
+        result["sensitivity_scope"] = {
+            "config": analysis.error_config, "measured": len(analysis.sensitivity), "points": len(analysis.tensors),
+            "samples": analysis.sensitivity_samples, "pruning": None,
+            "definition": "worst model-output SQNR with only this point's activation quantized (the config's "
+                          "grid), everything else float"}
+    if analysis.error_source:
+        source = {kind: {o: e.sqnr_db for o, e in outputs.items()} for kind, outputs in analysis.error_source.items()}
+        weights, activations = (worst_sqnr(analysis.error_source[k]) for k in ("weights_only", "activations_only"))
+        result["error_source"] = {**source, "dominant": "weights" if weights < activations else "activations",
+                                  "samples": analysis.curve_samples}
     if analysis.hybrid is not None:
-        targets = [t for t in analysis.hybrid.target_sqnr_db.values() if t is not None]
+        hybrid = analysis.hybrid
         result["recommendation"] = {
-            "int16": analysis.hybrid.int16,
-            "target_sqnr_db": min(targets) if targets else None,
-            "target_sqnr_db_by_output": analysis.hybrid.target_sqnr_db,
-            "target_rule": (f"absolute {options.target_sqnr_db} dB" if options.target_sqnr_db is not None
-                            else f"within {options.target_margin_db} dB of all-int16"),
+            "int16": hybrid.int16,
+            "k": hybrid.curve[hybrid.knee].k,
+            "rule": hybrid.rule,
+            "target_sqnr_db": options.target_sqnr_db,
             "base": analysis.hybrid_base,
-            "meets_target": analysis.hybrid.meets_target,
-            "measured_sqnr_db": analysis.hybrid.outputs_sqnr_db,
-            "precision_boundaries": analysis.hybrid.boundaries,
-            "qdq_runs": analysis.hybrid.evaluations,
+            "meets_target": hybrid.meets_target,
+            "measured_sqnr_db": hybrid.outputs_sqnr_db,
+            "curve": [p.to_json() for p in hybrid.curve],
+            "knee": hybrid.knee,
+            "curve_note": hybrid.note,
+            "curve_samples": analysis.curve_samples,
+            "ranking": ("sensitivity with the layer's weights (they go to 16 bit with the layer)"
+                        if any(s.layer is not None for s in analysis.sensitivity) else "sensitivity"),
+            "precision_boundaries": hybrid.boundaries,
+            "qdq_runs": hybrid.evaluations,
         }
     return _clean(result)
 
