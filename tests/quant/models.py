@@ -126,3 +126,54 @@ def picodet_like(seed: int = 0, size: int = 32) -> ModelProto:
         [numpy_helper.from_array(v, k) for k, v in inits.items()]
         + [numpy_helper.from_array(np.array([1, -1, 8], np.int64), "shape")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def planted_culprit(size: int = 128, seed: int = 0, spike: float = 700.0, decoy_spike: float = 400.0) -> ModelProto:
+    """An easy CNN with one planted culprit and a decoy, for the sensitivity ranking (issue 14).
+
+    The culprit ``spiked`` is a Conv's output plus a constant that is zero but for one hot pixel of
+    ``spike`` in channel 3, which the next Conv barely reads: uint8 Min-Max must cover the hot pixel, its
+    step drowns every other value of the tensor, and the outputs lose what the next Conv reads. The hot
+    pixel is one value among 16 x size^2, so it does not carry the tensor's energy: the tensor's own
+    error shows the damage too.
+
+    The decoy ``decoy`` is a wide side branch (64 channels) with a hot pixel of its own, added back to the
+    main path through weights x 1e-3: its own uint8 error is worse than the culprit's (the per-tensor
+    table ranks it first), but the outputs hardly feel it. Every other point is harmless.
+    """
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int, gain: float = 1.0) -> np.ndarray:
+        return (gain * rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    hot = np.zeros((1, 16, size, size), np.float32)
+    hot[0, 3, size // 2, size // 2] = spike
+    hot_decoy = np.zeros((1, 64, size, size), np.float32)
+    hot_decoy[0, 5, size // 3, size // 3] = decoy_spike
+    inits = {
+        "w1": weight(8, 3, 3, 3), "b1": np.zeros(8, np.float32),
+        "w2": weight(16, 8, 3, 3), "b2": np.zeros(16, np.float32), "hot": hot,
+        "w3": weight(8, 16, 3, 3), "b3": np.zeros(8, np.float32),
+        "wd": weight(64, 8, 3, 3), "hot_decoy": hot_decoy,
+        "we": weight(8, 64, 1, 1, gain=1e-3),
+        "w5": weight(4, 8, 3, 3), "b5": np.zeros(4, np.float32),
+    }
+    inits["w3"][:, 3] *= 1e-3
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1] * 4, name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1] * 4, name="conv2"),
+        helper.make_node("Add", ["c2", "hot"], ["spiked"], name="hot_pixel"),
+        helper.make_node("Conv", ["spiked", "w3", "b3"], ["c3"], pads=[1] * 4, name="conv3"),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+        helper.make_node("Conv", ["r3", "wd"], ["cd"], pads=[1] * 4, name="conv_decoy"),
+        helper.make_node("Add", ["cd", "hot_decoy"], ["decoy"], name="hot_pixel_decoy"),
+        helper.make_node("Conv", ["decoy", "we"], ["faint"], name="conv_faint"),
+        helper.make_node("Add", ["r3", "faint"], ["joined"], name="join"),
+        helper.make_node("Conv", ["joined", "w5", "b5"], ["y"], pads=[1] * 4, name="conv5"),
+    ]
+    graph = helper.make_graph(
+        nodes, "planted_culprit", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
