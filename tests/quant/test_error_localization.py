@@ -92,6 +92,11 @@ def test_the_report_fields_have_the_shapes_the_issue_lists(report: dict) -> None
         assert {"tensor", "output_sqnr_db", "cosine", "outputs"} <= set(entry)
         _error(entry["outputs"]["y"])
         assert entry["output_sqnr_db"] == entry["outputs"]["y"]["sqnr_db"]
+    culprit = sensitivity[0]
+    if report["settings"]["int16"].endswith("(W16A16)"):  # the layer's weights go to 16 bit with it: measured too
+        assert isinstance(culprit["with_weights"]["output_sqnr_db"], float) and "y" in culprit["with_weights"]["outputs"]
+    else:
+        assert "with_weights" not in culprit
     scope = report["sensitivity_scope"]
     assert scope["measured"] == scope["points"] == len(points) and scope["pruning"] is None and scope["samples"] == 1
     source = report["error_source"]
