@@ -20,6 +20,12 @@ export function errorDb(m) {
   return m.cosine === 1 ? Infinity : null;
 }
 
+// the label of the configuration the error localisation was measured on
+export function errorConfig(report) {
+  const c = report.error_config || report.sensitivity_scope?.config || report.recommendation?.base || "uint8/minmax";
+  return CONFIG_LABELS[c] || c;
+}
+
 // sensitivity list -> tensor -> {rank (1 = most sensitive), output_sqnr_db, cosine}
 export function sensitivityOf(report) {
   const out = new Map();
@@ -137,14 +143,13 @@ export class HeatMap {
     const values = [...this.byNode.values()];
     const worst = values.length ? Math.min(...values) : null;
     const unit = mode.unit ?? "dB";
-    const config = this.report.error_config || this.report.sensitivity_scope?.config || "uint8/minmax";
     this.legend.dataset.mode = this.metric;
-    this.legend.append(
+    this.legend.append(...[
       h("div", { class: "heat-head" }, h("b", { text: "Heat-map" }), select,
         h("button", { type: "button", class: "close", title: "Switch the heat-map off", onclick: () => this.app.quant?.setHeatmap(false) }, "\u00d7")),
       heatLegend(mode.label, { stops: mode.stops || HEAT_STOPS, unit }),
-      MODE_HELP[this.metric] ? h("div", { class: "muted", text: MODE_HELP[this.metric](CONFIG_LABELS[config] || config) }) : null,
-      h("div", { class: "muted", id: "heat-summary", text: `${this.byNode.size} nodes coloured${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}; grey: not quantized${mode.field ? " or not measured" : ""}` }));
+      MODE_HELP[this.metric] ? h("div", { class: "muted", text: MODE_HELP[this.metric](errorConfig(this.report)) }) : null,
+      h("div", { class: "muted", id: "heat-summary", text: `${this.byNode.size} nodes coloured${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}; grey: not quantized${mode.field ? " or not measured" : ""}` })].filter(Boolean));
     this.legend.hidden = false;
   }
 }

@@ -8,7 +8,7 @@ import { download } from "./api.js";
 import { toast, errorMessage } from "./toast.js";
 import { quantApi, followJob, TERMINAL } from "./quant-api.js";
 import { analyseDialog } from "./quant-dialog.js";
-import { HeatMap, tensorSqnr, errorDb, sensitivityOf } from "./heatmap.js";
+import { HeatMap, tensorSqnr, errorDb, errorConfig, sensitivityOf } from "./heatmap.js";
 import { lineChart, GRADE_COLORS } from "./quant-lines.js";
 import { renderReadiness } from "./readiness.js";
 import {
@@ -295,15 +295,15 @@ export class QuantUI {
     const limits = thresholdsOf(report);
     // where the error is born (issue 14): only for a report that measured it
     const born = [
-      report.accumulated ? { key: "acc/cosine", label: "acc. cosine", value: (r) => r.acc?.cosine ?? null, num: true, format: cos, tint: (v) => cosineTint(v, limits),
+      report.accumulated ? { key: "acc/cosine", label: "acc cos", value: (r) => r.acc?.cosine ?? null, num: true, format: cos, tint: (v) => cosineTint(v, limits),
         title: `accumulated: the fully quantized model (${config}) against the float model, at this point` } : null,
-      report.accumulated ? { key: "acc/sqnr", label: "acc. dB", value: (r) => errorDb(r.acc), num: true,
+      report.accumulated ? { key: "acc/sqnr", label: "acc dB", value: (r) => errorDb(r.acc), num: true,
         title: `accumulated SQNR: the fully quantized model (${config}) against the float model, at this point` } : null,
       report.local ? { key: "local", label: "local dB", value: (r) => errorDb(r.local), num: true,
         title: `local SQNR: this layer quantized alone (${config}, weights and output), fed float inputs` } : null,
-      report.sensitivity ? { key: "sens", label: "sensitivity dB", value: (r) => r.sens?.db ?? null, num: true,
+      report.sensitivity ? { key: "sens", label: "sens dB", value: (r) => r.sens?.db ?? null, num: true,
         title: "worst model-output SQNR when only this point's activation is quantized (lower: the point matters more)" } : null,
-      report.sensitivity ? { key: "sens/rank", label: "rank", value: (r) => r.sens?.rank ?? null, num: true, format: (v) => `#${v}`, tint: null,
+      report.sensitivity ? { key: "sens/rank", label: "sens #", value: (r) => r.sens?.rank ?? null, num: true, format: (v) => `#${v}`, tint: null,
         title: "rank by sensitivity, 1 = hurts the outputs most" } : null,
     ].filter(Boolean);
     return [
@@ -819,12 +819,6 @@ function ticksOf(n) {
 }
 
 function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
-
-// the configuration the error localisation was measured on
-function errorConfig(report) {
-  const c = report.error_config || report.sensitivity_scope?.config || report.recommendation?.base || "uint8/minmax";
-  return CONFIG_LABELS[c] || c;
-}
 
 // the verdict's cosine thresholds: below marginal red, below good amber
 function cosineTint(v, t) {
