@@ -366,6 +366,8 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     band.click()
     assert page.evaluate("window.editor.selection.nodes") == [producer(lowest)]
     assert band.get_attribute("class") == "point selected"
+    page.wait_for_selector("#q-error-facts")  # the sidebar's section of the selected point says it too
+    assert f"accumulated cosine {report['accumulated'][lowest]['cosine']:.4f}" in page.inner_text("#q-error-facts")
 
     # the precision curve: a point clicked becomes "your choice", and the QDQ export carries its int16 points
     page.click("#q-tab-hybrid")

@@ -724,9 +724,22 @@ export class QuantUI {
       h("span", { class: "swatch", style: `border-color:${ALGORITHM_STYLES[a].color};border-style:${ALGORITHM_STYLES[a].dash ? "dashed" : "solid"}` }),
       h("span", { text: ALGORITHM_LABELS[a] }), h("span", { class: "mono", text: `[${fmt(entry.ranges[a][0])}, ${fmt(entry.ranges[a][1])}]` })));
     const prec = this.precisionToggle(name, (this.result.report.recommendation?.int16 || []).includes(name));
-    return h("div", {}, h("div", { class: "ranges" }, rows),
+    return h("div", {}, h("div", { class: "ranges" }, rows), this.errorFacts(name),
       h("div", { class: "row" }, h("span", { class: "muted", text: "precision in your hybrid" }), prec,
         entry.nonfinite ? h("span", { class: "pill bad", text: `${entry.nonfinite} non-finite values` }) : null));
+  }
+
+  // where this point's error is born, as the table's columns say it (nothing for an older report)
+  errorFacts(name) {
+    const report = this.result.report;
+    const show = (v) => (v === Infinity ? "\u221e" : v === null || v === undefined ? "\u2013" : v.toFixed(1));
+    const acc = report.accumulated?.[name], local = report.local?.[name], sens = sensitivityOf(report).get(name);
+    const parts = [
+      acc ? `accumulated cosine ${acc.cosine === null ? "\u2013" : acc.cosine.toFixed(4)}, ${show(errorDb(acc))} dB` : null,
+      local ? `local ${show(errorDb(local))} dB` : null,
+      sens ? `outputs at ${show(sens.db)} dB with only this point quantized (#${sens.rank} of ${report.sensitivity.length})` : null,
+    ].filter(Boolean);
+    return parts.length ? h("div", { class: "muted error-facts", id: "q-error-facts", text: `${errorConfig(report)}: ${parts.join("; ")}` }) : null;
   }
 
   sqnrBars(entry) {
