@@ -61,6 +61,14 @@ def readiness_text(page: Any) -> str:
     return page.inner_text("#readiness")
 
 
+def fix_dims_by_api(server: str, sid: str) -> int:
+    """PP-OCRv4 det's dynamic dims fixed to 1x3x640x640 through the REST API; the new version."""
+    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
+    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    return json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
+
+
 def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
     if not quant_routes_present(server):
         pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
@@ -241,10 +249,7 @@ def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: 
     if not quant_routes_present(server):
         pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
-    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
-    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    fixed = json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
+    fixed = fix_dims_by_api(server, sid)
     page.reload()
     page.wait_for_function(f"document.body.dataset.version === '{fixed}' && document.getElementById('busy').hidden")
 
@@ -406,10 +411,7 @@ def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str,
     if not quant_routes_present(server):
         pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
-    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
-    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(request, timeout=60).read()
+    fix_dims_by_api(server, sid)
     analyse_by_api(server, sid, calibration_npz(tmp_path / "calib.npz"))
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.reload()  # the page finds the session's analysis on the server
