@@ -58,7 +58,7 @@ export function lineChart({ points, panels, xTicks = [], xLabel = "", onPick = n
         "text-anchor": k % 2 ? "start" : "end" }, line.label));
     });
     // series: a polyline broken at nulls, then one mark per value
-    let lx = L + 8 + panel.label.length * 6;
+    let lx = L + 14 + panel.label.length * 6.5;
     for (const s of panel.series) {
       let d = "", pen = false;
       s.values.forEach((v, i) => {

@@ -13,7 +13,7 @@ import { lineChart, GRADE_COLORS } from "./quant-lines.js";
 import { renderReadiness } from "./readiness.js";
 import {
   ALGORITHMS, ALGORITHM_LABELS, ALGORITHM_STYLES, CONFIG_LABELS, CONFIG_COLORS,
-  clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph,
+  clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph, ticks,
 } from "./quant-charts.js";
 
 const CONFIGS = ["uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"];
@@ -438,11 +438,11 @@ export class QuantUI {
       fall && fall.by > 0 ? h("span", {}, "The accumulated cosine falls most at ", link(fall.i), ` (${fall.from.toFixed(4)} \u2192 ${fall.to.toFixed(4)}). `) : null,
       marginal >= 0 ? h("span", {}, `It is first below ${limits.marginal_cosine} at `, link(marginal), ".") : null);
     const width = Math.max(640, (this.body.clientWidth || 900) - 30);
-    const points = names.map((n, i) => ({ key: n, label: `#${i + 1} ${n} (${this.result.report.tensors[n].op_type || ""})`, x: i }));
+    const points = names.map((n, i) => ({ key: n, label: `#${i + 1} ${n} (${report.tensors[n].op_type || ""})`, x: i }));
     const chart = lineChart({
       points, width, panelHeight: 96, cls: "depth-chart", selected: this.selectedPoint(),
       xLabel: "quantization points in graph order (depth) \u2192",
-      xTicks: [...new Set([0, ...ticksOf(names.length), names.length - 1])].map((i) => ({ x: i, label: `#${i + 1}` })),
+      xTicks: [...new Set([1, ...ticks(1, names.length, 8), names.length])].map((k) => ({ x: k - 1, label: `#${k}` })),
       notes: fall && fall.by > 0 ? [{ index: fall.i, label: `cosine falls most (${short(names[fall.i], 24)})`, color: "#b42318" }] : [],
       onPick: (i) => this.pickPoint(names[i]),
       panels: [
@@ -821,14 +821,6 @@ function verdictLine(verdict) {
   return h("div", { class: "verdict", id: "q-verdict" },
     h("p", {}, ...entries.flatMap(([k, v], i) => [i ? " \u00b7 " : "", `${CONFIG_LABELS[k] || k} `, gradePill(v)])),
     h("p", { class: "muted", text: `Verdict on the measured outputs, worst output first: good with cosine \u2265 ${t.good_cosine} and SQNR \u2265 ${t.good_sqnr_db} dB, marginal with cosine \u2265 ${t.marginal_cosine}, else poor.` }));
-}
-
-// about 8 round indices over n points, for the depth chart's axis
-function ticksOf(n) {
-  const step = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find((s) => n / s <= 8) || Math.ceil(n / 8);
-  const out = [];
-  for (let i = step - 1; i < n; i += step) out.push(i);
-  return out;
 }
 
 function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
