@@ -476,9 +476,11 @@ export class QuantUI {
       left.append(h("p", { class: "muted", text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on." }));
     } else {
       const judged = (report.verdict || {}).hybrid;
+      // a report with the measured curve states the knee's rule; an older one its search target
+      const how = rec.rule ? `the knee of the curve at k = ${rec.k ?? rec.curve?.[rec.knee]?.k}: ${rec.rule} (goal ${rec.meets_target ? "met" : "missed"})`
+        : `search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""} ${rec.meets_target ? "met" : "missed"}`;
       left.append(h("p", { id: "q-hybrid-verdict" }, judged ? gradePill(judged) : null,
-        ` base ${CONFIG_LABELS[rec.base] || rec.base}, search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""}` +
-        ` ${rec.meets_target ? "met" : "missed"}, ${rec.qdq_runs} QDQ run(s).`));
+        ` base ${CONFIG_LABELS[rec.base] || rec.base}, ${how}, ${rec.qdq_runs} QDQ run(s).`));
     }
     left.append(verdictLine(report.verdict));
     left.append(h("h4", { text: `int16 tensors of your choice (${chosen.length})` }));
