@@ -12,7 +12,6 @@ import os
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,12 @@ from onnx import ModelProto
 from app.graph import ModelDocument, WorkbenchError, save_model
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
-from app.quant.evaluate import OutputError, compare, worst_sqnr
+from app.quant import localize, sensitivity
+from app.quant.evaluate import OutputError, Reference, compare, compare_batches, summed, worst_sqnr
 from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
-from app.quant.hybrid import HybridResult, max_steps, point_graph, search
+from app.quant.hybrid import HybridResult, max_steps, point_graph, precision_curve
+from app.quant.sensitivity import GATE, PointSensitivity, StagedModel
 from app.quant.verdict import Thresholds
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
                              load_model, quantization_points, weight_layers, weight_tensors)
@@ -67,7 +68,11 @@ class QuantOptions:
     target_margin_db: float = 3.0
     target_sqnr_db: float | None = None
     hybrid_base: str | None = None
+    #: samples of the precision curve and of the weights-only / activations-only runs
     search_samples: int = 8
+    #: samples of the error map (accumulated and local error) and of the sensitivity ranking: a run per
+    #: point each, so few; one 640x640 image holds millions of values per tensor
+    sensitivity_samples: int = 1
     seed: int = 0
     #: absolute thresholds of the verdict on each configuration's measured outputs
     thresholds: Thresholds = Thresholds()
@@ -81,8 +86,8 @@ class QuantOptions:
             raise QuantError("KL search needs at least 2 levels and twice as many bins as levels")
         if self.hybrid_base not in (None, "uint8/minmax", "uint8/kl"):
             raise QuantError("hybrid base must be uint8/minmax or uint8/kl")
-        if self.search_samples < 1:
-            raise QuantError("search_samples must be at least 1")
+        if self.search_samples < 1 or self.sensitivity_samples < 1:
+            raise QuantError("search_samples and sensitivity_samples must be at least 1")
         if self.seed < 0:
             raise QuantError(f"the seed must be 0 or more (numpy's generators take no negative seed), not {self.seed}")
         if not all(math.isfinite(v) for v in (self.target_margin_db, self.target_sqnr_db or 0.0)):
@@ -115,12 +120,24 @@ class QuantAnalysis:
     end_to_end_samples: int = 0
     hybrid: HybridResult | None = None
     hybrid_base: str | None = None
+    #: samples the precision curve and the error source were measured on (the first of the data)
+    curve_samples: int = 0
+    #: where the error is born, measured on the hybrid's base: per point, the whole model quantized
+    #: (accumulated) and its layer alone (local), against the float model, on ``sensitivity_samples``
+    accumulated: dict[str, OutputError] = field(default_factory=dict)
+    local: dict[str, OutputError] = field(default_factory=dict)
+    #: every point's model-output error with only it quantized (the base's grid), worst first
+    sensitivity: list[PointSensitivity] = field(default_factory=list)
+    sensitivity_samples: int = 0
+    #: the base with only its weights quantized, and with only its activations
+    error_source: dict[str, dict[str, OutputError]] = field(default_factory=dict)
     #: the folder the model was read from (None: built in memory); its external data resolves there
     folder: Path | None = None
     #: weight -> the activation tensors of its layers (whose precision is the weight's under int16_weights)
     weight_layers: dict[str, set[str]] | None = None
     #: biases the toolkit rounds onto its grid (NPU targets; values of the folded model)
     bias_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    error_config: str | None = None
     _qdq_source: ModelProto | None = field(default=None, init=False, repr=False)
     #: the float model as the toolkit quantizes it (layers' BN and scale-and-shift folded), None: ``model``
     folded_model: ModelProto | None = field(default=None, init=False, repr=False)
@@ -216,12 +233,20 @@ class QuantAnalysis:
         """The QDQ model of a configuration, runnable in onnxruntime."""
         return self.qdq_for(self.precision(label))
 
-    def qdq_for(self, activations: dict[str, ActivationQuant]) -> ModelProto:
-        """The QDQ model for an explicit per-tensor precision (float tensors it leaves alone may still
-        refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone)."""
+    @property
+    def qdq_source(self) -> ModelProto:
+        """The float model the QDQ models are built from: as the toolkit sees it, at a QDQ opset."""
         if self._qdq_source is None:
             self._qdq_source = qdq_opset(self.folded_model or self.model)
-        return build_qdq_model(self._qdq_source, activations, self.weight_grids(activations), self.weight_values,
+        return self._qdq_source
+
+    def qdq_for(self, activations: dict[str, ActivationQuant], weights: bool = True) -> ModelProto:
+        """The QDQ model for an explicit per-tensor precision (float tensors it leaves alone may still
+        refer to the external data in ``folder``: ``export_qdq`` writes a model that stands alone);
+        ``weights`` False leaves the weights in float."""
+        if not weights:
+            return build_qdq_model(self.qdq_source, activations, {}, {})
+        return build_qdq_model(self.qdq_source, activations, self.weight_grids(activations), self.weight_values,
                                self.bias_values)
 
     def export_qdq(self, path: str | Path, label: str = HYBRID,
@@ -343,45 +368,90 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
 
 def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, progress: ProgressCallback | None,
                 cancel: CancelCheck | None) -> None:
-    """Measure the whole-model configurations, search the hybrid, measure it too."""
+    """Measure the whole-model configurations, map where the base's error is born and which points
+    cause it, measure the precision curve over that ranking and its knee (the hybrid)."""
     options = analysis.options
     folder = analysis.folder
     reference = session(payload, folder=folder)
     sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=folder) for label in CONFIGS}
-    search_batches = math.ceil(options.search_samples / data.batch_size)
-    subset: list[Batch] = list(islice(data.batches(), search_batches))
-    subset_samples = sum(next(iter(b.values())).shape[0] for b in subset)
-    whole = subset_samples >= data.num_samples
-    measured = compare(reference, sessions, subset, subset_samples, progress, cancel,
-                       "end_to_end" if whole else "hybrid")
-    if options.target_sqnr_db is not None:
-        target = {o: options.target_sqnr_db for o in measured["int16/minmax"]}
-    else:
-        target = {o: (e.sqnr_db - options.target_margin_db if e.sqnr_db is not None else None)
-                  for o, e in measured["int16/minmax"].items()}
+    per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel)
+    del sessions
+    measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
-    noise = {name: _sensitivity(t, base, analysis.toolkit) for name, t in analysis.tensors.items()}
-    ranking = sorted(noise, key=lambda name: -noise[name])
-    hybrid_errors: dict[frozenset[str], dict[str, OutputError]] = {}
+    grid = analysis.precision(base)
+    analysis.hybrid_base, analysis.error_config = base, base
 
-    def measure(promoted: set[str]) -> dict[str, float | None]:
+    few = _first_samples(data, options.sensitivity_samples)
+    weights = analysis.weight_grids(grid)
+    analysis.accumulated, analysis.local = localize.measure(
+        analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
+        few, folder, progress, cancel)
+    # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it: each point is
+    # measured a second time with its layer's weights quantized too, and that ranks the hybrid.
+    together = analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits
+    gated_weights = weights if together else {}
+    staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, gated_weights, analysis.weight_values, gate=GATE),
+                         analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), folder)
+    index = {name: k for k, name in enumerate([*grid, *gated_weights])}
+    layer_weights: dict[int, list[int]] = {}
+    for weight, layer_points in (analysis.weight_layers or {}).items():
+        for point in layer_points:
+            if weight in gated_weights and point in index:
+                layer_weights.setdefault(index[point], []).append(index[weight])
+    analysis.sensitivity = sensitivity.measure(staged, few, layer_weights, progress, cancel)
+    analysis.sensitivity_samples = sum(_samples(b) for b in few)
+    del staged
+
+    subset = _first_samples(data, options.search_samples)
+    kept = Reference(reference, subset)
+    analysis.curve_samples = kept.samples
+    on_subset = {label: summed(batches, len(subset)) for label, batches in per_batch.items()}
+    sources = {"weights_only": session(build_qdq_model(analysis.qdq_source, {}, weights, analysis.weight_values),
+                                       QDQ_LEVEL, folder=folder),
+               "activations_only": session(analysis.qdq_for(grid, weights=False), QDQ_LEVEL, folder=folder)}
+    analysis.error_source = compare(kept, sources, subset, kept.samples, progress, cancel, "error_source")
+    del sources
+
+    def measure(promoted: set[str]) -> dict[str, OutputError]:
         check_cancel(cancel)
-        sess = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=folder)
-        errors = compare(reference, {HYBRID: sess}, subset, subset_samples, None, cancel)[HYBRID]
-        hybrid_errors[frozenset(promoted)] = errors
-        return {o: e.sqnr_db for o, e in errors.items()}
+        candidate = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=folder)
+        return compare(kept, {HYBRID: candidate}, subset, kept.samples, None, cancel)[HYBRID]
 
-    result = search(ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]),
-                    measure, target, lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"))
-    analysis.hybrid, analysis.hybrid_base = result, base
-    if whole:
-        analysis.end_to_end = {**measured, HYBRID: hybrid_errors[frozenset(result.int16)]}
-        analysis.end_to_end_samples = subset_samples
+    ranking = [s.tensor for s in sorted(analysis.sensitivity, key=lambda s: s.layer_sqnr_db)]
+    thresholds = options.thresholds
+    result = precision_curve(
+        ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]), measure,
+        thresholds.grade_outputs, {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
+        options.target_sqnr_db, options.target_margin_db,
+        lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"))
+    analysis.hybrid = result
+    knee = result.curve[result.knee]
+    if knee.k == 0:
+        measured[HYBRID] = measured[base]
+    elif set(knee.int16) == set(ranking):
+        measured[HYBRID] = measured["int16/minmax"]
     else:
-        sessions[HYBRID] = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=folder)
-        analysis.end_to_end = compare(reference, sessions, data.batches(), data.num_samples, progress, cancel)
-        analysis.end_to_end_samples = data.num_samples
+        candidate = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=folder)
+        measured.update(compare(reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress, cancel,
+                                "recommendation"))
+    analysis.end_to_end = measured
+    analysis.end_to_end_samples = data.num_samples
     report(progress, 1, 1, "done")
+
+
+def _samples(batch: Batch) -> int:
+    return next(iter(batch.values())).shape[0]
+
+
+def _first_samples(data: CalibrationData, count: int) -> list[Batch]:
+    """The first batches of the data holding at least ``count`` samples (all of them if fewer)."""
+    batches, held = [], 0
+    for batch in data.batches():
+        if held >= count:
+            break
+        batches.append(batch)
+        held += _samples(batch)
+    return batches
 
 
 def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel) -> QuantAnalysis:
@@ -398,6 +468,8 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
         raise QuantError(f"the saved analysis cannot be read ({type(exc).__name__}); run the analysis again") from exc
     if not isinstance(analysis, QuantAnalysis):
         raise QuantError("the file does not hold a quantization analysis")
+    if analysis.hybrid is not None and not hasattr(analysis.hybrid, "curve"):
+        raise QuantError("the analysis was saved by an older version (before the precision curve); run it again")
     if "target" not in vars(analysis.options):  # saved before toolkit profiles: every tensor, onnxruntime's grids
         object.__setattr__(analysis.options, "target", "onnxruntime")
     loaded = load_model(model)

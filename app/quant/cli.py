@@ -15,7 +15,7 @@ from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inp
 from app.quant.calibration import ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
 from app.quant.export import acuity_quantize, rknn_cfg
-from app.quant.report import build_report, quant_table, write_json
+from app.quant.report import REPORT_HISTOGRAM_BINS, build_report, quant_table, write_json
 from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
 from app.quant.verdict import Thresholds
 
@@ -77,6 +77,8 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
                         "layers always do); default A16W8")
     p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
     p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
+    p.add_argument("--full-histograms", action="store_true", help="histograms at full resolution (thousands of "
+                   f"bins a tensor, tens of MB on a large model); default: at most {REPORT_HISTOGRAM_BINS} bins")
     p.add_argument("--mean", type=_floats, help="images: per-channel mean, e.g. 123.7,116.3,103.5")
     p.add_argument("--scale", type=_floats, help="images: multiplier after subtracting the mean")
     p.add_argument("--std", type=_floats, help="images: divisor after subtracting the mean")
@@ -137,7 +139,8 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
                       if args.validation else None)
         analysis = analyze(model, data, options, validation, bar, cancel)
         bar.close()
-        report = build_report(analysis, histograms=not args.no_histograms)
+        report = build_report(analysis, histograms=not args.no_histograms,
+                              histogram_bins=None if args.full_histograms else REPORT_HISTOGRAM_BINS)
         write_json(report, args.report)
         for label, judged in report["verdict"].items():  # the decision, on the terminal too
             worst = min(judged["outputs"].values(), key=lambda o: o["cosine"] if o["cosine"] is not None else -2)

@@ -43,6 +43,10 @@ class OutputError:
         norm = math.sqrt(self.signal * self.candidate)
         return self.dot / norm if norm > 0 else None
 
+    def __add__(self, other: OutputError) -> OutputError:
+        return OutputError(self.signal + other.signal, self.noise + other.noise, self.dot + other.dot,
+                           self.candidate + other.candidate)
+
     def to_json(self) -> dict:
         value = self.sqnr_db
         return {"sqnr_db": None if value is None or math.isinf(value) else value, "cosine": self.cosine}
@@ -53,24 +57,54 @@ def float_outputs(sess: ort.InferenceSession) -> list[str]:
     return [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
 
 
-def compare(reference: ort.InferenceSession, candidates: dict[str, ort.InferenceSession],
-            batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None, phase: str = "end_to_end") -> dict[str, dict[str, OutputError]]:
-    """Per candidate, per float output: error sums against the reference over all batches."""
-    outputs = float_outputs(reference)
-    errors = {label: {o: OutputError() for o in outputs} for label in candidates}
+class Reference:
+    """The float model's outputs on a few batches, computed once: a search measures many candidates on
+    the same samples, and running the float model again for each would cost as much as the candidate."""
+
+    def __init__(self, reference: ort.InferenceSession, batches: list[Batch]) -> None:
+        self.outputs = float_outputs(reference)
+        self.batches = batches
+        self.samples = sum(next(iter(b.values())).shape[0] for b in batches)
+        self.expected = [[v.numpy() for v in run(reference, self.outputs, batch)] for batch in batches]
+
+
+def compare_batches(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],
+                    batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
+                    cancel: CancelCheck | None = None, phase: str = "end_to_end"
+                    ) -> dict[str, list[dict[str, OutputError]]]:
+    """Per candidate, per batch, per float output: error sums against the reference (its kept outputs
+    when it is a ``Reference``, whose batches are then the ones measured)."""
+    kept = reference if isinstance(reference, Reference) else None
+    outputs = kept.outputs if kept is not None else float_outputs(reference)
+    errors: dict[str, list[dict[str, OutputError]]] = {label: [] for label in candidates}
     done = 0
     report(progress, 0, total, phase)
-    for batch in batches:
+    for index, batch in enumerate(kept.batches if kept is not None else batches):
         check_cancel(cancel)
-        expected = [v.numpy() for v in run(reference, outputs, batch)]
+        expected = kept.expected[index] if kept is not None else [v.numpy() for v in run(reference, outputs, batch)]
         for label, sess in candidates.items():
             got = [v.numpy() for v in run(sess, outputs, batch)]
+            batch_errors = {name: OutputError() for name in outputs}
             for name, x, y in zip(outputs, expected, got):
-                errors[label][name].add(x, y)
+                batch_errors[name].add(x, y)
+            errors[label].append(batch_errors)
         done += next(iter(batch.values())).shape[0]
         report(progress, done, total, phase)
     return errors
+
+
+def summed(per_batch: list[dict[str, OutputError]], first: int | None = None) -> dict[str, OutputError]:
+    """Per output, the error over all batches (or the first ``first``)."""
+    chosen = per_batch[:first] if first is not None else per_batch
+    return {name: sum((b[name] for b in chosen), OutputError()) for name in (chosen[0] if chosen else {})}
+
+
+def compare(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],
+            batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None, phase: str = "end_to_end") -> dict[str, dict[str, OutputError]]:
+    """Per candidate, per float output: error sums against the reference over all batches."""
+    per_batch = compare_batches(reference, candidates, batches, total, progress, cancel, phase)
+    return {label: summed(errors) for label, errors in per_batch.items()}
 
 
 def worst_sqnr(errors: dict[str, OutputError]) -> float:

@@ -1,10 +1,12 @@
-"""Hybrid int16 recommendation: the fewest tensors to promote so every output meets its target.
+"""Hybrid int16: a measured precision curve and its knee.
 
-Candidates are ranked by the predicted uint8 noise of each tensor (from its histogram);
-each candidate set is closed over small gaps so that int16 forms contiguous regions
-(every precision boundary costs a converter on the NPU). The smallest top-k that meets
-the target is found by exponential then binary search, each step measured with a real
-QDQ model in onnxruntime.
+The points are ranked by their measured sensitivity (app.quant.sensitivity: the model outputs with
+that point alone in 8 bits). The curve measures real QDQ models with the top k of that ranking in
+16 bit for k = 0, 1, 2, 4, ... and all points; each set is closed over small gaps so that int16 forms
+contiguous regions (every precision boundary costs a converter on the NPU). The knee, the
+recommendation, is the smallest k that meets the goal: the verdict's "good" on every output (or an
+absolute SQNR target); when even all-16-bit misses it, the smallest k within a margin of the best
+point measured. Between the last k that misses and the first that meets, a bisection narrows it.
 """
 
 from __future__ import annotations
@@ -15,19 +17,55 @@ from dataclasses import dataclass
 
 from onnx import ModelProto
 
+from app.quant.evaluate import OutputError, worst_sqnr
 from app.quant.model import ActivationTensor
+
+#: Fewest measured points of a curve (k = 0 and all-16-bit included) when there are enough points.
+MIN_CURVE_POINTS = 6
+#: Bisection steps between the last k that misses the goal and the first that meets it.
+REFINE_STEPS = 2
+#: A fall smaller than this (dB) is measurement noise, not worth a note.
+FALL_DB = 0.5
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One measured point of the curve: the top ``k`` of the ranking asked for, the gap-closed set in
+    16 bit, and the outputs' errors."""
+
+    k: int
+    int16: list[str]
+    outputs: dict[str, OutputError]
+    grade: str
+
+    @property
+    def worst_sqnr_db(self) -> float:
+        return worst_sqnr(self.outputs)
+
+    def to_json(self) -> dict:
+        return {"k": self.k, "int16": self.int16, "grade": self.grade,
+                "outputs": {name: e.to_json() for name, e in self.outputs.items()}}
 
 
 @dataclass(frozen=True)
 class HybridResult:
-    """The recommendation and how it was measured."""
+    """The curve, its knee (the recommendation) and how it was chosen."""
 
-    int16: list[str]
-    outputs_sqnr_db: dict[str, float | None]
-    target_sqnr_db: dict[str, float | None]
+    curve: list[CurvePoint]
+    knee: int
+    rule: str
     meets_target: bool
+    note: str | None
     boundaries: int
     evaluations: int
+
+    @property
+    def int16(self) -> list[str]:
+        return self.curve[self.knee].int16
+
+    @property
+    def outputs_sqnr_db(self) -> dict[str, float | None]:
+        return {name: e.sqnr_db for name, e in self.curve[self.knee].outputs.items()}
 
 
 def point_graph(model: ModelProto, points: list[ActivationTensor]) -> dict[str, set[str]]:
@@ -82,47 +120,100 @@ def close_gaps(neighbours: dict[str, set[str]], promoted: set[str]) -> set[str]:
     return result
 
 
+def curve_steps(candidates: int) -> list[int]:
+    """The k measured before any refinement: 0, then doubling, then all."""
+    steps, k = [0], 1
+    while k < candidates:
+        steps.append(k)
+        k *= 2
+    return steps + [candidates] if candidates else steps
+
+
 def max_steps(candidates: int) -> int:
-    """The most measurements search() makes over this many candidates: k = 0, the doubling, k = n, the
-    bisection; a progress bar's total that never grows."""
-    rounds = math.ceil(math.log2(candidates)) if candidates > 1 else 0
-    return 2 * rounds + 2
+    """The most QDQ measurements ``precision_curve`` makes: a progress bar's total that never grows."""
+    steps = len(curve_steps(candidates))
+    return steps + REFINE_STEPS + max(0, min(MIN_CURVE_POINTS, candidates + 1) - steps)
 
 
-def search(ranking: list[str], neighbours: dict[str, set[str]],
-           measure: Callable[[set[str]], dict[str, float | None]], target: dict[str, float | None],
-           on_step: Callable[[int], None] | None = None) -> HybridResult:
-    """Smallest top-k of ``ranking`` (gap-closed) whose measured outputs all meet ``target``."""
-    cache: dict[int, tuple[set[str], dict[str, float | None]]] = {}
+def precision_curve(ranking: list[str], neighbours: dict[str, set[str]],
+                    measure: Callable[[set[str]], dict[str, OutputError]], grade: Callable[[dict[str, OutputError]], str],
+                    measured: dict[int, dict[str, OutputError]], target_sqnr_db: float | None = None,
+                    margin_db: float = 3.0, on_step: Callable[[int], None] | None = None) -> HybridResult:
+    """Measure the curve over ``ranking`` (worst first) and pick its knee.
 
-    def evaluate(k: int) -> bool:
-        if k not in cache:
-            chosen = close_gaps(neighbours, set(ranking[:k])) if k else set()
-            cache[k] = (chosen, measure(chosen))
-            if on_step is not None:
-                on_step(len(cache))
-        measured = cache[k][1]
-        return all(t is None or (measured.get(o) is not None and measured[o] >= t) for o, t in target.items())
-
+    ``measured``: points already known by k (k = 0, the base, and k = len(ranking), all 16-bit, are
+    measured as whole configurations anyway). The goal is ``grade`` "good" on the worst output, or
+    with ``target_sqnr_db`` that SQNR on every output.
+    """
     n = len(ranking)
-    if evaluate(0):
-        best = 0
+    points: dict[int, CurvePoint] = {}
+    runs = 0
+
+    def point(k: int) -> CurvePoint:
+        nonlocal runs
+        if k not in points:
+            chosen = close_gaps(neighbours, set(ranking[:k])) if k else set()
+            if k in measured:
+                errors = measured[k]
+            else:
+                errors = measure(chosen)
+                runs += 1
+                if on_step is not None:
+                    on_step(runs)
+            order = {name: i for i, name in enumerate(ranking)}
+            points[k] = CurvePoint(k, sorted(chosen, key=lambda name: order.get(name, n)), errors, grade(errors))
+        return points[k]
+
+    def meets(p: CurvePoint) -> bool:
+        if target_sqnr_db is not None:
+            return p.worst_sqnr_db >= target_sqnr_db
+        return p.grade == "good"
+
+    steps = curve_steps(n)
+    for k in steps:
+        point(k)
+    first = next((k for k in sorted(points) if meets(points[k])), None)
+    if first is not None:  # narrow the knee between the last k that misses and the first that meets
+        below = max((k for k in points if k < first), default=None)
+        for _ in range(REFINE_STEPS):
+            if below is None or first - below <= 1:
+                break
+            mid = (below + first) // 2
+            if meets(point(mid)):
+                first = mid
+            else:
+                below = mid
+        knee, met = first, True
+        rule = (f"the fewest int16 points with every output at or above {target_sqnr_db} dB"
+                if target_sqnr_db is not None else "the fewest int16 points graded good on every output")
     else:
-        lo, hi = 0, 1
-        while hi < n and not evaluate(hi):
-            lo, hi = hi, min(2 * hi, n)
-        if hi >= n and not evaluate(n):
-            best = n
-        else:
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if evaluate(mid):
-                    hi = mid
-                else:
-                    lo = mid
-            best = hi
-    met = evaluate(best)
-    chosen, measured = cache[best]
-    order = {name: i for i, name in enumerate(ranking)}
-    return HybridResult(sorted(chosen, key=lambda name: order.get(name, n)), measured, target, met,
-                        boundaries(neighbours, chosen), len(cache))
+        best = max(p.worst_sqnr_db for p in points.values())
+        knee = min(k for k, p in points.items() if p.worst_sqnr_db >= best - margin_db)
+        met = False
+        rule = (f"no point meets the goal; the fewest int16 points within {margin_db} dB of the best measured "
+                f"({best:.1f} dB)" if math.isfinite(best) else "no point meets the goal")
+    while len(points) < min(MIN_CURVE_POINTS, n + 1):  # a curve of at least six points: halve the widest gap
+        ks = sorted(points)
+        low, high = max(zip(ks, ks[1:]), key=lambda pair: pair[1] - pair[0])
+        point((low + high) // 2)
+    if met:  # a filled point may meet the goal with fewer points
+        knee = min(k for k in points if meets(points[k]))
+    ordered = [points[k] for k in sorted(points)]
+    index = next(i for i, p in enumerate(ordered) if p.k == knee)
+    chosen = set(ordered[index].int16)
+    return HybridResult(ordered, index, rule, met, _falls(ordered), boundaries(neighbours, chosen), runs)
+
+
+def _falls(curve: list[CurvePoint]) -> str | None:
+    """Why the curve is not non-decreasing, if it is not: which points fall below an earlier one."""
+    falls, best = [], curve[0]
+    for p in curve[1:]:
+        if p.worst_sqnr_db < best.worst_sqnr_db - FALL_DB:
+            falls.append(f"k={p.k} measures {p.worst_sqnr_db:.1f} dB, below k={best.k} ({best.worst_sqnr_db:.1f} dB)")
+        if p.worst_sqnr_db > best.worst_sqnr_db:
+            best = p
+    if not falls:
+        return None
+    return ("; ".join(falls) + ". Errors of different layers partly cancel at the model outputs: promoting some "
+            "of them to 16 bit can remove the error that cancelled another's, so more int16 is not always better; "
+            "these are measurements, not predictions.")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import ModelProto, NodeProto, helper, numpy_helper, version_converter
+from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper, version_converter
 
 from app.quant.model import WeightTensor, opset_version
 from app.quant.quantizers import Quantizer, bias_scale
@@ -125,7 +125,7 @@ def input_grid(tensor: str, activations: dict[str, ActivationQuant],
     return activations[tensor]
 
 
-def _bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
+def bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
                   ) -> tuple[np.ndarray, bool]:
     """The bias rounded to the grid the layer adds it on (input scale x weight scale), in float32: int32
     (clipped) in an 8-bit layer, 64 bits in a 16-bit one; and whether it lies beyond int32."""
@@ -162,7 +162,7 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
         if grid is None:
             continue
         w = weight_values[node.input[1]]
-        rounded, beyond_int32 = _bias_on_grid(biases[node.input[2]], grid, w, weights[node.input[1]][1])
+        rounded, beyond_int32 = bias_on_grid(biases[node.input[2]], grid, w, weights[node.input[1]][1])
         if not beyond_int32:
             node.input[2] = const(f"{node.input[2]}/on_grid", rounded)
             continue
@@ -179,8 +179,14 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
 
 def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
                     weights: dict[str, tuple[WeightTensor, WeightQuant]],
-                    weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None) -> ModelProto:
+                    weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None,
+                    gate: str | None = None) -> ModelProto:
     """A new model with the given activations and weights quantized (QDQ form).
+
+    ``gate``: the name of a bool graph input, one flag per activation in the order of ``activations``,
+    then one per weight in the order of ``weights``; each Q/DQ pair (DQ for a weight) then sits in an If
+    on its flag, so one onnxruntime session measures any subset of them quantized (onnxruntime runs
+    only the branch taken). Biases are not rounded then.
 
     ``biases`` (see ``bias_values``): each Conv/ConvTranspose/Gemm bias is rounded onto its toolkit grid (input scale
     x weight scale; for dynamic fixed point fl_in + fl_w) and stored in float. One beyond int32 there
@@ -208,10 +214,31 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         s = const(f"{target}/scale", np.array(scale, dtype=np.float32))
         z = const(f"{target}/zero_point", np.array(zero_point, dtype=aq.quantizer.numpy_type))
         q = names(f"{target}/quantized")
-        return [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"), domain=domain),
-                helper.make_node("DequantizeLinear", [q, s, z], [target], name=names(f"{target}/DequantizeLinear"), domain=domain)]
+        pair = [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"),
+                                 domain=domain),
+                helper.make_node("DequantizeLinear", [q, s, z], [names(f"{target}/dequantized")] if gate else [target],
+                                 name=names(f"{target}/DequantizeLinear"), domain=domain)]
+        return pair if gate is None else switch(pair, source, target)
 
+    def switch(quantized: list[NodeProto], source: str, target: str) -> list[NodeProto]:
+        """``target`` from an If on its gate flag: the quantized nodes' value, or ``source`` as it is."""
+        assert gate is not None
+        flag = names(f"{target}/gate")
+        index = const(f"{target}/gate_index", np.array(gate_index[target], dtype=np.int64))
+        branch = helper.make_graph(quantized, names(f"{target}/quantized_branch"), [],
+                                   [helper.make_tensor_value_info(quantized[-1].output[0], TensorProto.FLOAT, None)])
+        kept = names(f"{target}/kept")
+        skip = helper.make_graph([helper.make_node("Identity", [source], [kept])], names(f"{target}/float_branch"), [],
+                                 [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)])
+        return [helper.make_node("Gather", [gate, index], [flag], name=names(f"{target}/Gather")),
+                helper.make_node("If", [flag], [target], name=names(f"{target}/If"), then_branch=branch,
+                                 else_branch=skip)]
+
+    gated = [*activations, *(weights if gate else ())]
+    gate_index = {name: k for k, name in enumerate(gated)}
     head: list[NodeProto] = []
+    #: gated weights' Ifs, placed before their first reader (a staged run then starts near the layer)
+    weight_switches: dict[str, list[NodeProto]] = {}
     # Weights: integer initializer + DequantizeLinear that outputs the weight's name.
     constant_nodes = set()
     for name, (_, wq) in weights.items():
@@ -225,8 +252,13 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         zp = zero_point.astype(wq.quantizer.numpy_type)
         z = const(f"{name}/zero_point", zp if per_axis else zp.reshape(()))
         attrs = {"axis": wq.axis} if per_axis else {}
-        head.append(helper.make_node("DequantizeLinear", [qw, s, z], [name], name=names(f"{name}/DequantizeLinear"),
-                                     domain=domain, **attrs))
+        restored = names(f"{name}/dequantized") if gate else name
+        dq = helper.make_node("DequantizeLinear", [qw, s, z], [restored], name=names(f"{name}/DequantizeLinear"),
+                              domain=domain, **attrs)
+        if gate:
+            weight_switches[name] = switch([dq], const(f"{name}/float", w), name)
+        else:
+            head.append(dq)
         constant_nodes.add(name)
     kept_initializers = [t for t in graph.initializer if t.name not in weights]
     kept_inputs = [v for v in graph.input if v.name not in weights]
@@ -236,11 +268,12 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
     for value in kept_inputs:
         if value.name in activations:
             target = names(f"{value.name}/dequantized")
+            gate_index[target] = gate_index[value.name]
             head += qdq_nodes(value.name, target, activations[value.name])
             renamed_inputs[value.name] = target
 
     nodes = list(graph.node)
-    if biases:
+    if biases and gate is None:
         nodes = _quantize_biases(nodes, activations, weights, weight_values, biases, const, names)
     body: list[NodeProto] = []
     for node in nodes:
@@ -249,6 +282,7 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         for k, name in enumerate(node.input):
             if name in renamed_inputs:
                 node.input[k] = renamed_inputs[name]
+            body += weight_switches.pop(name, [])
         tail = []
         for k, name in enumerate(node.output):
             if name in activations and name not in renamed_inputs:
@@ -258,7 +292,9 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
         body.append(node)
         body += tail
 
-    if biases:  # the float biases replaced by their rounded copies
+    for switched in weight_switches.values():  # read only inside subgraphs: before everything
+        head += switched
+    if biases and gate is None:  # the float biases replaced by their rounded copies
         used = {name for node in head + body for name in node.input}
         body = [n for n in body if n.op_type != "Constant" or n.output[0] not in biases or n.output[0] in used]
         kept_initializers = [t for t in kept_initializers if t.name in used or t.name not in biases]
@@ -268,6 +304,8 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
     graph.initializer.extend(kept_initializers + initializers)
     del graph.input[:]
     graph.input.extend(kept_inputs)
+    if gate is not None:
+        graph.input.append(helper.make_tensor_value_info(gate, TensorProto.BOOL, [len(gated)]))
     out.ir_version = max(out.ir_version, 7)  # initializers need not be listed as inputs from IR 4 on
     if uses_ms and not any(o.domain == MS_DOMAIN for o in out.opset_import):
         out.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))

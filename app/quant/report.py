@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from app.quant.analysis import HYBRID, QuantAnalysis
+from app.quant.evaluate import worst_sqnr
+from app.quant.histogram import Histogram
 from app.quant.qdq import ActivationQuant
 from app.quant.verdict import verdict
 
@@ -28,9 +30,33 @@ def _clean(value: object) -> object:
     return value
 
 
-def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bins: int | None = None) -> dict:
+#: Bins a histogram keeps in the report, at most (128-256 after merging pairs): near the 320-pixel plot of
+#: the page's chart, which merges a histogram down to its pixels anyway, so the chart drawn from the
+#: report's shows the same shape and clip lines as from the full one; about 2 kB of JSON a tensor instead
+#: of 60-150 kB (PicoDet's 524 points: 1.6 MB, not 83 MB). The histogram route serves full resolution.
+REPORT_HISTOGRAM_BINS = 256
+
+
+def _histogram_json(hist: Histogram, bins: int | None, max_bins: int | None) -> dict:
+    """Edges and counts: resampled onto ``bins`` equal bins over [min, max] (fractional counts), or
+    thinned to at most ``max_bins`` by merging neighbouring bins (exact counts; ``thinned_from`` says
+    how many bins the full histogram has), or at full resolution."""
+    if bins is not None:
+        if hist.min < hist.max:
+            return {"edges": np.linspace(hist.min, hist.max, bins + 1).tolist(),
+                    "counts": hist.resample(hist.min, hist.max, bins).tolist()}
+        return {"edges": [hist.min, hist.max], "counts": [hist.count]}  # a constant tensor: one bin of no width
+    nonzero = np.flatnonzero(hist.counts)
+    full_bins = int(nonzero[-1] - nonzero[0]) + 1 if nonzero.size else 0
+    if max_bins is None or full_bins <= max_bins:
+        return hist.to_json()
+    return {**hist.coarsened(max_bins).to_json(), "thinned_from": full_bins}
+
+
+def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bins: int | None = None,
+                  max_bins: int | None = None) -> dict:
     """One tensor's entry of the report; ``bins`` resamples its histogram onto that many equal bins
-    over [min, max] (counts become fractional) for a chart that needs no more detail."""
+    over [min, max] for a chart that needs no more detail, ``max_bins`` thins it (the report's)."""
     t = analysis.tensors[name]
     hist = t.stats.histogram
     entry: dict = {
@@ -46,19 +72,16 @@ def tensor_report(analysis: QuantAnalysis, name: str, histogram: bool = True, bi
     }
     if hist.nonfinite:
         entry["nonfinite"] = hist.nonfinite
-    if histogram and bins is None:
-        entry["histogram"] = hist.to_json()
-    elif histogram and hist.min < hist.max:
-        entry["histogram"] = {"edges": np.linspace(hist.min, hist.max, bins + 1).tolist(),
-                              "counts": hist.resample(hist.min, hist.max, bins).tolist()}
-    elif histogram:  # a constant tensor: one bin of no width
-        entry["histogram"] = {"edges": [hist.min, hist.max], "counts": [hist.count]}
+    if histogram:
+        entry["histogram"] = _histogram_json(hist, bins, max_bins)
     return _clean(entry)
 
 
-def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
-    """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation."""
-    tensors = {name: tensor_report(analysis, name, histograms) for name in analysis.tensors}
+def build_report(analysis: QuantAnalysis, histograms: bool = True,
+                 histogram_bins: int | None = REPORT_HISTOGRAM_BINS) -> dict:
+    """The report: per-tensor statistics, ranges and errors, weights, end to end, recommendation.
+    Histograms are thinned to ``histogram_bins`` (None: full resolution)."""
+    tensors = {name: tensor_report(analysis, name, histograms, max_bins=histogram_bins) for name in analysis.tensors}
     options = analysis.options
     profile = analysis.toolkit
     low, high = profile.tier("uint8"), profile.tier("int16")
@@ -85,19 +108,40 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True) -> dict:
         "end_to_end_samples": analysis.end_to_end_samples,
         "verdict": verdict(analysis.end_to_end, analysis.options.thresholds),
     }
+    if analysis.accumulated:
+        result["error_config"] = analysis.error_config
+        result["accumulated"] = {name: e.to_json() for name, e in analysis.accumulated.items()}
+        result["local"] = {name: e.to_json() for name, e in analysis.local.items()}
+    if analysis.sensitivity:
+        result["sensitivity"] = [s.to_json() for s in analysis.sensitivity]
+        result["sensitivity_scope"] = {
+            "config": analysis.error_config, "measured": len(analysis.sensitivity), "points": len(analysis.tensors),
+            "samples": analysis.sensitivity_samples, "pruning": None,
+            "definition": "worst model-output SQNR with only this point's activation quantized (the config's "
+                          "grid), everything else float"}
+    if analysis.error_source:
+        source = {kind: {o: e.sqnr_db for o, e in outputs.items()} for kind, outputs in analysis.error_source.items()}
+        weights, activations = (worst_sqnr(analysis.error_source[k]) for k in ("weights_only", "activations_only"))
+        result["error_source"] = {**source, "dominant": "weights" if weights < activations else "activations",
+                                  "samples": analysis.curve_samples}
     if analysis.hybrid is not None:
-        targets = [t for t in analysis.hybrid.target_sqnr_db.values() if t is not None]
+        hybrid = analysis.hybrid
         result["recommendation"] = {
-            "int16": analysis.hybrid.int16,
-            "target_sqnr_db": min(targets) if targets else None,
-            "target_sqnr_db_by_output": analysis.hybrid.target_sqnr_db,
-            "target_rule": (f"absolute {options.target_sqnr_db} dB" if options.target_sqnr_db is not None
-                            else f"within {options.target_margin_db} dB of all-int16"),
+            "int16": hybrid.int16,
+            "k": hybrid.curve[hybrid.knee].k,
+            "rule": hybrid.rule,
+            "target_sqnr_db": options.target_sqnr_db,
             "base": analysis.hybrid_base,
-            "meets_target": analysis.hybrid.meets_target,
-            "measured_sqnr_db": analysis.hybrid.outputs_sqnr_db,
-            "precision_boundaries": analysis.hybrid.boundaries,
-            "qdq_runs": analysis.hybrid.evaluations,
+            "meets_target": hybrid.meets_target,
+            "measured_sqnr_db": hybrid.outputs_sqnr_db,
+            "curve": [p.to_json() for p in hybrid.curve],
+            "knee": hybrid.knee,
+            "curve_note": hybrid.note,
+            "curve_samples": analysis.curve_samples,
+            "ranking": ("sensitivity with the layer's weights (they go to 16 bit with the layer)"
+                        if any(s.layer is not None for s in analysis.sensitivity) else "sensitivity"),
+            "precision_boundaries": hybrid.boundaries,
+            "qdq_runs": hybrid.evaluations,
         }
     return _clean(result)
 
@@ -123,5 +167,6 @@ def quant_table(analysis: QuantAnalysis, label: str = HYBRID,
 
 
 def write_json(document: dict, path: str | Path) -> None:
-    """Write strict JSON (no NaN)."""
-    Path(path).write_text(json.dumps(document, indent=1, allow_nan=False))
+    """Write strict JSON (no NaN), compact: an indent puts each number of the histograms on its own line
+    (1.8x the size) and makes json use its pure-Python encoder (3.5x the time)."""
+    Path(path).write_text(json.dumps(document, separators=(",", ":"), allow_nan=False))

@@ -37,6 +37,10 @@ class Thresholds:
             return "good"
         return "marginal" if cosine >= self.marginal_cosine else "poor"
 
+    def grade_outputs(self, outputs: dict[str, OutputError]) -> str:
+        """The worst output's grade (poor when there is none)."""
+        return GRADES[max((GRADES.index(self.grade(e)) for e in outputs.values()), default=GRADES.index("poor"))]
+
 
 def verdict(measured: dict[str, dict[str, OutputError]], thresholds: Thresholds) -> dict[str, dict]:
     """{configuration: {grade, outputs: {name: {sqnr_db, cosine, grade}}, thresholds}}, the worst output's
@@ -44,6 +48,6 @@ def verdict(measured: dict[str, dict[str, OutputError]], thresholds: Thresholds)
     result = {}
     for label, outputs in measured.items():
         graded = {name: {**error.to_json(), "grade": thresholds.grade(error)} for name, error in outputs.items()}
-        worst = max((GRADES.index(g["grade"]) for g in graded.values()), default=GRADES.index("poor"))
-        result[label] = {"grade": GRADES[worst], "outputs": graded, "thresholds": asdict(thresholds)}
+        result[label] = {"grade": thresholds.grade_outputs(outputs), "outputs": graded,
+                         "thresholds": asdict(thresholds)}
     return result

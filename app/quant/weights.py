@@ -32,6 +32,19 @@ def quantize(quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point:
     return q.astype(quantizer.numpy_type)
 
 
+def dequantized(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> np.ndarray:
+    """The weight as the toolkit computes with it: quantized per tensor (axis None) or per channel and
+    dequantized in float32, as DequantizeLinear does."""
+    scale, zero_point = channel_params(quantizer, w, axis)
+    shape = [1] * w.ndim
+    if axis is not None:
+        shape[axis] = -1
+    restored = quantize(quantizer, w, scale, zero_point, axis).astype(np.float32)
+    restored -= zero_point.reshape(shape).astype(np.float32)
+    restored *= scale.reshape(shape)
+    return restored
+
+
 def _energy(x: np.ndarray) -> float:
     """Sum of squares of a float32 array, accumulated in float64."""
     return float(np.sum(np.square(x), dtype=np.float64))
@@ -42,13 +55,7 @@ def weight_sqnr(quantizer: Quantizer, w: np.ndarray, axis: int | None, signal: f
 
     Dequantized in float32, as DequantizeLinear does; ``signal`` (sum of w**2) if already known.
     """
-    scale, zero_point = channel_params(quantizer, w, axis)
-    shape = [1] * w.ndim
-    if axis is not None:
-        shape[axis] = -1
-    restored = quantize(quantizer, w, scale, zero_point, axis).astype(np.float32)
-    restored -= zero_point.reshape(shape).astype(np.float32)
-    restored *= scale.reshape(shape)
+    restored = dequantized(quantizer, w, axis)
     np.subtract(w, restored, out=restored)
     return sqnr_db(_energy(w) if signal is None else signal, _energy(restored))
 

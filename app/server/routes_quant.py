@@ -2,8 +2,8 @@
 
     POST /api/sessions/{sid}/quant                       settings + calibration files -> 202 {job_id, version}
     GET  /api/sessions/{sid}/quant                       the session's analyses, each with its model version
-    GET  /api/sessions/{sid}/quant/{job}/report          the onnx-workbench/quant-report JSON
-    GET  /api/sessions/{sid}/quant/{job}/histogram/{t}   one tensor: histogram, ranges, predicted SQNR
+    GET  /api/sessions/{sid}/quant/{job}/report          the onnx-workbench/quant-report JSON (thinned histograms)
+    GET  /api/sessions/{sid}/quant/{job}/histogram/{t}   one tensor: full histogram, ranges, predicted SQNR
     GET  /api/sessions/{sid}/quant/{job}/qdq             QDQ model of a configuration or of an int16 list
     GET  /api/sessions/{sid}/quant/{job}/table           quantization table of the same
     POST /api/sessions/{sid}/quant/{job}/measure         {"int16": [...]} -> 202, a job measuring that precision

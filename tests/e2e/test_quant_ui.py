@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from app.quant.report import REPORT_HISTOGRAM_BINS
 from tests.quant.test_real_models import _image_like
 
 from .conftest import ARTIFACTS, ROOT, shot
@@ -129,6 +130,9 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
             expected = left + (value - x0) / (x1 - x0) * width
             assert abs(float(line.get_attribute("x1")) - expected) < 0.01
             assert line.get_attribute("x1") == line.get_attribute("x2")
+    # the bars come from the histogram route at full resolution, not from the report's thinned histogram
+    full = page.evaluate(f"window.editor.quant.histograms.get({json.dumps(tensor)})")
+    assert "thinned_from" not in full and len(full["counts"]) > REPORT_HISTOGRAM_BINS
     assert page.get_attribute("#q-histogram line.clip-minmax", "stroke") == "#d92d20"
     assert page.get_attribute("#q-histogram line.clip-minmax", "stroke-dasharray")
     assert page.get_attribute("#q-histogram line.clip-kl", "stroke") == "#16a34a"

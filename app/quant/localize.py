@@ -1,0 +1,140 @@
+"""Where the error is born: at every quantization point, the accumulated error (the whole model
+quantized, against the float model, at that point) and the local error (the point's layer alone
+quantized: its weights, bias and output, fed the float model's own inputs).
+
+Where the accumulated cosine collapses while the local error there is small, the error was born
+upstream and carried; where both drop together, this layer makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
+
+from app.quant.calibration import Batch
+from app.quant.evaluate import OutputError
+from app.quant.model import ActivationTensor, WeightTensor, constant_tensors
+from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
+from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
+from app.quant.runtime import QDQ_LEVEL, run, session
+from app.quant.weights import dequantized
+
+#: Suffix of the local copies' tensors.
+LOCAL = "/local"
+
+
+def layer_nodes(model: ModelProto, points: Sequence[str]) -> dict[str, list[int]]:
+    """Per point, the indices of the nodes that compute it from the points, graph inputs and constants
+    before it: its layer (with any data movement between the layer and the points it reads)."""
+    nodes = list(model.graph.node)
+    producer = {out: k for k, node in enumerate(nodes) for out in node.output}
+    stops = set(points) | {i.name for i in model.graph.input} | constant_tensors(model)
+    layers = {}
+    for point in points:
+        if point not in producer:
+            continue
+        found, stack = set(), [producer[point]]
+        while stack:
+            k = stack.pop()
+            if k in found:
+                continue
+            found.add(k)
+            stack += [producer[name] for name in nodes[k].input if name not in stops and name in producer]
+        if not any(attr.type in (attr.GRAPH, attr.GRAPHS) for k in found for attr in nodes[k].attribute):
+            layers[point] = sorted(found)
+    return layers
+
+
+def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
+                weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
+                biases: dict[str, np.ndarray]) -> tuple[ModelProto, list[str]]:
+    """The float model, each point an output, and beside it a copy of each point's layer on its toolkit
+    weights and bias, reading the float tensors, whose output ``<point>/local`` is an output too (its
+    own quantization is applied by the caller). Returns the model and the points that have a copy."""
+    out = ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    nodes = list(model.graph.node)
+    producers = {name: node for node in nodes for name in node.output}
+    layers = layer_nodes(model, list(activations))
+    initializers: dict[str, np.ndarray] = {}
+    copies: list[NodeProto] = []
+    for point, indices in layers.items():
+        renamed = {name: f"{name}{LOCAL}/{point}" for k in indices for name in nodes[k].output if name}
+        renamed[point] = f"{point}{LOCAL}"
+        for k in indices:
+            node = NodeProto()
+            node.CopyFrom(nodes[k])
+            node.name = f"{node.name or node.op_type}{LOCAL}/{point}"
+            for i, name in enumerate(node.input):
+                if name in renamed:
+                    node.input[i] = renamed[name]
+                elif name in weights:
+                    wq = weights[name][1]
+                    node.input[i] = f"{name}{LOCAL}"
+                    if node.input[i] not in initializers:
+                        initializers[node.input[i]] = dequantized(wq.quantizer, weight_values[name], wq.axis)
+                elif i == 2 and node.op_type in BIASED and name in biases and node.input[1] in weights:
+                    grid = input_grid(node.input[0], activations, producers)
+                    if grid is not None:
+                        rounded, _ = bias_on_grid(biases[name], grid, weight_values[node.input[1]],
+                                                  weights[node.input[1]][1])
+                        node.input[i] = f"{name}{LOCAL}/{point}"
+                        initializers[node.input[i]] = rounded
+            for i, name in enumerate(node.output):
+                if name:
+                    node.output[i] = renamed[name]
+            copies.append(node)
+    graph.node.extend(copies)
+    graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in initializers.items())
+    existing = {o.name for o in graph.output}
+    graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+                        for point in layers for name in (point, f"{point}{LOCAL}") if name not in existing)
+    return out, list(layers)
+
+
+def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, ActivationQuant],
+            weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
+            biases: dict[str, np.ndarray], batches: Sequence[Batch], folder: Path | None = None,
+            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+            ) -> tuple[dict[str, OutputError], dict[str, OutputError]]:
+    """Accumulated and local error of every point over ``batches``. ``model`` is the float model the
+    toolkit quantizes, ``qdq`` its QDQ model with ``activations``, whose points keep their names.
+
+    One batch at a time: every point's float, local and quantized values of a batch are held at once.
+    """
+    local, points = local_model(model, activations, weights, weight_values, biases)
+    inputs = [i.name for i in model.graph.input if i.name in activations]
+    accumulated_model = ModelProto()
+    accumulated_model.CopyFrom(qdq)
+    present = {o.name for o in qdq.graph.output}
+    accumulated_model.graph.output.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, None)
+                                          for p in points if p not in present)
+    float_session = session(local, "all", arena=False, folder=folder)
+    del local
+    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder)
+    del accumulated_model
+    accumulated = {p: OutputError() for p in [*inputs, *points]}
+    local_errors = {p: OutputError() for p in [*inputs, *points]}
+    report(progress, 0, len(batches), "error_map")
+    for done, batch in enumerate(batches, start=1):
+        check_cancel(cancel)
+        floats = dict(zip([*points, *(f"{p}{LOCAL}" for p in points)],
+                          (v.numpy() for v in run(float_session, [*points, *(f"{p}{LOCAL}" for p in points)], batch))))
+        for point in points:
+            aq = activations[point]
+            scale, zero_point = aq.params
+            local_errors[point].add(floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale,
+                                                                               zero_point))
+        for name in inputs:  # a graph input's error is its own quantization, alone or not
+            aq = activations[name]
+            quantized = aq.quantizer.fake_quantize(batch[name], *aq.params)
+            local_errors[name].add(batch[name], quantized)
+            accumulated[name].add(batch[name], quantized)
+        for point, value in zip(points, run(quantized_session, points, batch)):
+            accumulated[point].add(floats[point], value.numpy())
+        report(progress, done, len(batches), "error_map")
+    return accumulated, local_errors
