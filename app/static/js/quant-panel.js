@@ -585,7 +585,8 @@ export class QuantUI {
       side.append(h("h4", { text: "Most sensitive points (output SQNR, only that point quantized)" }),
         h("ol", { class: "list sensitivity-top", id: "q-sensitivity-top" }, report.sensitivity.slice(0, 10).map((s) => h("li", {},
           h("button", { type: "button", class: "link mono", title: s.tensor, onclick: () => this.pickPoint(s.tensor) }, short(s.tensor, 30)),
-          ` ${s.output_sqnr_db === null ? "\u221e" : s.output_sqnr_db.toFixed(1)} dB`))),
+          ` ${s.output_sqnr_db === null ? "\u221e" : s.output_sqnr_db.toFixed(1)} dB`,
+          s.with_weights ? h("span", { class: "muted", text: ` (${s.with_weights.output_sqnr_db === null ? "\u221e" : s.with_weights.output_sqnr_db.toFixed(1)} with its weights)` }) : null))),
         scope ? h("p", { class: "muted", text: `${scope.measured} of ${scope.points} points measured on ${scope.samples} sample(s), ${CONFIG_LABELS[scope.config] || scope.config}${scope.pruning ? `; ${scope.pruning}` : ""}.` }) : null);
     }
     return h("div", { class: "curve-section", id: "q-curve" },
