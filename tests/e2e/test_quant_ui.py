@@ -424,7 +424,12 @@ def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str,
     report = page.evaluate("window.editor.quant.result.report")
     check_error_views(page, report, tmp_path)
 
-    page.evaluate("document.querySelector('#quant-dock .dock-body').scrollTop = 0")
+    # the most sensitive point's link selects its node; the picture shows it on the accumulated-cosine heat-map
+    page.select_option("#heat-metric", "accumulated/cosine")
+    page.locator("#q-sensitivity-top button").first.click()
+    assert page.evaluate("window.editor.selection.nodes") == [page.evaluate("(t) => window.editor.quant.producerOf(t)",
+                                                                            report["sensitivity"][0]["tensor"])]
+    page.evaluate("document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0")
     page.wait_for_timeout(300)
     path = shot(page, "q06-precision-curve")
     shutil.copy(path, ROOT / "docs" / "screenshot-quant-curve.png")
