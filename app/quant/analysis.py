@@ -69,7 +69,7 @@ class QuantOptions:
     target_sqnr_db: float | None = None
     hybrid_base: str | None = None
     #: samples of the precision curve and of the weights-only / activations-only runs
-    search_samples: int = 8
+    search_samples: int = 4
     #: samples of the error map (accumulated and local error) and of the sensitivity ranking: a run per
     #: point each, so few; one 640x640 image holds millions of values per tensor
     sensitivity_samples: int = 1

@@ -86,7 +86,7 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--std", type=_floats, help="images: divisor after subtracting the mean")
     p.add_argument("--bgr", action="store_true", help="images: feed channels as BGR")
     p.add_argument("--layout", choices=["nchw", "nhwc"], help="images: layout (default: from the input shape)")
-    p.add_argument("--search-samples", type=int, default=8, help="samples of the precision curve and the "
+    p.add_argument("--search-samples", type=int, default=4, help="samples of the precision curve and the "
                    "weights-only / activations-only runs (default: %(default)s)")
     p.add_argument("--sensitivity-samples", type=int, default=1, help="samples of the error map and the "
                    "sensitivity ranking, one run per point each (default: %(default)s)")

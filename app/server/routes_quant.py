@@ -112,7 +112,7 @@ class QuantSettings(BaseModel):
     marginal_cosine: float = Field(default=0.95, ge=-1, le=1, description="verdict: marginal from this cosine, "
                                    "poor below")
     hybrid_base: Literal["uint8/minmax", "uint8/kl"] | None = None
-    search_samples: int = Field(default=8, ge=1, le=10_000, description="samples of the precision curve and of "
+    search_samples: int = Field(default=4, ge=1, le=10_000, description="samples of the precision curve and of "
                                 "the weights-only / activations-only runs")
     sensitivity_samples: int = Field(default=1, ge=1, le=1_000, description="samples of the error map and of the "
                                      "sensitivity ranking (one run per point each)")
