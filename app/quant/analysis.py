@@ -69,7 +69,7 @@ class QuantOptions:
     target_sqnr_db: float | None = None
     hybrid_base: str | None = None
     #: samples of the precision curve and of the weights-only / activations-only runs
-    search_samples: int = 8
+    search_samples: int = 4
     #: samples of the error map (accumulated and local error) and of the sensitivity ranking: a run per
     #: point each, so few; one 640x640 image holds millions of values per tensor
     sensitivity_samples: int = 1
@@ -167,6 +167,15 @@ class QuantAnalysis:
         for name in promoted:
             grid[name] = ActivationQuant(high, *self.tensors[name].ranges["minmax"], "minmax")
         return grid
+
+    def curve_precision(self, k: int) -> dict[str, ActivationQuant]:
+        """The grid of the precision curve's point ``k``: its int16 points over the hybrid's base."""
+        if self.hybrid is None or self.hybrid_base is None:
+            raise QuantError("no precision curve: the end-to-end phase did not run")
+        for point in self.hybrid.curve:
+            if point.k == k:
+                return self.hybrid_precision(self.hybrid_base, set(point.int16))
+        raise QuantError(f"k={k} is not a measured point of the curve; measured: {[p.k for p in self.hybrid.curve]}")
 
     def override_precision(self, base: str, overrides: dict[str, str]) -> dict[str, ActivationQuant]:
         """A configuration with some tensors switched, as a person picks them after the analysis.
@@ -386,31 +395,30 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     analysis.accumulated, analysis.local = localize.measure(
         analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
         few, folder, progress, cancel)
-    # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it: each point is
-    # measured a second time with its layer's weights quantized too, and that ranks the hybrid.
+    # The gated model switches every point and every weight alone. Where the toolkit's 16-bit layers
+    # have 16-bit weights, a layer's weights go with it: each point is measured a second time with its
+    # layer's weights quantized too, and that ranks the hybrid.
     together = analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits
-    gated_weights = weights if together else {}
-    staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, gated_weights, analysis.weight_values, gate=GATE),
+    staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
                          analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), folder)
-    index = {name: k for k, name in enumerate([*grid, *gated_weights])}
+    index = {name: k for k, name in enumerate([*grid, *weights])}
     layer_weights: dict[int, list[int]] = {}
-    for weight, layer_points in (analysis.weight_layers or {}).items():
+    for weight, layer_points in (analysis.weight_layers or {}).items() if together else ():
         for point in layer_points:
-            if weight in gated_weights and point in index:
+            if weight in weights and point in index:
                 layer_weights.setdefault(index[point], []).append(index[weight])
-    analysis.sensitivity = sensitivity.measure(staged, few, layer_weights, progress, cancel)
+    floats = [staged.float_values(batch) for batch in few]
+    analysis.sensitivity = sensitivity.measure(staged, floats, layer_weights, progress, cancel)
+    analysis.error_source = {"activations_only": sensitivity.errors_with(staged, floats, range(len(grid)))}
+    if weights:
+        analysis.error_source["weights_only"] = sensitivity.errors_with(staged, floats, range(len(grid), len(index)))
     analysis.sensitivity_samples = sum(_samples(b) for b in few)
-    del staged
+    del staged, floats
 
     subset = _first_samples(data, options.search_samples)
     kept = Reference(reference, subset)
     analysis.curve_samples = kept.samples
     on_subset = {label: summed(batches, len(subset)) for label, batches in per_batch.items()}
-    sources = {"weights_only": session(build_qdq_model(analysis.qdq_source, {}, weights, analysis.weight_values),
-                                       QDQ_LEVEL, folder=folder),
-               "activations_only": session(analysis.qdq_for(grid, weights=False), QDQ_LEVEL, folder=folder)}
-    analysis.error_source = compare(kept, sources, subset, kept.samples, progress, cancel, "error_source")
-    del sources
 
     def measure(promoted: set[str]) -> dict[str, OutputError]:
         check_cancel(cancel)

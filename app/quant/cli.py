@@ -52,6 +52,8 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
     p.add_argument("--export-qdq", type=Path, metavar="OUT.onnx", help="write the QDQ model")
     p.add_argument("--export-config", default=HYBRID, choices=[*CONFIGS, HYBRID], help="configuration to export")
+    p.add_argument("--curve-point", type=int, metavar="K", help="export (and tabulate) the precision curve's point K "
+                   "instead of --export-config: its int16 points over the hybrid's base")
     p.add_argument("--table", type=Path, metavar="TABLE.json", help="write the quantization table")
     p.add_argument("--export-acuity", type=Path, metavar="FILE.quantize",
                    help="write Acuity's .quantize of the configuration (needs --target acuity)")
@@ -84,6 +86,10 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--std", type=_floats, help="images: divisor after subtracting the mean")
     p.add_argument("--bgr", action="store_true", help="images: feed channels as BGR")
     p.add_argument("--layout", choices=["nchw", "nhwc"], help="images: layout (default: from the input shape)")
+    p.add_argument("--search-samples", type=int, default=4, help="samples of the precision curve and the "
+                   "weights-only / activations-only runs (default: %(default)s)")
+    p.add_argument("--sensitivity-samples", type=int, default=1, help="samples of the error map and the "
+                   "sensitivity ranking, one run per point each (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_quant)
@@ -112,6 +118,31 @@ class _Bar:
             sys.stderr.write("\n")
 
 
+def _print_decision(report: dict) -> None:
+    """The verdicts, where the error comes from, the worst points and the curve, on the terminal."""
+    for label, judged in report["verdict"].items():
+        worst = min(judged["outputs"].values(), key=lambda o: o["cosine"] if o["cosine"] is not None else -2)
+        print(f"{label:14} {judged['grade']:8} worst output: cosine {_num(worst['cosine'], 4)}, "
+              f"SQNR {_num(worst['sqnr_db'], 1)} dB")
+    source = report.get("error_source")
+    if source:
+        worst = {kind: min((v for v in source[kind].values() if v is not None), default=None)
+                 for kind in ("weights_only", "activations_only")}
+        print(f"error source ({report['error_config']}): weights only {_num(worst['weights_only'], 1)} dB, "
+              f"activations only {_num(worst['activations_only'], 1)} dB; {source['dominant']} dominate")
+    for rank, entry in enumerate(report.get("sensitivity", [])[:5], start=1):
+        print(f"sensitivity #{rank}: {entry['tensor']} alone in 8 bit: output {_num(entry['output_sqnr_db'], 1)} dB")
+    rec = report.get("recommendation")
+    if rec:
+        for index, point in enumerate(rec["curve"]):
+            worst = min((o["sqnr_db"] for o in point["outputs"].values() if o["sqnr_db"] is not None), default=None)
+            mark = "  <- knee (recommended)" if index == rec["knee"] else ""
+            print(f"curve k={point['k']:<5} int16 {len(point['int16']):>5}  {_num(worst, 1):>6} dB  "
+                  f"{point['grade']}{mark}")
+        if rec["curve_note"]:
+            print(f"note: {rec['curve_note']}")
+
+
 def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -> int:
     """Run the command; 0 on success, 2 with a one-line message on bad input."""
     bar = _Bar(not args.quiet)
@@ -119,11 +150,11 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
         options = QuantOptions(target=args.target, percentile=args.percentile, kl_method=args.kl_method,
                                target_margin_db=args.target_margin_db, target_sqnr_db=args.target_sqnr_db,
                                per_channel_weights=args.per_channel, int16_weights=args.int16_weights,
-                               end_to_end=not args.no_end_to_end,
-                               seed=args.seed, thresholds=Thresholds(args.good_cosine, args.good_sqnr_db,
+                               end_to_end=not args.no_end_to_end, search_samples=args.search_samples,
+                               sensitivity_samples=args.sensitivity_samples, seed=args.seed, thresholds=Thresholds(args.good_cosine, args.good_sqnr_db,
                                                                      args.marginal_cosine))
         exports = args.export_qdq or args.export_acuity or args.export_rknn
-        if exports and args.no_end_to_end and args.export_config == HYBRID:
+        if exports and args.no_end_to_end and (args.export_config == HYBRID or args.curve_point is not None):
             raise QuantError("exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick "
                              "--export-config")
         for flag, path, toolkit in (("--export-acuity", args.export_acuity, "acuity"),
@@ -142,18 +173,18 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
         report = build_report(analysis, histograms=not args.no_histograms,
                               histogram_bins=None if args.full_histograms else REPORT_HISTOGRAM_BINS)
         write_json(report, args.report)
-        for label, judged in report["verdict"].items():  # the decision, on the terminal too
-            worst = min(judged["outputs"].values(), key=lambda o: o["cosine"] if o["cosine"] is not None else -2)
-            print(f"{label:14} {judged['grade']:8} worst output: cosine {_num(worst['cosine'], 4)}, "
-                  f"SQNR {_num(worst['sqnr_db'], 1)} dB")
+        _print_decision(report)
+        label, grid = args.export_config, None
+        if args.curve_point is not None:
+            label, grid = f"curve-k{args.curve_point}", analysis.curve_precision(args.curve_point)
         if args.table:
-            write_json(quant_table(analysis, args.export_config), args.table)
+            write_json(quant_table(analysis, label, grid), args.table)
         if args.export_qdq:
-            analysis.export_qdq(args.export_qdq, args.export_config)
+            analysis.export_qdq(args.export_qdq, label, grid)
         if args.export_acuity:
-            args.export_acuity.write_text(acuity_quantize(analysis, args.export_config))
+            args.export_acuity.write_text(acuity_quantize(analysis, label, grid))
         if args.export_rknn:
-            args.export_rknn.write_text(rknn_cfg(analysis, args.export_config))
+            args.export_rknn.write_text(rknn_cfg(analysis, label, grid))
     except QuantCancelled as exc:
         bar.close()
         print(f"quant: {exc}", file=sys.stderr)

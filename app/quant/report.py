@@ -121,9 +121,11 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True,
                           "grid), everything else float"}
     if analysis.error_source:
         source = {kind: {o: e.sqnr_db for o, e in outputs.items()} for kind, outputs in analysis.error_source.items()}
-        weights, activations = (worst_sqnr(analysis.error_source[k]) for k in ("weights_only", "activations_only"))
-        result["error_source"] = {**source, "dominant": "weights" if weights < activations else "activations",
-                                  "samples": analysis.curve_samples}
+        weights = worst_sqnr(analysis.error_source["weights_only"]) if "weights_only" in source else math.inf
+        activations = worst_sqnr(analysis.error_source["activations_only"])
+        result["error_source"] = {"weights_only": {}, **source,
+                                  "dominant": "weights" if weights < activations else "activations",
+                                  "config": analysis.error_config, "samples": analysis.sensitivity_samples}
     if analysis.hybrid is not None:
         hybrid = analysis.hybrid
         result["recommendation"] = {

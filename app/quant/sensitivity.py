@@ -179,25 +179,31 @@ class StagedModel:
         return values
 
 
-def measure(staged: StagedModel, batches: Sequence[Batch], layer_weights: dict[int, list[int]] | None = None,
+def errors_with(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], on: Sequence[int]
+                ) -> dict[str, OutputError]:
+    """The outputs' error with the flags ``on`` quantized, over the float runs ``floats`` of ``float_values``."""
+    errors = {o: OutputError() for o in staged.outputs}
+    if len(on) == 0:
+        return errors
+    for values in floats:
+        got = staged.run_with(values, on)
+        for o in staged.outputs:
+            errors[o].add(values[o], got[o])
+    return errors
+
+
+def measure(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]],
+            layer_weights: dict[int, list[int]] | None = None,
             progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> list[PointSensitivity]:
-    """Every point's sensitivity over ``batches``, worst first. ``layer_weights``: per point index, the
-    gate flags of its layer's weights; such a point is measured a second time with them quantized too."""
-    floats = [staged.float_values(batch) for batch in batches]
+    """Every point's sensitivity over the float runs ``floats`` (``staged.float_values`` of each batch), worst
+    first. ``layer_weights``: per point index, the gate flags of its layer's weights; such a point is
+    measured a second time with them quantized too."""
     layer_weights = layer_weights or {}
     results = []
     report(progress, 0, len(staged.points), "sensitivity")
     for k, name in enumerate(staged.points):
-        runs = {"point": [k]}
-        if layer_weights.get(k):
-            runs["layer"] = [k, *layer_weights[k]]
-        errors = {run: {o: OutputError() for o in staged.outputs} for run in runs}
-        for values in floats:
-            check_cancel(cancel)
-            for run, flags in runs.items():
-                got = staged.run_with(values, flags)
-                for o in staged.outputs:
-                    errors[run][o].add(values[o], got[o])
-        results.append(PointSensitivity(name, errors["point"], errors.get("layer")))
+        check_cancel(cancel)
+        layer = errors_with(staged, floats, [k, *layer_weights[k]]) if layer_weights.get(k) else None
+        results.append(PointSensitivity(name, errors_with(staged, floats, [k]), layer))
         report(progress, k + 1, len(staged.points), "sensitivity")
     return sorted(results, key=lambda r: r.output_sqnr_db)

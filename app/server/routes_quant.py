@@ -55,10 +55,14 @@ ANALYSIS = "analysis.pickle"
 REPORT = "report.json"
 META = "meta.json"
 LOADED_ANALYSES = 2  # per process: histogram requests of the page hit the same analysis in a row
-PROGRESS_SPANS = {"statistics": (0.0, 0.45), "ranges": (0.45, 0.55), "end_to_end": (0.55, 0.75),
-                  "hybrid": (0.75, 0.99)}
-UNITS = {"statistics": "samples", "ranges": "tensors", "end_to_end": "samples", "hybrid": "steps"}
+#: Each phase's share of the job, from its measured share of the default analysis on real detectors.
+PROGRESS_SPANS = {"statistics": (0.0, 0.15), "ranges": (0.15, 0.18), "end_to_end": (0.18, 0.38),
+                  "error_map": (0.38, 0.42), "sensitivity": (0.42, 0.72),
+                  "hybrid": (0.72, 0.9), "recommendation": (0.9, 0.99)}
+UNITS = {"statistics": "samples", "ranges": "tensors", "end_to_end": "samples", "error_map": "samples",
+         "sensitivity": "points", "hybrid": "QDQ runs", "recommendation": "samples"}
 MAX_HISTOGRAM_BINS = 8192
+CURVE_POINT = "a measured point of the precision curve (its k): its int16 points over the hybrid's base"
 
 QUANT_BODY = multipart_body({
     "data": file_field("calibration data: one .npz (arrays keyed by input name, samples on the first axis) or "
@@ -108,7 +112,10 @@ class QuantSettings(BaseModel):
     marginal_cosine: float = Field(default=0.95, ge=-1, le=1, description="verdict: marginal from this cosine, "
                                    "poor below")
     hybrid_base: Literal["uint8/minmax", "uint8/kl"] | None = None
-    search_samples: int = Field(default=8, ge=1, le=10_000)
+    search_samples: int = Field(default=4, ge=1, le=10_000, description="samples of the precision curve and of "
+                                "the weights-only / activations-only runs")
+    sensitivity_samples: int = Field(default=1, ge=1, le=1_000, description="samples of the error map and of the "
+                                     "sensitivity ranking (one run per point each)")
     shapes: dict[str, list[int]] | None = Field(default=None, description="shapes of inputs with dynamic dims "
                                                 "(random data, images)")
     preprocess: Preprocess | None = None
@@ -177,6 +184,7 @@ def _options(settings: QuantSettings) -> QuantOptions:
                             end_to_end=settings.end_to_end,
                             target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,
                             hybrid_base=settings.hybrid_base, search_samples=settings.search_samples,
+                            sensitivity_samples=settings.sensitivity_samples,
                             seed=settings.seed, thresholds=Thresholds(settings.good_cosine, settings.good_sqnr_db,
                                                                       settings.marginal_cosine))
     except QuantError as err:
@@ -323,6 +331,7 @@ def _run_analysis(folder: Path, model: LoadedModel, data: CalibrationData, valid
         return {"session": meta["session"], "version": meta["version"], "samples": analysis.samples,
                 "synthetic": analysis.synthetic, "tensors": len(analysis.tensors),
                 "end_to_end": report["end_to_end"],
+                "verdict": {label: v["grade"] for label, v in report["verdict"].items()},
                 "recommendation": {"int16": rec["int16"], "meets_target": rec["meets_target"],
                                    "base": rec["base"]} if rec else None}
 
@@ -499,10 +508,19 @@ def _custom_grid(analysis: QuantAnalysis, request_: MeasureRequest) -> tuple[str
         raise ApiError(422, "bad_precision", str(err)) from None
 
 
-def _configuration(analysis: QuantAnalysis, config: str, int16: str | None) -> tuple[str, dict]:
-    """The per-tensor grid of ?config=...[&int16=[...]] (an int16 list replaces the hybrid's own)."""
+def _configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: int | None = None
+                   ) -> tuple[str, dict]:
+    """The per-tensor grid of ?config=...[&int16=[...]] (an int16 list replaces the hybrid's own), or of
+    ?k=K, the precision curve's point K (its int16 points over the hybrid's base)."""
     if config not in (*CONFIGS, HYBRID):
         raise ApiError(422, "bad_config", f"config must be one of {[*CONFIGS, HYBRID]}", {"config": config})
+    if k is not None:
+        if int16 is not None:
+            raise ApiError(422, "bad_precision", "give either k (a point of the curve) or int16, not both")
+        try:
+            return f"curve-k{k}", analysis.curve_precision(k)
+        except QuantError as err:
+            raise ApiError(404, "no_curve_point", str(err), {"k": k}) from None
     if int16 is None:
         try:
             return config, analysis.precision(config)
@@ -521,9 +539,10 @@ def _configuration(analysis: QuantAnalysis, config: str, int16: str | None) -> t
 @router.get("/{session_id}/quant/{job_id}/qdq", summary="The QDQ model of a configuration, or of a base with the "
             "given tensors in int16", responses={200: {"content": {"application/octet-stream": {}}}})
 def get_qdq(session_id: str, job_id: str, request: Request, config: str = Query(default=HYBRID),
-            int16: str | None = Query(default=None, description="JSON list of tensor names in int16")) -> Response:
+            int16: str | None = Query(default=None, description="JSON list of tensor names in int16"),
+            k: int | None = Query(default=None, ge=0, le=2**31, description=CURVE_POINT)) -> Response:
     analysis, meta = _analysis(request, session_id, job_id)
-    label, grid = _configuration(analysis, config, int16)
+    label, grid = _configuration(analysis, config, int16, k)
     name = f"model.{label.replace('/', '-')}{'-custom' if int16 is not None else ''}.qdq.onnx"
     # written into the job's folder, then streamed: a model with external data comes as a zip with its .data
     staging = _folder_of(request, session_id, job_id) / f"export-{new_id()}"
@@ -546,9 +565,10 @@ def get_qdq(session_id: str, job_id: str, request: Request, config: str = Query(
 @router.get("/{session_id}/quant/{job_id}/table", summary="The quantization table (onnx-workbench/quant-table) of "
             "a configuration, or of a base with the given tensors in int16")
 def get_table(session_id: str, job_id: str, request: Request, config: str = Query(default=HYBRID),
-              int16: str | None = Query(default=None, description="JSON list of tensor names in int16")) -> Response:
+              int16: str | None = Query(default=None, description="JSON list of tensor names in int16"),
+            k: int | None = Query(default=None, ge=0, le=2**31, description=CURVE_POINT)) -> Response:
     analysis, meta = _analysis(request, session_id, job_id)
-    label, grid = _configuration(analysis, config, int16)
+    label, grid = _configuration(analysis, config, int16, k)
     table = quant_table(analysis, label, grid)
     table["model"] = {"session": session_id, "version": meta["version"]}
     return Response(json.dumps(table, allow_nan=False), media_type="application/json",
@@ -565,14 +585,14 @@ TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {"acuity": (acuity_qu
             "(Acuity .quantize, RKNN .quantization.cfg) for a configuration, or a base with the given tensors in "
             "int16", responses={200: {"content": {"application/yaml": {}}}})
 def get_toolkit_file(session_id: str, job_id: str, request: Request, config: str = Query(default=HYBRID),
-                     int16: str | None = Query(default=None, description="JSON list of tensor names in int16")
-                     ) -> Response:
+                     int16: str | None = Query(default=None, description="JSON list of tensor names in int16"),
+                     k: int | None = Query(default=None, ge=0, le=2**31, description=CURVE_POINT)) -> Response:
     analysis, meta = _analysis(request, session_id, job_id)
     target = analysis.toolkit.name
     if target not in TOOLKIT_FILES:
         raise ApiError(409, "no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
                        f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}")
-    label, grid = _configuration(analysis, config, int16)
+    label, grid = _configuration(analysis, config, int16, k)
     write, name = TOOLKIT_FILES[target]
     return Response(write(analysis, label, grid), media_type="application/yaml",
                     headers={"Content-Disposition": content_disposition(name),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,14 @@ def readiness_text(page: Any) -> str:
     except Exception:
         raise AssertionError("no readiness summary; the sidebar shows: " + page.inner_text("#sidebar")[:800]) from None
     return page.inner_text("#readiness")
+
+
+def fix_dims_by_api(server: str, sid: str) -> int:
+    """PP-OCRv4 det's dynamic dims fixed to 1x3x640x640 through the REST API; the new version."""
+    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
+    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    return json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
 
 
 def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
@@ -244,10 +253,7 @@ def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: 
     if not quant_routes_present(server):
         pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
-    edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
-    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    fixed = json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
+    fixed = fix_dims_by_api(server, sid)
     page.reload()
     page.wait_for_function(f"document.body.dataset.version === '{fixed}' && document.getElementById('busy').hidden")
 
@@ -278,3 +284,152 @@ def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: 
     page.wait_for_function("window.editor.quant.job && window.editor.quant.job.state === 'cancelled'")
     assert page.locator("#q-table").count() == 0
     assert page.evaluate("window.editor.quant.result") is None
+
+
+def analyse_by_api(server: str, sid: str, npz: Path) -> str:
+    """Start the default analysis of the session's model on `npz` through the REST API; wait until it
+    has succeeded and return its job id."""
+    boundary = "----onnx-workbench-e2e"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"{npz.name}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + npz.read_bytes() + \
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"settings\"\r\n\r\n{{}}\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{server}/api/sessions/{sid}/quant", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    job = json.loads(urllib.request.urlopen(request, timeout=60).read())["job_id"]
+    deadline = time.monotonic() + 240
+    while True:
+        state = json.loads(urllib.request.urlopen(f"{server}/api/jobs/{job}", timeout=10).read())
+        if state["state"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            assert state["state"] == "succeeded", state
+            return job
+        assert time.monotonic() < deadline, f"the analysis did not finish in time: {state}"
+        time.sleep(0.5)
+
+
+def op_colours(page: Any) -> dict[str, str]:
+    """node id -> the heat-map colour of its box, for every op box of the drawing."""
+    return page.evaluate("""() => { const gv = window.editor.graphView; const out = {};
+        gv.drawing.nodes.forEach((b, i) => { if (b.kind === 'op') out[b.id] = gv.colorOverride(i); }); return out; }""")
+
+
+def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None:
+    """Where the error is born and the precision curve, on a page that shows `report`: the table's
+    columns, the heat-map modes, the chart along the graph's depth, the curve and its export."""
+    names = list(report["tensors"])
+    def producer(tensor: str) -> str:
+        return page.evaluate("(t) => window.editor.quant.producerOf(t)", tensor)
+
+    page.click("#q-tab-layers")
+    page.wait_for_selector("#q-table")
+
+    # the table: sorted by sensitivity rank, the report's most sensitive point comes first, its numbers in the new columns
+    page.click("th[data-key='sens/rank']")
+    first = page.locator("#q-table tbody tr").first
+    top = report["sensitivity"][0]["tensor"]
+    assert first.get_attribute("data-tensor") == top
+
+    def cell(col: str) -> str:
+        return first.locator(f"td[data-col='{col}']").inner_text()
+
+    assert cell("sens/rank") == "#1"
+    acc, local = report["accumulated"][top], report["local"][top]
+    assert cell("acc/cosine") == ("1" if acc["cosine"] == 1 else f"{acc['cosine']:.4f}")
+    assert cell("acc/sqnr") == ("\u221e" if acc["sqnr_db"] is None else f"{acc['sqnr_db']:.1f}")
+    assert cell("local") == ("\u221e" if local["sqnr_db"] is None else f"{local['sqnr_db']:.1f}")
+    sens = report["sensitivity"][0]["output_sqnr_db"]
+    assert cell("sens") == ("\u221e" if sens is None else f"{sens:.1f}")
+    # sorted by accumulated cosine: the point where the fully quantized model is furthest from the float one
+    page.click("th[data-key='acc/cosine']")
+    lowest = min((e["cosine"], names.index(t), t) for t, e in report["accumulated"].items() if e["cosine"] is not None)[2]
+    assert page.locator("#q-table tbody tr").first.get_attribute("data-tensor") == lowest
+    numbers = page.eval_on_selector_all("#q-table tbody td[data-col='acc/cosine']", "tds => tds.map(td => td.textContent)")
+    assert sum(1 for v in numbers if v.replace(".", "", 1).isdigit()) == sum(1 for e in report["accumulated"].values() if e["cosine"] is not None)
+
+    # the heat-map: switching the mode recolours the nodes, and the legend names the mode
+    page.check("#q-heatmap")
+    page.wait_for_selector("#heat-legend:not([hidden]) svg.heat-legend")
+    before = op_colours(page)
+    page.select_option("#heat-metric", "accumulated/cosine")
+    page.wait_for_selector("#heat-legend[data-mode='accumulated/cosine']")
+    after = op_colours(page)
+    assert sum(before[n] != after[n] for n in before) > len(before) // 4
+    assert "accumulated cosine" in page.inner_text("#heat-legend")
+    r, g, _ = (int(after[producer(lowest)][k:k + 2], 16) for k in (1, 3, 5))
+    assert r > g  # the lowest cosine is on the red side of the scale
+    page.select_option("#heat-metric", "sensitivity")
+    page.wait_for_selector("#heat-legend[data-mode='sensitivity']")
+    assert op_colours(page) != after
+    page.select_option("#heat-metric", "uint8/minmax")
+    page.wait_for_selector("#heat-legend[data-mode='uint8/minmax']")
+    assert op_colours(page) == before
+
+    # the chart along the graph's depth: one mark per point, in the report's (topological) order; a click selects the point
+    page.click("#q-tab-depth")
+    page.wait_for_selector("#q-depth-chart svg")
+    assert page.locator("#q-depth-chart rect.point").count() == len(names)
+    marks = page.eval_on_selector_all("#q-depth-chart circle.mark[data-series='acc-cosine']", "cs => cs.map(c => c.dataset.key)")
+    assert marks == [t for t in names if report["accumulated"].get(t, {}).get("cosine") is not None]
+    assert len(marks) > len(names) // 2
+    band = page.locator(f"#q-depth-chart rect.point[data-key='{lowest}']")
+    assert band.locator("title").text_content().split("\n")[0].endswith(f"{lowest} ({report['tensors'][lowest].get('op_type') or ''})")
+    band.click()
+    assert page.evaluate("window.editor.selection.nodes") == [producer(lowest)]
+    assert band.get_attribute("class") == "point selected"
+    page.wait_for_selector("#q-error-facts")  # the sidebar's section of the selected point says it too
+    assert f"accumulated cosine {report['accumulated'][lowest]['cosine']:.4f}" in page.inner_text("#q-error-facts")
+
+    # the precision curve: a point clicked becomes "your choice", and the QDQ export carries its int16 points
+    page.click("#q-tab-hybrid")
+    curve, knee = report["recommendation"]["curve"], report["recommendation"]["knee"]
+    assert page.locator("#q-curve-chart circle.mark[data-series='sqnr']").count() == sum(
+        1 for c in curve if any(o["sqnr_db"] is not None or o["cosine"] == 1 for o in c["outputs"].values()))
+    assert "knee" in page.inner_text("#q-curve-chart")
+    grades = page.eval_on_selector_all("#q-curve-chart circle.mark[data-series='sqnr']", "cs => cs.map(c => c.getAttribute('fill'))")
+    assert set(grades) <= {"#15803d", "#d97706", "#c62828"}
+    pick = next(i for i, c in enumerate(curve) if i != knee and c["int16"])
+    page.locator(f"#q-curve-chart rect.point[data-index='{pick}']").click()
+    assert f"k = {curve[pick]['k']} " in page.inner_text("#q-curve-choice")
+    assert page.evaluate("[...window.editor.quant.int16]") == curve[pick]["int16"]
+    assert page.input_value("#q-export-config") == "custom"
+    outputs = list(curve[pick]["outputs"])
+    assert page.locator(".e2e-sqnr rect.bar[data-key='custom']").count() == len(outputs)
+    with page.expect_download() as info:
+        page.click("#q-download-qdq")
+    url = page.evaluate("window.__lastDownload")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["config"] == ["hybrid"] and json.loads(query["int16"][0]) == curve[pick]["int16"]
+    info.value.save_as(str(tmp_path / "picked.qdq.onnx"))
+    picked = onnx.load(str(tmp_path / "picked.qdq.onnx"))
+    assert zero_point_type(picked, curve[pick]["int16"][0]) == onnx.TensorProto.INT16
+    # the knee clicked again: back to the recommendation, exported as the hybrid itself
+    page.locator(f"#q-curve-chart rect.point[data-index='{knee}']").click()
+    assert sorted(page.evaluate("[...window.editor.quant.int16]")) == sorted(report["recommendation"]["int16"])
+    assert page.input_value("#q-export-config") == "hybrid"
+    source = report["error_source"]["dominant"]
+    assert page.inner_text("#q-error-source").startswith(f"{source.capitalize()} dominate")
+    top10 = page.eval_on_selector_all("#q-sensitivity-top button", "bs => bs.map(b => b.title)")
+    assert top10 == [s["tensor"] for s in report["sensitivity"][:10]]
+
+
+def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
+    if not quant_routes_present(server):
+        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
+    sid = open_model(page, server, fixture_model("ppocrv4_det"))
+    fix_dims_by_api(server, sid)
+    analyse_by_api(server, sid, calibration_npz(tmp_path / "calib.npz"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.reload()  # the page finds the session's analysis on the server
+    page.wait_for_function("document.body.dataset.quantJob !== undefined && document.getElementById('busy').hidden")
+    page.click("#btn-quant")
+    report = page.evaluate("window.editor.quant.result.report")
+    check_error_views(page, report, tmp_path)
+
+    # the most sensitive point's link selects its node; the picture shows it on the accumulated-cosine heat-map
+    page.select_option("#heat-metric", "accumulated/cosine")
+    page.locator("#q-sensitivity-top button").first.click()
+    assert page.evaluate("window.editor.selection.nodes") == [page.evaluate("(t) => window.editor.quant.producerOf(t)",
+                                                                            report["sensitivity"][0]["tensor"])]
+    page.evaluate("document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0")
+    page.wait_for_timeout(300)
+    path = shot(page, "q06-precision-curve")
+    shutil.copy(path, ROOT / "docs" / "screenshot-quant-curve.png")

@@ -235,9 +235,9 @@ export function rangeGlyph(ranges, { width = 120 } = {}) {
 export const HEAT_STOPS = [[10, [178, 24, 43]], [20, [239, 101, 72]], [30, [253, 219, 99]], [40, [145, 207, 96]], [50, [26, 152, 80]]];
 export const HEAT_NONE = "#d0d5dd";
 
-export function heatColor(db) {
+export function heatColor(db, stops = HEAT_STOPS) {
   if (db === null || db === undefined || Number.isNaN(db)) return HEAT_NONE;
-  const s = HEAT_STOPS;
+  const s = stops;
   if (db <= s[0][0]) return hex(s[0][1]);
   if (db >= s[s.length - 1][0]) return hex(s[s.length - 1][1]);
   for (let i = 1; i < s.length; i++) {
@@ -251,16 +251,19 @@ export function heatColor(db) {
 
 function hex(rgb) { return `#${rgb.map((c) => Math.round(c).toString(16).padStart(2, "0")).join("")}`; }
 
-export function heatLegend(label, { width = 240 } = {}) {
-  const s = HEAT_STOPS, lo = s[0][0], hi = s[s.length - 1][0];
+// The stops sit at even steps (each segment is linear, as heatColor blends), so a scale of uneven
+// stops (cosine 0.9, 0.95, 0.99, 0.999) stays readable.
+export function heatLegend(label, { width = 240, stops = HEAT_STOPS, unit = "dB" } = {}) {
+  const s = stops;
   const root = svg("svg", { viewBox: `0 0 ${width} 40`, width, height: 40, class: "qchart heat-legend", role: "img", "aria-label": `colour scale: ${label}` });
   const id = `heat-grad-${Math.random().toString(36).slice(2, 8)}`;
-  root.append(svg("defs", {}, svg("linearGradient", { id }, s.map(([v, c]) => svg("stop", { offset: `${((v - lo) / (hi - lo)) * 100}%`, "stop-color": hex(c) })))));
+  const at = (i) => i / (s.length - 1);
+  root.append(svg("defs", {}, svg("linearGradient", { id }, s.map(([, c], i) => svg("stop", { offset: `${at(i) * 100}%`, "stop-color": hex(c) })))));
   const L = 8, PW = width - 16 - 58;
   root.append(text(L, 10, label, { fill: "#344054", "font-size": 10 }));
   root.append(svg("rect", { x: L, y: 14, width: PW, height: 10, fill: `url(#${id})`, rx: 2 }));
-  for (const [v] of s) root.append(text(L + ((v - lo) / (hi - lo)) * PW, 35, `${v}`, { "text-anchor": "middle", "font-size": 9 }));
-  root.append(text(L + PW + 12, 35, "dB", { "font-size": 9 }));
+  s.forEach(([v], i) => root.append(text(L + at(i) * PW, 35, `${v}`, { "text-anchor": "middle", "font-size": 9 })));
+  root.append(text(L + PW + 12, 35, unit, { "font-size": 9 }));
   root.append(svg("rect", { x: L + PW + 26, y: 14, width: 12, height: 10, fill: HEAT_NONE, rx: 2 }, title("not quantized / no data")),
     text(L + PW + 40, 23, "n/a", { "font-size": 9 }));
   return root;

@@ -8,11 +8,12 @@ import { download } from "./api.js";
 import { toast, errorMessage } from "./toast.js";
 import { quantApi, followJob, TERMINAL } from "./quant-api.js";
 import { analyseDialog } from "./quant-dialog.js";
-import { HeatMap, tensorSqnr } from "./heatmap.js";
+import { HeatMap, tensorSqnr, errorDb, errorConfig, sensitivityOf } from "./heatmap.js";
+import { lineChart, GRADE_COLORS } from "./quant-lines.js";
 import { renderReadiness } from "./readiness.js";
 import {
   ALGORITHMS, ALGORITHM_LABELS, ALGORITHM_STYLES, CONFIG_LABELS, CONFIG_COLORS,
-  clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph,
+  clipHistogram, groupedBars, channelRanges, plainHistogram, rangeGlyph, ticks,
 } from "./quant-charts.js";
 
 const CONFIGS = ["uint8/minmax", "uint8/kl", "int16/minmax", "hybrid"];
@@ -208,8 +209,10 @@ export class QuantUI {
     if (!this.head || this.dock.hidden) return;
     clear(this.head);
     const r = this.result;
-    const tabs = h("div", { class: "tabs", role: "tablist" }, [["layers", "Layers"], ["hybrid", "Hybrid and export"]].map(([key, label]) =>
-      h("button", { type: "button", role: "tab", class: this.tab === key ? "tab on" : "tab", id: `q-tab-${key}`, disabled: !r,
+    const depth = Boolean(r?.report.accumulated || r?.report.local);
+    const tabs = h("div", { class: "tabs", role: "tablist" }, [["layers", "Layers", true], ["depth", "Error by depth", depth], ["hybrid", "Hybrid and export", true]].map(([key, label, has]) =>
+      h("button", { type: "button", role: "tab", class: this.tab === key ? "tab on" : "tab", id: `q-tab-${key}`, disabled: !r || !has,
+        title: has ? null : "This analysis did not measure the accumulated and local error: run it again",
         onclick: () => { this.tab = key; this.renderDock(); } }, label)));
     const heat = h("input", { type: "checkbox", id: "q-heatmap", checked: this.heat.on, disabled: !r });
     heat.addEventListener("change", () => this.setHeatmap(heat.checked));
@@ -255,6 +258,7 @@ export class QuantUI {
       return;
     }
     if (this.tab === "hybrid") this.renderHybrid(body);
+    else if (this.tab === "depth" && (this.result.report.accumulated || this.result.report.local)) this.renderDepth(body);
     else this.renderLayers(body);
     body.scrollTop = scroll; // a re-render (precision switched, an edit) keeps the reader's place
     body.onscroll = () => { this.scrollTop = { ...this.scrollTop, [this.tab]: body.scrollTop }; };
@@ -268,11 +272,40 @@ export class QuantUI {
       const layer = tr.dataset.layer ? tr.dataset.layer.split("\n") : [tr.dataset.node];
       tr.classList.toggle("selected", nodes.some((n) => layer.includes(n)) || tr.dataset.tensor === tensor);
     }
+    const chart = this.body.querySelector("#q-depth-chart svg");
+    if (chart) {
+      const at = this.selectedPoint();
+      for (const band of chart.querySelectorAll("rect.point")) band.classList.toggle("selected", Number(band.dataset.index) === at);
+    }
+  }
+
+  // index (in the report's tensors order) of the point the graph's selection is on, or -1
+  selectedPoint() {
+    const { nodes, tensor } = this.app.selection;
+    return Object.entries(this.result.report.tensors).findIndex(([name, entry]) =>
+      name === tensor || nodes.some((n) => n === this.producerOf(name) || (entry.layer || []).includes(n)));
   }
 
   // -- per-layer table -----------------------------------------------------------------------------
   columns() {
     const q = this.qtype;
+    const report = this.result.report;
+    const config = errorConfig(report);
+    const cos = (v) => (v === 1 ? "1" : v.toFixed(4));
+    const limits = thresholdsOf(report);
+    // where the error is born (issue 14): only for a report that measured it
+    const born = [
+      report.accumulated ? { key: "acc/cosine", label: "acc cos", value: (r) => r.acc?.cosine ?? null, num: true, format: cos, tint: (v) => cosineTint(v, limits),
+        title: `accumulated: the fully quantized model (${config}) against the float model, at this point` } : null,
+      report.accumulated ? { key: "acc/sqnr", label: "acc dB", value: (r) => errorDb(r.acc), num: true,
+        title: `accumulated SQNR: the fully quantized model (${config}) against the float model, at this point` } : null,
+      report.local ? { key: "local", label: "local dB", value: (r) => errorDb(r.local), num: true,
+        title: `local SQNR: this layer quantized alone (${config}, weights and output), fed float inputs` } : null,
+      report.sensitivity ? { key: "sens", label: "sens dB", value: (r) => r.sens?.db ?? null, num: true,
+        title: "worst model-output SQNR when only this point's activation is quantized (lower: the point matters more)" } : null,
+      report.sensitivity ? { key: "sens/rank", label: "sens #", value: (r) => r.sens?.rank ?? null, num: true, format: (v) => `#${v}`, tint: null,
+        title: "rank by sensitivity, 1 = hurts the outputs most" } : null,
+    ].filter(Boolean);
     return [
       { key: "tensor", label: "tensor", value: (r) => r.name, cls: "mono name" },
       { key: "op", label: "op", value: (r) => r.op || "" },
@@ -280,7 +313,8 @@ export class QuantUI {
       { key: `${q}/minmax`, label: `${q} Min-Max dB`, value: (r) => tensorSqnr(r.entry, `${q}/minmax`), num: true },
       { key: `${q}/kl`, label: `${q} KL dB`, value: (r) => tensorSqnr(r.entry, `${q}/kl`), num: true },
       { key: "int16/minmax", label: "int16 dB", value: (r) => tensorSqnr(r.entry, "int16/minmax"), num: true },
-      { key: "outlier", label: "weight outliers", value: (r) => r.outlier, num: true, title: "max |w| / std of the node's weights" },
+      ...born,
+      { key: "outlier", label: "weight outliers", value: (r) => r.outlier, num: true, tint: null, title: "max |w| / std of the node's weights" },
       { key: "precision", label: "precision", value: (r) => (this.int16.has(r.name) ? 1 : 0) },
     ];
   }
@@ -288,10 +322,12 @@ export class QuantUI {
   rows() {
     const report = this.result.report;
     const recommended = new Set(report.recommendation?.int16 || []);
+    const sens = sensitivityOf(report);
     return Object.entries(report.tensors).map(([name, entry], index) => {
       const node = this.producerOf(name);
       return { name, entry, index, node, op: entry.op_type || this.app.model.node(node)?.op_type || (node ? "" : "input"),
-        outlier: node ? this.outlierOfNode(node) : null, recommended: recommended.has(name) };
+        outlier: node ? this.outlierOfNode(node) : null, recommended: recommended.has(name),
+        acc: report.accumulated?.[name], local: report.local?.[name], sens: sens.get(name) };
     });
   }
 
@@ -340,12 +376,13 @@ export class QuantUI {
         else if (c.key === "precision") content = this.precisionToggle(r.name, r.recommended);
         else if (c.num) {
           const v = c.value(r);
-          content = v === null || v === undefined ? "\u2013" : v.toFixed(c.key === "outlier" ? 1 : 1);
+          content = v === null || v === undefined ? "\u2013" : v === Infinity ? "\u221e" : c.format ? c.format(v) : v.toFixed(1);
         } else content = c.value(r);
-        const td = h("td", { class: `${c.cls || ""} ${c.num ? "num" : ""}`, title: c.key === "tensor" ? r.name : null }, content);
-        if (c.num && c.key !== "outlier") {
+        const td = h("td", { class: `${c.cls || ""} ${c.num ? "num" : ""}`, title: c.key === "tensor" ? r.name : null, "data-col": c.key }, content);
+        const tint = c.tint === undefined ? sqnrTint : c.tint;
+        if (c.num && tint) {
           const v = c.value(r);
-          if (v !== null && v !== undefined) td.style.background = sqnrTint(v);
+          if (v !== null && v !== undefined) td.style.background = tint(v);
         }
         tr.append(td);
       }
@@ -381,6 +418,69 @@ export class QuantUI {
     else this.app.selectTensor(row.name, true);
   }
 
+  // -- where the error is born: the accumulated and local error along the graph's depth -----------
+  renderDepth(body) {
+    const report = this.result.report;
+    const names = Object.keys(report.tensors); // the report keeps them in the graph's topological order
+    const acc = report.accumulated || {}, local = report.local || {};
+    const limits = thresholdsOf(report);
+    const cosines = names.map((n) => acc[n]?.cosine ?? null);
+    // the collapse: the largest fall of the accumulated cosine from a point's inputs (the worst of
+    // the points it is computed from, 1 for none) to the point; neighbours in the topological order
+    // may sit on different branches, so the fall is measured along the graph's edges
+    const points = new Set(names);
+    let fall = null;
+    cosines.forEach((c, i) => {
+      if (c === null) return;
+      const from = Math.min(1, ...[...this.feedingPoints(names[i], points)].map((t) => acc[t]?.cosine).filter((v) => v !== null && v !== undefined));
+      if (!fall || from - c > fall.by) fall = { i, by: from - c, from, to: c };
+    });
+    const marginal = cosines.findIndex((c) => c !== null && c < limits.marginal_cosine);
+    const link = (i) => h("button", { type: "button", class: "link mono", onclick: () => this.pickPoint(names[i]) }, names[i]);
+    const facts = h("p", { class: "depth-facts", id: "q-depth-facts" }, `${names.length} quantization points in graph order, ${errorConfig(report)} against the float model. `,
+      fall && fall.by > 0 ? h("span", {}, "The accumulated cosine falls most at ", link(fall.i), ` (${fall.from.toFixed(4)} at its inputs \u2192 ${fall.to.toFixed(4)}). `) : null,
+      marginal >= 0 ? h("span", {}, `It is first below ${limits.marginal_cosine} at `, link(marginal), ".") : null);
+    const width = Math.max(640, (this.body.clientWidth || 900) - 30);
+    const chart = lineChart({
+      points: names.map((n, i) => ({ key: n, label: `#${i + 1} ${n} (${report.tensors[n].op_type || ""})`, x: i })), width, panelHeight: 96, cls: "depth-chart", selected: this.selectedPoint(),
+      xLabel: "quantization points in graph order (depth) \u2192",
+      xTicks: [...new Set([1, ...ticks(1, names.length, 8), names.length])].map((k) => ({ x: k - 1, label: `#${k}` })),
+      notes: fall && fall.by > 0 ? [{ index: fall.i, label: `cosine falls most (${short(names[fall.i], 24)})`, color: "#b42318" }] : [],
+      onPick: (i) => this.pickPoint(names[i]),
+      panels: [
+        { key: "cosine", label: "accumulated cosine", hi: 1, unit: "",
+          series: [{ key: "acc-cosine", label: "accumulated cosine", color: "#2f5fb3", values: cosines, marks: true }],
+          lines: [{ value: limits.good_cosine, label: `good ${limits.good_cosine}`, color: GRADE_COLORS.good },
+            { value: limits.marginal_cosine, label: `marginal ${limits.marginal_cosine}`, color: GRADE_COLORS.marginal }] },
+        { key: "sqnr", label: "SQNR", unit: "dB",
+          series: [{ key: "acc-sqnr", label: "accumulated dB", color: "#2f5fb3", values: names.map((n) => errorDb(acc[n])), marks: true, markRadius: 1.6 },
+            { key: "local-sqnr", label: "local dB (layer alone)", color: "#ea8c00", values: names.map((n) => errorDb(local[n])), marks: true, markRadius: 1.6 }],
+          lines: [{ value: limits.good_sqnr_db, label: `${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good }] },
+      ],
+    });
+    body.append(facts, h("div", { id: "q-depth-chart", class: "depth-box" }, chart),
+      h("p", { class: "muted", text: "Hover a point to name it, click it to find it in the graph. Accumulated: the fully quantized model against the float model at that point; local: that layer quantized alone, fed float inputs. Where the accumulated line falls and the local one does not, the error was born earlier." }));
+  }
+
+  // the quantization points that `name` is computed from directly: the nearest ones upstream
+  feedingPoints(name, points) {
+    const model = this.app.model;
+    const found = new Set(), seen = new Set();
+    const stack = [...(model.reads.get(model.tensor(name)?.producer) || [])];
+    while (stack.length) {
+      const t = stack.pop();
+      if (seen.has(t)) continue;
+      seen.add(t);
+      if (points.has(t)) { found.add(t); continue; }
+      const producer = model.tensor(t)?.producer;
+      if (producer) stack.push(...(model.reads.get(producer) || []));
+    }
+    return found;
+  }
+
+  // a point of a chart or list: select its node (or the tensor) as the table's rows do
+  pickPoint(name) { this.goTo({ name, node: this.producerOf(name) }); }
+
   // -- hybrid panel --------------------------------------------------------------------------------
   renderHybrid(body) {
     const report = this.result.report;
@@ -394,9 +494,11 @@ export class QuantUI {
       left.append(h("p", { class: "muted", text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on." }));
     } else {
       const judged = (report.verdict || {}).hybrid;
+      // a report with the measured curve states the knee's rule; an older one its search target
+      const how = rec.rule ? `the knee of the curve at k = ${rec.k ?? rec.curve?.[rec.knee]?.k}: ${rec.rule} (goal ${rec.meets_target ? "met" : "missed"})`
+        : `search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""} ${rec.meets_target ? "met" : "missed"}`;
       left.append(h("p", { id: "q-hybrid-verdict" }, judged ? gradePill(judged) : null,
-        ` base ${CONFIG_LABELS[rec.base] || rec.base}, search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""}` +
-        ` ${rec.meets_target ? "met" : "missed"}, ${rec.qdq_runs} QDQ run(s).`));
+        ` base ${CONFIG_LABELS[rec.base] || rec.base}, ${how}, ${rec.qdq_runs} QDQ run(s).`));
     }
     left.append(verdictLine(report.verdict));
     left.append(h("h4", { text: `int16 tensors of your choice (${chosen.length})` }));
@@ -441,9 +543,86 @@ export class QuantUI {
         groupedBars(rowsFor("sqnr_db"), { width: 460, labelW: 110, unit: "dB", keyLabels, cls: "e2e-sqnr" }),
         h("h4", { text: "Cosine similarity to the float model" }),
         groupedBars(rowsFor("cosine"), { width: 460, labelW: 110, unit: "", min: Math.min(0, ...rowsFor("cosine").flatMap((r) => r.values.map((v) => v.value ?? 1))), max: 1, keyLabels, cls: "e2e-cosine" }));
-      if (this.measured) right.append(h("p", { class: "muted", id: "q-measured", text: `your choice: ${this.measured.int16.length} int16 tensor(s), measured` }));
+      if (this.measured) right.append(h("p", { class: "muted", id: "q-measured", text: `your choice: ${this.measured.int16.length} int16 tensor(s), measured${this.measured.k !== undefined ? ` (point k = ${this.measured.k} of the curve)` : ""}` }));
     }
+    if (rec?.curve?.length) body.append(this.curveSection(report));
     body.append(h("div", { class: "hybrid" }, left, right));
+  }
+
+  // The measured precision curve (output SQNR and cosine for k points in int16, most sensitive
+  // first), its knee, and why the error is there: which of weights and activations dominates, and
+  // the points the outputs feel most. A point of the curve clicked becomes "your choice".
+  curveSection(report) {
+    const rec = report.recommendation;
+    const curve = rec.curve;
+    const limits = thresholdsOf(report);
+    const worst = (outs, metric) => {
+      const v = Object.values(outs || {}).map((o) => (metric === "cosine" ? o.cosine : errorDb(o))).filter((x) => x !== null && x !== undefined);
+      return v.length ? Math.min(...v) : null;
+    };
+    const mine = this.curveIndexOfChoice();
+    const knee = rec.knee ?? -1;
+    const notes = [];
+    if (knee >= 0) notes.push({ index: knee, label: "knee: recommended", color: "#7c3aed" });
+    if (mine >= 0 && mine !== knee) notes.push({ index: mine, label: "your choice", color: "#0e7490" });
+    const chart = lineChart({
+      points: curve.map((c, i) => ({ key: String(c.k), x: Math.log2(1 + c.k),
+        label: `k = ${c.k} int16 point(s): ${c.grade || "not graded"}${i === knee ? ", the knee (recommended)" : ""}${c.note ? `\n${c.note}` : ""}` })),
+      width: 560, panelHeight: 92, cls: "curve-chart", selected: mine, notes,
+      xTicks: curve.map((c) => ({ x: Math.log2(1 + c.k), label: String(c.k) })),
+      xLabel: "points in int16, most sensitive first (log scale)",
+      onPick: (i) => this.chooseCurvePoint(i),
+      panels: [
+        { key: "sqnr", label: "worst output SQNR", unit: "dB",
+          series: [{ key: "sqnr", label: "worst output dB", color: "#475467", values: curve.map((c) => worst(c.outputs, "sqnr")), marks: true, markRadius: 4.5,
+            markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3") }],
+          lines: [{ value: limits.good_sqnr_db, label: `good \u2265 ${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good }] },
+        { key: "cosine", label: "worst output cosine", unit: "", hi: 1,
+          series: [{ key: "cosine", label: "worst output cosine", color: "#2f5fb3", values: curve.map((c) => worst(c.outputs, "cosine")), marks: true, markRadius: 3,
+            markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3") }],
+          lines: [{ value: limits.good_cosine, label: `good \u2265 ${limits.good_cosine}`, color: GRADE_COLORS.good },
+            { value: limits.marginal_cosine, label: `marginal \u2265 ${limits.marginal_cosine}`, color: GRADE_COLORS.marginal }] },
+      ],
+    });
+    const side = h("div", { class: "curve-facts" });
+    const picked = curve[mine];
+    side.append(h("p", { id: "q-curve-choice" }, mine >= 0
+      ? `Your choice: k = ${picked.k} (${picked.int16.length} int16 point(s)), ${picked.grade || "not graded"}.`
+      : "Your choice is not a point of the curve (edited by hand).",
+    knee >= 0 ? ` The knee is k = ${curve[knee].k}.` : ""));
+    for (const c of curve.filter((x) => x.note)) side.append(h("p", { class: "muted", text: `k = ${c.k}: ${c.note}` }));
+    if (rec.curve_note) side.append(h("p", { class: "pill warn curve-note", id: "q-curve-note", text: rec.curve_note }));
+    const src = report.error_source;
+    if (src) {
+      const dbs = (o) => Object.entries(o || {}).map(([k, v]) => `${short(k, 20)} ${v === null ? "\u221e" : v.toFixed(1)} dB`).join(", ") || "\u2013";
+      side.append(h("p", { id: "q-error-source" }, h("b", { text: `${src.dominant === "weights" ? "Weights" : "Activations"} dominate the error. ` }),
+        `Output SQNR with only weights quantized: ${dbs(src.weights_only)}; with only activations: ${dbs(src.activations_only)}.`));
+    }
+    if (report.sensitivity?.length) {
+      const scope = report.sensitivity_scope;
+      side.append(h("h4", { text: "Most sensitive points (output SQNR, only that point quantized)" }),
+        h("ol", { class: "list sensitivity-top", id: "q-sensitivity-top" }, report.sensitivity.slice(0, 10).map((s) => h("li", {},
+          h("button", { type: "button", class: "link mono", title: s.tensor, onclick: () => this.pickPoint(s.tensor) }, short(s.tensor, 30)),
+          ` ${s.output_sqnr_db === null ? "\u221e" : s.output_sqnr_db.toFixed(1)} dB`,
+          s.with_weights ? h("span", { class: "muted", text: ` (${s.with_weights.output_sqnr_db === null ? "\u221e" : s.with_weights.output_sqnr_db.toFixed(1)} with its weights)` }) : null))),
+        scope ? h("p", { class: "muted", text: `${scope.measured} of ${scope.points} points measured on ${scope.samples} sample(s), ${CONFIG_LABELS[scope.config] || scope.config}${scope.pruning ? `; ${scope.pruning}` : ""}.` }) : null);
+    }
+    return h("div", { class: "curve-section", id: "q-curve" },
+      h("div", {}, h("h4", { text: "Measured precision curve: click a point to make it your choice" }), h("div", { id: "q-curve-chart" }, chart)), side);
+  }
+
+  // the index of the curve point whose int16 set is the user's choice, or -1
+  curveIndexOfChoice() {
+    const curve = this.result.report.recommendation?.curve || [];
+    return curve.findIndex((c) => c.int16.length === this.int16.size && c.int16.every((t) => this.int16.has(t)));
+  }
+
+  // a point of the curve becomes "your choice": its int16 set, with the outputs the analysis measured for it
+  chooseCurvePoint(i) {
+    const point = this.result.report.recommendation.curve[i];
+    this.int16 = new Set(point.int16);
+    this.measured = { int16: [...point.int16], end_to_end: point.outputs, k: point.k };
+    this.renderBody();
   }
 
   async remeasure() {
@@ -566,9 +745,22 @@ export class QuantUI {
       h("span", { class: "swatch", style: `border-color:${ALGORITHM_STYLES[a].color};border-style:${ALGORITHM_STYLES[a].dash ? "dashed" : "solid"}` }),
       h("span", { text: ALGORITHM_LABELS[a] }), h("span", { class: "mono", text: `[${fmt(entry.ranges[a][0])}, ${fmt(entry.ranges[a][1])}]` })));
     const prec = this.precisionToggle(name, (this.result.report.recommendation?.int16 || []).includes(name));
-    return h("div", {}, h("div", { class: "ranges" }, rows),
+    return h("div", {}, h("div", { class: "ranges" }, rows), this.errorFacts(name),
       h("div", { class: "row" }, h("span", { class: "muted", text: "precision in your hybrid" }), prec,
         entry.nonfinite ? h("span", { class: "pill bad", text: `${entry.nonfinite} non-finite values` }) : null));
+  }
+
+  // where this point's error is born, as the table's columns say it (nothing for an older report)
+  errorFacts(name) {
+    const report = this.result.report;
+    const show = (v) => (v === Infinity ? "\u221e" : v === null || v === undefined ? "\u2013" : v.toFixed(1));
+    const acc = report.accumulated?.[name], local = report.local?.[name], sens = sensitivityOf(report).get(name);
+    const parts = [
+      acc ? `accumulated cosine ${acc.cosine === null ? "\u2013" : acc.cosine.toFixed(4)}, ${show(errorDb(acc))} dB` : null,
+      local ? `local ${show(errorDb(local))} dB` : null,
+      sens ? `outputs at ${show(sens.db)} dB with only this point quantized (#${sens.rank} of ${report.sensitivity.length})` : null,
+    ].filter(Boolean);
+    return parts.length ? h("div", { class: "muted error-facts", id: "q-error-facts", text: `${errorConfig(report)}: ${parts.join("; ")}` }) : null;
   }
 
   sqnrBars(entry) {
@@ -653,6 +845,18 @@ function verdictLine(verdict) {
 }
 
 function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
+
+// the verdict's cosine thresholds: below marginal red, below good amber
+function cosineTint(v, t) {
+  if (v < t.marginal_cosine) return "#fde2e1";
+  if (v < t.good_cosine) return "#fff1d6";
+  return "";
+}
+
+// the verdict's absolute thresholds (the defaults of the analysis when the report has no verdict)
+function thresholdsOf(report) {
+  return Object.values(report.verdict || {})[0]?.thresholds || { good_cosine: 0.99, good_sqnr_db: 20, marginal_cosine: 0.95 };
+}
 
 function sqnrTint(db) {
   if (db < 20) return "#fde2e1";
