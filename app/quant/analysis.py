@@ -392,26 +392,25 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
 
     few = _first_samples(data, options.sensitivity_samples)
     weights = analysis.weight_grids(grid)
-    analysis.accumulated, analysis.local = localize.measure(
+    analysis.accumulated, analysis.local, alone = localize.measure(
         analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
         few, folder, progress, cancel)
-    # The gated model switches every point and every weight alone. Where the toolkit's 16-bit layers
-    # have 16-bit weights, a layer's weights go with it: each point is measured a second time with its
-    # layer's weights quantized too, and that ranks the hybrid.
-    together = analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits
+    # The gated model switches every point and every weight alone.
     staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
                          analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), folder)
-    index = {name: k for k, name in enumerate([*grid, *weights])}
-    layer_weights: dict[int, list[int]] = {}
-    for weight, layer_points in (analysis.weight_layers or {}).items() if together else ():
-        for point in layer_points:
-            if weight in weights and point in index:
-                layer_weights.setdefault(index[point], []).append(index[weight])
     floats = [staged.float_values(batch) for batch in few]
-    analysis.sensitivity = sensitivity.measure(staged, floats, layer_weights, progress, cancel)
+    measured_points = sensitivity.measure(staged, floats, progress, cancel)
+    # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it, and the hybrid is
+    # ranked by the point's sensitivity with its layer's weights (estimated from the error map).
+    if analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits:
+        weighted = {point for layer_points in (analysis.weight_layers or {}).values() for point in layer_points}
+        measured_points = [sensitivity.with_weights(s, alone[s.tensor].sqnr_db, analysis.local[s.tensor].sqnr_db)
+                           if s.tensor in weighted and s.tensor in alone else s for s in measured_points]
+    analysis.sensitivity = measured_points
     analysis.error_source = {"activations_only": sensitivity.errors_with(staged, floats, range(len(grid)))}
     if weights:
-        analysis.error_source["weights_only"] = sensitivity.errors_with(staged, floats, range(len(grid), len(index)))
+        analysis.error_source["weights_only"] = sensitivity.errors_with(staged, floats,
+                                                                        range(len(grid), len(grid) + len(weights)))
     analysis.sensitivity_samples = sum(_samples(b) for b in few)
     del staged, floats
 

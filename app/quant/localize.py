@@ -100,8 +100,9 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
             weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
             biases: dict[str, np.ndarray], batches: Sequence[Batch], folder: Path | None = None,
             progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
-            ) -> tuple[dict[str, OutputError], dict[str, OutputError]]:
-    """Accumulated and local error of every point over ``batches``. ``model`` is the float model the
+            ) -> tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]]:
+    """Accumulated and local error of every point over ``batches``, and the error of its activation alone
+    (its float value quantized: the local error without the weights'). ``model`` is the float model the
     toolkit quantizes, ``qdq`` its QDQ model with ``activations``, whose points keep their names.
 
     One batch at a time: every point's float, local and quantized values of a batch are held at once.
@@ -119,6 +120,7 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     del accumulated_model
     accumulated = {p: OutputError() for p in [*inputs, *points]}
     local_errors = {p: OutputError() for p in [*inputs, *points]}
+    alone = {p: OutputError() for p in [*inputs, *points]}
     report(progress, 0, len(batches), "error_map")
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
@@ -129,12 +131,13 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
             scale, zero_point = aq.params
             local_errors[point].add(floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale,
                                                                                zero_point))
+            alone[point].add(floats[point], aq.quantizer.fake_quantize(floats[point], scale, zero_point))
         for name in inputs:  # a graph input's error is its own quantization, alone or not
             aq = activations[name]
             quantized = aq.quantizer.fake_quantize(batch[name], *aq.params)
-            local_errors[name].add(batch[name], quantized)
-            accumulated[name].add(batch[name], quantized)
+            for errors in (local_errors, accumulated, alone):
+                errors[name].add(batch[name], quantized)
         for point, value in zip(points, run(quantized_session, points, batch)):
             accumulated[point].add(floats[point], value.numpy())
         report(progress, done, len(batches), "error_map")
-    return accumulated, local_errors
+    return accumulated, local_errors, alone

@@ -140,8 +140,8 @@ def build_report(analysis: QuantAnalysis, histograms: bool = True,
             "knee": hybrid.knee,
             "curve_note": hybrid.note,
             "curve_samples": analysis.curve_samples,
-            "ranking": ("sensitivity with the layer's weights (they go to 16 bit with the layer)"
-                        if any(s.layer is not None for s in analysis.sensitivity) else "sensitivity"),
+            "ranking": ("sensitivity with the layer's weights (they go to 16 bit with the layer; estimated)"
+                        if any(s.with_weights_db is not None for s in analysis.sensitivity) else "sensitivity"),
             "precision_boundaries": hybrid.boundaries,
             "qdq_runs": hybrid.evaluations,
         }

@@ -36,8 +36,9 @@ class PointSensitivity:
 
     tensor: str
     outputs: dict[str, OutputError]
-    #: with the weights of the point's layer quantized too (the toolkit promotes them with the layer)
-    layer: dict[str, OutputError] | None = None
+    #: the worst output SQNR with the point's layer's weights quantized too (the toolkit promotes them with
+    #: the layer), estimated by ``with_weights``; None where the weights stay 8-bit in 16-bit layers
+    with_weights_db: float | None = None
 
     @property
     def output_sqnr_db(self) -> float:
@@ -46,16 +47,27 @@ class PointSensitivity:
     @property
     def layer_sqnr_db(self) -> float:
         """What promoting the layer to 16 bit takes away: its weights' error too, where they go with it."""
-        return worst_sqnr(self.layer) if self.layer is not None else self.output_sqnr_db
+        return self.with_weights_db if self.with_weights_db is not None else self.output_sqnr_db
 
     def to_json(self) -> dict:
         worst = min(self.outputs.values(), key=lambda e: -math.inf if e.sqnr_db is None else e.sqnr_db)
         entry = {"tensor": self.tensor, "output_sqnr_db": self.output_sqnr_db, "cosine": worst.cosine,
                  "outputs": {name: e.to_json() for name, e in self.outputs.items()}}
-        if self.layer is not None:
-            entry["with_weights"] = {"output_sqnr_db": self.layer_sqnr_db,
-                                     "outputs": {name: e.to_json() for name, e in self.layer.items()}}
+        if self.with_weights_db is not None:
+            entry["with_weights"] = {"output_sqnr_db": self.with_weights_db, "estimated": True}
         return entry
+
+
+def with_weights(sensitivity: PointSensitivity, activation_db: float | None, local_db: float | None
+                 ) -> PointSensitivity:
+    """The point's sensitivity with its layer's weights quantized too, estimated without another run: the
+    outputs' noise from the point grows with the noise at the point, and the layer's local error (weights
+    and output, ``local_db``) is that much noisier than its activation alone (``activation_db``).
+    Measuring it instead would cost a second run per point."""
+    if activation_db is None or local_db is None or not math.isfinite(sensitivity.output_sqnr_db):
+        return sensitivity
+    worse = max(0.0, activation_db - local_db)
+    return PointSensitivity(sensitivity.tensor, sensitivity.outputs, sensitivity.output_sqnr_db - worse)
 
 
 def _references(node: NodeProto) -> set[str]:
@@ -192,18 +204,14 @@ def errors_with(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], on
     return errors
 
 
-def measure(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]],
-            layer_weights: dict[int, list[int]] | None = None,
-            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> list[PointSensitivity]:
+def measure(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None) -> list[PointSensitivity]:
     """Every point's sensitivity over the float runs ``floats`` (``staged.float_values`` of each batch), worst
-    first. ``layer_weights``: per point index, the gate flags of its layer's weights; such a point is
-    measured a second time with them quantized too."""
-    layer_weights = layer_weights or {}
+    first."""
     results = []
     report(progress, 0, len(staged.points), "sensitivity")
     for k, name in enumerate(staged.points):
         check_cancel(cancel)
-        layer = errors_with(staged, floats, [k, *layer_weights[k]]) if layer_weights.get(k) else None
-        results.append(PointSensitivity(name, errors_with(staged, floats, [k]), layer))
+        results.append(PointSensitivity(name, errors_with(staged, floats, [k])))
         report(progress, k + 1, len(staged.points), "sensitivity")
     return sorted(results, key=lambda r: r.output_sqnr_db)
