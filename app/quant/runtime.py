@@ -18,12 +18,21 @@ LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    QDQ_LEVEL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    QDQ_LEVEL: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
 }
 
 #: Session config of QDQ_LEVEL: no QDQ fusion into integer kernels (it also turns a float Conv bias into a
 #: wrapping int32), no merging of back-to-back Q/DQ pairs.
 QDQ_CONFIG = {"session.disable_quant_qdq": "1", "session.disable_double_qdq_remover": "1"}
+
+#: Optimizers QDQ_LEVEL leaves out because they compute the same formula with different float rounding
+#: (constants folded into weights, a fused kernel in place of the ops); one flipped rounding in a quantizer
+#: before them and the QDQ model's outputs are no longer what its graph says.
+QDQ_DISABLED = ("ConvAddFusion", "ConvMulFusion", "ConvBNFusion", "MatmulBNFusion", "DivMulFusion", "GemmSumFusion",
+                "MatMulAddFusion", "MatMulScaleFusion", "GeluFusion", "LayerNormFusion", "SimplifiedLayerNormFusion",
+                "SkipLayerNormFusion", "BiasGeluFusion", "FastGeluFusion", "QuickGeluFusion", "BiasSoftmaxFusion",
+                "AttentionFusion", "EmbedLayerNormFusion")
+
 
 def serialize(model: ModelProto) -> bytes:
     """The model as bytes for onnxruntime, or a QuantError when it is over protobuf's 2 GB."""
@@ -38,14 +47,14 @@ def session(model: ModelProto | bytes, level: str = "all", arena: bool = True,
     """CPU session from the model or its serialized bytes (nothing written to disk).
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
-    QDQ models run at QDQ_LEVEL: onnxruntime's full optimizations (the weights' DequantizeLinear folded
-    once, activations fused into their Conv, NCHWc convolutions) without QDQ fusion into integer kernels
-    (onnxruntime 1.32 turns a float Conv bias into int32 at scale input_scale * weight_scale and silently
-    wraps one beyond int32, which an int16 activation's tiny scale makes easy). NCHWc sums in another
-    order than the unoptimised graph, so a few quantizers round the other way: the outputs' SQNR against
-    the float model moved by at most 0.2 dB on photos with the real detectors (0.95 dB on random data),
-    for QDQ runs 25-35 % faster (1.4x float instead of 2x on PicoDet); onnxruntime's default session on
-    an exported int16 model computes it this way too. tests/quant/test_qdq_runtime.py pins both.
+    QDQ models run at QDQ_LEVEL: onnxruntime's extended optimizations (the weights' DequantizeLinear
+    folded once, activations fused into their Conv, a Relu or Clip dropped where its quantizer clamps
+    the same) without any that changes the numbers: QDQ fusion into integer kernels (onnxruntime 1.32
+    turns a float Conv bias into int32 at scale input_scale * weight_scale and silently wraps one beyond
+    int32, which an int16 activation's tiny scale makes easy), constants folded into weights
+    (QDQ_DISABLED) and level "all"'s NCHWc convolutions (another summation order: a few quantizers round
+    the other way and the difference grows through the layers). The outputs are bit for bit level
+    "none"'s; tests/quant/test_qdq_runtime.py pins that.
     ``arena`` False: tensors come from malloc instead of ORT's CPU arena, which never gives memory
     back and, when output buffers are held across runs (the statistics pass), can fragment and grow.
     ``folder``: where the model's external data lies (onnxruntime reads it from there; the bytes
@@ -62,7 +71,8 @@ def session(model: ModelProto | bytes, level: str = "all", arena: bool = True,
         options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(folder))
     payload = model if isinstance(model, bytes) else serialize(model)
     try:
-        return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=list(QDQ_DISABLED) if level == QDQ_LEVEL else None)
     except Exception as exc:  # ORT raises Fail, InvalidGraph, NotImplemented, ...
         raise QuantError(f"onnxruntime cannot load the model: {exc}") from exc
 
