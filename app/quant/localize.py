@@ -16,7 +16,7 @@ from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError
-from app.quant.model import ActivationTensor, WeightTensor, constant_tensors
+from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
 from app.quant.runtime import QDQ_LEVEL, run, session
