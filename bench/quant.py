@@ -380,8 +380,8 @@ def default_suite(args: argparse.Namespace) -> None:
             for method in ("MinMax", "Entropy"):
                 got = [_run_child(f"ort_static_{method}", path, data, args.rss_cap_gb)
                        for _ in range(args.ort_repeats)]
-                ort_runs[method] = None if None in got else (statistics.median(g["seconds"] for g in got),
-                                                             max(g["peak_rss_gb"] for g in got))
+                ort_runs[method] = None if None in got or not got else (
+                    statistics.median(g["seconds"] for g in got), max(g["peak_rss_gb"] for g in got))
             rows.append((label, plain, statistics.median(total), statistics.median(t / r["plain_s"]
                                                                                    for t, r in zip(total, runs)),
                          statistics.median(r["peak_rss_gb"] for r in runs),
