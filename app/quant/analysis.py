@@ -46,6 +46,9 @@ CONFIGS: dict[str, tuple[str, str]] = {
     "int16/minmax": ("int16", "minmax"),
 }
 HYBRID = "hybrid"
+#: The data and the float outputs the end-to-end phase may hold, so the curve and the knee do not run the
+#: float model again (19 photos at 640x640 and PP-OCRv4's output: about 125 MB)
+REFERENCE_BYTES = 256 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,8 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     folder = analysis.folder
     reference = session(payload, folder=folder)
     sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=folder) for label in CONFIGS}
-    per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel)
+    record = Reference(reference, [], REFERENCE_BYTES)
+    per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel, record=record)
     del sessions
     measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
@@ -415,7 +419,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     del staged, floats
 
     subset = _first_samples(data, options.search_samples)
-    kept = Reference(reference, subset)
+    kept = record.head(len(subset)) if record.complete else Reference(reference, subset)
     analysis.curve_samples = kept.samples
     on_subset = {label: summed(batches, len(subset)) for label, batches in per_batch.items()}
 
@@ -439,8 +443,8 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         measured[HYBRID] = measured["int16/minmax"]
     else:
         candidate = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=folder)
-        measured.update(compare(reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress, cancel,
-                                "recommendation"))
+        measured.update(compare(record if record.complete else reference, {HYBRID: candidate}, data.batches(),
+                                data.num_samples, progress, cancel, "recommendation"))
     analysis.end_to_end = measured
     analysis.end_to_end_samples = data.num_samples
     report(progress, 1, 1, "done")

@@ -64,19 +64,44 @@ class Reference:
     """The float model's outputs on a few batches, computed once: a search measures many candidates on
     the same samples, and running the float model again for each would cost as much as the candidate."""
 
-    def __init__(self, reference: ort.InferenceSession, batches: list[Batch]) -> None:
+    def __init__(self, reference: ort.InferenceSession, batches: list[Batch], limit: int | None = None) -> None:
         self.outputs = float_outputs(reference)
-        self.batches = batches
-        self.samples = sum(next(iter(b.values())).shape[0] for b in batches)
-        self.expected = [[v.numpy() for v in run(reference, self.outputs, batch)] for batch in batches]
+        self.batches: list[Batch] = []
+        self.expected: list[list[np.ndarray]] = []
+        self.samples = self.held = 0
+        #: bytes of batches and outputs it may hold (None: no bound); beyond, it holds nothing
+        self.limit = limit
+        self.complete = True
+        for batch in batches:
+            self.keep(batch, [v.numpy() for v in run(reference, self.outputs, batch)])
+
+    def keep(self, batch: Batch, expected: list[np.ndarray]) -> None:
+        """Hold one more batch and its outputs, or drop everything once they pass ``limit``."""
+        if not self.complete:
+            return
+        self.batches.append(batch)
+        self.expected.append(expected)
+        self.samples += next(iter(batch.values())).shape[0]
+        self.held += sum(a.nbytes for a in batch.values()) + sum(a.nbytes for a in expected)
+        if self.limit is not None and self.held > self.limit:
+            self.batches, self.expected, self.samples, self.held, self.complete = [], [], 0, 0, False
+
+    def head(self, batches: int) -> Reference:
+        """The first ``batches`` batches and their outputs."""
+        part = Reference.__new__(Reference)
+        part.outputs, part.batches, part.expected = self.outputs, self.batches[:batches], self.expected[:batches]
+        part.samples = sum(next(iter(b.values())).shape[0] for b in part.batches)
+        part.held, part.limit, part.complete = 0, self.limit, True
+        return part
 
 
 def compare_batches(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],
                     batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
-                    cancel: CancelCheck | None = None, phase: str = "end_to_end"
+                    cancel: CancelCheck | None = None, phase: str = "end_to_end", record: Reference | None = None
                     ) -> dict[str, list[dict[str, OutputError]]]:
     """Per candidate, per batch, per float output: error sums against the reference (its kept outputs
-    when it is a ``Reference``, whose batches are then the ones measured)."""
+    when it is a ``Reference``, whose batches are then the ones measured). ``record`` keeps the batches
+    and the reference's outputs for later measurements."""
     kept = reference if isinstance(reference, Reference) else None
     outputs = kept.outputs if kept is not None else float_outputs(reference)
     errors: dict[str, list[dict[str, OutputError]]] = {label: [] for label in candidates}
@@ -85,6 +110,8 @@ def compare_batches(reference: ort.InferenceSession | Reference, candidates: dic
     for index, batch in enumerate(kept.batches if kept is not None else batches):
         check_cancel(cancel)
         expected = kept.expected[index] if kept is not None else [v.numpy() for v in run(reference, outputs, batch)]
+        if record is not None:
+            record.keep(batch, expected)
         for label, sess in candidates.items():
             got = [v.numpy() for v in run(sess, outputs, batch)]
             batch_errors = {name: OutputError() for name in outputs}
