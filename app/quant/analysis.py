@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from onnx import ModelProto
 
 from app.graph import ModelDocument, WorkbenchError, save_model
@@ -394,7 +395,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     grid = analysis.precision(base)
     analysis.hybrid_base, analysis.error_config = base, base
 
-    few = _first_samples(data, options.sensitivity_samples)
+    few = _first(record, reference, data, options.sensitivity_samples).batches
     weights = analysis.weight_grids(grid)
     analysis.accumulated, analysis.local, alone = localize.measure(
         analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
@@ -418,15 +419,14 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     analysis.sensitivity_samples = sum(_samples(b) for b in few)
     del staged, floats
 
-    subset = _first_samples(data, options.search_samples)
-    kept = record.head(len(subset)) if record.complete else Reference(reference, subset)
+    kept = _first(record, reference, data, options.search_samples)
     analysis.curve_samples = kept.samples
-    on_subset = {label: summed(batches, len(subset)) for label, batches in per_batch.items()}
+    on_subset = {label: summed(batches, len(kept.batches)) for label, batches in per_batch.items()}
 
     def measure(promoted: set[str]) -> dict[str, OutputError]:
         check_cancel(cancel)
         candidate = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=folder)
-        return compare(kept, {HYBRID: candidate}, subset, kept.samples, None, cancel)[HYBRID]
+        return compare(kept, {HYBRID: candidate}, kept.batches, kept.samples, None, cancel)[HYBRID]
 
     ranking = [s.tensor for s in sorted(analysis.sensitivity, key=lambda s: s.layer_sqnr_db)]
     thresholds = options.thresholds
@@ -454,15 +454,18 @@ def _samples(batch: Batch) -> int:
     return next(iter(batch.values())).shape[0]
 
 
-def _first_samples(data: CalibrationData, count: int) -> list[Batch]:
-    """The first batches of the data holding at least ``count`` samples (all of them if fewer)."""
+def _first(record: Reference, reference: ort.InferenceSession, data: CalibrationData, count: int) -> Reference:
+    """The first ``count`` samples and their float outputs: from what the end-to-end phase kept, else the
+    data read and the float model run again."""
+    if record.complete:
+        return record.head(count)
     batches, held = [], 0
     for batch in data.batches():
         if held >= count:
             break
         batches.append(batch)
         held += _samples(batch)
-    return batches
+    return Reference(reference, batches)
 
 
 def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel) -> QuantAnalysis:

@@ -86,12 +86,16 @@ class Reference:
         if self.limit is not None and self.held > self.limit:
             self.batches, self.expected, self.samples, self.held, self.complete = [], [], 0, 0, False
 
-    def head(self, batches: int) -> Reference:
-        """The first ``batches`` batches and their outputs."""
+    def head(self, samples: int) -> Reference:
+        """The first batches holding at least ``samples`` samples (all it holds if fewer), and their outputs."""
         part = Reference.__new__(Reference)
-        part.outputs, part.batches, part.expected = self.outputs, self.batches[:batches], self.expected[:batches]
-        part.samples = sum(next(iter(b.values())).shape[0] for b in part.batches)
-        part.held, part.limit, part.complete = 0, self.limit, True
+        part.outputs, part.batches, part.expected = self.outputs, [], []
+        part.samples = part.held = 0
+        part.limit, part.complete = None, True
+        for batch, expected in zip(self.batches, self.expected):
+            if part.samples >= samples:
+                break
+            part.keep(batch, expected)
         return part
 
 

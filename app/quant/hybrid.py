@@ -151,6 +151,7 @@ def precision_curve(ranking: list[str], neighbours: dict[str, set[str]],
     with ``target_sqnr_db`` that SQNR on every output.
     """
     n = len(ranking)
+    order = {name: i for i, name in enumerate(ranking)}
     points: dict[int, CurvePoint] = {}
     runs = 0
 
@@ -165,7 +166,6 @@ def precision_curve(ranking: list[str], neighbours: dict[str, set[str]],
                 runs += 1
                 if on_step is not None:
                     on_step(runs)
-            order = {name: i for i, name in enumerate(ranking)}
             points[k] = CurvePoint(k, sorted(chosen, key=lambda name: order.get(name, n)), errors, grade(errors))
         return points[k]
 

@@ -121,11 +121,11 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     accumulated = {p: OutputError() for p in [*inputs, *points]}
     local_errors = {p: OutputError() for p in [*inputs, *points]}
     alone = {p: OutputError() for p in [*inputs, *points]}
+    fetched = [*points, *(f"{p}{LOCAL}" for p in points)]
     report(progress, 0, len(batches), "error_map")
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
-        floats = dict(zip([*points, *(f"{p}{LOCAL}" for p in points)],
-                          (v.numpy() for v in run(float_session, [*points, *(f"{p}{LOCAL}" for p in points)], batch))))
+        floats = {name: v.numpy() for name, v in zip(fetched, run(float_session, fetched, batch))}
         for point in points:
             aq = activations[point]
             scale, zero_point = aq.params
