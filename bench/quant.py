@@ -392,8 +392,8 @@ def default_suite(args: argparse.Namespace) -> None:
           "ORT MinMax s (x plain, GB) | ORT Entropy s (x plain, GB) |")
     print("|---|---|---|---|---|---|---|---|")
     for label, plain, ours, ratio, rss, size, ort_runs in rows:
-        cells = [f"{v[0]:.1f} ({v[0] / plain:.1f}x, {v[1]:.2f})" if v else f"over {args.rss_cap_gb} GB"
-                 for v in ort_runs.values()]
+        missing = "not run" if not args.ort_repeats else f"over {args.rss_cap_gb} GB"
+        cells = [f"{v[0]:.1f} ({v[0] / plain:.1f}x, {v[1]:.2f})" if v else missing for v in ort_runs.values()]
         print(f"| {label} | {plain:.2f} | {ours:.1f} | {ratio:.1f} | {rss:.2f} | {size:.1f} | {' | '.join(cells)} |")
 
 
