@@ -397,3 +397,30 @@ def test_verdict_thresholds_setting(client: TestClient, conv_session: tuple[str,
     r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("calib.npz", npz(x=x)))],
                     data={"settings": json.dumps({"good_cosine": 0.9, "marginal_cosine": 0.95})})
     assert "marginal cosine <= good cosine" in error_of(r, 422, "bad_settings")["message"]
+
+
+def test_curve_points_export_and_bad_curve_requests_leave_the_session_alone(
+        client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    """?k= exports a measured point of the precision curve; an unmeasured k, k with an int16 list and a
+    sensitivity_samples of 0 are refused with a 4xx that says why, and the session stays as it was."""
+    sid, x = conv_session
+    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime")
+    assert wait(client, job["job_id"])["state"] == "succeeded"
+    base = f"/api/sessions/{sid}/quant/{job['job_id']}"
+    report = client.get(f"{base}/report?histograms=false").json()
+    before = client.get(f"/api/sessions/{sid}").json()
+    curve = report["recommendation"]["curve"]
+    point = curve[1]
+    table = client.get(f"{base}/table", params={"k": point["k"]}).json()
+    assert {t for t, e in table["tensors"].items() if e["dtype"] == "int16" and t in report["tensors"]} \
+        == set(point["int16"])
+    assert client.get(f"{base}/qdq", params={"k": point["k"]}).status_code == 200
+    unmeasured = max(p["k"] for p in curve) + 1
+    assert "not a measured point" in error_of(client.get(f"{base}/qdq", params={"k": unmeasured}), 404,
+                                              "no_curve_point")["message"]
+    error_of(client.get(f"{base}/table", params={"k": 0, "int16": "[]"}), 422, "bad_precision")
+    assert client.get(f"{base}/qdq", params={"k": -1}).status_code == 422
+    r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("calib.npz", npz(x=x)))],
+                    data={"settings": json.dumps({"sensitivity_samples": 0})})
+    assert "sensitivity_samples" in error_of(r, 422, "bad_settings")["message"]
+    assert client.get(f"/api/sessions/{sid}").json() == before
