@@ -15,7 +15,8 @@ from fastapi import Depends, Request
 
 from .jobs import JobRunner
 from .services.quant_analyses import QuantAnalyses
-from .session_store import SessionHandle, SessionStore
+from .session_handle import SessionHandle
+from .session_store import SessionStore
 from .settings import Settings
 
 

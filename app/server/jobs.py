@@ -40,7 +40,7 @@ import psutil
 
 from ..graph import WorkbenchError
 from .errors import NotFound, disk_full_error, error_body, is_disk_full
-from .session_store import new_id
+from .ids import new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")

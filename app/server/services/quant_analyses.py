@@ -24,7 +24,8 @@ from ..downloads import open_files
 from ..errors import Conflict, Invalid, NotFound, ServiceError, TooLarge
 from ..jobs import JOB_ID, JobRunner
 from ..schemas.quant import MeasureRequest, QuantSettings, parse_settings
-from ..session_store import SessionStore, new_id
+from ..ids import new_id
+from ..session_store import SessionStore
 from ..uploads import Upload
 from .quant_jobs import ANALYSIS, REPORT, data_paths, engine_options, open_data, run_analysis, run_measure
 

@@ -11,7 +11,8 @@ import numpy as np
 from ..errors import Invalid
 from ..runner import compare, random_inputs, read_npz, run_model
 from ..schemas.common import MAX_SEED
-from ..session_store import SessionHandle, SessionStore
+from ..session_handle import SessionHandle
+from ..session_store import SessionStore
 from ..settings import Settings
 from ..uploads import Upload
 

@@ -10,7 +10,7 @@ from ...graph.changes import describe_changes
 from ...graph.history import Transaction
 from ...graph.values import attribute_to_json
 from ..errors import Conflict, NotFound, unreadable_model
-from ..session_store import SessionHandle
+from ..session_handle import SessionHandle
 
 NODE_ATTRIBUTE_ELEMENTS = 4096  # tensor attributes up to this size come with their values
 

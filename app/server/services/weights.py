@@ -12,7 +12,8 @@ from ...graph.io import read_tensor
 from ...graph.weights import weight_tensor
 from ..errors import Invalid, NotFound, TooLarge
 from ..graph_view import initializer_summary
-from ..session_store import SessionHandle, SessionStore
+from ..session_handle import SessionHandle
+from ..session_store import SessionStore
 
 HISTOGRAM_BINS = 40
 HISTOGRAM_SAMPLE = 1 << 20
