@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from ...graph.script import script_document
 from ..deps import OpenSession, Store
 from ..schemas.common import ERRORS
-from ..schemas.sessions import EditsRequest, EditsResponse, HistoryResponse, UndoResponse
+from ..schemas.sessions import EditScript, EditsRequest, EditsResponse, HistoryResponse, UndoResponse
 from ..services import sessions
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
@@ -39,6 +39,7 @@ def get_history(session_id: str, handle: OpenSession) -> dict[str, Any]:
     return sessions.history(handle)
 
 
-@router.get("/{session_id}/script", summary="The applied edits as an edit script (replayable with /api/apply)")
+@router.get("/{session_id}/script", response_model=EditScript,
+            summary="The applied edits as an edit script (replayable with /api/apply)")
 def get_script(session_id: str, handle: OpenSession) -> dict[str, Any]:
     return script_document(handle.doc.history.script())

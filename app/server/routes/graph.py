@@ -10,19 +10,22 @@ from ..deps import OpenSession, Store
 from ..graph_delta import MAX_VERSION, graph_delta_gzip
 from ..graph_view import graph_view_gzip, gzipped_json_response
 from ..schemas.common import ERRORS
+from ..schemas.sessions import GraphDelta, GraphView, NodeDetail, ShapeReport
 from ..services.sessions import node_detail, shapes
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
 
 
-@router.get("/{session_id}/graph", summary="The graph view the browser draws (gzip-compressed JSON)",
+@router.get("/{session_id}/graph", response_model=GraphView,
+            summary="The graph view the browser draws (gzip-compressed JSON)",
             responses={200: {"content": {"application/json": {}}, "description": "see app/server/graph_view.py"}})
 def get_graph(session_id: str, request: Request, handle: OpenSession) -> Response:
     packed = graph_view_gzip(session_id, handle.doc)
     return _versioned_json(request, packed, f'"{session_id[:8]}-{handle.doc.version}"')
 
 
-@router.get("/{session_id}/graph/delta", summary="What changed in the graph view since an earlier version",
+@router.get("/{session_id}/graph/delta", response_model=GraphDelta,
+            summary="What changed in the graph view since an earlier version",
             responses={200: {"content": {"application/json": {}}, "description": "see app/server/graph_delta.py"}})
 def get_graph_delta(session_id: str, request: Request, store: Store, since: int = Query(
         ge=0, le=MAX_VERSION, description="the version of the view the client holds")) -> Response:
@@ -40,11 +43,13 @@ def _versioned_json(request: Request, packed: bytes, etag: str) -> Response:
                                  {"ETag": etag, "Vary": "Accept-Encoding", "Cache-Control": "private, no-cache"})
 
 
-@router.get("/{session_id}/nodes/{node_id:path}", summary="One node of the main graph in full (id URL-encoded)")
+@router.get("/{session_id}/nodes/{node_id:path}", response_model=NodeDetail,
+            summary="One node of the main graph in full (id URL-encoded)")
 def get_node(session_id: str, node_id: str, handle: OpenSession) -> dict[str, Any]:
     return node_detail(handle, node_id)
 
 
-@router.get("/{session_id}/shapes", summary="Static-shape report: what is not static, and why")
+@router.get("/{session_id}/shapes", response_model=ShapeReport,
+            summary="Static-shape report: what is not static, and why")
 def get_shapes(session_id: str, handle: OpenSession) -> dict[str, Any]:
     return shapes(handle)

@@ -28,7 +28,8 @@ from ..downloads import content_disposition, file_response
 from ..errors import NotFound, UnsupportedMedia
 from ..middleware import streams_body
 from ..schemas.common import ERRORS
-from ..schemas.quant import QUANT_BODY, MeasureRequest
+from ..schemas.quant import (QUANT_BODY, AnalysisList, JobStarted, MeasureRequest, QuantReport, QuantTable,
+                             TensorHistogram)
 from ..uploads import Upload, receive_multipart
 
 router = APIRouter(prefix="/api/sessions", tags=["quantization"], responses=ERRORS)
@@ -40,7 +41,7 @@ INT16 = Query(default=None, description="JSON list of tensor names in int16")
 K = Query(default=None, ge=0, le=2**31, description=CURVE_POINT)
 
 
-@router.post("/{session_id}/quant", status_code=202, openapi_extra=QUANT_BODY,
+@router.post("/{session_id}/quant", status_code=202, openapi_extra=QUANT_BODY, response_model=JobStarted,
              summary="Start a quantization analysis of the session's current model (background job)")
 @streams_body("multipart/form-data")
 async def start_analysis(session_id: str, request: Request, store: Store, analyses: Analyses,
@@ -63,13 +64,14 @@ async def start_analysis(session_id: str, request: Request, store: Store, analys
         await run_in_threadpool(shutil.rmtree, staging, True)
 
 
-@router.get("/{session_id}/quant", summary="The session's quantization analyses, newest first, each with the "
-            "model version it ran on")
+@router.get("/{session_id}/quant", response_model=AnalysisList,
+            summary="The session's quantization analyses, newest first, each with the model version it ran on")
 def list_analyses(session_id: str, analyses: Analyses) -> dict[str, Any]:
     return analyses.listing(session_id)
 
 
-@router.get("/{session_id}/quant/{job_id}/report", summary="The analysis report (onnx-workbench/quant-report)",
+@router.get("/{session_id}/quant/{job_id}/report", response_model=QuantReport,
+            summary="The analysis report (onnx-workbench/quant-report)",
             responses={200: {"content": {"application/json": {}}}})
 def get_report(session_id: str, job_id: str, analyses: Analyses, histograms: bool = Query(default=True)) -> Response:
     path, meta = analyses.report_file(session_id, job_id)
@@ -82,7 +84,7 @@ def get_report(session_id: str, job_id: str, analyses: Analyses, histograms: boo
     return Response(json.dumps(report, allow_nan=False), media_type="application/json", headers=headers)
 
 
-@router.get("/{session_id}/quant/{job_id}/histogram/{tensor:path}",
+@router.get("/{session_id}/quant/{job_id}/histogram/{tensor:path}", response_model=TensorHistogram,
             summary="One tensor of the analysis: histogram, exact min/max, every range, predicted SQNR")
 def get_histogram(session_id: str, job_id: str, tensor: str, analyses: Analyses,
                   bins: int | None = Query(default=None, ge=2, le=MAX_HISTOGRAM_BINS,
@@ -108,8 +110,9 @@ def get_qdq(session_id: str, job_id: str, analyses: Analyses, config: str = CONF
     return response
 
 
-@router.get("/{session_id}/quant/{job_id}/table", summary="The quantization table (onnx-workbench/quant-table) of "
-            "a configuration, or of a base with the given tensors in int16")
+@router.get("/{session_id}/quant/{job_id}/table", response_model=QuantTable,
+            summary="The quantization table (onnx-workbench/quant-table) of a configuration, or of a base with the "
+                    "given tensors in int16")
 def get_table(session_id: str, job_id: str, analyses: Analyses, config: str = CONFIG, int16: str | None = INT16,
               k: int | None = K) -> Response:
     table, meta = analyses.table(session_id, job_id, config, int16, k)
@@ -129,7 +132,7 @@ def get_toolkit_file(session_id: str, job_id: str, analyses: Analyses, config: s
                              "X-Model-Version": str(meta["version"])})
 
 
-@router.post("/{session_id}/quant/{job_id}/measure", status_code=202,
+@router.post("/{session_id}/quant/{job_id}/measure", status_code=202, response_model=JobStarted,
              summary="Measure a per-tensor precision end to end (background job); its result holds the output "
                      "SQNR and cosine under end_to_end.custom")
 def start_measure(session_id: str, job_id: str, body: MeasureRequest, analyses: Analyses) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ..deps import AppSettings, Store
 from ..downloads import content_disposition, stream_file
 from ..middleware import streams_body
 from ..schemas.common import ERRORS, MAX_SEED, file_field, multipart_body
+from ..schemas.data import CompareReport
 from ..services.runs import compare_session, run_session
 from ..settings import Settings
 from ..uploads import Upload, receive_multipart
@@ -69,7 +70,7 @@ async def run(session_id: str, request: Request, store: Store, settings: AppSett
         raise
 
 
-@router.post("/api/sessions/{session_id}/compare", openapi_extra=RUN_BODY,
+@router.post("/api/sessions/{session_id}/compare", openapi_extra=RUN_BODY, response_model=CompareReport,
              summary="Run the original upload and the current model on the same inputs and compare outputs")
 @streams_body("multipart/form-data")
 async def compare_models(session_id: str, request: Request, store: Store, settings: AppSettings) -> dict[str, Any]:

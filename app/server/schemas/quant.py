@@ -135,3 +135,56 @@ class MeasureRequest(BaseModel):
     overrides: dict[str, str] = Field(default_factory=dict, description="per tensor: uint8, int16 or "
                                       "dtype/algorithm (minmax, kl, percentile, mse)")
 
+
+
+class JobStarted(BaseModel):
+    """A job accepted: follow it at links.job."""
+
+    job_id: str
+    session: str
+    version: int = Field(description="the model version the job works on")
+    state: str
+    links: dict[str, str]
+
+
+class AnalysisEntry(BaseModel):
+    job_id: str
+    version: int
+    current: bool = Field(description="ran on the session's current version")
+    state: str
+    created: float
+    settings: dict[str, Any]
+
+
+class AnalysisList(BaseModel):
+    version: int
+    analyses: list[AnalysisEntry]
+
+
+class TensorHistogram(BaseModel):
+    """One tensor of the report, with its full (or resampled) histogram."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tensor: str
+    version: int
+    int16_in_hybrid: bool
+
+
+class QuantReport(BaseModel):
+    """The onnx-workbench/quant-report document (app/quant/report.py)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    tensors: dict[str, Any]
+
+
+class QuantTable(BaseModel):
+    """The onnx-workbench/quant-table document: per tensor, its quantizer and range."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    configuration: str
+    tensors: dict[str, Any]

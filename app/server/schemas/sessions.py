@@ -64,3 +64,61 @@ class HistoryResponse(BaseModel):
     version: int
     done: list[dict[str, Any]] = Field(description="applied edits, oldest first (undo takes the last)")
     undone: list[dict[str, Any]] = Field(description="undone edits, next redo first")
+
+
+class NodeDetail(BaseModel):
+    """One node of the main graph in full: its attributes with their values (tensors up to 4096 elements)."""
+
+    id: str = Field(description="what edits take")
+    name: str
+    op_type: str
+    domain: str
+    inputs: list[str]
+    outputs: list[str]
+    doc_string: str
+    attributes: dict[str, Any]
+
+
+class EditScript(BaseModel):
+    format: str = Field(description="onnx-workbench/edits")
+    version: int = Field(description="of the script format")
+    edits: list[dict[str, Any]]
+
+
+class ShapeReport(BaseModel):
+    """What is not static, and why; every tensor's status (app/graph/shapes.py)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    summary: str
+    static: int
+    total: int
+    all_static: bool
+    dynamic_dims: dict[str, list[dict[str, Any]]]
+    tensors: dict[str, dict[str, Any]]
+    data_dependent: list[dict[str, Any]]
+    uninferred: list[dict[str, Any]]
+    suggested_cut: Any = Field(description="a cut that leaves out the data-dependent part, or null")
+    post_processing: Any = Field(description="the post-processing tail the model ends in, or null")
+
+
+class GraphView(BaseModel):
+    """The graph as the browser draws it (app/server/graph_view.py)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int
+    graph: dict[str, Any] = Field(description="name, inputs, outputs, nodes, tensors, initializers")
+
+
+class GraphDelta(BaseModel):
+    """What changed in the graph view since `since`; with full, the client reads the view instead."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str = Field(description="onnx-workbench/graph-delta")
+    since: int
+    version: int
+    full: bool
+    reason: str | None = Field(default=None, description="why no delta could be made (full only)")
+    graph: dict[str, Any] | None = Field(default=None, description="the changes, in the view's shape")
