@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from app.graph import EDIT_OPS
 from app.graph.document import JOURNAL_STEPS
 from app.graph.edits import WHOLE_GRAPH_OPS
-from app.server.graph_delta import apply_graph_delta
+from app.view.graph_delta import apply_graph_delta
 
 from .conftest import error_of, get_ok, upload
 from .test_edits import edit
