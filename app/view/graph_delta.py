@@ -49,6 +49,7 @@ from .graph_view import describe_tensor, main_initializer_summary, node_item, vi
 FORMAT = "onnx-workbench/graph-delta"
 MAX_VERSION = 2**53 - 1  # the largest integer a browser holds exactly; versions count edits
 MAX_FRACTION = 0.25
+MODEL_FIELDS = ("version", "ir_version", "opset", "producer", "shape_inference")  # taken whole from the delta
 MIN_ITEMS = 64  # a small graph's delta is small whatever fraction of it changed
 _CACHE_SIZE = 16
 
@@ -268,14 +269,12 @@ def _declared(scope: Scope, name: str) -> TypeProto | None:
 
 
 def apply_graph_delta(view: dict[str, Any], delta: dict[str, Any]) -> None:
-    """Bring a full view of version `since` to the delta's version, in place (the editor's delta.js
-    does the same in the browser)."""
+    """Bring a full view of version `since` to the delta's version, in place; a delta that does not fit
+    the view changes nothing. The page's delta.js applies the same rule, in the same order, to its own
+    copy of the view (the server's copy is the one its held layout follows)."""
     if delta["full"] or view["version"] != delta["since"]:
         raise ValueError("this delta does not apply to this view")
-    for key in ("version", "ir_version", "opset", "producer", "shape_inference"):
-        view[key] = delta[key]
     graph, change = view["graph"], delta["graph"]
-    graph["inputs"], graph["outputs"] = change["inputs"], change["outputs"]
     upserted = change["nodes"]["upserted"]
     drop = set(change["nodes"]["removed"]) | {u["node"]["id"] for u in upserted}
     follower = {u["after"]: u["node"] for u in upserted}
@@ -294,6 +293,9 @@ def apply_graph_delta(view: dict[str, Any], delta: dict[str, Any]) -> None:
             follow(node["id"])
     if follower:
         raise ValueError(f"upserted nodes follow nodes that are not in the view: {sorted(map(str, follower))[:5]}")
+    for key in MODEL_FIELDS:
+        view[key] = delta[key]
+    graph["inputs"], graph["outputs"] = change["inputs"], change["outputs"]
     graph["nodes"] = nodes
     for table in ("tensors", "initializers"):
         for name in change[table]["removed"]:
