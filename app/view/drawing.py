@@ -155,7 +155,8 @@ class Drawing:
                 layers = layers_of(len(self.order), [link for e, link in zip(edges, links) if e[0] not in broadcast])
             self._structure_key, self.layers, self.broadcast = key, layers, broadcast
         broadcast = self.broadcast
-        stubs = [{"t": name, "to": d, "slot": slot, "in": True} for name, _, d, slot in edges if name in broadcast]
+        stubs: list[dict[str, Any]] = [{"t": name, "to": d, "slot": slot, "in": True}
+                                       for name, _, d, slot in edges if name in broadcast]
         stubs += [{"t": name, "to": d, "slot": slot, "in": True}
                   for _, unresolved in self.tensor_edges.values() for name, d, slot in unresolved]
         tensors = self.graph["tensors"]

@@ -228,7 +228,8 @@ def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] |
     return stats
 
 
-_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(TensorProto, n)}
+_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
+                 if hasattr(TensorProto, n)}
 
 
 def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: int) -> tuple[tuple | None, Any]:

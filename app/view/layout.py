@@ -157,9 +157,9 @@ class Layout(Drawing):
         for box_id in moved:
             redraw.update(self._tensors_at(box_id))
         kept: dict[str, list[Edge]] = {}
-        for e in self.kept:
-            if e[0] in redraw:
-                kept.setdefault(e[0], []).append(e)
+        for link in self.kept:
+            if link[0] in redraw:
+                kept.setdefault(link[0], []).append(link)
         changed_edges: list[list[Any]] = []
         for name in sorted(redraw):
             edges = [edge(name, s, d, slot, self._route(name, s, d), tensors) for _, s, d, slot in kept.get(name, ())]
