@@ -8,8 +8,8 @@ from collections import defaultdict
 from typing import Any
 
 from app.graph import load_model
-from app.graph.layout import LayoutMemory, layout_graph
-from app.server.graph_view import graph_view
+from app.view.graph_view import graph_view
+from app.view.layout import LayoutMemory, layout_graph
 from bench.render import resnet, transformer
 
 

@@ -39,7 +39,7 @@ import orjson
 from onnx import NodeProto, TypeProto
 
 from ..graph import ModelDocument
-from ..graph.document import Scope
+from ..graph.document import Scope, Step
 from ..graph.edits import WHOLE_GRAPH_OPS
 from ..graph.history import ItemChange
 from ..graph.index import node_reads
@@ -49,6 +49,7 @@ from .graph_view import describe_tensor, main_initializer_summary, node_item, vi
 FORMAT = "onnx-workbench/graph-delta"
 MAX_VERSION = 2**53 - 1  # the largest integer a browser holds exactly; versions count edits
 MAX_FRACTION = 0.25
+MODEL_FIELDS = ("version", "ir_version", "opset", "producer", "shape_inference")  # taken whole from the delta
 MIN_ITEMS = 64  # a small graph's delta is small whatever fraction of it changed
 _CACHE_SIZE = 16
 
@@ -89,18 +90,7 @@ def graph_delta(doc: ModelDocument, since: int) -> dict[str, Any]:
 
 
 def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    steps = doc.steps_since(since)
-    if steps is None:
-        raise _Fallback("unknown_version" if since > doc.version else "too_old")
-    changes: list[ItemChange] = []
-    for step in steps:
-        if step.tx.edit.get("op") in WHOLE_GRAPH_OPS:
-            raise _Fallback("whole_graph_edit")
-        for change in step.changes():
-            if isinstance(change, ItemChange):  # model-level changes (opsets) travel in the model fields
-                if change.path:
-                    raise _Fallback("subgraph_changed")
-                changes.append(change)
+    steps, changes = _changes_since(doc, since)
     fields, inferred = view_header(doc)
     retyped: set[str] = set()
     if steps and steps[0].shape_revision_before != doc.shape_revision:
@@ -108,22 +98,9 @@ def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, An
         if before is None or not fields["shape_inference"]["ok"]:
             raise _Fallback("shapes_unknown")
         retyped = _retyped(before.types, inferred)
-
     scope = doc.main
     nodes = _touched_nodes(scope, [c for c in changes if c.field == "node"])
-    tensors = set(retyped)
-    for node in nodes.copies:
-        tensors.update(node_reads(node))
-        tensors.update(o for o in node.output if o)
-    for node in nodes.live.values():
-        tensors.update(scope.index.reads(node))
-        tensors.update(o for o in node.output if o)
-    tensors.update(_item_name(c) for c in changes if c.field != "node")
-    tensors.discard("")
-    size = len(scope.graph.node) + len(scope.index.producer) + len(scope.names["initializer"]) + len(scope.inputs)
-    if len(nodes.live) + len(tensors) > max(MIN_ITEMS, MAX_FRACTION * size):
-        raise _Fallback("too_large")
-
+    tensors = _touched_tensors(scope, nodes, changes, retyped)
     graph = scope.graph
     placed = sorted(((scope.index.position(n), n) for n in nodes.live.values()), key=lambda pn: pn[0])
     upserted = [{"after": scope.node_id(graph.node[pos - 1]) if pos else None,
@@ -136,6 +113,54 @@ def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, An
             tensor_entries[name] = _tensor_entry(scope, name, inferred)
         else:
             gone.append(name)
+    initializers = scope.names["initializer"]
+    return fields, {
+        "inputs": [v.name for v in graph.input if v.name not in initializers],
+        "outputs": [v.name for v in graph.output],
+        "nodes": {"removed": removed, "upserted": upserted},
+        "tensors": {"removed": gone, "upserted": tensor_entries},
+        "initializers": _initializer_change(doc, changes),
+    }
+
+
+def _changes_since(doc: ModelDocument, since: int) -> tuple[list[Step], list[ItemChange]]:
+    """The journal's steps since `since`, and their changes of main-graph items."""
+    steps = doc.steps_since(since)
+    if steps is None:
+        raise _Fallback("unknown_version" if since > doc.version else "too_old")
+    changes: list[ItemChange] = []
+    for step in steps:
+        if step.tx.edit.get("op") in WHOLE_GRAPH_OPS:
+            raise _Fallback("whole_graph_edit")
+        for change in step.changes():
+            if isinstance(change, ItemChange):  # model-level changes (opsets) travel in the model fields
+                if change.path:
+                    raise _Fallback("subgraph_changed")
+                changes.append(change)
+    return steps, changes
+
+
+def _touched_tensors(scope: Scope, nodes: _TouchedNodes, changes: list[ItemChange], retyped: set[str]) -> set[str]:
+    """The tensors whose entries may differ: read or written by a touched node, named by a change, or
+    retyped; too many of them, and the client reads the full view instead."""
+    tensors = set(retyped)
+    for node in nodes.copies:
+        tensors.update(node_reads(node))
+        tensors.update(o for o in node.output if o)
+    for node in nodes.live.values():
+        tensors.update(scope.index.reads(node))
+        tensors.update(o for o in node.output if o)
+    tensors.update(_item_name(c) for c in changes if c.field != "node")
+    tensors.discard("")
+    size = len(scope.graph.node) + len(scope.index.producer) + len(scope.names["initializer"]) + len(scope.inputs)
+    if len(nodes.live) + len(tensors) > max(MIN_ITEMS, MAX_FRACTION * size):
+        raise _Fallback("too_large")
+    return tensors
+
+
+def _initializer_change(doc: ModelDocument, changes: list[ItemChange]) -> dict[str, Any]:
+    """The summaries of the initializers the changes touched, and the names of those gone."""
+    scope = doc.main
     summaries: dict[str, Any] = {}
     dropped: list[str] = []
     for name in sorted({_item_name(c) for c in changes if c.field == "initializer"}):
@@ -143,15 +168,8 @@ def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, An
         if pos is None:
             dropped.append(name)
         else:
-            summaries[name] = main_initializer_summary(doc, name, graph.initializer[pos])
-    initializers = scope.names["initializer"]
-    return fields, {
-        "inputs": [v.name for v in graph.input if v.name not in initializers],
-        "outputs": [v.name for v in graph.output],
-        "nodes": {"removed": removed, "upserted": upserted},
-        "tensors": {"removed": gone, "upserted": tensor_entries},
-        "initializers": {"removed": dropped, "upserted": summaries},
-    }
+            summaries[name] = main_initializer_summary(doc, name, scope.graph.initializer[pos])
+    return {"removed": dropped, "upserted": summaries}
 
 
 class _TouchedNodes:
@@ -251,14 +269,12 @@ def _declared(scope: Scope, name: str) -> TypeProto | None:
 
 
 def apply_graph_delta(view: dict[str, Any], delta: dict[str, Any]) -> None:
-    """Bring a full view of version `since` to the delta's version, in place (the editor's delta.js
-    does the same in the browser)."""
+    """Bring a full view of version `since` to the delta's version, in place; a delta that does not fit
+    the view changes nothing. The page's delta.js applies the same rule, in the same order, to its own
+    copy of the view (the server's copy is the one its held layout follows)."""
     if delta["full"] or view["version"] != delta["since"]:
         raise ValueError("this delta does not apply to this view")
-    for key in ("version", "ir_version", "opset", "producer", "shape_inference"):
-        view[key] = delta[key]
     graph, change = view["graph"], delta["graph"]
-    graph["inputs"], graph["outputs"] = change["inputs"], change["outputs"]
     upserted = change["nodes"]["upserted"]
     drop = set(change["nodes"]["removed"]) | {u["node"]["id"] for u in upserted}
     follower = {u["after"]: u["node"] for u in upserted}
@@ -277,6 +293,9 @@ def apply_graph_delta(view: dict[str, Any], delta: dict[str, Any]) -> None:
             follow(node["id"])
     if follower:
         raise ValueError(f"upserted nodes follow nodes that are not in the view: {sorted(map(str, follower))[:5]}")
+    for key in MODEL_FIELDS:
+        view[key] = delta[key]
+    graph["inputs"], graph["outputs"] = change["inputs"], change["outputs"]
     graph["nodes"] = nodes
     for table in ("tensors", "initializers"):
         for name in change[table]["removed"]:

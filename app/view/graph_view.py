@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import Request, Response
 from onnx import GraphProto, NodeProto, TensorProto, TypeProto, helper
 
 from ..graph import ModelDocument, WorkbenchError
@@ -62,13 +61,6 @@ def graph_view_gzip(session_id: str, doc: ModelDocument) -> bytes:
         while len(_view_cache) > _VIEW_CACHE_SIZE:
             _view_cache.popitem(last=False)
     return packed
-
-
-def gzipped_json_response(request: Request, packed: bytes, headers: dict[str, str]) -> Response:
-    """Gzipped JSON as is to clients that accept gzip, unpacked for the others."""
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(packed, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
-    return Response(gzip.decompress(packed), media_type="application/json", headers=headers)
 
 
 def graph_view(doc: ModelDocument) -> dict[str, Any]:
@@ -236,7 +228,8 @@ def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] |
     return stats
 
 
-_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(TensorProto, n)}
+_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
+                 if hasattr(TensorProto, n)}
 
 
 def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: int) -> tuple[tuple | None, Any]:
