@@ -12,7 +12,22 @@ import { bindKeys } from "./keyboard.js";
 import { h, clear, shapeText } from "./dom.js";
 import { toast, errorMessage } from "./toast.js";
 
-const DTYPES = ["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool", "string"];
+const DTYPES = [
+  "float32",
+  "float16",
+  "bfloat16",
+  "float64",
+  "int8",
+  "uint8",
+  "int16",
+  "uint16",
+  "int32",
+  "uint32",
+  "int64",
+  "uint64",
+  "bool",
+  "string",
+];
 
 class Editor {
   constructor(sid) {
@@ -61,7 +76,10 @@ class Editor {
         toast("That subgraph is gone; showing the main graph.");
         return this.load({ keepCamera: false });
       }
-      this.error(err, err.status === 404 ? "This session does not exist (deleted or expired). Open the model again." : null);
+      this.error(
+        err,
+        err.status === 404 ? "This session does not exist (deleted or expired). Open the model again." : null,
+      );
       return false;
     } finally {
       this.busy(false);
@@ -173,18 +191,26 @@ class Editor {
     doomed = [...doomed].sort((a, b) => (this.model.node(b)?.pos ?? 0) - (this.model.node(a)?.pos ?? 0));
     const edits = doomed.map((id) => ({ op: "delete_node", node: this.ref(id), descendants }));
     this.selection = { nodes: [], tensor: null };
-    return this.apply(edits, `${ids.length === 1 ? ids[0] : `${ids.length} nodes`} deleted${descendants ? " with descendants" : ""}`);
+    return this.apply(
+      edits,
+      `${ids.length === 1 ? ids[0] : `${ids.length} nodes`} deleted${descendants ? " with descendants" : ""}`,
+    );
   }
 
   deleteReconnect(id) {
     this.selection = { nodes: [], tensor: null };
-    return this.apply([{ op: "delete_node", node: this.ref(id), reconnect: true }], `${id} deleted, readers reconnected`);
+    return this.apply(
+      [{ op: "delete_node", node: this.ref(id), reconnect: true }],
+      `${id} deleted, readers reconnected`,
+    );
   }
 
   renameTensor(name) {
     return promptText(`Rename tensor`, "new name", name, async (to) => {
       if (!to || to === name) return;
-      await this.applyOrThrow([{ op: "rename_tensor", tensor: name, to }], `tensor renamed to ${to}`, { select: { tensor: to } });
+      await this.applyOrThrow([{ op: "rename_tensor", tensor: name, to }], `tensor renamed to ${to}`, {
+        select: { tensor: to },
+      });
     });
   }
 
@@ -201,12 +227,27 @@ class Editor {
 
   rewire(id, index, current) {
     const list = this.tensorDatalist("tensor-names");
-    const input = h("input", { type: "text", value: current, list: "tensor-names", style: "width:100%", id: "rewire-tensor" });
+    const input = h("input", {
+      type: "text",
+      value: current,
+      list: "tensor-names",
+      style: "width:100%",
+      id: "rewire-tensor",
+    });
     return openDialog({
       title: `Input ${index} of ${id}`,
-      body: h("div", {}, h("div", { class: "kv" }, h("span", { class: "k", text: "read tensor" }), input), list,
-        h("p", { class: "muted", text: "An empty name leaves an optional input unset." })),
-      onSubmit: () => this.applyOrThrow([{ op: "set_node_input", node: this.ref(id), index, tensor: input.value.trim() }], `input ${index} of ${id} rewired`),
+      body: h(
+        "div",
+        {},
+        h("div", { class: "kv" }, h("span", { class: "k", text: "read tensor" }), input),
+        list,
+        h("p", { class: "muted", text: "An empty name leaves an optional input unset." }),
+      ),
+      onSubmit: () =>
+        this.applyOrThrow(
+          [{ op: "set_node_input", node: this.ref(id), index, tensor: input.value.trim() }],
+          `input ${index} of ${id} rewired`,
+        ),
     });
   }
 
@@ -276,7 +317,13 @@ class Editor {
     const byKey = new Map(ops.map((o) => [`${o.op_type}${o.domain ? ` (${o.domain})` : ""}`, o]));
     const opList = h("datalist", { id: "op-list" }, [...byKey.keys()].map((k) => h("option", { value: k })));
     const tensorList = this.tensorDatalist("tensor-list");
-    const opInput = h("input", { type: "text", list: "op-list", id: "add-op", placeholder: "e.g. Relu", style: "width:100%" });
+    const opInput = h("input", {
+      type: "text",
+      list: "op-list",
+      id: "add-op",
+      placeholder: "e.g. Relu",
+      style: "width:100%",
+    });
     const nameInput = h("input", { type: "text", id: "add-name", placeholder: "(automatic)", style: "width:100%" });
     const fields = h("div", {});
     let current = null;
@@ -289,21 +336,42 @@ class Editor {
       const rows = [];
       op.inputs.forEach((inp, i) => {
         const value = i === 0 ? fromTensor : "";
-        rows.push(h("span", { class: "k", text: `input ${inp.name}${inp.optional ? " (optional)" : ""}${inp.variadic ? " (list, comma separated)" : ""}` }),
-          h("input", { type: "text", list: "tensor-list", value, "data-input": i, "data-variadic": inp.variadic ? "1" : "" }));
+        rows.push(
+          h("span", {
+            class: "k",
+            text: `input ${inp.name}${inp.optional ? " (optional)" : ""}${inp.variadic ? " (list, comma separated)" : ""}`,
+          }),
+          h("input", {
+            type: "text",
+            list: "tensor-list",
+            value,
+            "data-input": i,
+            "data-variadic": inp.variadic ? "1" : "",
+          }),
+        );
       });
       const outCount = Math.max(1, op.min_output || 1);
       for (let i = 0; i < outCount; i++) {
         const base = `${op.op_type.toLowerCase()}_out${i ? i : ""}`;
         let name = base, n = 1;
         while (this.model.tensor(name)) name = `${base}_${n++}`;
-        rows.push(h("span", { class: "k", text: `output ${op.outputs[i]?.name || i}` }), h("input", { type: "text", value: name, "data-output": i }));
+        rows.push(
+          h("span", { class: "k", text: `output ${op.outputs[i]?.name || i}` }),
+          h("input", { type: "text", value: name, "data-output": i }),
+        );
       }
       for (const a of op.attributes) {
         if (!["int", "float", "string", "ints", "floats", "strings"].includes(a.type)) continue;
-        rows.push(h("span", { class: "k", text: `${a.name} (${a.type})${a.required ? " *" : ""}` }),
-          h("input", { type: a.type === "int" || a.type === "float" ? "number" : "text", step: a.type === "int" ? "1" : "any",
-            "data-attr": a.name, "data-type": a.type, placeholder: a.type.endsWith("s") ? "comma separated" : "default" }));
+        rows.push(
+          h("span", { class: "k", text: `${a.name} (${a.type})${a.required ? " *" : ""}` }),
+          h("input", {
+            type: a.type === "int" || a.type === "float" ? "number" : "text",
+            step: a.type === "int" ? "1" : "any",
+            "data-attr": a.name,
+            "data-type": a.type,
+            placeholder: a.type.endsWith("s") ? "comma separated" : "default",
+          }),
+        );
       }
       fields.append(h("div", { class: "kv" }, rows));
     };
@@ -311,16 +379,36 @@ class Editor {
     return openDialog({
       title: "Add node",
       wide: true,
-      body: h("div", {}, opList, tensorList, h("div", { class: "kv" }, h("span", { class: "k", text: "operator" }), opInput,
-        h("span", { class: "k", text: "node name" }), nameInput), h("h3", { text: "Inputs, outputs and attributes" }), fields,
-        h("p", { class: "muted", text: `Operators of this model's opsets: ${ops.length}.` })),
+      body: h(
+        "div",
+        {},
+        opList,
+        tensorList,
+        h(
+          "div",
+          { class: "kv" },
+          h("span", { class: "k", text: "operator" }),
+          opInput,
+          h("span", { class: "k", text: "node name" }),
+          nameInput,
+        ),
+        h("h3", { text: "Inputs, outputs and attributes" }),
+        fields,
+        h("p", { class: "muted", text: `Operators of this model's opsets: ${ops.length}.` }),
+      ),
       submitLabel: "Add node",
       onSubmit: async () => {
         if (!current) throw new Error("choose an operator from the list");
         let inputs = [];
         fields.querySelectorAll("[data-input]").forEach((el) => {
           const v = el.value.trim();
-          if (el.dataset.variadic) inputs.push(...v.split(",").map((s) => s.trim()).filter(Boolean));
+          if (el.dataset.variadic)
+            inputs.push(
+              ...v
+                .split(",")
+                .map((s) => s.trim())
+                .filter(Boolean),
+            );
           else inputs.push(v);
         });
         while (inputs.length && inputs[inputs.length - 1] === "") inputs.pop();
@@ -333,7 +421,10 @@ class Editor {
           if (t === "int" || t === "float") attributes[el.dataset.attr] = Number(v);
           else if (t === "string") attributes[el.dataset.attr] = v;
           else {
-            const items = v.split(",").map((s) => s.trim()).filter(Boolean);
+            const items = v
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean);
             attributes[el.dataset.attr] = t === "strings" ? items : items.map(Number);
           }
         });
@@ -348,12 +439,29 @@ class Editor {
   addInputDialog() {
     const name = h("input", { type: "text", id: "input-name", style: "width:100%" });
     const dtype = h("select", { id: "input-dtype" }, DTYPES.map((d) => h("option", { value: d }, d)));
-    const shape = h("input", { type: "text", id: "input-shape", placeholder: "e.g. 1x3x224x224 or N,3,?,?", style: "width:100%" });
+    const shape = h("input", {
+      type: "text",
+      id: "input-shape",
+      placeholder: "e.g. 1x3x224x224 or N,3,?,?",
+      style: "width:100%",
+    });
     return openDialog({
       title: "Add model input",
-      body: h("div", { class: "kv" }, h("span", { class: "k", text: "name" }), name, h("span", { class: "k", text: "dtype" }), dtype,
-        h("span", { class: "k", text: "shape" }), shape),
-      onSubmit: () => this.applyOrThrow([{ op: "add_input", name: name.value.trim(), dtype: dtype.value, shape: parseShape(shape.value) }], `input ${name.value.trim()} added`),
+      body: h(
+        "div",
+        { class: "kv" },
+        h("span", { class: "k", text: "name" }),
+        name,
+        h("span", { class: "k", text: "dtype" }),
+        dtype,
+        h("span", { class: "k", text: "shape" }),
+        shape,
+      ),
+      onSubmit: () =>
+        this.applyOrThrow(
+          [{ op: "add_input", name: name.value.trim(), dtype: dtype.value, shape: parseShape(shape.value) }],
+          `input ${name.value.trim()} added`,
+        ),
     });
   }
 
@@ -363,7 +471,11 @@ class Editor {
     return openDialog({
       title: "Add model output",
       body: h("div", {}, h("div", { class: "kv" }, h("span", { class: "k", text: "tensor" }), input), list),
-      onSubmit: () => this.applyOrThrow([{ op: "add_output", tensor: input.value.trim() }], `${input.value.trim()} is a model output`),
+      onSubmit: () =>
+        this.applyOrThrow(
+          [{ op: "add_output", tensor: input.value.trim() }],
+          `${input.value.trim()} is a model output`,
+        ),
     });
   }
 
@@ -378,35 +490,80 @@ class Editor {
     if (this.inBody) { this.error("Dims are fixed on the main graph; go back to it first."); return; }
     const main = new GraphModel(this.view.graph);
     const { inputDims, otherDims } = main.dimsByOrigin();
-    const dimRow = ([dim, users]) => h("tr", {},
-      h("td", { class: "mono", text: dim }),
-      h("td", {}, h("input", { type: "number", min: "1", step: "1", "data-dim": dim, style: "width:90px", placeholder: "size" })),
-      h("td", { class: "muted" }, `${users.length} tensor(s): `, h("span", { class: "mono", text: users.slice(0, 4).join(", ") + (users.length > 4 ? ", \u2026" : "") })));
-    const header = () => h("tr", {}, h("th", { text: "named dim" }), h("th", { text: "value" }), h("th", { text: "used by" }));
+    const dimRow = ([dim, users]) =>
+      h(
+        "tr",
+        {},
+        h("td", { class: "mono", text: dim }),
+        h(
+          "td",
+          {},
+          h("input", {
+            type: "number",
+            min: "1",
+            step: "1",
+            "data-dim": dim,
+            style: "width:90px",
+            placeholder: "size",
+          }),
+        ),
+        h(
+          "td",
+          { class: "muted" },
+          `${users.length} tensor(s): `,
+          h("span", { class: "mono", text: users.slice(0, 4).join(", ") + (users.length > 4 ? ", \u2026" : "") }),
+        ),
+      );
+    const header = () =>
+      h("tr", {}, h("th", { text: "named dim" }), h("th", { text: "value" }), h("th", { text: "used by" }));
     const inputRows = main.graph.inputs.map((name) => {
       const shape = shapeText(main.tensor(name)?.shape).replace(/\u00d7/g, "x");
-      return h("tr", {}, h("td", { class: "mono", text: name }),
-        h("td", {}, h("input", { type: "text", value: shape, "data-input": name, "data-initial": shape, style: "width:200px" })));
+      return h(
+        "tr",
+        {},
+        h("td", { class: "mono", text: name }),
+        h(
+          "td",
+          {},
+          h("input", { type: "text", value: shape, "data-input": name, "data-initial": shape, style: "width:200px" }),
+        ),
+      );
     });
-    const others = otherDims.length ? h("details", { id: "dims-others" },
-      h("summary", { text: `show all: ${otherDims.length} more dim(s) derived inside the graph (they follow from the input dims)` }),
-      h("table", {}, header(), otherDims.map(dimRow))) : null;
+    const others = otherDims.length
+      ? h(
+          "details",
+          { id: "dims-others" },
+          h("summary", {
+            text: `show all: ${otherDims.length} more dim(s) derived inside the graph (they follow from the input dims)`,
+          }),
+          h("table", {}, header(), otherDims.map(dimRow)),
+        )
+      : null;
     return openDialog({
       title: "Fix dims and input shapes",
       wide: true,
-      body: h("div", {},
-        h("p", { class: "muted", text: "Every shape that becomes known is written into the model (graph outputs and value_info) in the same undoable step." }),
-        inputDims.length ? h("table", { id: "dims-inputs" }, header(), inputDims.map(dimRow))
+      body: h(
+        "div",
+        {},
+        h("p", {
+          class: "muted",
+          text: "Every shape that becomes known is written into the model (graph outputs and value_info) in the same undoable step.",
+        }),
+        inputDims.length
+          ? h("table", { id: "dims-inputs" }, header(), inputDims.map(dimRow))
           : h("p", { class: "muted", text: "The model inputs have no named (symbolic) dims." }),
         others,
         h("h3", { text: "Input shapes (for dims with no name, such as ? or -1)" }),
-        h("table", {}, inputRows)),
+        h("table", {}, inputRows),
+      ),
       submitLabel: "Fix",
       onSubmit: async () => {
         const dims = {};
         const shapes = {};
         const edits = [];
-        document.querySelectorAll("#dialog [data-dim]").forEach((el) => { if (el.value.trim()) dims[el.dataset.dim] = Number(el.value); });
+        document.querySelectorAll("#dialog [data-dim]").forEach((el) => {
+          if (el.value.trim()) dims[el.dataset.dim] = Number(el.value);
+        });
         document.querySelectorAll("#dialog [data-input]").forEach((el) => {
           if (el.value.trim() === el.dataset.initial) return;
           const shape = parseShape(el.value);
@@ -415,22 +572,47 @@ class Editor {
         });
         if (Object.keys(dims).length || Object.keys(shapes).length) edits.push({ op: "make_static", shapes, dims });
         if (!edits.length) throw new Error("give a value for at least one dim or input shape");
-        await this.applyOrThrow(edits, "dims and shapes fixed; every shape that became known is written into the model");
+        await this.applyOrThrow(
+          edits,
+          "dims and shapes fixed; every shape that became known is written into the model",
+        );
       },
     });
   }
 
   extractDialog() {
     const g = this.view.graph;
-    const ins = h("textarea", { rows: 4, id: "extract-inputs" }, (this.extractPicks.inputs.length ? this.extractPicks.inputs : g.inputs).join("\n"));
-    const outs = h("textarea", { rows: 4, id: "extract-outputs" }, (this.extractPicks.outputs.length ? this.extractPicks.outputs : g.outputs).join("\n"));
+    const ins = h(
+      "textarea",
+      { rows: 4, id: "extract-inputs" },
+      (this.extractPicks.inputs.length ? this.extractPicks.inputs : g.inputs).join("\n"),
+    );
+    const outs = h(
+      "textarea",
+      { rows: 4, id: "extract-outputs" },
+      (this.extractPicks.outputs.length ? this.extractPicks.outputs : g.outputs).join("\n"),
+    );
     return openDialog({
       title: "Extract the part between tensors",
-      body: h("div", {}, h("p", { class: "muted", text: "One tensor name a line. The result keeps what computes the outputs from the inputs; everything else goes. Pick tensors with 'Extract from/up to here' in a tensor's panel." }),
-        h("h3", { text: "Inputs" }), ins, h("h3", { text: "Outputs" }), outs),
+      body: h(
+        "div",
+        {},
+        h("p", {
+          class: "muted",
+          text: "One tensor name a line. The result keeps what computes the outputs from the inputs; everything else goes. Pick tensors with 'Extract from/up to here' in a tensor's panel.",
+        }),
+        h("h3", { text: "Inputs" }),
+        ins,
+        h("h3", { text: "Outputs" }),
+        outs,
+      ),
       submitLabel: "Extract",
       onSubmit: async () => {
-        const lines = (t) => t.value.split("\n").map((s) => s.trim()).filter(Boolean);
+        const lines = (t) =>
+          t.value
+            .split("\n")
+            .map((s) => s.trim())
+            .filter(Boolean);
         await this.applyOrThrow([{ op: "extract", inputs: lines(ins), outputs: lines(outs) }], "extracted");
         this.extractPicks = { inputs: [], outputs: [] };
       },
@@ -445,7 +627,8 @@ class Editor {
       title: "Convert opset",
       body: h("div", { class: "kv" }, h("span", { class: "k", text: "target opset" }), input),
       submitLabel: "Convert",
-      onSubmit: () => this.applyOrThrow([{ op: "convert_opset", version: Number(input.value) }], `converted to opset ${input.value}`),
+      onSubmit: () =>
+        this.applyOrThrow([{ op: "convert_opset", version: Number(input.value) }], `converted to opset ${input.value}`),
     });
   }
 
@@ -486,7 +669,9 @@ class Editor {
     const box = this.drawing.nodes[hit.index];
     if (box.kind !== "op") { this.selectTensor(box.tensor); return; }
     if (e.shiftKey || e.ctrlKey || e.metaKey) {
-      const nodes = this.selection.nodes.includes(box.id) ? this.selection.nodes.filter((x) => x !== box.id) : [...this.selection.nodes, box.id];
+      const nodes = this.selection.nodes.includes(box.id)
+        ? this.selection.nodes.filter((x) => x !== box.id)
+        : [...this.selection.nodes, box.id];
       this.setSelection(nodes, null);
     } else {
       this.setSelection([box.id], null);
@@ -531,7 +716,14 @@ class Editor {
     bar.append(h("button", { type: "button", onclick: () => this.goToScope(this.scope.length - 2) }, "\u2190 Back"),
       h("button", { class: "link", type: "button", onclick: () => this.goToScope(0) }, "main graph"));
     for (let i = 0; i < this.scope.length; i += 2) {
-      bar.append(" \u203a ", h("button", { class: "link", type: "button", onclick: () => this.goToScope(i + 2) }, `${this.scope[i]} . ${this.scope[i + 1]}`));
+      bar.append(
+        " \u203a ",
+        h(
+          "button",
+          { class: "link", type: "button", onclick: () => this.goToScope(i + 2) },
+          `${this.scope[i]} . ${this.scope[i + 1]}`,
+        ),
+      );
     }
   }
 
@@ -539,8 +731,14 @@ class Editor {
     const gv = this.graphView;
     gv.markedNodes = new Map();
     gv.markedTensors = new Set();
-    if (this.shapes && this.shapes.version === this.version && !this.inBody && !document.getElementById("shapes-panel").hidden) {
-      for (const [name, entry] of Object.entries(this.shapes.report.tensors)) if (entry.status !== "static") gv.markedTensors.add(name);
+    if (
+      this.shapes &&
+      this.shapes.version === this.version &&
+      !this.inBody &&
+      !document.getElementById("shapes-panel").hidden
+    ) {
+      for (const [name, entry] of Object.entries(this.shapes.report.tensors))
+        if (entry.status !== "static") gv.markedTensors.add(name);
       for (const d of this.shapes.report.data_dependent) {
         const i = gv.byId.get(d.node);
         if (i !== undefined) gv.markedNodes.set(i, "dd");
@@ -577,8 +775,11 @@ class Editor {
       const hist = await api.history(this.sid);
       clear(list);
       if (!hist.done.length && !hist.undone.length) list.append(h("li", { class: "muted", text: "no edits yet" }));
-      hist.done.forEach((e, i) => list.append(h("li", { class: i === hist.done.length - 1 ? "current" : "", text: describeEdit(e) })));
-      for (const e of hist.undone) list.append(h("li", { class: "undone", text: describeEdit(e), title: "undone: Redo applies it again" }));
+      hist.done.forEach((e, i) =>
+        list.append(h("li", { class: i === hist.done.length - 1 ? "current" : "", text: describeEdit(e) })),
+      );
+      for (const e of hist.undone)
+        list.append(h("li", { class: "undone", text: describeEdit(e), title: "undone: Redo applies it again" }));
     } catch (err) {
       this.error(err);
     }
@@ -586,7 +787,10 @@ class Editor {
 
   async refreshShapes() {
     const body = document.getElementById("shapes-body");
-    if (this.inBody) { clear(body).append(h("p", { class: "muted", text: "The report is about the main graph." })); return; }
+    if (this.inBody) {
+      clear(body).append(h("p", { class: "muted", text: "The report is about the main graph." }));
+      return;
+    }
     const version = this.version;
     clear(body).append(h("p", { class: "muted", text: "computing\u2026" }));
     let report;
@@ -600,38 +804,127 @@ class Editor {
     this.shapes = { version, report };
     this.applyMarks();
     clear(body);
-    body.append(h("p", {}, h("span", { class: `pill ${report.all_static ? "good" : "warn"}`, id: "shapes-summary", text: report.summary })));
+    body.append(
+      h(
+        "p",
+        {},
+        h("span", { class: `pill ${report.all_static ? "good" : "warn"}`, id: "shapes-summary", text: report.summary }),
+      ),
+    );
     const dims = Object.entries(report.dynamic_dims);
     if (dims.length) {
-      body.append(h("h3", { text: "Dynamic input dims" }),
-        h("ul", { class: "list" }, dims.map(([d, uses]) => h("li", {}, h("span", { class: "mono", text: d }), ": ", uses.map((u) => `${u.tensor}[${u.axis}]`).join(", ")))),
-        h("button", { type: "button", onclick: () => this.dimsDialog() }, "Fix dims\u2026"));
+      body.append(
+        h("h3", { text: "Dynamic input dims" }),
+        h(
+          "ul",
+          { class: "list" },
+          dims.map(([d, uses]) =>
+            h(
+              "li",
+              {},
+              h("span", { class: "mono", text: d }),
+              ": ",
+              uses.map((u) => `${u.tensor}[${u.axis}]`).join(", "),
+            ),
+          ),
+        ),
+        h("button", { type: "button", onclick: () => this.dimsDialog() }, "Fix dims\u2026"),
+      );
     }
     const post = report.post_processing;
     if (report.suggested_cut && !(post && sameCut(report.suggested_cut, post))) {
-      body.append(h("h3", { text: "Suggested cut" }), h("p", { class: "muted", text: `Keep the static part, up to: ${report.suggested_cut.outputs.join(", ")}` }),
-        h("button", { type: "button", class: "primary", id: "act-suggested-cut", onclick: () => this.apply([report.suggested_cut.edit], "cut at the suggested point") }, "Cut there"));
+      body.append(
+        h("h3", { text: "Suggested cut" }),
+        h("p", { class: "muted", text: `Keep the static part, up to: ${report.suggested_cut.outputs.join(", ")}` }),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            id: "act-suggested-cut",
+            onclick: () => this.apply([report.suggested_cut.edit], "cut at the suggested point"),
+          },
+          "Cut there",
+        ),
+      );
     }
     if (post) {
-      body.append(h("h3", { text: "Post-processing" }),
-        h("p", { class: "muted", text: `${post.anchors.map((a) => a.kind).join(", ")} and ${post.nodes.length - post.anchors.length} node(s) of decoding and gathering run on the CPU, not the NPU. Cutting before them keeps: ${post.outputs.join(", ")}` }),
-        h("button", { type: "button", class: "primary", id: "act-cut-post", onclick: () => this.apply([post.edit], "post-processing cut off") }, "Cut before post-processing"));
+      body.append(
+        h("h3", { text: "Post-processing" }),
+        h("p", {
+          class: "muted",
+          text: `${post.anchors.map((a) => a.kind).join(", ")} and ${post.nodes.length - post.anchors.length} node(s) of decoding and gathering run on the CPU, not the NPU. Cutting before them keeps: ${post.outputs.join(", ")}`,
+        }),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            id: "act-cut-post",
+            onclick: () => this.apply([post.edit], "post-processing cut off"),
+          },
+          "Cut before post-processing",
+        ),
+      );
     }
     if (report.data_dependent.length) {
-      body.append(h("h3", { text: `Data-dependent nodes (${report.data_dependent.length})` }),
-        h("ul", { class: "list" }, report.data_dependent.slice(0, 200).map((d) => h("li", {},
-          h("button", { class: "link mono", type: "button", onclick: () => this.selectNode(d.node, true) }, d.node), " ", h("span", { class: "muted", text: d.reason || "" })))));
+      body.append(
+        h("h3", { text: `Data-dependent nodes (${report.data_dependent.length})` }),
+        h(
+          "ul",
+          { class: "list" },
+          report.data_dependent
+            .slice(0, 200)
+            .map((d) =>
+              h(
+                "li",
+                {},
+                h(
+                  "button",
+                  { class: "link mono", type: "button", onclick: () => this.selectNode(d.node, true) },
+                  d.node,
+                ),
+                " ",
+                h("span", { class: "muted", text: d.reason || "" }),
+              ),
+            ),
+        ),
+      );
     }
     const notStatic = Object.entries(report.tensors).filter(([, e]) => e.status !== "static");
     if (notStatic.length) {
-      body.append(h("h3", { text: `Not static (${notStatic.length}), drawn in orange` }),
-        h("ul", { class: "list" }, notStatic.slice(0, 300).map(([name, e]) => h("li", {},
-          h("button", { class: "link mono", type: "button", onclick: () => this.selectTensor(name, true) }, name), " ",
-          h("span", { class: "muted", text: `${e.status} [${shapeText(e.shape)}]` + (e.declared ? ` (file: [${shapeText(e.declared)}])` : "") })))));
+      body.append(
+        h("h3", { text: `Not static (${notStatic.length}), drawn in orange` }),
+        h(
+          "ul",
+          { class: "list" },
+          notStatic
+            .slice(0, 300)
+            .map(([name, e]) =>
+              h(
+                "li",
+                {},
+                h("button", { class: "link mono", type: "button", onclick: () => this.selectTensor(name, true) }, name),
+                " ",
+                h("span", {
+                  class: "muted",
+                  text:
+                    `${e.status} [${shapeText(e.shape)}]` + (e.declared ? ` (file: [${shapeText(e.declared)}])` : ""),
+                }),
+              ),
+            ),
+        ),
+      );
     }
     if (report.uninferred.length) {
-      body.append(h("h3", { text: "Custom ops with unknown output shapes" }),
-        h("ul", { class: "list" }, report.uninferred.map((u) => h("li", { class: "mono", text: `${u.node} (${u.domain}.${u.op_type})` }))));
+      body.append(
+        h("h3", { text: "Custom ops with unknown output shapes" }),
+        h(
+          "ul",
+          { class: "list" },
+          report.uninferred.map((u) => h("li", { class: "mono", text: `${u.node} (${u.domain}.${u.op_type})` })),
+        ),
+      );
     }
   }
 
@@ -644,11 +937,22 @@ class Editor {
     this.applyMarks();
     if (!text.trim()) { box.hidden = true; return; }
     box.hidden = false;
-    if (!res.hits.length) { box.append(h("div", { class: "muted", style: "padding:6px 10px", text: "nothing found" })); return; }
-    for (const hit of res.hits) {
-      box.append(h("button", { type: "button", onclick: () => this.goToHit(hit) }, h("span", { class: "kind", text: hit.detail }), hit.label));
+    if (!res.hits.length) {
+      box.append(h("div", { class: "muted", style: "padding:6px 10px", text: "nothing found" }));
+      return;
     }
-    if (res.total > res.hits.length) box.append(h("div", { class: "muted", style: "padding:4px 10px", text: `${res.total - res.hits.length} more` }));
+    for (const hit of res.hits) {
+      box.append(
+        h(
+          "button",
+          { type: "button", onclick: () => this.goToHit(hit) },
+          h("span", { class: "kind", text: hit.detail }),
+          hit.label,
+        ),
+      );
+    }
+    if (res.total > res.hits.length)
+      box.append(h("div", { class: "muted", style: "padding:4px 10px", text: `${res.total - res.hits.length} more` }));
   }
 
   goToHit(hit) {
@@ -666,15 +970,33 @@ class Editor {
       const ids = this.selection.nodes;
       const box = this.drawing.nodes[hit.index];
       if (ids.length > 1) {
-        items.push([`Delete ${ids.length} nodes`, () => this.deleteNodes(ids, false)], [`Delete ${ids.length} nodes with descendants`, () => this.deleteNodes(ids, true)]);
+        items.push(
+          [`Delete ${ids.length} nodes`, () => this.deleteNodes(ids, false)],
+          [`Delete ${ids.length} nodes with descendants`, () => this.deleteNodes(ids, true)],
+        );
       } else {
-        items.push(["Delete", () => this.deleteNodes([id], false)], ["Delete with descendants", () => this.deleteNodes([id], true)],
+        items.push(
+          ["Delete", () => this.deleteNodes([id], false)],
+          ["Delete with descendants", () => this.deleteNodes([id], true)],
           ["Delete and reconnect", () => this.deleteReconnect(id)],
-          ["Rename node\u2026", () => promptText("Rename node", "new name", this.model.node(id)?.name || "", (to) =>
-            this.applyOrThrow([{ op: "rename_node", node: this.ref(id), to }], `node renamed to ${to}`, { select: { node: to } }))]);
-        for (const [attr, index] of box.bodies || []) items.push([`Open body ${attr}${index ? ":" + index : ""}`, () => this.openBody(id, attr, index)]);
+          [
+            "Rename node\u2026",
+            () =>
+              promptText("Rename node", "new name", this.model.node(id)?.name || "", (to) =>
+                this.applyOrThrow([{ op: "rename_node", node: this.ref(id), to }], `node renamed to ${to}`, {
+                  select: { node: to },
+                }),
+              ),
+          ],
+        );
+        for (const [attr, index] of box.bodies || [])
+          items.push([`Open body ${attr}${index ? ":" + index : ""}`, () => this.openBody(id, attr, index)]);
         const out = this.model.node(id)?.outputs.find(Boolean);
-        if (out && !this.inBody) items.push(["Add node after\u2026", () => this.addNodeDialog(out)], ["Cut after this node", () => this.cutAt(out)]);
+        if (out && !this.inBody)
+          items.push(
+            ["Add node after\u2026", () => this.addNodeDialog(out)],
+            ["Cut after this node", () => this.cutAt(out)],
+          );
       }
     } else if (hit && (hit.type === "edge" || hit.type === "node")) {
       const tensor = hit.type === "edge" ? hit.tensor : this.drawing.nodes[hit.index].tensor;
@@ -682,17 +1004,38 @@ class Editor {
       if (!this.inBody) {
         items.push(["Rename tensor\u2026", () => this.renameTensor(tensor)], ["Cut here", () => this.cutAt(tensor)]);
         const t = this.model.tensor(tensor);
-        if (t && !t.is_output) items.push(["Make model output", () => this.apply([{ op: "add_output", tensor }], `${tensor} is a model output`)]);
-        items.push(["Extract from here\u2026", () => this.pickForExtract(tensor, "inputs")], ["Extract up to here\u2026", () => this.pickForExtract(tensor, "outputs")],
-          ["Add node reading it\u2026", () => this.addNodeDialog(tensor)]);
+        if (t && !t.is_output)
+          items.push([
+            "Make model output",
+            () => this.apply([{ op: "add_output", tensor }], `${tensor} is a model output`),
+          ]);
+        items.push(
+          ["Extract from here\u2026", () => this.pickForExtract(tensor, "inputs")],
+          ["Extract up to here\u2026", () => this.pickForExtract(tensor, "outputs")],
+          ["Add node reading it\u2026", () => this.addNodeDialog(tensor)],
+        );
       }
     } else {
       items.push(["Fit (F)", () => this.graphView.fit()]);
-      if (!this.inBody) items.push(["Add node\u2026", () => this.addNodeDialog()], ["Fix dims\u2026", () => this.dimsDialog()]);
+      if (!this.inBody)
+        items.push(["Add node\u2026", () => this.addNodeDialog()], ["Fix dims\u2026", () => this.dimsDialog()]);
     }
     const menu = document.getElementById("context-menu");
     clear(menu);
-    for (const [label, action] of items) menu.append(h("button", { type: "button", onclick: () => { this.hideMenus(); action(); } }, label));
+    for (const [label, action] of items)
+      menu.append(
+        h(
+          "button",
+          {
+            type: "button",
+            onclick: () => {
+              this.hideMenus();
+              action();
+            },
+          },
+          label,
+        ),
+      );
     menu.hidden = false;
     menu.style.left = `${Math.min(e.clientX, window.innerWidth - 240)}px`;
     menu.style.top = `${Math.min(e.clientY, window.innerHeight - items.length * 30 - 10)}px`;
@@ -721,7 +1064,11 @@ class Editor {
     on("btn-zoom-in", () => this.graphView.zoomAt(1.25));
     on("btn-zoom-out", () => this.graphView.zoomAt(0.8));
     on("btn-script-upload", () => this.applyScriptFile());
-    on("btn-tools", (e) => { e.stopPropagation(); const m = document.getElementById("tools-menu"); m.hidden = !m.hidden; });
+    on("btn-tools", (e) => {
+      e.stopPropagation();
+      const m = document.getElementById("tools-menu");
+      m.hidden = !m.hidden;
+    });
     const download = document.getElementById("btn-download");
     download.href = api.modelUrl(this.sid);
     download.addEventListener("click", (e) => {
@@ -731,18 +1078,34 @@ class Editor {
     });
     on("btn-script", (e) => { e.preventDefault(); this.downloadScript(); });
     const actions = {
-      "add-node": () => this.addNodeDialog(), "add-input": () => this.addInputDialog(), "add-output": () => this.addOutputDialog(),
-      dims: () => this.dimsDialog(), extract: () => this.extractDialog(), "convert-opset": () => this.convertOpsetDialog(),
+      "add-node": () => this.addNodeDialog(),
+      "add-input": () => this.addInputDialog(),
+      "add-output": () => this.addOutputDialog(),
+      dims: () => this.dimsDialog(),
+      extract: () => this.extractDialog(),
+      "convert-opset": () => this.convertOpsetDialog(),
       "infer-shapes": () => this.apply([{ op: "infer_shapes" }], "shapes inferred"),
       cleanup: () => this.apply([{ op: "cleanup" }], "cleaned up"),
       fold: () => this.apply([{ op: "fold_constants" }], "constants folded"),
-      "constants-to-initializers": () => this.apply([{ op: "constants_to_initializers", min_elements: 2 }], "Constant-node weights moved into initializers"),
+      "constants-to-initializers": () =>
+        this.apply(
+          [{ op: "constants_to_initializers", min_elements: 2 }],
+          "Constant-node weights moved into initializers",
+        ),
       "apply-script": () => this.applyScriptFile(),
       relayout: () => this.load({ fullLayout: true, keepCamera: false }),
     };
     document.getElementById("tools-menu").addEventListener("click", (e) => {
       const action = e.target.closest("[data-action]")?.dataset.action;
-      if (action && actions[action]) { this.hideMenus(); if (!this.model) return; if (this.inBody && action !== "relayout") { this.error("Whole-model edits work on the main graph; go back to it first."); return; } actions[action](); }
+      if (action && actions[action]) {
+        this.hideMenus();
+        if (!this.model) return;
+        if (this.inBody && action !== "relayout") {
+          this.error("Whole-model edits work on the main graph; go back to it first.");
+          return;
+        }
+        actions[action]();
+      }
     });
     document.addEventListener("click", (e) => {
       if (!e.target.closest(".menu") && !e.target.closest("#btn-tools")) this.hideMenus();
@@ -750,10 +1113,16 @@ class Editor {
     });
     const search = document.getElementById("search");
     let timer = null;
-    search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => this.search(search.value), 120); });
+    search.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this.search(search.value), 120);
+    });
     search.addEventListener("focus", () => { if (search.value) this.search(search.value); });
     search.addEventListener("keydown", (e) => {
-      if (e.key === "Enter") { const first = document.querySelector("#search-results button"); if (first) first.click(); }
+      if (e.key === "Enter") {
+        const first = document.querySelector("#search-results button");
+        if (first) first.click();
+      }
       if (e.key === "Escape") { search.value = ""; this.search(""); search.blur(); }
     });
   }

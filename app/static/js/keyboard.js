@@ -7,7 +7,12 @@ export function bindKeys(app) {
     const typing = e.target.closest && e.target.closest("input, textarea, select, [contenteditable]");
     const mod = e.ctrlKey || e.metaKey;
     if (e.key === "Escape") { app.escape(); return; }
-    if (mod && e.key.toLowerCase() === "f") { e.preventDefault(); document.getElementById("search").focus(); document.getElementById("search").select(); return; }
+    if (mod && e.key.toLowerCase() === "f") {
+      e.preventDefault();
+      document.getElementById("search").focus();
+      document.getElementById("search").select();
+      return;
+    }
     if (typing || dialogOpen()) return;
     if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); if (e.shiftKey) app.redo(); else app.undo(); return; }
     if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); app.redo(); return; }

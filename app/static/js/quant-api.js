@@ -38,7 +38,8 @@ export const quantApi = {
     return `${q(sid, job)}/toolkit-file?${p}`;
   },
   // derived from the session's model (routes_quant_ui.py): a weight's histogram and per-channel min/max
-  weightView: (sid, name, axis) => request("GET", `${s(sid)}/weight-view/${encodeURIComponent(name)}?axis=${axis ?? 0}`),
+  weightView: (sid, name, axis) =>
+    request("GET", `${s(sid)}/weight-view/${encodeURIComponent(name)}?axis=${axis ?? 0}`),
 };
 
 // Follow a job until it ends: server-sent events read with fetch (so a token header works and
@@ -46,7 +47,10 @@ export const quantApi = {
 export async function followJob(id, onState, { signal } = {}) {
   let state = null;
   try {
-    const response = await request("GET", `/api/jobs/${encodeURIComponent(id)}`, { raw: true, headers: { Accept: "text/event-stream" } });
+    const response = await request("GET", `/api/jobs/${encodeURIComponent(id)}`, {
+      raw: true,
+      headers: { Accept: "text/event-stream" },
+    });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";

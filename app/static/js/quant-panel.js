@@ -88,7 +88,8 @@ export class QuantUI {
       onState?.(st);
       this.renderProgress();
     });
-    if (final.state === "succeeded") await this.loadResult(id, this.job?.version ?? this.app.version, this.job?.settings);
+    if (final.state === "succeeded")
+      await this.loadResult(id, this.job?.version ?? this.app.version, this.job?.settings);
     else if (final.state === "cancelled") toast("Quantization analysis cancelled.", "", 4000);
     this.renderHead();
     return final;
@@ -120,7 +121,8 @@ export class QuantUI {
   // A reload (or another browser) finds the session's analyses on the server: the newest one that
   // succeeded is shown, and one still running is followed.
   async restore() {
-    if (!this.app.view) await new Promise((resolve) => document.addEventListener("editor:loaded", resolve, { once: true }));
+    if (!this.app.view)
+      await new Promise((resolve) => document.addEventListener("editor:loaded", resolve, { once: true }));
     let list;
     try {
       list = (await quantApi.list(this.app.sid)).analyses || [];
@@ -131,7 +133,14 @@ export class QuantUI {
     const done = list.find((a) => a.state === "succeeded");
     if (done) await this.loadResult(done.job_id, done.version, done.settings).catch((err) => this.app.error(err));
     if (running && (!done || running.created > done.created)) {
-      this.job = { id: running.job_id, state: running.state, progress: 0, message: "", version: running.version, settings: running.settings };
+      this.job = {
+        id: running.job_id,
+        state: running.state,
+        progress: 0,
+        message: "",
+        version: running.version,
+        settings: running.settings,
+      };
       this.renderHead();
       this.follow(running.job_id).catch((err) => this.app.error(err));
     }
@@ -146,7 +155,9 @@ export class QuantUI {
   get algorithms() {
     const report = this.result?.report;
     const chosen = this.result?.settings?.algorithms;
-    const present = ALGORITHMS.filter((a) => report && Object.values(report.tensors).some((t) => t.ranges && t.ranges[a]));
+    const present = ALGORITHMS.filter(
+      (a) => report && Object.values(report.tensors).some((t) => t.ranges && t.ranges[a]),
+    );
     return chosen && chosen.length ? present.filter((a) => chosen.includes(a)) : present;
   }
 
@@ -166,7 +177,9 @@ export class QuantUI {
 
   outlierOfNode(id) {
     const weights = this.result?.report.weights || {};
-    const ratios = this.weightsOfNode(id).map((n) => weights[n].outlier_ratio).filter((v) => v !== null && v !== undefined);
+    const ratios = this.weightsOfNode(id)
+      .map((n) => weights[n].outlier_ratio)
+      .filter((v) => v !== null && v !== undefined);
     return ratios.length ? Math.max(...ratios) : null;
   }
 
@@ -177,7 +190,10 @@ export class QuantUI {
   }
 
   setHeatmap(on) {
-    if (on && !this.result) { toast("Run the quantization analysis first: the heat-map colours nodes by its SQNR.", "", 5000); on = false; }
+    if (on && !this.result) {
+      toast("Run the quantization analysis first: the heat-map colours nodes by its SQNR.", "", 5000);
+      on = false;
+    }
     this.heat.toggle(on);
     const box = document.getElementById("q-heatmap");
     if (box) box.checked = this.heat.on;
@@ -210,10 +226,32 @@ export class QuantUI {
     clear(this.head);
     const r = this.result;
     const depth = Boolean(r?.report.accumulated || r?.report.local);
-    const tabs = h("div", { class: "tabs", role: "tablist" }, [["layers", "Layers", true], ["depth", "Error by depth", depth], ["hybrid", "Hybrid and export", true]].map(([key, label, has]) =>
-      h("button", { type: "button", role: "tab", class: this.tab === key ? "tab on" : "tab", id: `q-tab-${key}`, disabled: !r || !has,
-        title: has ? null : "This analysis did not measure the accumulated and local error: run it again",
-        onclick: () => { this.tab = key; this.renderDock(); } }, label)));
+    const tabs = h(
+      "div",
+      { class: "tabs", role: "tablist" },
+      [
+        ["layers", "Layers", true],
+        ["depth", "Error by depth", depth],
+        ["hybrid", "Hybrid and export", true],
+      ].map(([key, label, has]) =>
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            class: this.tab === key ? "tab on" : "tab",
+            id: `q-tab-${key}`,
+            disabled: !r || !has,
+            title: has ? null : "This analysis did not measure the accumulated and local error: run it again",
+            onclick: () => {
+              this.tab = key;
+              this.renderDock();
+            },
+          },
+          label,
+        ),
+      ),
+    );
     const heat = h("input", { type: "checkbox", id: "q-heatmap", checked: this.heat.on, disabled: !r });
     heat.addEventListener("change", () => this.setHeatmap(heat.checked));
     let info = "no analysis yet";
@@ -222,14 +260,32 @@ export class QuantUI {
       info = `${rep.samples} sample(s)${rep.synthetic ? " (synthetic)" : ""} \u00b7 ${Object.keys(rep.tensors).length} tensors \u00b7 model v${r.version}`;
     }
     this.progressBox = h("span", { class: "dock-progress" });
-    this.head.append(...[h("b", { text: "Quantization" }), tabs,
-      h("span", { class: "muted", id: "q-info", text: info }),
-      r && r.version !== this.app.version ? h("span", { class: "pill warn", title: "The model was edited after the analysis; run it again to measure the current model." }, `the model is now v${this.app.version}`) : null,
-      this.progressBox,
-      h("span", { class: "spacer" }),
-      h("label", { class: "check" }, heat, " heat-map"),
-      h("button", { type: "button", id: "q-analyse", onclick: () => this.openDialog() }, r ? "Analyse again\u2026" : "Analyse quantization\u2026"),
-      h("button", { type: "button", class: "close", title: "Close", onclick: () => this.hideDock() }, "\u00d7")].filter(Boolean));
+    this.head.append(
+      ...[
+        h("b", { text: "Quantization" }),
+        tabs,
+        h("span", { class: "muted", id: "q-info", text: info }),
+        r && r.version !== this.app.version
+          ? h(
+              "span",
+              {
+                class: "pill warn",
+                title: "The model was edited after the analysis; run it again to measure the current model.",
+              },
+              `the model is now v${this.app.version}`,
+            )
+          : null,
+        this.progressBox,
+        h("span", { class: "spacer" }),
+        h("label", { class: "check" }, heat, " heat-map"),
+        h(
+          "button",
+          { type: "button", id: "q-analyse", onclick: () => this.openDialog() },
+          r ? "Analyse again\u2026" : "Analyse quantization\u2026",
+        ),
+        h("button", { type: "button", class: "close", title: "Close", onclick: () => this.hideDock() }, "\u00d7"),
+      ].filter(Boolean),
+    );
     this.renderProgress();
   }
 
@@ -239,12 +295,29 @@ export class QuantUI {
     clear(box);
     const jobs = [this.job, this.measureJob].filter((j) => j && !TERMINAL.includes(j.state));
     for (const j of jobs) {
-      box.append(h("progress", { max: "1", value: String(j.progress || 0), class: "job-progress" }),
+      box.append(
+        h("progress", { max: "1", value: String(j.progress || 0), class: "job-progress" }),
         h("span", { class: "muted", text: ` ${Math.round((j.progress || 0) * 100)} % ${j.message || j.state} ` }),
-        h("button", { type: "button", class: "danger", id: j === this.job ? "q-cancel" : "q-cancel-measure", onclick: () => this.cancel(j.id) }, "Cancel"));
+        h(
+          "button",
+          {
+            type: "button",
+            class: "danger",
+            id: j === this.job ? "q-cancel" : "q-cancel-measure",
+            onclick: () => this.cancel(j.id),
+          },
+          "Cancel",
+        ),
+      );
     }
     if (this.job && ["failed", "interrupted"].includes(this.job.state)) {
-      box.append(h("span", { class: "pill bad", id: "q-failed", text: `analysis ${this.job.state}: ${this.job.error?.message || ""}` }));
+      box.append(
+        h("span", {
+          class: "pill bad",
+          id: "q-failed",
+          text: `analysis ${this.job.state}: ${this.job.error?.message || ""}`,
+        }),
+      );
     }
   }
 
@@ -253,12 +326,23 @@ export class QuantUI {
     const scroll = this.scrollTop?.[this.tab] || 0;
     clear(body);
     if (!this.result) {
-      body.append(h("p", { class: "muted" }, "Upload calibration data to see, for every tensor, how it quantizes: its histogram with the clip range of each algorithm, the uint8 and int16 error, and which tensors to keep in int16. ",
-        h("button", { type: "button", class: "primary", onclick: () => this.openDialog() }, "Analyse quantization\u2026")));
+      body.append(
+        h(
+          "p",
+          { class: "muted" },
+          "Upload calibration data to see, for every tensor, how it quantizes: its histogram with the clip range of each algorithm, the uint8 and int16 error, and which tensors to keep in int16. ",
+          h(
+            "button",
+            { type: "button", class: "primary", onclick: () => this.openDialog() },
+            "Analyse quantization\u2026",
+          ),
+        ),
+      );
       return;
     }
     if (this.tab === "hybrid") this.renderHybrid(body);
-    else if (this.tab === "depth" && (this.result.report.accumulated || this.result.report.local)) this.renderDepth(body);
+    else if (this.tab === "depth" && (this.result.report.accumulated || this.result.report.local))
+      this.renderDepth(body);
     else this.renderLayers(body);
     body.scrollTop = scroll; // a re-render (precision switched, an edit) keeps the reader's place
     body.onscroll = () => { this.scrollTop = { ...this.scrollTop, [this.tab]: body.scrollTop }; };
@@ -275,7 +359,8 @@ export class QuantUI {
     const chart = this.body.querySelector("#q-depth-chart svg");
     if (chart) {
       const at = this.selectedPoint();
-      for (const band of chart.querySelectorAll("rect.point")) band.classList.toggle("selected", Number(band.dataset.index) === at);
+      for (const band of chart.querySelectorAll("rect.point"))
+        band.classList.toggle("selected", Number(band.dataset.index) === at);
     }
   }
 
@@ -295,26 +380,77 @@ export class QuantUI {
     const limits = thresholdsOf(report);
     // where the error is born (issue 14): only for a report that measured it
     const born = [
-      report.accumulated ? { key: "acc/cosine", label: "acc cos", value: (r) => r.acc?.cosine ?? null, num: true, format: cos, tint: (v) => cosineTint(v, limits),
-        title: `accumulated: the fully quantized model (${config}) against the float model, at this point` } : null,
-      report.accumulated ? { key: "acc/sqnr", label: "acc dB", value: (r) => errorDb(r.acc), num: true,
-        title: `accumulated SQNR: the fully quantized model (${config}) against the float model, at this point` } : null,
-      report.local ? { key: "local", label: "local dB", value: (r) => errorDb(r.local), num: true,
-        title: `local SQNR: this layer quantized alone (${config}, weights and output), fed float inputs` } : null,
-      report.sensitivity ? { key: "sens", label: "sens dB", value: (r) => r.sens?.db ?? null, num: true,
-        title: "worst model-output SQNR when only this point's activation is quantized (lower: the point matters more)" } : null,
-      report.sensitivity ? { key: "sens/rank", label: "sens #", value: (r) => r.sens?.rank ?? null, num: true, format: (v) => `#${v}`, tint: null,
-        title: "rank by sensitivity, 1 = hurts the outputs most" } : null,
+      report.accumulated
+        ? {
+            key: "acc/cosine",
+            label: "acc cos",
+            value: (r) => r.acc?.cosine ?? null,
+            num: true,
+            format: cos,
+            tint: (v) => cosineTint(v, limits),
+            title: `accumulated: the fully quantized model (${config}) against the float model, at this point`,
+          }
+        : null,
+      report.accumulated
+        ? {
+            key: "acc/sqnr",
+            label: "acc dB",
+            value: (r) => errorDb(r.acc),
+            num: true,
+            title: `accumulated SQNR: the fully quantized model (${config}) against the float model, at this point`,
+          }
+        : null,
+      report.local
+        ? {
+            key: "local",
+            label: "local dB",
+            value: (r) => errorDb(r.local),
+            num: true,
+            title: `local SQNR: this layer quantized alone (${config}, weights and output), fed float inputs`,
+          }
+        : null,
+      report.sensitivity
+        ? {
+            key: "sens",
+            label: "sens dB",
+            value: (r) => r.sens?.db ?? null,
+            num: true,
+            title:
+              "worst model-output SQNR when only this point's activation is quantized (lower: the point matters more)",
+          }
+        : null,
+      report.sensitivity
+        ? {
+            key: "sens/rank",
+            label: "sens #",
+            value: (r) => r.sens?.rank ?? null,
+            num: true,
+            format: (v) => `#${v}`,
+            tint: null,
+            title: "rank by sensitivity, 1 = hurts the outputs most",
+          }
+        : null,
     ].filter(Boolean);
     return [
       { key: "tensor", label: "tensor", value: (r) => r.name, cls: "mono name" },
       { key: "op", label: "op", value: (r) => r.op || "" },
-      { key: "range", label: "range per algorithm", value: (r) => (r.entry.ranges?.minmax ? r.entry.ranges.minmax[1] - r.entry.ranges.minmax[0] : null) },
+      {
+        key: "range",
+        label: "range per algorithm",
+        value: (r) => (r.entry.ranges?.minmax ? r.entry.ranges.minmax[1] - r.entry.ranges.minmax[0] : null),
+      },
       { key: `${q}/minmax`, label: `${q} Min-Max dB`, value: (r) => tensorSqnr(r.entry, `${q}/minmax`), num: true },
       { key: `${q}/kl`, label: `${q} KL dB`, value: (r) => tensorSqnr(r.entry, `${q}/kl`), num: true },
       { key: "int16/minmax", label: "int16 dB", value: (r) => tensorSqnr(r.entry, "int16/minmax"), num: true },
       ...born,
-      { key: "outlier", label: "weight outliers", value: (r) => r.outlier, num: true, tint: null, title: "max |w| / std of the node's weights" },
+      {
+        key: "outlier",
+        label: "weight outliers",
+        value: (r) => r.outlier,
+        num: true,
+        tint: null,
+        title: "max |w| / std of the node's weights",
+      },
       { key: "precision", label: "precision", value: (r) => (this.int16.has(r.name) ? 1 : 0) },
     ];
   }
@@ -325,9 +461,18 @@ export class QuantUI {
     const sens = sensitivityOf(report);
     return Object.entries(report.tensors).map(([name, entry], index) => {
       const node = this.producerOf(name);
-      return { name, entry, index, node, op: entry.op_type || this.app.model.node(node)?.op_type || (node ? "" : "input"),
-        outlier: node ? this.outlierOfNode(node) : null, recommended: recommended.has(name),
-        acc: report.accumulated?.[name], local: report.local?.[name], sens: sens.get(name) };
+      return {
+        name,
+        entry,
+        index,
+        node,
+        op: entry.op_type || this.app.model.node(node)?.op_type || (node ? "" : "input"),
+        outlier: node ? this.outlierOfNode(node) : null,
+        recommended: recommended.has(name),
+        acc: report.accumulated?.[name],
+        local: report.local?.[name],
+        sens: sens.get(name),
+      };
     });
   }
 
@@ -335,7 +480,13 @@ export class QuantUI {
     const cols = this.columns();
     let rows = this.rows();
     const f = this.filter.trim().toLowerCase();
-    if (f) rows = rows.filter((r) => r.name.toLowerCase().includes(f) || (r.op || "").toLowerCase().includes(f) || (r.node || "").toLowerCase().includes(f));
+    if (f)
+      rows = rows.filter(
+        (r) =>
+          r.name.toLowerCase().includes(f) ||
+          (r.op || "").toLowerCase().includes(f) ||
+          (r.node || "").toLowerCase().includes(f),
+      );
     if (this.onlyInt16) rows = rows.filter((r) => this.int16.has(r.name));
     const col = cols.find((c) => c.key === this.sort.key);
     if (col) {
@@ -348,21 +499,57 @@ export class QuantUI {
         return dir * (va - vb) || a.index - b.index;
       });
     }
-    const filter = h("input", { type: "search", id: "q-filter", placeholder: "filter by tensor, node or op", value: this.filter });
+    const filter = h("input", {
+      type: "search",
+      id: "q-filter",
+      placeholder: "filter by tensor, node or op",
+      value: this.filter,
+    });
     filter.addEventListener("input", () => {
       this.filter = filter.value;
       clearTimeout(this.filterTimer);
-      this.filterTimer = setTimeout(() => { this.renderBody(); const el = document.getElementById("q-filter"); el.focus(); el.setSelectionRange(el.value.length, el.value.length); }, 150);
+      this.filterTimer = setTimeout(() => {
+        this.renderBody();
+        const el = document.getElementById("q-filter");
+        el.focus();
+        el.setSelectionRange(el.value.length, el.value.length);
+      }, 150);
     });
     const only = h("input", { type: "checkbox", id: "q-only-int16", checked: this.onlyInt16 });
     only.addEventListener("change", () => { this.onlyInt16 = only.checked; this.renderBody(); });
-    body.append(h("div", { class: "row table-tools" }, filter, h("label", { class: "check" }, only, " int16 only"),
-      h("span", { class: "muted", id: "q-count", text: `${rows.length} tensor(s)${rows.length > TABLE_LIMIT ? `, first ${TABLE_LIMIT} shown` : ""}` }),
-      h("span", { class: "muted" }, "Click a column to sort, a row to find its node in the graph.")));
-    const head = h("tr", {}, cols.map((c) => h("th", {
-      "data-key": c.key, class: `${c.num ? "num" : ""} ${this.sort.key === c.key ? (this.sort.dir > 0 ? "asc" : "desc") : ""}`, title: c.title || `sort by ${c.label}`,
-      onclick: () => { this.sort = { key: c.key, dir: this.sort.key === c.key ? -this.sort.dir : 1 }; this.renderBody(); },
-    }, c.label)));
+    body.append(
+      h(
+        "div",
+        { class: "row table-tools" },
+        filter,
+        h("label", { class: "check" }, only, " int16 only"),
+        h("span", {
+          class: "muted",
+          id: "q-count",
+          text: `${rows.length} tensor(s)${rows.length > TABLE_LIMIT ? `, first ${TABLE_LIMIT} shown` : ""}`,
+        }),
+        h("span", { class: "muted" }, "Click a column to sort, a row to find its node in the graph."),
+      ),
+    );
+    const head = h(
+      "tr",
+      {},
+      cols.map((c) =>
+        h(
+          "th",
+          {
+            "data-key": c.key,
+            class: `${c.num ? "num" : ""} ${this.sort.key === c.key ? (this.sort.dir > 0 ? "asc" : "desc") : ""}`,
+            title: c.title || `sort by ${c.label}`,
+            onclick: () => {
+              this.sort = { key: c.key, dir: this.sort.key === c.key ? -this.sort.dir : 1 };
+              this.renderBody();
+            },
+          },
+          c.label,
+        ),
+      ),
+    );
     const tbody = h("tbody");
     const selected = new Set(this.app.selection.nodes);
     for (const r of rows.slice(0, TABLE_LIMIT)) {
@@ -376,9 +563,24 @@ export class QuantUI {
         else if (c.key === "precision") content = this.precisionToggle(r.name, r.recommended);
         else if (c.num) {
           const v = c.value(r);
-          content = v === null || v === undefined ? "\u2013" : v === Infinity ? "\u221e" : c.format ? c.format(v) : v.toFixed(1);
+          content =
+            v === null || v === undefined
+              ? "\u2013"
+              : v === Infinity
+                ? "\u221e"
+                : c.format
+                  ? c.format(v)
+                  : v.toFixed(1);
         } else content = c.value(r);
-        const td = h("td", { class: `${c.cls || ""} ${c.num ? "num" : ""}`, title: c.key === "tensor" ? r.name : null, "data-col": c.key }, content);
+        const td = h(
+          "td",
+          {
+            class: `${c.cls || ""} ${c.num ? "num" : ""}`,
+            title: c.key === "tensor" ? r.name : null,
+            "data-col": c.key,
+          },
+          content,
+        );
         const tint = c.tint === undefined ? sqnrTint : c.tint;
         if (c.num && tint) {
           const v = c.value(r);
@@ -388,7 +590,9 @@ export class QuantUI {
       }
       tbody.append(tr);
     }
-    body.append(h("div", { class: "table-wrap" }, h("table", { class: "qtable", id: "q-table" }, h("thead", {}, head), tbody)));
+    body.append(
+      h("div", { class: "table-wrap" }, h("table", { class: "qtable", id: "q-table" }, h("thead", {}, head), tbody)),
+    );
   }
 
   rangesShown(entry) {
@@ -399,10 +603,31 @@ export class QuantUI {
 
   precisionToggle(name, recommended) {
     const on = this.int16.has(name);
-    return h("span", { class: "precision" },
-      h("button", { type: "button", class: `seg ${on ? "" : "on"}`, "data-precision": "8", onclick: () => this.setPrecision(name, false) }, this.qtype === "int8" ? "8" : "u8"),
-      h("button", { type: "button", class: `seg ${on ? "on" : ""}`, "data-precision": "16", onclick: () => this.setPrecision(name, true) }, "16"),
-      recommended ? h("span", { class: "star", title: "recommended int16 by the hybrid search" }, "\u2605") : null);
+    return h(
+      "span",
+      { class: "precision" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: `seg ${on ? "" : "on"}`,
+          "data-precision": "8",
+          onclick: () => this.setPrecision(name, false),
+        },
+        this.qtype === "int8" ? "8" : "u8",
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: `seg ${on ? "on" : ""}`,
+          "data-precision": "16",
+          onclick: () => this.setPrecision(name, true),
+        },
+        "16",
+      ),
+      recommended ? h("span", { class: "star", title: "recommended int16 by the hybrid search" }, "\u2605") : null,
+    );
   }
 
   setPrecision(name, int16) {
@@ -432,34 +657,96 @@ export class QuantUI {
     let fall = null;
     cosines.forEach((c, i) => {
       if (c === null) return;
-      const from = Math.min(1, ...[...this.feedingPoints(names[i], points)].map((t) => acc[t]?.cosine).filter((v) => v !== null && v !== undefined));
+      const from = Math.min(
+        1,
+        ...[...this.feedingPoints(names[i], points)]
+          .map((t) => acc[t]?.cosine)
+          .filter((v) => v !== null && v !== undefined),
+      );
       if (!fall || from - c > fall.by) fall = { i, by: from - c, from, to: c };
     });
     const marginal = cosines.findIndex((c) => c !== null && c < limits.marginal_cosine);
-    const link = (i) => h("button", { type: "button", class: "link mono", onclick: () => this.pickPoint(names[i]) }, names[i]);
-    const facts = h("p", { class: "depth-facts", id: "q-depth-facts" }, `${names.length} quantization points in graph order, ${errorConfig(report)} against the float model. `,
-      fall && fall.by > 0 ? h("span", {}, "The accumulated cosine falls most at ", link(fall.i), ` (${fall.from.toFixed(4)} at its inputs \u2192 ${fall.to.toFixed(4)}). `) : null,
-      marginal >= 0 ? h("span", {}, `It is first below ${limits.marginal_cosine} at `, link(marginal), ".") : null);
+    const link = (i) =>
+      h("button", { type: "button", class: "link mono", onclick: () => this.pickPoint(names[i]) }, names[i]);
+    const facts = h(
+      "p",
+      { class: "depth-facts", id: "q-depth-facts" },
+      `${names.length} quantization points in graph order, ${errorConfig(report)} against the float model. `,
+      fall && fall.by > 0
+        ? h(
+            "span",
+            {},
+            "The accumulated cosine falls most at ",
+            link(fall.i),
+            ` (${fall.from.toFixed(4)} at its inputs \u2192 ${fall.to.toFixed(4)}). `,
+          )
+        : null,
+      marginal >= 0 ? h("span", {}, `It is first below ${limits.marginal_cosine} at `, link(marginal), ".") : null,
+    );
     const width = Math.max(640, (this.body.clientWidth || 900) - 30);
     const chart = lineChart({
-      points: names.map((n, i) => ({ key: n, label: `#${i + 1} ${n} (${report.tensors[n].op_type || ""})`, x: i })), width, panelHeight: 96, cls: "depth-chart", selected: this.selectedPoint(),
+      points: names.map((n, i) => ({ key: n, label: `#${i + 1} ${n} (${report.tensors[n].op_type || ""})`, x: i })),
+      width,
+      panelHeight: 96,
+      cls: "depth-chart",
+      selected: this.selectedPoint(),
       xLabel: "quantization points in graph order (depth) \u2192",
       xTicks: [...new Set([1, ...ticks(1, names.length, 8), names.length])].map((k) => ({ x: k - 1, label: `#${k}` })),
-      notes: fall && fall.by > 0 ? [{ index: fall.i, label: `cosine falls most (${short(names[fall.i], 24)})`, color: "#b42318" }] : [],
+      notes:
+        fall && fall.by > 0
+          ? [{ index: fall.i, label: `cosine falls most (${short(names[fall.i], 24)})`, color: "#b42318" }]
+          : [],
       onPick: (i) => this.pickPoint(names[i]),
       panels: [
-        { key: "cosine", label: "accumulated cosine", hi: 1, unit: "",
+        {
+          key: "cosine",
+          label: "accumulated cosine",
+          hi: 1,
+          unit: "",
           series: [{ key: "acc-cosine", label: "accumulated cosine", color: "#2f5fb3", values: cosines, marks: true }],
-          lines: [{ value: limits.good_cosine, label: `good ${limits.good_cosine}`, color: GRADE_COLORS.good },
-            { value: limits.marginal_cosine, label: `marginal ${limits.marginal_cosine}`, color: GRADE_COLORS.marginal }] },
-        { key: "sqnr", label: "SQNR", unit: "dB",
-          series: [{ key: "acc-sqnr", label: "accumulated dB", color: "#2f5fb3", values: names.map((n) => errorDb(acc[n])), marks: true, markRadius: 1.6 },
-            { key: "local-sqnr", label: "local dB (layer alone)", color: "#ea8c00", values: names.map((n) => errorDb(local[n])), marks: true, markRadius: 1.6 }],
-          lines: [{ value: limits.good_sqnr_db, label: `${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good }] },
+          lines: [
+            { value: limits.good_cosine, label: `good ${limits.good_cosine}`, color: GRADE_COLORS.good },
+            {
+              value: limits.marginal_cosine,
+              label: `marginal ${limits.marginal_cosine}`,
+              color: GRADE_COLORS.marginal,
+            },
+          ],
+        },
+        {
+          key: "sqnr",
+          label: "SQNR",
+          unit: "dB",
+          series: [
+            {
+              key: "acc-sqnr",
+              label: "accumulated dB",
+              color: "#2f5fb3",
+              values: names.map((n) => errorDb(acc[n])),
+              marks: true,
+              markRadius: 1.6,
+            },
+            {
+              key: "local-sqnr",
+              label: "local dB (layer alone)",
+              color: "#ea8c00",
+              values: names.map((n) => errorDb(local[n])),
+              marks: true,
+              markRadius: 1.6,
+            },
+          ],
+          lines: [{ value: limits.good_sqnr_db, label: `${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good }],
+        },
       ],
     });
-    body.append(facts, h("div", { id: "q-depth-chart", class: "depth-box" }, chart),
-      h("p", { class: "muted", text: "Hover a point to name it, click it to find it in the graph. Accumulated: the fully quantized model against the float model at that point; local: that layer quantized alone, fed float inputs. Where the accumulated line falls and the local one does not, the error was born earlier." }));
+    body.append(
+      facts,
+      h("div", { id: "q-depth-chart", class: "depth-box" }, chart),
+      h("p", {
+        class: "muted",
+        text: "Hover a point to name it, click it to find it in the graph. Accumulated: the fully quantized model against the float model at that point; local: that layer quantized alone, fed float inputs. Where the accumulated line falls and the local one does not, the error was born earlier.",
+      }),
+    );
   }
 
   // the quantization points that `name` is computed from directly: the nearest ones upstream
@@ -491,11 +778,17 @@ export class QuantUI {
     const differs = chosen.length !== recommended.size || chosen.some((t) => !recommended.has(t));
     const left = h("div", { class: "hybrid-left" });
     if (!rec) {
-      left.append(h("p", { class: "muted", text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on." }));
+      left.append(
+        h("p", {
+          class: "muted",
+          text: "The analysis ran without the end-to-end phase: no hybrid recommendation. Run it again with the hybrid search on.",
+        }),
+      );
     } else {
       const judged = (report.verdict || {}).hybrid;
       // a report with the measured curve states the knee's rule; an older one its search target
-      const how = rec.rule ? `the knee of the curve at k = ${rec.k ?? rec.curve?.[rec.knee]?.k}: ${rec.rule} (goal ${rec.meets_target ? "met" : "missed"})`
+      const how = rec.rule
+        ? `the knee of the curve at k = ${rec.k ?? rec.curve?.[rec.knee]?.k}: ${rec.rule} (goal ${rec.meets_target ? "met" : "missed"})`
         : `search target ${rec.target_rule}${rec.target_sqnr_db !== null && rec.target_sqnr_db !== undefined ? ` (${rec.target_sqnr_db.toFixed(1)} dB)` : ""} ${rec.meets_target ? "met" : "missed"}`;
       left.append(h("p", { id: "q-hybrid-verdict" }, judged ? gradePill(judged) : null,
         ` base ${CONFIG_LABELS[rec.base] || rec.base}, ${how}, ${rec.qdq_runs} QDQ run(s).`));
@@ -505,29 +798,130 @@ export class QuantUI {
     const list = h("ul", { class: "list int16-list", id: "q-int16-list" });
     if (!chosen.length) list.append(h("li", { class: "muted", text: "none: everything in the 8-bit base" }));
     for (const name of chosen) {
-      list.append(h("li", {}, h("button", { type: "button", class: "link mono", onclick: () => this.goTo({ name, node: this.producerOf(name) }) }, name),
-        recommended.has(name) ? h("span", { class: "star", title: "recommended" }, " \u2605") : null, " ",
-        h("button", { type: "button", class: "mini", title: "back to 8 bits", onclick: () => { this.setPrecision(name, false); } }, "\u2192 8-bit")));
+      list.append(
+        h(
+          "li",
+          {},
+          h(
+            "button",
+            { type: "button", class: "link mono", onclick: () => this.goTo({ name, node: this.producerOf(name) }) },
+            name,
+          ),
+          recommended.has(name) ? h("span", { class: "star", title: "recommended" }, " \u2605") : null,
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "mini",
+              title: "back to 8 bits",
+              onclick: () => {
+                this.setPrecision(name, false);
+              },
+            },
+            "\u2192 8-bit",
+          ),
+        ),
+      );
     }
     left.append(list);
-    const add = h("input", { type: "text", list: "q-tensor-names", id: "q-add-int16", placeholder: "add a tensor in int16" });
-    left.append(h("datalist", { id: "q-tensor-names" }, Object.keys(report.tensors).slice(0, 5000).map((t) => h("option", { value: t }))),
-      h("div", { class: "row" }, add, h("button", { type: "button", onclick: () => { if (report.tensors[add.value.trim()]) this.setPrecision(add.value.trim(), true); } }, "Add")),
-      h("div", { class: "row" },
-        h("button", { type: "button", class: "primary", id: "q-remeasure", disabled: !rec || !!(this.measureJob && !TERMINAL.includes(this.measureJob.state)),
-          onclick: () => this.remeasure() }, "Re-measure end to end"),
-        h("button", { type: "button", id: "q-reset", disabled: !differs, onclick: () => { this.int16 = new Set(recommended); this.renderBody(); } }, "Back to the recommendation")));
+    const add = h("input", {
+      type: "text",
+      list: "q-tensor-names",
+      id: "q-add-int16",
+      placeholder: "add a tensor in int16",
+    });
+    left.append(
+      h(
+        "datalist",
+        { id: "q-tensor-names" },
+        Object.keys(report.tensors)
+          .slice(0, 5000)
+          .map((t) => h("option", { value: t })),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        add,
+        h(
+          "button",
+          {
+            type: "button",
+            onclick: () => {
+              if (report.tensors[add.value.trim()]) this.setPrecision(add.value.trim(), true);
+            },
+          },
+          "Add",
+        ),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            id: "q-remeasure",
+            disabled: !rec || !!(this.measureJob && !TERMINAL.includes(this.measureJob.state)),
+            onclick: () => this.remeasure(),
+          },
+          "Re-measure end to end",
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            id: "q-reset",
+            disabled: !differs,
+            onclick: () => {
+              this.int16 = new Set(recommended);
+              this.renderBody();
+            },
+          },
+          "Back to the recommendation",
+        ),
+      ),
+    );
     // exports
-    const configs = [["hybrid", "hybrid (recommended)"], ...(differs ? [["custom", "your choice of int16 tensors"]] : []),
-      ["uint8/minmax", "uint8 Min-Max"], ["uint8/kl", "uint8 KL"], ["int16/minmax", "int16"]];
+    const configs = [
+      ["hybrid", "hybrid (recommended)"],
+      ...(differs ? [["custom", "your choice of int16 tensors"]] : []),
+      ["uint8/minmax", "uint8 Min-Max"],
+      ["uint8/kl", "uint8 KL"],
+      ["int16/minmax", "int16"],
+    ];
     const which = h("select", { id: "q-export-config" }, configs.map(([v, l]) => h("option", { value: v }, l)));
     if (differs) which.value = "custom";
-    left.append(h("h4", { text: "Export" }), h("div", { class: "row" }, which,
-      h("button", { type: "button", id: "q-download-qdq", onclick: () => this.downloadQdq(which.value) }, "Download QDQ model"),
-      h("button", { type: "button", id: "q-download-table", onclick: () => this.downloadTable(which.value) }, "Quantization table"),
-      TOOLKIT_FILES[report.toolkit?.name] ? h("button", { type: "button", id: "q-download-toolkit",
-        onclick: () => this.downloadToolkitFile(which.value, TOOLKIT_FILES[report.toolkit.name]) },
-      `${report.toolkit.name === "acuity" ? "Acuity" : "RKNN"} file (${TOOLKIT_FILES[report.toolkit.name]})`) : null));
+    left.append(
+      h("h4", { text: "Export" }),
+      h(
+        "div",
+        { class: "row" },
+        which,
+        h(
+          "button",
+          { type: "button", id: "q-download-qdq", onclick: () => this.downloadQdq(which.value) },
+          "Download QDQ model",
+        ),
+        h(
+          "button",
+          { type: "button", id: "q-download-table", onclick: () => this.downloadTable(which.value) },
+          "Quantization table",
+        ),
+        TOOLKIT_FILES[report.toolkit?.name]
+          ? h(
+              "button",
+              {
+                type: "button",
+                id: "q-download-toolkit",
+                onclick: () => this.downloadToolkitFile(which.value, TOOLKIT_FILES[report.toolkit.name]),
+              },
+              `${report.toolkit.name === "acuity" ? "Acuity" : "RKNN"} file (${TOOLKIT_FILES[report.toolkit.name]})`,
+            )
+          : null,
+      ),
+    );
     // charts
     const right = h("div", { class: "hybrid-charts", id: "q-hybrid-charts" });
     const outputs = Object.keys(e2e["int16/minmax"] || e2e[CONFIGS.find((c) => e2e[c])] || {});
@@ -539,11 +933,28 @@ export class QuantUI {
       ...extra.map((x) => ({ key: x.key, value: x.data?.[o]?.[metric] ?? null, color: "#0e7490" }))] }));
     if (!outputs.length) right.append(h("p", { class: "muted", text: "No end-to-end measurement in this report." }));
     else {
-      right.append(h("h4", { text: `End-to-end SQNR per model output (${report.end_to_end_samples} sample(s))` }),
+      right.append(
+        h("h4", { text: `End-to-end SQNR per model output (${report.end_to_end_samples} sample(s))` }),
         groupedBars(rowsFor("sqnr_db"), { width: 460, labelW: 110, unit: "dB", keyLabels, cls: "e2e-sqnr" }),
         h("h4", { text: "Cosine similarity to the float model" }),
-        groupedBars(rowsFor("cosine"), { width: 460, labelW: 110, unit: "", min: Math.min(0, ...rowsFor("cosine").flatMap((r) => r.values.map((v) => v.value ?? 1))), max: 1, keyLabels, cls: "e2e-cosine" }));
-      if (this.measured) right.append(h("p", { class: "muted", id: "q-measured", text: `your choice: ${this.measured.int16.length} int16 tensor(s), measured${this.measured.k !== undefined ? ` (point k = ${this.measured.k} of the curve)` : ""}` }));
+        groupedBars(rowsFor("cosine"), {
+          width: 460,
+          labelW: 110,
+          unit: "",
+          min: Math.min(0, ...rowsFor("cosine").flatMap((r) => r.values.map((v) => v.value ?? 1))),
+          max: 1,
+          keyLabels,
+          cls: "e2e-cosine",
+        }),
+      );
+      if (this.measured)
+        right.append(
+          h("p", {
+            class: "muted",
+            id: "q-measured",
+            text: `your choice: ${this.measured.int16.length} int16 tensor(s), measured${this.measured.k !== undefined ? ` (point k = ${this.measured.k} of the curve)` : ""}`,
+          }),
+        );
     }
     if (rec?.curve?.length) body.append(this.curveSection(report));
     body.append(h("div", { class: "hybrid" }, left, right));
@@ -557,7 +968,9 @@ export class QuantUI {
     const curve = rec.curve;
     const limits = thresholdsOf(report);
     const worst = (outs, metric) => {
-      const v = Object.values(outs || {}).map((o) => (metric === "cosine" ? o.cosine : errorDb(o))).filter((x) => x !== null && x !== undefined);
+      const v = Object.values(outs || {})
+        .map((o) => (metric === "cosine" ? o.cosine : errorDb(o)))
+        .filter((x) => x !== null && x !== undefined);
       return v.length ? Math.min(...v) : null;
     };
     const mine = this.curveIndexOfChoice();
@@ -566,22 +979,64 @@ export class QuantUI {
     if (knee >= 0) notes.push({ index: knee, label: "knee: recommended", color: "#7c3aed" });
     if (mine >= 0 && mine !== knee) notes.push({ index: mine, label: "your choice", color: "#0e7490" });
     const chart = lineChart({
-      points: curve.map((c, i) => ({ key: String(c.k), x: Math.log2(1 + c.k),
-        label: `k = ${c.k} int16 point(s): ${c.grade || "not graded"}${i === knee ? ", the knee (recommended)" : ""}${c.note ? `\n${c.note}` : ""}` })),
-      width: 560, panelHeight: 92, cls: "curve-chart", selected: mine, notes,
+      points: curve.map((c, i) => ({
+        key: String(c.k),
+        x: Math.log2(1 + c.k),
+        label: `k = ${c.k} int16 point(s): ${c.grade || "not graded"}${i === knee ? ", the knee (recommended)" : ""}${c.note ? `\n${c.note}` : ""}`,
+      })),
+      width: 560,
+      panelHeight: 92,
+      cls: "curve-chart",
+      selected: mine,
+      notes,
       xTicks: curve.map((c) => ({ x: Math.log2(1 + c.k), label: String(c.k) })),
       xLabel: "points in int16, most sensitive first (log scale)",
       onPick: (i) => this.chooseCurvePoint(i),
       panels: [
-        { key: "sqnr", label: "worst output SQNR", unit: "dB",
-          series: [{ key: "sqnr", label: "worst output dB", color: "#475467", values: curve.map((c) => worst(c.outputs, "sqnr")), marks: true, markRadius: 4.5,
-            markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3") }],
-          lines: [{ value: limits.good_sqnr_db, label: `good \u2265 ${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good }] },
-        { key: "cosine", label: "worst output cosine", unit: "", hi: 1,
-          series: [{ key: "cosine", label: "worst output cosine", color: "#2f5fb3", values: curve.map((c) => worst(c.outputs, "cosine")), marks: true, markRadius: 3,
-            markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3") }],
-          lines: [{ value: limits.good_cosine, label: `good \u2265 ${limits.good_cosine}`, color: GRADE_COLORS.good },
-            { value: limits.marginal_cosine, label: `marginal \u2265 ${limits.marginal_cosine}`, color: GRADE_COLORS.marginal }] },
+        {
+          key: "sqnr",
+          label: "worst output SQNR",
+          unit: "dB",
+          series: [
+            {
+              key: "sqnr",
+              label: "worst output dB",
+              color: "#475467",
+              values: curve.map((c) => worst(c.outputs, "sqnr")),
+              marks: true,
+              markRadius: 4.5,
+              markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3"),
+            },
+          ],
+          lines: [
+            { value: limits.good_sqnr_db, label: `good \u2265 ${limits.good_sqnr_db} dB`, color: GRADE_COLORS.good },
+          ],
+        },
+        {
+          key: "cosine",
+          label: "worst output cosine",
+          unit: "",
+          hi: 1,
+          series: [
+            {
+              key: "cosine",
+              label: "worst output cosine",
+              color: "#2f5fb3",
+              values: curve.map((c) => worst(c.outputs, "cosine")),
+              marks: true,
+              markRadius: 3,
+              markColors: curve.map((c) => GRADE_COLORS[c.grade] || "#98a2b3"),
+            },
+          ],
+          lines: [
+            { value: limits.good_cosine, label: `good \u2265 ${limits.good_cosine}`, color: GRADE_COLORS.good },
+            {
+              value: limits.marginal_cosine,
+              label: `marginal \u2265 ${limits.marginal_cosine}`,
+              color: GRADE_COLORS.marginal,
+            },
+          ],
+        },
       ],
     });
     const side = h("div", { class: "curve-facts" });
@@ -591,24 +1046,68 @@ export class QuantUI {
       : "Your choice is not a point of the curve (edited by hand).",
     knee >= 0 ? ` The knee is k = ${curve[knee].k}.` : ""));
     for (const c of curve.filter((x) => x.note)) side.append(h("p", { class: "muted", text: `k = ${c.k}: ${c.note}` }));
-    if (rec.curve_note) side.append(h("p", { class: "pill warn curve-note", id: "q-curve-note", text: rec.curve_note }));
+    if (rec.curve_note)
+      side.append(h("p", { class: "pill warn curve-note", id: "q-curve-note", text: rec.curve_note }));
     const src = report.error_source;
     if (src) {
-      const dbs = (o) => Object.entries(o || {}).map(([k, v]) => `${short(k, 20)} ${v === null ? "\u221e" : v.toFixed(1)} dB`).join(", ") || "\u2013";
-      side.append(h("p", { id: "q-error-source" }, h("b", { text: `${src.dominant === "weights" ? "Weights" : "Activations"} dominate the error. ` }),
-        `Output SQNR with only weights quantized: ${dbs(src.weights_only)}; with only activations: ${dbs(src.activations_only)}.`));
+      const dbs = (o) =>
+        Object.entries(o || {})
+          .map(([k, v]) => `${short(k, 20)} ${v === null ? "\u221e" : v.toFixed(1)} dB`)
+          .join(", ") || "\u2013";
+      side.append(
+        h(
+          "p",
+          { id: "q-error-source" },
+          h("b", { text: `${src.dominant === "weights" ? "Weights" : "Activations"} dominate the error. ` }),
+          `Output SQNR with only weights quantized: ${dbs(src.weights_only)}; with only activations: ${dbs(src.activations_only)}.`,
+        ),
+      );
     }
     if (report.sensitivity?.length) {
       const scope = report.sensitivity_scope;
-      side.append(h("h4", { text: "Most sensitive points (output SQNR, only that point quantized)" }),
-        h("ol", { class: "list sensitivity-top", id: "q-sensitivity-top" }, report.sensitivity.slice(0, 10).map((s) => h("li", {},
-          h("button", { type: "button", class: "link mono", title: s.tensor, onclick: () => this.pickPoint(s.tensor) }, short(s.tensor, 30)),
-          ` ${s.output_sqnr_db === null ? "\u221e" : s.output_sqnr_db.toFixed(1)} dB`,
-          s.with_weights ? h("span", { class: "muted", text: ` (${s.with_weights.output_sqnr_db === null ? "\u221e" : s.with_weights.output_sqnr_db.toFixed(1)} with its weights)` }) : null))),
-        scope ? h("p", { class: "muted", text: `${scope.measured} of ${scope.points} points measured on ${scope.samples} sample(s), ${CONFIG_LABELS[scope.config] || scope.config}${scope.pruning ? `; ${scope.pruning}` : ""}.` }) : null);
+      side.append(
+        h("h4", { text: "Most sensitive points (output SQNR, only that point quantized)" }),
+        h(
+          "ol",
+          { class: "list sensitivity-top", id: "q-sensitivity-top" },
+          report.sensitivity.slice(0, 10).map((s) =>
+            h(
+              "li",
+              {},
+              h(
+                "button",
+                { type: "button", class: "link mono", title: s.tensor, onclick: () => this.pickPoint(s.tensor) },
+                short(s.tensor, 30),
+              ),
+              ` ${s.output_sqnr_db === null ? "\u221e" : s.output_sqnr_db.toFixed(1)} dB`,
+              s.with_weights
+                ? h("span", {
+                    class: "muted",
+                    text: ` (${s.with_weights.output_sqnr_db === null ? "\u221e" : s.with_weights.output_sqnr_db.toFixed(1)} with its weights)`,
+                  })
+                : null,
+            ),
+          ),
+        ),
+        scope
+          ? h("p", {
+              class: "muted",
+              text: `${scope.measured} of ${scope.points} points measured on ${scope.samples} sample(s), ${CONFIG_LABELS[scope.config] || scope.config}${scope.pruning ? `; ${scope.pruning}` : ""}.`,
+            })
+          : null,
+      );
     }
-    return h("div", { class: "curve-section", id: "q-curve" },
-      h("div", {}, h("h4", { text: "Measured precision curve: click a point to make it your choice" }), h("div", { id: "q-curve-chart" }, chart)), side);
+    return h(
+      "div",
+      { class: "curve-section", id: "q-curve" },
+      h(
+        "div",
+        {},
+        h("h4", { text: "Measured precision curve: click a point to make it your choice" }),
+        h("div", { id: "q-curve-chart" }, chart),
+      ),
+      side,
+    );
   }
 
   // the index of the curve point whose int16 set is the user's choice, or -1
@@ -662,7 +1161,9 @@ export class QuantUI {
 
   downloadToolkitFile(config, name) {
     const [c, int16] = this.exportArgs(config);
-    download(quantApi.toolkitFileUrl(this.app.sid, this.result.job, c, int16), name).catch((err) => this.app.error(err));
+    download(quantApi.toolkitFileUrl(this.app.sid, this.result.job, c, int16), name).catch((err) =>
+      this.app.error(err),
+    );
   }
 
   downloadTable(config) {
@@ -678,10 +1179,18 @@ export class QuantUI {
     const report = this.result.report;
     let tensors = node.outputs.filter((t) => t && report.tensors[t]);
     // a node inside a fused layer (a Conv before its BN and activation) shows its layer's output
-    if (!tensors.length) tensors = Object.keys(report.tensors).filter((t) => (report.tensors[t].layer || []).includes(id));
+    if (!tensors.length)
+      tensors = Object.keys(report.tensors).filter((t) => (report.tensors[t].layer || []).includes(id));
     const weights = this.weightsOfNode(id);
     if (!tensors.length && !weights.length) {
-      el.append(h("section", { class: "qsection" }, h("h3", { text: "Quantization" }), h("p", { class: "muted", text: "No float output of this node is quantized." })));
+      el.append(
+        h(
+          "section",
+          { class: "qsection" },
+          h("h3", { text: "Quantization" }),
+          h("p", { class: "muted", text: "No float output of this node is quantized." }),
+        ),
+      );
       return;
     }
     const section = h("section", { class: "qsection", id: "q-section" }, h("h3", { text: "Quantization" }));
@@ -707,7 +1216,14 @@ export class QuantUI {
 
   activationView(section, tensors) {
     let current = tensors[0];
-    const picker = tensors.length > 1 ? h("select", { id: "q-tensor-pick" }, tensors.map((t) => h("option", { value: t }, t))) : null;
+    const picker =
+      tensors.length > 1
+        ? h(
+            "select",
+            { id: "q-tensor-pick" },
+            tensors.map((t) => h("option", { value: t }, t)),
+          )
+        : null;
     const log = h("input", { type: "checkbox", id: "q-log", checked: this.log });
     const chart = h("div", { id: "q-histogram", class: "qchart-box" });
     const bars = h("div", { id: "q-sqnr" });
@@ -717,17 +1233,33 @@ export class QuantUI {
       clear(facts).append(this.tensorFacts(current, entry));
       clear(bars).append(this.sqnrBars(entry));
       clear(chart).append(h("span", { class: "muted", text: "histogram\u2026" }));
-      this.histogram(current).then((hist) => {
-        if (!chart.isConnected) return;
-        clear(chart).append(hist.counts.length ? clipHistogram(hist, this.rangesShown(entry), { log: this.log, label: current })
-          : h("span", { class: "muted", text: "no finite values" }));
-        chart.dataset.tensor = current;
-      }).catch((err) => { if (chart.isConnected) clear(chart).append(h("span", { class: "pill bad", text: errorMessage(err) })); });
+      this.histogram(current)
+        .then((hist) => {
+          if (!chart.isConnected) return;
+          clear(chart).append(
+            hist.counts.length
+              ? clipHistogram(hist, this.rangesShown(entry), { log: this.log, label: current })
+              : h("span", { class: "muted", text: "no finite values" }),
+          );
+          chart.dataset.tensor = current;
+        })
+        .catch((err) => {
+          if (chart.isConnected) clear(chart).append(h("span", { class: "pill bad", text: errorMessage(err) }));
+        });
     };
     log.addEventListener("change", () => { this.log = log.checked; draw(); });
     picker?.addEventListener("change", () => { current = picker.value; draw(); });
-    section.append(h("div", { class: "row" }, picker || h("span", { class: "mono tname", text: current, title: current }),
-      h("label", { class: "check" }, log, " log scale")), chart, facts, bars);
+    section.append(
+      h(
+        "div",
+        { class: "row" },
+        picker || h("span", { class: "mono tname", text: current, title: current }),
+        h("label", { class: "check" }, log, " log scale"),
+      ),
+      chart,
+      facts,
+      bars,
+    );
     draw();
   }
 
@@ -741,9 +1273,20 @@ export class QuantUI {
   }
 
   tensorFacts(name, entry) {
-    const rows = this.algorithms.filter((a) => entry.ranges?.[a]).map((a) => h("div", { class: "range-row", "data-algorithm": a },
-      h("span", { class: "swatch", style: `border-color:${ALGORITHM_STYLES[a].color};border-style:${ALGORITHM_STYLES[a].dash ? "dashed" : "solid"}` }),
-      h("span", { text: ALGORITHM_LABELS[a] }), h("span", { class: "mono", text: `[${fmt(entry.ranges[a][0])}, ${fmt(entry.ranges[a][1])}]` })));
+    const rows = this.algorithms
+      .filter((a) => entry.ranges?.[a])
+      .map((a) =>
+        h(
+          "div",
+          { class: "range-row", "data-algorithm": a },
+          h("span", {
+            class: "swatch",
+            style: `border-color:${ALGORITHM_STYLES[a].color};border-style:${ALGORITHM_STYLES[a].dash ? "dashed" : "solid"}`,
+          }),
+          h("span", { text: ALGORITHM_LABELS[a] }),
+          h("span", { class: "mono", text: `[${fmt(entry.ranges[a][0])}, ${fmt(entry.ranges[a][1])}]` }),
+        ),
+      );
     const prec = this.precisionToggle(name, (this.result.report.recommendation?.int16 || []).includes(name));
     return h("div", {}, h("div", { class: "ranges" }, rows), this.errorFacts(name),
       h("div", { class: "row" }, h("span", { class: "muted", text: "precision in your hybrid" }), prec,
@@ -756,11 +1299,21 @@ export class QuantUI {
     const show = (v) => (v === Infinity ? "\u221e" : v === null || v === undefined ? "\u2013" : v.toFixed(1));
     const acc = report.accumulated?.[name], local = report.local?.[name], sens = sensitivityOf(report).get(name);
     const parts = [
-      acc ? `accumulated cosine ${acc.cosine === null ? "\u2013" : acc.cosine.toFixed(4)}, ${show(errorDb(acc))} dB` : null,
+      acc
+        ? `accumulated cosine ${acc.cosine === null ? "\u2013" : acc.cosine.toFixed(4)}, ${show(errorDb(acc))} dB`
+        : null,
       local ? `local ${show(errorDb(local))} dB` : null,
-      sens ? `outputs at ${show(sens.db)} dB with only this point quantized (#${sens.rank} of ${report.sensitivity.length})` : null,
+      sens
+        ? `outputs at ${show(sens.db)} dB with only this point quantized (#${sens.rank} of ${report.sensitivity.length})`
+        : null,
     ].filter(Boolean);
-    return parts.length ? h("div", { class: "muted error-facts", id: "q-error-facts", text: `${errorConfig(report)}: ${parts.join("; ")}` }) : null;
+    return parts.length
+      ? h("div", {
+          class: "muted error-facts",
+          id: "q-error-facts",
+          text: `${errorConfig(report)}: ${parts.join("; ")}`,
+        })
+      : null;
   }
 
   sqnrBars(entry) {
@@ -775,32 +1328,70 @@ export class QuantUI {
   weightView(section, name) {
     const w = this.result.report.weights[name];
     const box = h("div", { class: "weight-view", "data-weight": name });
-    box.append(h("h4", {}, "Weight ", h("span", { class: "mono", text: name })),
-      h("div", { class: "muted", text: `[${shapeText(w.shape)}], channel axis ${w.channel_axis ?? "none"}, max|w|/std ${w.outlier_ratio === null ? "\u2013" : w.outlier_ratio.toFixed(1)}` }),
-      groupedBars([{ label: "uint8 weights", values: [
-        { key: "per_tensor", value: w.sqnr_db?.per_tensor ?? null, color: "#d97706" },
-        { key: "per_channel", value: w.sqnr_db?.per_channel ?? null, color: "#2f5fb3" }] }],
-      { width: 336, unit: "dB", keyLabels: { per_tensor: "per-tensor scale", per_channel: "per-channel scales" }, cls: "weight-sqnr" }));
+    box.append(
+      h("h4", {}, "Weight ", h("span", { class: "mono", text: name })),
+      h("div", {
+        class: "muted",
+        text: `[${shapeText(w.shape)}], channel axis ${w.channel_axis ?? "none"}, max|w|/std ${w.outlier_ratio === null ? "\u2013" : w.outlier_ratio.toFixed(1)}`,
+      }),
+      groupedBars(
+        [
+          {
+            label: "uint8 weights",
+            values: [
+              { key: "per_tensor", value: w.sqnr_db?.per_tensor ?? null, color: "#d97706" },
+              { key: "per_channel", value: w.sqnr_db?.per_channel ?? null, color: "#2f5fb3" },
+            ],
+          },
+        ],
+        {
+          width: 336,
+          unit: "dB",
+          keyLabels: { per_tensor: "per-tensor scale", per_channel: "per-channel scales" },
+          cls: "weight-sqnr",
+        },
+      ),
+    );
     const hist = h("div", { class: "weight-histogram" }, h("span", { class: "muted", text: "histogram\u2026" }));
     const channels = h("div", { class: "weight-channels" });
-    box.append(h("div", { class: "muted", text: "values" }), hist, h("div", { class: "muted", text: "per-channel ranges" }), channels);
+    box.append(
+      h("div", { class: "muted", text: "values" }),
+      hist,
+      h("div", { class: "muted", text: "per-channel ranges" }),
+      channels,
+    );
     section.append(box);
-    quantApi.weightView(this.app.sid, name, w.channel_axis).then((res) => {
-      if (hist.isConnected) {
-        clear(hist).append(res.histogram.counts.length ? plainHistogram(res.histogram.counts, res.histogram.edges, { height: 80 })
-          : h("span", { class: "muted", text: "no finite values" }));
-      }
-      if (channels.isConnected) {
-        clear(channels).append(w.channel_axis === null || w.channel_axis === undefined ? h("span", { class: "muted", text: "no channel axis" })
-          : channelRanges(res.min, res.max));
-      }
-    }).catch((err) => { if (hist.isConnected) clear(hist).append(h("span", { class: "muted", text: errorMessage(err) })); });
+    quantApi
+      .weightView(this.app.sid, name, w.channel_axis)
+      .then((res) => {
+        if (hist.isConnected) {
+          clear(hist).append(
+            res.histogram.counts.length
+              ? plainHistogram(res.histogram.counts, res.histogram.edges, { height: 80 })
+              : h("span", { class: "muted", text: "no finite values" }),
+          );
+        }
+        if (channels.isConnected) {
+          clear(channels).append(
+            w.channel_axis === null || w.channel_axis === undefined
+              ? h("span", { class: "muted", text: "no channel axis" })
+              : channelRanges(res.min, res.max),
+          );
+        }
+      })
+      .catch((err) => {
+        if (hist.isConnected) clear(hist).append(h("span", { class: "muted", text: errorMessage(err) }));
+      });
   }
 
   // -- the readiness summary's line ----------------------------------------------------------------
   readinessSummary() {
     if (!this.result) {
-      if (this.job && !TERMINAL.includes(this.job.state)) return { status: "todo", text: `Quantization analysis running (${Math.round((this.job.progress || 0) * 100)} %)` };
+      if (this.job && !TERMINAL.includes(this.job.state))
+        return {
+          status: "todo",
+          text: `Quantization analysis running (${Math.round((this.job.progress || 0) * 100)} %)`,
+        };
       return null;
     }
     const report = this.result.report;
@@ -811,13 +1402,21 @@ export class QuantUI {
       if (v !== null && (!worst || v < worst.v)) worst = { name, v };
     }
     const rec = report.recommendation;
-    const links = worst ? [[`${short(worst.name)} (${worst.v.toFixed(1)} dB)`, () => this.goTo({ name: worst.name, node: this.producerOf(worst.name) })]] : [];
+    const links = worst
+      ? [
+          [
+            `${short(worst.name)} (${worst.v.toFixed(1)} dB)`,
+            () => this.goTo({ name: worst.name, node: this.producerOf(worst.name) }),
+          ],
+        ]
+      : [];
     // the verdict decides the colour: never green unless a measured configuration meets the absolute thresholds
     const verdict = report.verdict || {};
     const key = verdict.hybrid ? "hybrid" : Object.keys(verdict)[0];
     const judged = key ? verdict[key] : null;
     const grades = Object.entries(verdict).map(([k, v]) => `${CONFIG_LABELS[k] || k} ${v.grade}`).join(", ");
-    const text = `Quantization analysed (v${this.result.version})${grades ? `: ${grades}` : ": not measured end to end"}` +
+    const text =
+      `Quantization analysed (v${this.result.version})${grades ? `: ${grades}` : ": not measured end to end"}` +
       `${rec ? `; hybrid with ${rec.int16.length} int16 layer(s)` : ""}; worst ${q} tensor`;
     return { status: judged ? GRADE_STATUS[judged.grade] : "todo", text, links };
   }
@@ -831,17 +1430,28 @@ function gradePill(judged) {
   const cos = Math.min(...outs.map((o) => (o.cosine ?? -1)));
   const sqnrs = outs.map((o) => o.sqnr_db).filter((v) => v !== null && v !== undefined);
   const db = sqnrs.length ? `, ${Math.min(...sqnrs).toFixed(1)} dB` : "";
-  return h("span", { class: `pill ${GRADE_STATUS[judged.grade]}`, "data-grade": judged.grade, text: `${judged.grade}: cosine ${cos.toFixed(4)}${db}` });
+  return h("span", {
+    class: `pill ${GRADE_STATUS[judged.grade]}`,
+    "data-grade": judged.grade,
+    text: `${judged.grade}: cosine ${cos.toFixed(4)}${db}`,
+  });
 }
 
 // Every measured configuration's verdict against the absolute thresholds, which it states.
 function verdictLine(verdict) {
   const entries = Object.entries(verdict || {});
-  if (!entries.length) return h("p", { class: "muted", text: "No verdict: the analysis did not measure the outputs end to end." });
+  if (!entries.length)
+    return h("p", { class: "muted", text: "No verdict: the analysis did not measure the outputs end to end." });
   const t = entries[0][1].thresholds;
-  return h("div", { class: "verdict", id: "q-verdict" },
+  return h(
+    "div",
+    { class: "verdict", id: "q-verdict" },
     h("p", {}, ...entries.flatMap(([k, v], i) => [i ? " \u00b7 " : "", `${CONFIG_LABELS[k] || k} `, gradePill(v)])),
-    h("p", { class: "muted", text: `Verdict on the measured outputs, worst output first: good with cosine \u2265 ${t.good_cosine} and SQNR \u2265 ${t.good_sqnr_db} dB, marginal with cosine \u2265 ${t.marginal_cosine}, else poor.` }));
+    h("p", {
+      class: "muted",
+      text: `Verdict on the measured outputs, worst output first: good with cosine \u2265 ${t.good_cosine} and SQNR \u2265 ${t.good_sqnr_db} dB, marginal with cosine \u2265 ${t.marginal_cosine}, else poor.`,
+    }),
+  );
 }
 
 function short(name, n = 28) { return name.length > n ? `${name.slice(0, n - 1)}\u2026` : name; }
@@ -855,7 +1465,9 @@ function cosineTint(v, t) {
 
 // the verdict's absolute thresholds (the defaults of the analysis when the report has no verdict)
 function thresholdsOf(report) {
-  return Object.values(report.verdict || {})[0]?.thresholds || { good_cosine: 0.99, good_sqnr_db: 20, marginal_cosine: 0.95 };
+  return (
+    Object.values(report.verdict || {})[0]?.thresholds || { good_cosine: 0.99, good_sqnr_db: 20, marginal_cosine: 0.95 }
+  );
 }
 
 function sqnrTint(db) {

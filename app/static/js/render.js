@@ -251,7 +251,16 @@ export class GraphView {
     const d = this.drawing, k = this.cam.k, dpr = this.dpr;
     const w = Math.ceil((d.width + 40) * k * dpr), hgt = Math.ceil((d.height + 40) * k * dpr);
     if (w > 4096 || hgt > 4096) return false;
-    const key = [k, dpr, d, this.selected, this.selectedTensor, this.markedNodes, this.markedTensors, this.colorOverride];
+    const key = [
+      k,
+      dpr,
+      d,
+      this.selected,
+      this.selectedTensor,
+      this.markedNodes,
+      this.markedTensors,
+      this.colorOverride,
+    ];
     const cached = this.overview;
     if (!cached || cached.key.some((v, i) => v !== key[i])) {
       const canvas = document.createElement("canvas");
@@ -362,7 +371,12 @@ export class GraphView {
         ctx.fillStyle = color;
         ctx.beginPath();
         for (const i of members) {
-          ctx.rect(this.nx0[i], this.ny0[i], Math.max(min, this.nx1[i] - this.nx0[i]), Math.max(min, this.ny1[i] - this.ny0[i]));
+          ctx.rect(
+            this.nx0[i],
+            this.ny0[i],
+            Math.max(min, this.nx1[i] - this.nx0[i]),
+            Math.max(min, this.ny1[i] - this.ny0[i]),
+          );
         }
         ctx.fill();
       }
@@ -465,7 +479,12 @@ export class GraphView {
       const sel = this.selected.has(i);
       if (!mark && !sel) continue;
       ctx.beginPath();
-      ctx.rect(this.nx0[i] - pad, this.ny0[i] - pad, this.nx1[i] - this.nx0[i] + 2 * pad, this.ny1[i] - this.ny0[i] + 2 * pad);
+      ctx.rect(
+        this.nx0[i] - pad,
+        this.ny0[i] - pad,
+        this.nx1[i] - this.nx0[i] + 2 * pad,
+        this.ny1[i] - this.ny0[i] + 2 * pad,
+      );
       ctx.lineWidth = sel ? Math.max(width, 2.5 / k) : Math.max(width, 2 / k);
       ctx.setLineDash(mark === "dd" && !sel ? [6 / Math.max(k, 0.3), 4 / Math.max(k, 0.3)] : []);
       ctx.strokeStyle = sel ? SELECT : mark === "dd" ? "#c62828" : "#eab308";
@@ -537,7 +556,8 @@ export class GraphView {
     const [wx, wy] = this.toWorld(sx, sy);
     const cell = (grid) => grid.get(cellKey(Math.floor(wx / CELL), Math.floor(wy / CELL))) || [];
     for (const i of cell(this.nodeGrid)) {
-      if (wx >= this.nx0[i] && wx <= this.nx1[i] && wy >= this.ny0[i] && wy <= this.ny1[i]) return { type: "node", index: i };
+      if (wx >= this.nx0[i] && wx <= this.nx1[i] && wy >= this.ny0[i] && wy <= this.ny1[i])
+        return { type: "node", index: i };
     }
     const tol = 6 / this.cam.k;
     let best = null, bestD = tol;
@@ -561,7 +581,8 @@ export class GraphView {
         const u = 1 - t;
         const my = (by - ay) / 2;
         const qx = steps === 1 ? bx : u * u * u * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t * t * t * bx;
-        const qy = steps === 1 ? by : u * u * u * ay + 3 * u * u * t * (ay + my) + 3 * u * t * t * (by - my) + t * t * t * by;
+        const qy =
+          steps === 1 ? by : u * u * u * ay + 3 * u * u * t * (ay + my) + 3 * u * t * t * (by - my) + t * t * t * by;
         best = Math.min(best, segDistance(x, y, px, py, qx, qy));
         px = qx; py = qy;
       }
@@ -620,7 +641,11 @@ export class GraphView {
     }, { passive: false });
     if (this.minimap) {
       let mmDrag = false;
-      this.minimap.addEventListener("pointerdown", (e) => { mmDrag = true; this.minimap.setPointerCapture(e.pointerId); this._minimapTo(e); });
+      this.minimap.addEventListener("pointerdown", (e) => {
+        mmDrag = true;
+        this.minimap.setPointerCapture(e.pointerId);
+        this._minimapTo(e);
+      });
       this.minimap.addEventListener("pointermove", (e) => { if (mmDrag) this._minimapTo(e); });
       this.minimap.addEventListener("pointerup", () => { mmDrag = false; });
     }

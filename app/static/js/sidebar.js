@@ -5,11 +5,21 @@ import { histogram } from "./charts.js";
 import { api } from "./api.js";
 
 function kv(rows) {
-  return h("div", { class: "kv" }, rows.filter(Boolean).flatMap(([k, v]) => [h("span", { class: "k", text: k, title: k }), h("span", { class: "v" }, v)]));
+  return h(
+    "div",
+    { class: "kv" },
+    rows
+      .filter(Boolean)
+      .flatMap(([k, v]) => [h("span", { class: "k", text: k, title: k }), h("span", { class: "v" }, v)]),
+  );
 }
 
 function tensorLink(app, name) {
-  return h("button", { class: "link mono", type: "button", onclick: () => app.selectTensor(name, true), title: name }, name || "(empty)");
+  return h(
+    "button",
+    { class: "link mono", type: "button", onclick: () => app.selectTensor(name, true), title: name },
+    name || "(empty)",
+  );
 }
 
 function nodeLink(app, id) {
@@ -26,7 +36,12 @@ function attributeEditor(app, node, name, value) {
   if (value && typeof value === "object" && !Array.isArray(value)) {
     if ("graph" in value) {
       const sub = (node.subgraphs || []).find((s) => s.attribute === name);
-      return h("span", {}, `graph, ${value.nodes} nodes `, sub ? h("button", { type: "button", onclick: () => app.openBody(node.id, name, sub.index) }, "Open") : null);
+      return h(
+        "span",
+        {},
+        `graph, ${value.nodes} nodes `,
+        sub ? h("button", { type: "button", onclick: () => app.openBody(node.id, name, sub.index) }, "Open") : null,
+      );
     }
     const values = value.values !== undefined ? ` = ${JSON.stringify(value.values).slice(0, 80)}` : "";
     return h("span", { class: "mono" }, `${value.dtype}[${shapeText(value.shape)}]${values}`);
@@ -47,7 +62,11 @@ function attributeEditor(app, node, name, value) {
       parsed = items.every((s) => s !== "" && !Number.isNaN(Number(s))) ? items.map(Number) : items;
     } else if (typeof value === "number") {
       parsed = Number(text);
-      if (text === "" || Number.isNaN(parsed)) { app.error(`'${text}' is not a number`); input.value = String(value); return; }
+      if (text === "" || Number.isNaN(parsed)) {
+        app.error(`'${text}' is not a number`);
+        input.value = String(value);
+        return;
+      }
     } else {
       parsed = text;
     }
@@ -66,17 +85,38 @@ export function renderNode(app, el, id) {
   const nameInput = h("input", { type: "text", value: node.name, id: "node-name", placeholder: "(unnamed)" });
   nameInput.addEventListener("change", () => {
     const to = nameInput.value.trim();
-    if (to && to !== node.name) app.apply([{ op: "rename_node", node: app.ref(id), to }], `node renamed to ${to}`, { select: { node: to } });
+    if (to && to !== node.name)
+      app.apply([{ op: "rename_node", node: app.ref(id), to }], `node renamed to ${to}`, { select: { node: to } });
   });
   el.append(
     h("h2", {}, node.op_type, " ", h("span", { class: "pill", text: node.domain || "ai.onnx" })),
-    kv([["name", nameInput], ["id", h("span", { class: "mono", text: id })], ["op type", node.op_type],
-      ["domain", node.domain || "ai.onnx"]]),
-    h("div", { class: "row" },
-      h("button", { type: "button", class: "danger", id: "act-delete", onclick: () => app.deleteNodes([id], false) }, "Delete"),
-      h("button", { type: "button", class: "danger", id: "act-delete-desc", onclick: () => app.deleteNodes([id], true) }, "Delete with descendants"),
+    kv([
+      ["name", nameInput],
+      ["id", h("span", { class: "mono", text: id })],
+      ["op type", node.op_type],
+      ["domain", node.domain || "ai.onnx"],
+    ]),
+    h(
+      "div",
+      { class: "row" },
+      h(
+        "button",
+        { type: "button", class: "danger", id: "act-delete", onclick: () => app.deleteNodes([id], false) },
+        "Delete",
+      ),
+      h(
+        "button",
+        { type: "button", class: "danger", id: "act-delete-desc", onclick: () => app.deleteNodes([id], true) },
+        "Delete with descendants",
+      ),
       h("button", { type: "button", onclick: () => app.deleteReconnect(id) }, "Delete, reconnect"),
-      (node.subgraphs || []).map((s) => h("button", { type: "button", onclick: () => app.openBody(id, s.attribute, s.index) }, `Open ${s.attribute}${s.index ? ":" + s.index : ""}`)),
+      (node.subgraphs || []).map((s) =>
+        h(
+          "button",
+          { type: "button", onclick: () => app.openBody(id, s.attribute, s.index) },
+          `Open ${s.attribute}${s.index ? ":" + s.index : ""}`,
+        ),
+      ),
     ),
   );
   const attrs = node.attributes || {};
@@ -96,26 +136,69 @@ export function renderNode(app, el, id) {
   node.inputs.forEach((name, index) => {
     const t = m.tensor(name);
     const init = m.initializer(name);
-    el.append(h("div", { class: "io" },
-      h("div", { class: "name" }, `${index}: `, name ? tensorLink(app, name) : h("span", { class: "muted", text: "(optional, empty)" })),
-      h("div", { class: "meta", text: init ? `initializer ${init.dtype} [${shapeText(init.shape)}]` : tensorMeta(t) }),
-      app.inBody ? null : h("div", { class: "acts" },
-        h("button", { type: "button", onclick: () => app.rewire(id, index, name) }, "Rewire\u2026"))));
+    el.append(
+      h(
+        "div",
+        { class: "io" },
+        h(
+          "div",
+          { class: "name" },
+          `${index}: `,
+          name ? tensorLink(app, name) : h("span", { class: "muted", text: "(optional, empty)" }),
+        ),
+        h("div", {
+          class: "meta",
+          text: init ? `initializer ${init.dtype} [${shapeText(init.shape)}]` : tensorMeta(t),
+        }),
+        app.inBody
+          ? null
+          : h(
+              "div",
+              { class: "acts" },
+              h("button", { type: "button", onclick: () => app.rewire(id, index, name) }, "Rewire\u2026"),
+            ),
+      ),
+    );
   });
   if (!app.inBody) {
-    el.append(h("div", { class: "row" }, h("button", { type: "button", onclick: () => app.rewire(id, node.inputs.length, "") }, "Add input\u2026")));
+    el.append(
+      h(
+        "div",
+        { class: "row" },
+        h("button", { type: "button", onclick: () => app.rewire(id, node.inputs.length, "") }, "Add input\u2026"),
+      ),
+    );
   }
   el.append(h("h3", { text: "Outputs" }));
   node.outputs.forEach((name) => {
     const t = m.tensor(name);
-    el.append(h("div", { class: "io" },
-      h("div", { class: "name" }, name ? tensorLink(app, name) : "(unused)"),
-      h("div", { class: "meta", text: `${tensorMeta(t)}${t ? ` \u2192 ${t.consumers.length} reader(s)` : ""}` }),
-      app.inBody || !name ? null : h("div", { class: "acts" },
-        h("button", { type: "button", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
-        h("button", { type: "button", onclick: () => app.cutAt(name) }, "Cut here"),
-        t && !t.is_output ? h("button", { type: "button", onclick: () => app.apply([{ op: "add_output", tensor: name }], `${name} is a model output`) }, "Make output") : null,
-        h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node after\u2026"))));
+    el.append(
+      h(
+        "div",
+        { class: "io" },
+        h("div", { class: "name" }, name ? tensorLink(app, name) : "(unused)"),
+        h("div", { class: "meta", text: `${tensorMeta(t)}${t ? ` \u2192 ${t.consumers.length} reader(s)` : ""}` }),
+        app.inBody || !name
+          ? null
+          : h(
+              "div",
+              { class: "acts" },
+              h("button", { type: "button", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
+              h("button", { type: "button", onclick: () => app.cutAt(name) }, "Cut here"),
+              t && !t.is_output
+                ? h(
+                    "button",
+                    {
+                      type: "button",
+                      onclick: () => app.apply([{ op: "add_output", tensor: name }], `${name} is a model output`),
+                    },
+                    "Make output",
+                  )
+                : null,
+              h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node after\u2026"),
+            ),
+      ),
+    );
   });
 }
 
@@ -125,8 +208,17 @@ export function renderTensor(app, el, name) {
   clear(el);
   if (!t) { el.append(h("p", { class: "muted", text: `Tensor '${name}' is not in the model any more.` })); return; }
   const init = m.initializer(name);
-  el.append(h("h2", {}, init ? "Initializer" : "Tensor", " ", t.is_input ? h("span", { class: "pill", text: "model input" }) : null,
-    " ", t.is_output ? h("span", { class: "pill", text: "model output" }) : null));
+  el.append(
+    h(
+      "h2",
+      {},
+      init ? "Initializer" : "Tensor",
+      " ",
+      t.is_input ? h("span", { class: "pill", text: "model input" }) : null,
+      " ",
+      t.is_output ? h("span", { class: "pill", text: "model output" }) : null,
+    ),
+  );
   el.append(kv([
     ["name", h("span", { class: "mono", text: name, id: "tensor-name" })],
     ["dtype", t.dtype || "?"],
@@ -136,16 +228,34 @@ export function renderTensor(app, el, name) {
   el.append(h("h3", { text: `Readers (${t.consumers.length})` }));
   el.append(h("ul", { class: "list" }, t.consumers.slice(0, 200).map((c) => h("li", {}, nodeLink(app, c)))));
   if (!app.inBody) {
-    el.append(h("div", { class: "row" },
-      h("button", { type: "button", id: "act-rename-tensor", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
-      !init ? h("button", { type: "button", id: "act-cut", onclick: () => app.cutAt(name) }, "Cut here") : null,
-      t.is_output
-        ? h("button", { type: "button", onclick: () => app.apply([{ op: "remove_output", name }], `${name} is no longer an output`) }, "Remove output")
-        : h("button", { type: "button", onclick: () => app.apply([{ op: "add_output", tensor: name }], `${name} is a model output`) }, "Make output"),
-      h("button", { type: "button", onclick: () => app.pickForExtract(name, "inputs") }, "Extract from here"),
-      h("button", { type: "button", onclick: () => app.pickForExtract(name, "outputs") }, "Extract up to here"),
-      h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node reading it\u2026"),
-    ));
+    el.append(
+      h(
+        "div",
+        { class: "row" },
+        h("button", { type: "button", id: "act-rename-tensor", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
+        !init ? h("button", { type: "button", id: "act-cut", onclick: () => app.cutAt(name) }, "Cut here") : null,
+        t.is_output
+          ? h(
+              "button",
+              {
+                type: "button",
+                onclick: () => app.apply([{ op: "remove_output", name }], `${name} is no longer an output`),
+              },
+              "Remove output",
+            )
+          : h(
+              "button",
+              {
+                type: "button",
+                onclick: () => app.apply([{ op: "add_output", tensor: name }], `${name} is a model output`),
+              },
+              "Make output",
+            ),
+        h("button", { type: "button", onclick: () => app.pickForExtract(name, "inputs") }, "Extract from here"),
+        h("button", { type: "button", onclick: () => app.pickForExtract(name, "outputs") }, "Extract up to here"),
+        h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node reading it\u2026"),
+      ),
+    );
   }
   const heldByConstant = !init && !app.inBody && t.producer && m.node(t.producer)?.op_type === "Constant";
   if (init || heldByConstant) renderInitializer(app, el, name, init);
@@ -170,11 +280,20 @@ function renderInitializer(app, el, name, init) {
   if (init && !init.stats) chart.remove();
   else {
     const version = app.version;
-    api.histogram(app.sid, name).then((res) => {
-      if (app.version !== version || !chart.isConnected) return;
-      if (!init) describe(res.summary);
-      clear(chart).append(res.counts.length ? histogram(res.counts, res.edges) : h("span", { class: "muted", text: "no finite values" }));
-    }).catch((err) => { if (chart.isConnected) clear(chart).append(h("span", { class: "muted", text: err.message })); });
+    api
+      .histogram(app.sid, name)
+      .then((res) => {
+        if (app.version !== version || !chart.isConnected) return;
+        if (!init) describe(res.summary);
+        clear(chart).append(
+          res.counts.length
+            ? histogram(res.counts, res.edges)
+            : h("span", { class: "muted", text: "no finite values" }),
+        );
+      })
+      .catch((err) => {
+        if (chart.isConnected) clear(chart).append(h("span", { class: "muted", text: err.message }));
+      });
   }
   const file = h("input", { type: "file", accept: ".npy", hidden: true, id: "npy-file" });
   file.addEventListener("change", () => {
@@ -189,10 +308,27 @@ function renderInitializer(app, el, name, init) {
 export function renderMulti(app, el, ids) {
   clear(el);
   el.append(h("h2", { text: `${ids.length} nodes selected` }));
-  el.append(h("ul", { class: "list" }, ids.map((id) => h("li", {}, nodeLink(app, id), " ", h("span", { class: "muted", text: app.model.node(id)?.op_type || "" })))));
-  el.append(h("div", { class: "row" },
-    h("button", { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, false) }, "Delete all"),
-    h("button", { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, true) }, "Delete all with descendants")));
+  el.append(
+    h(
+      "ul",
+      { class: "list" },
+      ids.map((id) =>
+        h("li", {}, nodeLink(app, id), " ", h("span", { class: "muted", text: app.model.node(id)?.op_type || "" })),
+      ),
+    ),
+  );
+  el.append(
+    h(
+      "div",
+      { class: "row" },
+      h("button", { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, false) }, "Delete all"),
+      h(
+        "button",
+        { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, true) },
+        "Delete all with descendants",
+      ),
+    ),
+  );
 }
 
 export function renderModel(app, el) {
@@ -201,30 +337,74 @@ export function renderModel(app, el) {
   const sum = app.info.summary;
   clear(el);
   el.append(h("h2", { text: app.inBody ? "Subgraph body" : "Model" }));
-  el.append(kv([
-    ["file", app.info.filename || ""],
-    ["IR version", String(sum.ir_version)],
-    ["opsets", Object.entries(sum.opset).map(([d, n]) => `${d} ${n}`).join(", ")],
-    ["producer", sum.producer || "\u2013"],
-    ["nodes", `${sum.nodes} (${sum.nodes_including_subgraphs} with bodies)`],
-    ["weights", `${bytes(sum.weights_bytes)} in ${sum.initializers} initializers${sum.external_data ? ", external data" : ""}`],
-    v.shape_inference && !v.shape_inference.ok ? ["shapes", h("span", { class: "pill bad", text: v.shape_inference.message })] : null,
-  ]));
+  el.append(
+    kv([
+      ["file", app.info.filename || ""],
+      ["IR version", String(sum.ir_version)],
+      [
+        "opsets",
+        Object.entries(sum.opset)
+          .map(([d, n]) => `${d} ${n}`)
+          .join(", "),
+      ],
+      ["producer", sum.producer || "\u2013"],
+      ["nodes", `${sum.nodes} (${sum.nodes_including_subgraphs} with bodies)`],
+      [
+        "weights",
+        `${bytes(sum.weights_bytes)} in ${sum.initializers} initializers${sum.external_data ? ", external data" : ""}`,
+      ],
+      v.shape_inference && !v.shape_inference.ok
+        ? ["shapes", h("span", { class: "pill bad", text: v.shape_inference.message })]
+        : null,
+    ]),
+  );
   const g = app.model.graph;
   el.append(h("h3", { text: "Inputs" }));
   for (const name of g.inputs) {
     const t = app.model.tensor(name);
-    el.append(h("div", { class: "io" }, h("div", { class: "name" }, tensorLink(app, name)), h("div", { class: "meta", text: tensorMeta(t) }),
-      app.inBody ? null : h("div", { class: "acts" },
-        h("button", { type: "button", onclick: () => app.setShapeDialog(name) }, "Set shape\u2026"),
-        h("button", { type: "button", onclick: () => app.apply([{ op: "remove_input", name }], `input ${name} removed`) }, "Remove"))));
+    el.append(
+      h(
+        "div",
+        { class: "io" },
+        h("div", { class: "name" }, tensorLink(app, name)),
+        h("div", { class: "meta", text: tensorMeta(t) }),
+        app.inBody
+          ? null
+          : h(
+              "div",
+              { class: "acts" },
+              h("button", { type: "button", onclick: () => app.setShapeDialog(name) }, "Set shape\u2026"),
+              h(
+                "button",
+                { type: "button", onclick: () => app.apply([{ op: "remove_input", name }], `input ${name} removed`) },
+                "Remove",
+              ),
+            ),
+      ),
+    );
   }
   el.append(h("h3", { text: "Outputs" }));
   for (const name of g.outputs) {
     const t = app.model.tensor(name);
-    el.append(h("div", { class: "io" }, h("div", { class: "name" }, tensorLink(app, name)), h("div", { class: "meta", text: tensorMeta(t) }),
-      app.inBody ? null : h("div", { class: "acts" },
-        h("button", { type: "button", onclick: () => app.apply([{ op: "remove_output", name }], `output ${name} removed`) }, "Remove"))));
+    el.append(
+      h(
+        "div",
+        { class: "io" },
+        h("div", { class: "name" }, tensorLink(app, name)),
+        h("div", { class: "meta", text: tensorMeta(t) }),
+        app.inBody
+          ? null
+          : h(
+              "div",
+              { class: "acts" },
+              h(
+                "button",
+                { type: "button", onclick: () => app.apply([{ op: "remove_output", name }], `output ${name} removed`) },
+                "Remove",
+              ),
+            ),
+      ),
+    );
   }
   if (!app.inBody) {
     el.append(h("div", { class: "row" },
@@ -236,6 +416,11 @@ export function renderModel(app, el) {
     el.append(h("h3", { text: "Metadata" }));
     el.append(kv(Object.entries(sum.metadata).map(([k, val]) => [k, String(val).slice(0, 300)])));
   }
-  el.append(h("p", { class: "muted", style: "margin-top:16px" },
-    "Click a node or an edge to see its properties. Right-click for actions; Shift+click selects several nodes. Keys: Delete, Ctrl+Z, Ctrl+Shift+Z, Ctrl+F, F (fit), Escape."));
+  el.append(
+    h(
+      "p",
+      { class: "muted", style: "margin-top:16px" },
+      "Click a node or an edge to see its properties. Right-click for actions; Shift+click selects several nodes. Keys: Delete, Ctrl+Z, Ctrl+Shift+Z, Ctrl+F, F (fit), Escape.",
+    ),
+  );
 }
