@@ -1,12 +1,12 @@
 // The quantization endpoints as the page uses them. Every URL and request shape of the
 // quantization service is in this file, so the panels do not depend on how the routes spell them.
-import { request, hasToken } from "./api.js";
+import { request, hasToken } from "../core/api.js";
 
 const s = (sid) => `/api/sessions/${encodeURIComponent(sid)}`;
 const q = (sid, job) => `${s(sid)}/quant/${encodeURIComponent(job)}`;
 
 export const quantApi = {
-  // files: File[] (one .npz/.npy, or images / a .zip of images); settings: see quant-dialog.js
+  // files: File[] (one .npz/.npy, or images / a .zip of images); settings: see dialog.js
   start(sid, files, settings) {
     const form = new FormData();
     for (const f of files) form.append("data", f, f.name);

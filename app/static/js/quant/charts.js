@@ -6,11 +6,10 @@
 // Every chart that places values on an axis keeps its scale on the root element
 // (data-x0, data-x1, data-left, data-plot-width), and each clip line carries its value
 // (data-value), so what is drawn can be checked against the report.
-import { fmt } from "./dom.js";
+import { fmt } from "../core/dom.js";
+import { svg, r2 } from "../core/svg.js";
+import { vocabulary } from "../core/vocabulary.js";
 
-const NS = "http://www.w3.org/2000/svg";
-
-export const ALGORITHMS = ["minmax", "kl", "percentile", "mse"];
 export const ALGORITHM_LABELS = { minmax: "Min-Max", kl: "KL entropy", percentile: "Percentile", mse: "MSE" };
 // Min-Max red dashed and KL green, as users know the picture; percentile and MSE in their own colours.
 export const ALGORITHM_STYLES = {
@@ -32,23 +31,11 @@ export const CONFIG_COLORS = {
   hybrid: "#7c3aed",
 };
 
-export function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v);
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
 function text(x, y, content, attrs = {}, ...children) {
   return svg("text", { x: r2(x), y: r2(y), "font-size": 10, fill: "#667085", ...attrs }, content, ...children);
 }
 
 function title(content) { return svg("title", {}, content); }
-
-function r2(x) { return Math.round(x * 100) / 100; }
 
 // Round tick values over [lo, hi]: about n of them, at 1/2/5 x 10^k steps.
 export function ticks(lo, hi, n = 5) {
@@ -82,7 +69,7 @@ export function mergeBins(edges, counts, maxBins) {
 export function clipHistogram(hist, ranges, { log = true, width = 336, height = 170, label = "" } = {}) {
   const W = width, H = height, L = 8, R = 8, T = 8, B = 34;
   const PW = W - L - R, PH = H - T - B;
-  const algos = ALGORITHMS.filter((a) => ranges && ranges[a]);
+  const algos = vocabulary().quant.algorithms.filter((a) => ranges && ranges[a]);
   let x0 = hist.edges.length ? hist.edges[0] : 0;
   let x1 = hist.edges.length ? hist.edges[hist.edges.length - 1] : 1;
   for (const a of algos) { x0 = Math.min(x0, ranges[a][0]); x1 = Math.max(x1, ranges[a][1]); }
@@ -318,7 +305,7 @@ export function plainHistogram(counts, edges, { width = 336, height = 90, log = 
 
 // The layer table's range glyph: each algorithm's [lo, hi] as a short bar on a shared axis.
 export function rangeGlyph(ranges, { width = 120 } = {}) {
-  const algos = ALGORITHMS.filter((a) => ranges && ranges[a]);
+  const algos = vocabulary().quant.algorithms.filter((a) => ranges && ranges[a]);
   const H = algos.length * 4 + 2;
   let lo = Infinity, hi = -Infinity;
   for (const a of algos) { lo = Math.min(lo, ranges[a][0]); hi = Math.max(hi, ranges[a][1]); }

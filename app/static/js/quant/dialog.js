@@ -3,8 +3,9 @@
 // RKNN or onnxruntime: its quantizers, int16 and fused layers), quantizer, qtype and algorithms.
 // While the job runs the dialog shows its progress; Cancel stops the job, Escape only hides the
 // dialog (the dock keeps the progress bar and its own Cancel).
-import { h } from "./dom.js";
-import { openDialog } from "./dialogs.js";
+import { h } from "../core/dom.js";
+import { openDialog } from "../core/dialog.js";
+import { vocabulary } from "../core/vocabulary.js";
 
 const IMAGE = /\.(png|jpe?g|bmp|gif|tiff?|webp|ppm|pgm)$/i;
 
@@ -77,16 +78,19 @@ export function analyseDialog(ui) {
   const imageBox = h("div", { class: "kv", id: "quant-image-fields", hidden: true },
     field("size", size, "images are resized to it"), field("channel order", order), field("mean", mean, "per channel"),
     field("", h("span", {}, scaleKind, " ", scale)), field("layout", layout));
-  // the toolkit whose arithmetic and layers the analysis simulates
+  // the toolkit whose arithmetic and layers the analysis simulates: the server's names, told here
+  const { toolkits, default_toolkit: defaultToolkit, algorithms } = vocabulary().quant;
   const TOOLKITS = {
-    acuity:
-      "uint8 asymmetric_affine layers; int16 = dynamic_fixed_point-i16 weights and activations (power-of-two scales); Conv+BN+activation fused",
-    rknn: "w8a8 (int8 asymmetric, per-channel weights); int16 = w16a16i weights and activations; Conv+BN+activation fused",
-    onnxruntime:
-      "a QDQ model as onnxruntime's quantizer writes it: every tensor quantized, int16 activations with uint8 weights",
+    acuity: ["Acuity (pegasus quantize)", "uint8 asymmetric_affine layers; int16 = dynamic_fixed_point-i16 weights " +
+      "and activations (power-of-two scales); Conv+BN+activation fused"],
+    rknn: ["RKNN-Toolkit2",
+      "w8a8 (int8 asymmetric, per-channel weights); int16 = w16a16i weights and activations; Conv+BN+activation fused"],
+    onnxruntime: ["onnxruntime",
+      "a QDQ model as onnxruntime's quantizer writes it: every tensor quantized, int16 activations with uint8 weights"],
   };
-  const target = h("select", { id: "quant-target" }, h("option", { value: "acuity" }, "Acuity (pegasus quantize)"),
-    h("option", { value: "rknn" }, "RKNN-Toolkit2"), h("option", { value: "onnxruntime" }, "onnxruntime"));
+  const target = h("select", { id: "quant-target" },
+    toolkits.map((k) => h("option", { value: k }, TOOLKITS[k]?.[0] ?? k)));
+  target.value = defaultToolkit;
   const targetHint = h("span", { class: "muted", id: "quant-target-hint" });
   // quantizer and algorithms
   const quantizer = h("select", { id: "quant-quantizer" },
@@ -103,11 +107,11 @@ export function analyseDialog(ui) {
   });
   const perChannel = h("input", { type: "checkbox", id: "quant-per-channel" });
   const int16Weights = h("input", { type: "checkbox", id: "quant-int16-weights" });
-  const algo = (name, label, checked, extra) =>
+  const algo = (name, label, extra) =>
     h(
       "label",
       { class: "check" },
-      h("input", { type: "checkbox", "data-algorithm": name, checked, disabled: name === "minmax" }),
+      h("input", { type: "checkbox", "data-algorithm": name, checked: true, disabled: name === "minmax" }),
       ` ${label}`,
       extra || null,
     );
@@ -126,14 +130,11 @@ export function analyseDialog(ui) {
     h("option", { value: "tensorrt" }, "TensorRT"),
     h("option", { value: "onnxruntime" }, "onnxruntime"),
   );
-  const algos = h(
-    "div",
-    { class: "checks" },
-    algo("minmax", "Min-Max", true),
-    algo("kl", "KL entropy ", true, klMethod),
-    algo("percentile", "percentile ", true, percentile),
-    algo("mse", "MSE", true),
-  );
+  // each of the server's algorithms, with its own setting where it has one
+  const ALGORITHM_FIELDS = {
+    minmax: ["Min-Max"], kl: ["KL entropy ", klMethod], percentile: ["percentile ", percentile], mse: ["MSE"],
+  };
+  const algos = h("div", { class: "checks" }, algorithms.map((a) => algo(a, ...(ALGORITHM_FIELDS[a] || [a]))));
   const hybrid = h("input", { type: "checkbox", id: "quant-hybrid", checked: true });
   const margin = h("input", {
     type: "number",
@@ -172,7 +173,7 @@ export function analyseDialog(ui) {
     field("int16 layers", h("label", { class: "check" }, int16Weights, " int16 weights too (W16A16, as Acuity/RKNN)"),
       "default: weights stay uint8"));
   const refreshTarget = () => {
-    targetHint.textContent = TOOLKITS[target.value];
+    targetHint.textContent = TOOLKITS[target.value]?.[1] ?? "";
     weightOptions.hidden = target.value !== "onnxruntime"; // the NPU toolkits fix their weights' grids
   };
   target.addEventListener("change", refreshTarget);

@@ -5,8 +5,8 @@
 // alone on float inputs) and the sensitivity (the model outputs' SQNR with only that point
 // quantized). The renderer's colour override hook does the drawing; boxes are looked up by node id,
 // so the colours follow the current drawing after an edit.
-import { h, clear } from "./dom.js";
-import { heatColor, heatLegend, CONFIG_LABELS, HEAT_STOPS } from "./quant-charts.js";
+import { h, clear } from "../core/dom.js";
+import { heatColor, heatLegend, CONFIG_LABELS, HEAT_STOPS } from "./charts.js";
 
 // cosine on a scale of nines: the verdict's marginal (0.95) and good (0.99) thresholds sit inside it
 const COSINE_STOPS = [
@@ -105,7 +105,8 @@ export class HeatMap {
     host.append(this.legend);
   }
 
-  // node id -> lowest SQNR (dB) of the tensors it produces or whose layer it is in, for the report and the current graph
+  // node id -> lowest SQNR (dB) of the tensors it produces or whose layer it is in, for the report and the
+  // current graph
   compute() {
     this.byNode = new Map();
     if (!this.report || !this.app.model) return;
@@ -207,7 +208,9 @@ export class HeatMap {
         h("div", {
           class: "muted",
           id: "heat-summary",
-          text: `${this.byNode.size} nodes coloured${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}; grey: not quantized${mode.field ? " or not measured" : ""}`,
+          text: `${this.byNode.size} nodes coloured` +
+            `${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}` +
+            `; grey: not quantized${mode.field ? " or not measured" : ""}`,
         }),
       ].filter(Boolean),
     );

@@ -4,12 +4,11 @@
 // over all panels names it on hover and selects it on click, so a reader goes from the picture to
 // the graph. Infinity (an exact match: the report writes null SQNR with cosine 1) is drawn on the
 // panel's top edge; null leaves a gap.
-import { fmt } from "./dom.js";
-import { svg, ticks } from "./quant-charts.js";
+import { fmt } from "../core/dom.js";
+import { svg, r2 } from "../core/svg.js";
+import { ticks } from "./charts.js";
 
 export const GRADE_COLORS = { good: "#15803d", marginal: "#d97706", poor: "#c62828" };
-
-function r2(x) { return Math.round(x * 100) / 100; }
 
 function shown(v) {
   return v === Infinity ? "\u221e (exact)" : v === null || v === undefined ? "n/a" : fmt(Number(v.toFixed(4)));

@@ -1,13 +1,6 @@
 // The initializer histogram: a small SVG bar chart with min/max along the axis.
-import { fmt } from "./dom.js";
-
-const NS = "http://www.w3.org/2000/svg";
-
-function svg(tag, attrs) {
-  const el = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
-}
+import { fmt } from "../../core/dom.js";
+import { svg } from "../../core/svg.js";
 
 export function histogram(counts, edges) {
   const W = 320, H = 90, B = 14;

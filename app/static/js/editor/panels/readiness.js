@@ -2,10 +2,13 @@
 // dynamic dims, data-dependent nodes, the suggested cut, custom ops without shapes and whether the
 // quantization analysis has run. Every item links to its place in the graph (or the dialog that
 // fixes it). The static-shape report is read once per session version.
-import { api } from "./api.js";
-import { h, clear, shapeText } from "./dom.js";
-import { errorMessage } from "./toast.js";
-import { sameCut } from "./model.js";
+import { api } from "../../core/api.js";
+import { h, clear, shapeText } from "../../core/dom.js";
+import { errorMessage } from "../../core/toast.js";
+import { sameCut } from "../../graph/model.js";
+import { readinessSummary } from "../../quant/verdict.js";
+import { dimsDialog } from "../dialogs/dims.js";
+import { togglePanel } from "./left-panel.js";
 
 const cache = new Map(); // "sid@version" -> Promise of the shapes report
 
@@ -55,7 +58,7 @@ function fill(app, box, report) {
   box.append(h("h3", { text: "NPU readiness" }));
   const list = h("ul", { class: "ready-list" });
   // static shapes
-  const openShapes = () => { if (document.getElementById("shapes-panel").hidden) app.togglePanel("shapes"); };
+  const openShapes = () => { if (document.getElementById("shapes-panel").hidden) togglePanel(app, "shapes"); };
   list.append(
     item(
       report.all_static ? "good" : "warn",
@@ -80,7 +83,7 @@ function fill(app, box, report) {
           }),
         ]),
         " ",
-        h("button", { type: "button", id: "ready-fix-dims", onclick: () => app.dimsDialog() }, "Fix dims\u2026"),
+        h("button", { type: "button", id: "ready-fix-dims", onclick: () => dimsDialog(app) }, "Fix dims\u2026"),
       ),
     );
   } else {
@@ -132,7 +135,8 @@ function fill(app, box, report) {
     list.append(
       item(
         "warn",
-        `Post-processing (${post.anchors.map((a) => a.kind).join(", ")}, ${post.nodes.length} nodes): cut before it, keeping `,
+        `Post-processing (${post.anchors.map((a) => a.kind).join(", ")}, ${post.nodes.length} nodes): ` +
+          "cut before it, keeping ",
         ...post.outputs.slice(0, 4).flatMap((t, k) => [k ? ", " : "", link(t, () => app.selectTensor(t, true))]),
         post.outputs.length > 4 ? ` and ${post.outputs.length - 4} more` : "",
         " ",
@@ -152,7 +156,7 @@ function fill(app, box, report) {
   }
   // quantization
   const q = app.quant;
-  const summary = q && q.readinessSummary ? q.readinessSummary() : null;
+  const summary = q ? readinessSummary(q) : null;
   if (!summary) {
     list.append(
       item(

@@ -1,8 +1,14 @@
 // The properties sidebar: model, node, tensor, initializer and multi-selection panels. Every change
 // made here is an edit sent through the app (app.apply), never a local change of the model.
-import { h, clear, shapeText, fmt, bytes } from "./dom.js";
-import { histogram } from "./charts.js";
-import { api } from "./api.js";
+import { h, clear, shapeText, fmt, bytes } from "../../core/dom.js";
+import { histogram } from "./histogram.js";
+import { api } from "../../core/api.js";
+import { cutAt, deleteNodes, deleteReconnect, downloadTensor, renameTensor, replaceInitializer } from "../actions.js";
+import { addNodeDialog } from "../dialogs/add-node.js";
+import { dimsDialog } from "../dialogs/dims.js";
+import { pickForExtract } from "../dialogs/extract.js";
+import { addInputDialog, addOutputDialog, rewireDialog, setShapeDialog } from "../dialogs/io.js";
+import { openBody } from "../scope.js";
 
 function kv(rows) {
   return h(
@@ -40,7 +46,7 @@ function attributeEditor(app, node, name, value) {
         "span",
         {},
         `graph, ${value.nodes} nodes `,
-        sub ? h("button", { type: "button", onclick: () => app.openBody(node.id, name, sub.index) }, "Open") : null,
+        sub ? h("button", { type: "button", onclick: () => openBody(app, node.id, name, sub.index) }, "Open") : null,
       );
     }
     const values = value.values !== undefined ? ` = ${JSON.stringify(value.values).slice(0, 80)}` : "";
@@ -101,19 +107,19 @@ export function renderNode(app, el, id) {
       { class: "row" },
       h(
         "button",
-        { type: "button", class: "danger", id: "act-delete", onclick: () => app.deleteNodes([id], false) },
+        { type: "button", class: "danger", id: "act-delete", onclick: () => deleteNodes(app, [id], false) },
         "Delete",
       ),
       h(
         "button",
-        { type: "button", class: "danger", id: "act-delete-desc", onclick: () => app.deleteNodes([id], true) },
+        { type: "button", class: "danger", id: "act-delete-desc", onclick: () => deleteNodes(app, [id], true) },
         "Delete with descendants",
       ),
-      h("button", { type: "button", onclick: () => app.deleteReconnect(id) }, "Delete, reconnect"),
+      h("button", { type: "button", onclick: () => deleteReconnect(app, id) }, "Delete, reconnect"),
       (node.subgraphs || []).map((s) =>
         h(
           "button",
-          { type: "button", onclick: () => app.openBody(id, s.attribute, s.index) },
+          { type: "button", onclick: () => openBody(app, id, s.attribute, s.index) },
           `Open ${s.attribute}${s.index ? ":" + s.index : ""}`,
         ),
       ),
@@ -155,7 +161,7 @@ export function renderNode(app, el, id) {
           : h(
               "div",
               { class: "acts" },
-              h("button", { type: "button", onclick: () => app.rewire(id, index, name) }, "Rewire\u2026"),
+              h("button", { type: "button", onclick: () => rewireDialog(app, id, index, name) }, "Rewire\u2026"),
             ),
       ),
     );
@@ -165,7 +171,8 @@ export function renderNode(app, el, id) {
       h(
         "div",
         { class: "row" },
-        h("button", { type: "button", onclick: () => app.rewire(id, node.inputs.length, "") }, "Add input\u2026"),
+        h("button", { type: "button", onclick: () => rewireDialog(app, id, node.inputs.length, "") },
+          "Add input\u2026"),
       ),
     );
   }
@@ -183,8 +190,8 @@ export function renderNode(app, el, id) {
           : h(
               "div",
               { class: "acts" },
-              h("button", { type: "button", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
-              h("button", { type: "button", onclick: () => app.cutAt(name) }, "Cut here"),
+              h("button", { type: "button", onclick: () => renameTensor(app, name) }, "Rename\u2026"),
+              h("button", { type: "button", onclick: () => cutAt(app, name) }, "Cut here"),
               t && !t.is_output
                 ? h(
                     "button",
@@ -195,7 +202,7 @@ export function renderNode(app, el, id) {
                     "Make output",
                   )
                 : null,
-              h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node after\u2026"),
+              h("button", { type: "button", onclick: () => addNodeDialog(app, name) }, "Add node after\u2026"),
             ),
       ),
     );
@@ -232,8 +239,9 @@ export function renderTensor(app, el, name) {
       h(
         "div",
         { class: "row" },
-        h("button", { type: "button", id: "act-rename-tensor", onclick: () => app.renameTensor(name) }, "Rename\u2026"),
-        !init ? h("button", { type: "button", id: "act-cut", onclick: () => app.cutAt(name) }, "Cut here") : null,
+        h("button", { type: "button", id: "act-rename-tensor", onclick: () => renameTensor(app, name) },
+          "Rename\u2026"),
+        !init ? h("button", { type: "button", id: "act-cut", onclick: () => cutAt(app, name) }, "Cut here") : null,
         t.is_output
           ? h(
               "button",
@@ -251,9 +259,9 @@ export function renderTensor(app, el, name) {
               },
               "Make output",
             ),
-        h("button", { type: "button", onclick: () => app.pickForExtract(name, "inputs") }, "Extract from here"),
-        h("button", { type: "button", onclick: () => app.pickForExtract(name, "outputs") }, "Extract up to here"),
-        h("button", { type: "button", onclick: () => app.addNodeDialog(name) }, "Add node reading it\u2026"),
+        h("button", { type: "button", onclick: () => pickForExtract(app, name, "inputs") }, "Extract from here"),
+        h("button", { type: "button", onclick: () => pickForExtract(app, name, "outputs") }, "Extract up to here"),
+        h("button", { type: "button", onclick: () => addNodeDialog(app, name) }, "Add node reading it\u2026"),
       ),
     );
   }
@@ -297,11 +305,11 @@ function renderInitializer(app, el, name, init) {
   }
   const file = h("input", { type: "file", accept: ".npy", hidden: true, id: "npy-file" });
   file.addEventListener("change", () => {
-    if (file.files[0]) app.replaceInitializer(name, file.files[0]);
+    if (file.files[0]) replaceInitializer(app, name, file.files[0]);
     file.value = "";
   });
   el.append(h("div", { class: "row" },
-    h("button", { type: "button", id: "act-npy-download", onclick: () => app.downloadTensor(name) }, "Download .npy"),
+    h("button", { type: "button", id: "act-npy-download", onclick: () => downloadTensor(app, name) }, "Download .npy"),
     h("button", { type: "button", onclick: () => file.click() }, "Replace from .npy\u2026"), file));
 }
 
@@ -321,10 +329,10 @@ export function renderMulti(app, el, ids) {
     h(
       "div",
       { class: "row" },
-      h("button", { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, false) }, "Delete all"),
+      h("button", { type: "button", class: "danger", onclick: () => deleteNodes(app, ids, false) }, "Delete all"),
       h(
         "button",
-        { type: "button", class: "danger", onclick: () => app.deleteNodes(ids, true) },
+        { type: "button", class: "danger", onclick: () => deleteNodes(app, ids, true) },
         "Delete all with descendants",
       ),
     ),
@@ -373,7 +381,7 @@ export function renderModel(app, el) {
           : h(
               "div",
               { class: "acts" },
-              h("button", { type: "button", onclick: () => app.setShapeDialog(name) }, "Set shape\u2026"),
+              h("button", { type: "button", onclick: () => setShapeDialog(app, name) }, "Set shape\u2026"),
               h(
                 "button",
                 { type: "button", onclick: () => app.apply([{ op: "remove_input", name }], `input ${name} removed`) },
@@ -408,9 +416,9 @@ export function renderModel(app, el) {
   }
   if (!app.inBody) {
     el.append(h("div", { class: "row" },
-      h("button", { type: "button", onclick: () => app.addInputDialog() }, "Add input\u2026"),
-      h("button", { type: "button", onclick: () => app.addOutputDialog() }, "Add output\u2026"),
-      h("button", { type: "button", onclick: () => app.dimsDialog() }, "Fix dims\u2026")));
+      h("button", { type: "button", onclick: () => addInputDialog(app) }, "Add input\u2026"),
+      h("button", { type: "button", onclick: () => addOutputDialog(app) }, "Add output\u2026"),
+      h("button", { type: "button", onclick: () => dimsDialog(app) }, "Fix dims\u2026")));
   }
   if (Object.keys(sum.metadata || {}).length) {
     el.append(h("h3", { text: "Metadata" }));
@@ -420,7 +428,8 @@ export function renderModel(app, el) {
     h(
       "p",
       { class: "muted", style: "margin-top:16px" },
-      "Click a node or an edge to see its properties. Right-click for actions; Shift+click selects several nodes. Keys: Delete, Ctrl+Z, Ctrl+Shift+Z, Ctrl+F, F (fit), Escape.",
+      "Click a node or an edge to see its properties. Right-click for actions; Shift+click selects several " +
+        "nodes. Keys: Delete, Ctrl+Z, Ctrl+Shift+Z, Ctrl+F, F (fit), Escape.",
     ),
   );
 }
