@@ -16,6 +16,11 @@ function field(label, control, hint) {
   ];
 }
 
+// a <select> of [value, label] options, the first one chosen
+function choice(id, options) {
+  return h("select", { id }, options.map(([value, label]) => h("option", { value }, label)));
+}
+
 function numbers(text) {
   const t = text.trim();
   if (!t) return null;
@@ -31,12 +36,7 @@ export function analyseDialog(ui) {
   const firstShape = app.model.tensor(inputs[0])?.shape || [];
   const dynamic = inputs.some((n) => (app.model.tensor(n)?.shape || []).some((d) => typeof d !== "number"));
   const files = h("input", { type: "file", id: "quant-files", multiple: true, accept: ".npz,.npy,.zip,image/*" });
-  const source = h(
-    "select",
-    { id: "quant-source" },
-    h("option", { value: "files" }, "files"),
-    h("option", { value: "random" }, "random data (synthetic)"),
-  );
+  const source = choice("quant-source", [["files", "files"], ["random", "random data (synthetic)"]]);
   const randomN = h("input", {
     type: "number",
     id: "quant-random",
@@ -54,27 +54,11 @@ export function analyseDialog(ui) {
     value: firstShape.length === 4 && typeof firstShape[2] === "number" ? `${firstShape[2]}x${firstShape[3]}` : "",
     placeholder: "HxW, e.g. 640x640",
   });
-  const order = h(
-    "select",
-    { id: "quant-order" },
-    h("option", { value: "rgb" }, "RGB"),
-    h("option", { value: "bgr" }, "BGR"),
-  );
+  const order = choice("quant-order", [["rgb", "RGB"], ["bgr", "BGR"]]);
   const mean = h("input", { type: "text", id: "quant-mean", value: "123.675, 116.28, 103.53", style: "width:200px" });
-  const scaleKind = h(
-    "select",
-    { id: "quant-scale-kind" },
-    h("option", { value: "std" }, "std (divide)"),
-    h("option", { value: "scale" }, "scale (multiply)"),
-  );
+  const scaleKind = choice("quant-scale-kind", [["std", "std (divide)"], ["scale", "scale (multiply)"]]);
   const scale = h("input", { type: "text", id: "quant-scale", value: "58.395, 57.12, 57.375", style: "width:200px" });
-  const layout = h(
-    "select",
-    { id: "quant-layout" },
-    h("option", { value: "" }, "from the input shape"),
-    h("option", { value: "nchw" }, "NCHW"),
-    h("option", { value: "nhwc" }, "NHWC"),
-  );
+  const layout = choice("quant-layout", [["", "from the input shape"], ["nchw", "NCHW"], ["nhwc", "NHWC"]]);
   const imageBox = h("div", { class: "kv", id: "quant-image-fields", hidden: true },
     field("size", size, "images are resized to it"), field("channel order", order), field("mean", mean, "per channel"),
     field("", h("span", {}, scaleKind, " ", scale)), field("layout", layout));
@@ -88,20 +72,15 @@ export function analyseDialog(ui) {
     onnxruntime: ["onnxruntime",
       "a QDQ model as onnxruntime's quantizer writes it: every tensor quantized, int16 activations with uint8 weights"],
   };
-  const target = h("select", { id: "quant-target" },
-    toolkits.map((k) => h("option", { value: k }, TOOLKITS[k]?.[0] ?? k)));
+  const target = choice("quant-target", toolkits.map((k) => [k, TOOLKITS[k]?.[0] ?? k]));
   target.value = defaultToolkit;
   const targetHint = h("span", { class: "muted", id: "quant-target-hint" });
   // quantizer and algorithms
-  const quantizer = h("select", { id: "quant-quantizer" },
-    h("option", { value: "asymmetric_affine" }, "asymmetric_affine (zero point; Acuity/RKNN default)"),
-    h("option", { value: "symmetric_affine" }, "symmetric_affine (zero point 0)"));
-  const qtype = h(
-    "select",
-    { id: "quant-qtype" },
-    h("option", { value: "uint8" }, "uint8"),
-    h("option", { value: "int8" }, "int8"),
-  );
+  const quantizer = choice("quant-quantizer", [
+    ["asymmetric_affine", "asymmetric_affine (zero point; Acuity/RKNN default)"],
+    ["symmetric_affine", "symmetric_affine (zero point 0)"],
+  ]);
+  const qtype = choice("quant-qtype", [["uint8", "uint8"], ["int8", "int8"]]);
   quantizer.addEventListener("change", () => {
     qtype.value = quantizer.value === "asymmetric_affine" ? "uint8" : "int8";
   });
@@ -124,12 +103,7 @@ export function analyseDialog(ui) {
     max: "100",
     style: "width:80px",
   });
-  const klMethod = h(
-    "select",
-    { id: "quant-kl-method" },
-    h("option", { value: "tensorrt" }, "TensorRT"),
-    h("option", { value: "onnxruntime" }, "onnxruntime"),
-  );
+  const klMethod = choice("quant-kl-method", [["tensorrt", "TensorRT"], ["onnxruntime", "onnxruntime"]]);
   // each of the server's algorithms, with its own setting where it has one
   const ALGORITHM_FIELDS = {
     minmax: ["Min-Max"], kl: ["KL entropy ", klMethod], percentile: ["percentile ", percentile], mse: ["MSE"],
@@ -144,8 +118,7 @@ export function analyseDialog(ui) {
     min: "0",
     style: "width:70px",
   });
-  const base = h("select", { id: "quant-base" }, h("option", { value: "" }, "the better one"),
-    h("option", { value: "uint8/minmax" }, "Min-Max"), h("option", { value: "uint8/kl" }, "KL"));
+  const base = choice("quant-base", [["", "the better one"], ["uint8/minmax", "Min-Max"], ["uint8/kl", "KL"]]);
   const progress = h("progress", { id: "quant-progress", max: "1", value: "0" });
   const progressText = h("span", { class: "muted", id: "quant-progress-text" });
   const progressBox = h("div", { class: "quant-progress", hidden: true }, progress, progressText);

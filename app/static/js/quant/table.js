@@ -14,7 +14,6 @@ function sqnrTint(db) {
   return "";
 }
 
-// -- per-layer table -----------------------------------------------------------------------------
 export function tableColumns(ui) {
   const q = ui.qtype;
   const report = ui.result.report;

@@ -55,7 +55,8 @@ export function thresholdsOf(report) {
   );
 }
 
-// -- the readiness summary's line ----------------------------------------------------------------
+// The quantization line of the NPU-readiness summary (editor/panels/readiness.js): the analysis running,
+// or its grades and worst tensor, coloured by the verdict; null before any analysis.
 export function readinessSummary(ui) {
   if (!ui.result) {
     if (ui.job && !TERMINAL.includes(ui.job.state))

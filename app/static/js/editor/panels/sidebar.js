@@ -367,53 +367,17 @@ export function renderModel(app, el) {
     ]),
   );
   const g = app.model.graph;
-  el.append(h("h3", { text: "Inputs" }));
-  for (const name of g.inputs) {
-    const t = app.model.tensor(name);
-    el.append(
-      h(
-        "div",
-        { class: "io" },
-        h("div", { class: "name" }, tensorLink(app, name)),
-        h("div", { class: "meta", text: tensorMeta(t) }),
-        app.inBody
-          ? null
-          : h(
-              "div",
-              { class: "acts" },
-              h("button", { type: "button", onclick: () => setShapeDialog(app, name) }, "Set shape\u2026"),
-              h(
-                "button",
-                { type: "button", onclick: () => app.apply([{ op: "remove_input", name }], `input ${name} removed`) },
-                "Remove",
-              ),
-            ),
-      ),
-    );
-  }
-  el.append(h("h3", { text: "Outputs" }));
-  for (const name of g.outputs) {
-    const t = app.model.tensor(name);
-    el.append(
-      h(
-        "div",
-        { class: "io" },
-        h("div", { class: "name" }, tensorLink(app, name)),
-        h("div", { class: "meta", text: tensorMeta(t) }),
-        app.inBody
-          ? null
-          : h(
-              "div",
-              { class: "acts" },
-              h(
-                "button",
-                { type: "button", onclick: () => app.apply([{ op: "remove_output", name }], `output ${name} removed`) },
-                "Remove",
-              ),
-            ),
-      ),
-    );
-  }
+  // a model input or output: its name, type and shape, and its actions on the main graph
+  const io = (name, actions) => h("div", { class: "io" }, h("div", { class: "name" }, tensorLink(app, name)),
+    h("div", { class: "meta", text: tensorMeta(app.model.tensor(name)) }),
+    app.inBody ? null : h("div", { class: "acts" }, actions()));
+  el.append(h("h3", { text: "Inputs" }), ...g.inputs.map((name) => io(name, () => [
+    h("button", { type: "button", onclick: () => setShapeDialog(app, name) }, "Set shape\u2026"),
+    h("button", { type: "button", onclick: () => app.apply([{ op: "remove_input", name }], `input ${name} removed`) },
+      "Remove")])));
+  el.append(h("h3", { text: "Outputs" }), ...g.outputs.map((name) => io(name, () => [
+    h("button", { type: "button", onclick: () => app.apply([{ op: "remove_output", name }], `output ${name} removed`) },
+      "Remove")])));
   if (!app.inBody) {
     el.append(h("div", { class: "row" },
       h("button", { type: "button", onclick: () => addInputDialog(app) }, "Add input\u2026"),
