@@ -369,5 +369,3 @@ export class GraphView {
     }
   }
 }
-
-

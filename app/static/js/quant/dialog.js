@@ -256,4 +256,3 @@ export function analyseDialog(ui) {
     return r;
   });
 }
-

@@ -16,7 +16,7 @@ import { renderHead, renderProgress } from "./dock.js";
 import { renderHybrid } from "./hybrid.js";
 import { renderNodeSection, renderTensorSection } from "./sections.js";
 import { renderLayers } from "./table.js";
-
+import { quantReadiness } from "./verdict.js";
 
 export class QuantUI {
   constructor(app) {
@@ -389,6 +389,6 @@ export class QuantUI {
     return this.histograms.get(name);
   }
 
+  // the quantization line of the NPU-readiness summary, which the model panel asks for
+  readinessSummary() { return quantReadiness(this); }
 }
-
-

@@ -57,7 +57,7 @@ export function thresholdsOf(report) {
 
 // The quantization line of the NPU-readiness summary (editor/panels/readiness.js): the analysis running,
 // or its grades and worst tensor, coloured by the verdict; null before any analysis.
-export function readinessSummary(ui) {
+export function quantReadiness(ui) {
   if (!ui.result) {
     if (ui.job && !TERMINAL.includes(ui.job.state))
       return {

@@ -6,7 +6,6 @@ import { api } from "../../core/api.js";
 import { h, clear, shapeText } from "../../core/dom.js";
 import { errorMessage } from "../../core/toast.js";
 import { sameCut } from "../../graph/model.js";
-import { readinessSummary } from "../../quant/verdict.js";
 import { dimsDialog } from "../dialogs/dims.js";
 import { togglePanel } from "./left-panel.js";
 
@@ -156,7 +155,7 @@ function fill(app, box, report) {
   }
   // quantization
   const q = app.quant;
-  const summary = q ? readinessSummary(q) : null;
+  const summary = q ? q.readinessSummary() : null;
   if (!summary) {
     list.append(
       item(
