@@ -5,13 +5,25 @@
 // alone on float inputs) and the sensitivity (the model outputs' SQNR with only that point
 // quantized). The renderer's colour override hook does the drawing; boxes are looked up by node id,
 // so the colours follow the current drawing after an edit.
-import { h, clear } from "./dom.js";
-import { heatColor, heatLegend, CONFIG_LABELS, HEAT_STOPS } from "./quant-charts.js";
+import { h, clear } from "../core/dom.js";
+import { heatColor, heatLegend, CONFIG_LABELS, HEAT_STOPS } from "./charts.js";
 
 // cosine on a scale of nines: the verdict's marginal (0.95) and good (0.99) thresholds sit inside it
-const COSINE_STOPS = [[0.9, [178, 24, 43]], [0.95, [239, 101, 72]], [0.99, [253, 219, 99]], [0.999, [145, 207, 96]], [0.9999, [26, 152, 80]]];
+const COSINE_STOPS = [
+  [0.9, [178, 24, 43]],
+  [0.95, [239, 101, 72]],
+  [0.99, [253, 219, 99]],
+  [0.999, [145, 207, 96]],
+  [0.9999, [26, 152, 80]],
+];
 // SQNR at the model outputs (and accumulated through the graph) is lower than a tensor's own
-const OUTPUT_STOPS = [[0, [178, 24, 43]], [10, [239, 101, 72]], [20, [253, 219, 99]], [30, [145, 207, 96]], [40, [26, 152, 80]]];
+const OUTPUT_STOPS = [
+  [0, [178, 24, 43]],
+  [10, [239, 101, 72]],
+  [20, [253, 219, 99]],
+  [30, [145, 207, 96]],
+  [40, [26, 152, 80]],
+];
 
 // {sqnr_db, cosine} of the report -> dB; an exact match (null SQNR with cosine 1) is Infinity
 export function errorDb(m) {
@@ -29,7 +41,9 @@ export function errorConfig(report) {
 // sensitivity list -> tensor -> {rank (1 = most sensitive), output_sqnr_db, cosine}
 export function sensitivityOf(report) {
   const out = new Map();
-  (report?.sensitivity || []).forEach((s, i) => out.set(s.tensor, { rank: i + 1, db: errorDb({ sqnr_db: s.output_sqnr_db, cosine: s.cosine }), cosine: s.cosine }));
+  (report?.sensitivity || []).forEach((s, i) =>
+    out.set(s.tensor, { rank: i + 1, db: errorDb({ sqnr_db: s.output_sqnr_db, cosine: s.cosine }), cosine: s.cosine }),
+  );
   return out;
 }
 
@@ -39,12 +53,25 @@ export const HEAT_MODES = {
   "uint8/kl": { label: `tensor SQNR, ${CONFIG_LABELS["uint8/kl"]}` },
   "uint8/best": { label: "tensor SQNR, uint8, best of Min-Max/KL" },
   "int16/minmax": { label: `tensor SQNR, ${CONFIG_LABELS["int16/minmax"]}` },
-  "accumulated/cosine": { field: "accumulated", label: "accumulated cosine", stops: COSINE_STOPS, unit: "",
-    value: (report, name) => report.accumulated[name]?.cosine ?? null },
-  "accumulated/sqnr": { field: "accumulated", label: "accumulated SQNR", stops: OUTPUT_STOPS,
-    value: (report, name) => errorDb(report.accumulated[name]) },
+  "accumulated/cosine": {
+    field: "accumulated",
+    label: "accumulated cosine",
+    stops: COSINE_STOPS,
+    unit: "",
+    value: (report, name) => report.accumulated[name]?.cosine ?? null,
+  },
+  "accumulated/sqnr": {
+    field: "accumulated",
+    label: "accumulated SQNR",
+    stops: OUTPUT_STOPS,
+    value: (report, name) => errorDb(report.accumulated[name]),
+  },
   local: { field: "local", label: "local SQNR (layer alone)", value: (report, name) => errorDb(report.local[name]) },
-  sensitivity: { field: "sensitivity", label: "sensitivity: output SQNR, only this point quantized", stops: OUTPUT_STOPS },
+  sensitivity: {
+    field: "sensitivity",
+    label: "sensitivity: output SQNR, only this point quantized",
+    stops: OUTPUT_STOPS,
+  },
 };
 export const HEAT_METRICS = Object.keys(HEAT_MODES);
 
@@ -78,7 +105,8 @@ export class HeatMap {
     host.append(this.legend);
   }
 
-  // node id -> lowest SQNR (dB) of the tensors it produces or whose layer it is in, for the report and the current graph
+  // node id -> lowest SQNR (dB) of the tensors it produces or whose layer it is in, for the report and the
+  // current graph
   compute() {
     this.byNode = new Map();
     if (!this.report || !this.app.model) return;
@@ -86,7 +114,11 @@ export class HeatMap {
     const sens = mode.field === "sensitivity" ? sensitivityOf(this.report) : null;
     for (const [name, entry] of Object.entries(this.report.tensors)) {
       const producer = this.app.model.tensor(name)?.producer ?? entry.node;
-      const v = sens ? sens.get(name)?.db ?? null : mode.value ? mode.value(this.report, name) : tensorSqnr(entry, this.metric);
+      const v = sens
+        ? (sens.get(name)?.db ?? null)
+        : mode.value
+          ? mode.value(this.report, name)
+          : tensorSqnr(entry, this.metric);
       if (v === null) continue;
       // every node of the tensor's layer (a fused Conv+BN+activation) takes the layer's colour
       for (const node of new Set([...(entry.layer || []), producer].filter(Boolean))) {
@@ -103,7 +135,9 @@ export class HeatMap {
   }
 
   // the modes this report can colour by: an older report has no accumulated, local or sensitivity
-  modes() { return HEAT_METRICS.filter((m) => !HEAT_MODES[m].field || this.report?.[HEAT_MODES[m].field]); }
+  modes() {
+    return HEAT_METRICS.filter((m) => !HEAT_MODES[m].field || this.report?.[HEAT_MODES[m].field]);
+  }
 
   toggle(on = !this.on) {
     this.on = Boolean(on && this.report);
@@ -117,7 +151,9 @@ export class HeatMap {
   }
 
   // after every load of the graph (an edit, a body opened): recompute for the new drawing
-  refresh() { if (this.on) this.apply(); }
+  refresh() {
+    if (this.on) this.apply();
+  }
 
   apply() {
     const gv = this.app.graphView;
@@ -137,19 +173,47 @@ export class HeatMap {
   renderLegend() {
     clear(this.legend);
     const mode = HEAT_MODES[this.metric];
-    const select = h("select", { id: "heat-metric", title: "What colours the boxes" },
-      this.modes().map((m) => h("option", { value: m, selected: m === this.metric }, HEAT_MODES[m].label)));
+    const select = h(
+      "select",
+      { id: "heat-metric", title: "What colours the boxes" },
+      this.modes().map((m) => h("option", { value: m, selected: m === this.metric }, HEAT_MODES[m].label)),
+    );
     select.addEventListener("change", () => this.setMetric(select.value));
     const values = [...this.byNode.values()];
     const worst = values.length ? Math.min(...values) : null;
     const unit = mode.unit ?? "dB";
     this.legend.dataset.mode = this.metric;
-    this.legend.append(...[
-      h("div", { class: "heat-head" }, h("b", { text: "Heat-map" }), select,
-        h("button", { type: "button", class: "close", title: "Switch the heat-map off", onclick: () => this.app.quant?.setHeatmap(false) }, "\u00d7")),
-      heatLegend(mode.label, { stops: mode.stops || HEAT_STOPS, unit }),
-      MODE_HELP[this.metric] ? h("div", { class: "muted", text: MODE_HELP[this.metric](errorConfig(this.report)) }) : null,
-      h("div", { class: "muted", id: "heat-summary", text: `${this.byNode.size} nodes coloured${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}; grey: not quantized${mode.field ? " or not measured" : ""}` })].filter(Boolean));
+    this.legend.append(
+      ...[
+        h(
+          "div",
+          { class: "heat-head" },
+          h("b", { text: "Heat-map" }),
+          select,
+          h(
+            "button",
+            {
+              type: "button",
+              class: "close",
+              title: "Switch the heat-map off",
+              onclick: () => this.app.quant?.setHeatmap(false),
+            },
+            "\u00d7",
+          ),
+        ),
+        heatLegend(mode.label, { stops: mode.stops || HEAT_STOPS, unit }),
+        MODE_HELP[this.metric]
+          ? h("div", { class: "muted", text: MODE_HELP[this.metric](errorConfig(this.report)) })
+          : null,
+        h("div", {
+          class: "muted",
+          id: "heat-summary",
+          text: `${this.byNode.size} nodes coloured` +
+            `${worst !== null ? `, worst ${unit ? `${worst.toFixed(1)} ${unit}` : worst.toFixed(4)}` : ""}` +
+            `; grey: not quantized${mode.field ? " or not measured" : ""}`,
+        }),
+      ].filter(Boolean),
+    );
     this.legend.hidden = false;
   }
 }

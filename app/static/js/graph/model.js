@@ -105,7 +105,9 @@ export class GraphModel {
     const inputDims = [...all.entries()].filter(([, users]) => users.some((t) => inputs.has(t)))
       .map(([dim, users]) => [dim, users.filter((t) => inputs.has(t))]);
     const taken = new Set(inputDims.map(([dim]) => dim));
-    const otherDims = [...all.entries()].filter(([dim]) => !taken.has(dim)).sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }));
+    const otherDims = [...all.entries()]
+      .filter(([dim]) => !taken.has(dim))
+      .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }));
     return { inputDims, otherDims };
   }
 
@@ -117,15 +119,31 @@ export class GraphModel {
     const hits = [];
     for (const n of this.graph.nodes) {
       const opHit = n.op_type.toLowerCase() === q;
-      if (opHit || n.name.toLowerCase().includes(q) || n.id.toLowerCase().includes(q) || n.op_type.toLowerCase().includes(q)) {
-        hits.push({ kind: "node", id: n.id, label: n.name || n.id, detail: n.op_type, rank: opHit || n.name.toLowerCase() === q ? 0 : 1 });
+      if (
+        opHit ||
+        n.name.toLowerCase().includes(q) ||
+        n.id.toLowerCase().includes(q) ||
+        n.op_type.toLowerCase().includes(q)
+      ) {
+        hits.push({
+          kind: "node",
+          id: n.id,
+          label: n.name || n.id,
+          detail: n.op_type,
+          rank: opHit || n.name.toLowerCase() === q ? 0 : 1,
+        });
       }
     }
     for (const name of Object.keys(this.graph.tensors)) {
-      if (name.toLowerCase().includes(q)) hits.push({ kind: "tensor", id: name, label: name, detail: "tensor", rank: name.toLowerCase() === q ? 0 : 2 });
+      if (name.toLowerCase().includes(q))
+        hits.push({ kind: "tensor", id: name, label: name, detail: "tensor", rank: name.toLowerCase() === q ? 0 : 2 });
     }
     hits.sort((a, b) => a.rank - b.rank);
-    return { total: hits.length, hits: hits.slice(0, limit), nodeIds: hits.filter((x) => x.kind === "node").map((x) => x.id) };
+    return {
+      total: hits.length,
+      hits: hits.slice(0, limit),
+      nodeIds: hits.filter((x) => x.kind === "node").map((x) => x.id),
+    };
   }
 }
 

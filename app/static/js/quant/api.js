@@ -1,12 +1,12 @@
 // The quantization endpoints as the page uses them. Every URL and request shape of the
 // quantization service is in this file, so the panels do not depend on how the routes spell them.
-import { request, hasToken } from "./api.js";
+import { request, hasToken } from "../core/api.js";
 
 const s = (sid) => `/api/sessions/${encodeURIComponent(sid)}`;
 const q = (sid, job) => `${s(sid)}/quant/${encodeURIComponent(job)}`;
 
 export const quantApi = {
-  // files: File[] (one .npz/.npy, or images / a .zip of images); settings: see quant-dialog.js
+  // files: File[] (one .npz/.npy, or images / a .zip of images); settings: see dialog.js
   start(sid, files, settings) {
     const form = new FormData();
     for (const f of files) form.append("data", f, f.name);
@@ -38,7 +38,8 @@ export const quantApi = {
     return `${q(sid, job)}/toolkit-file?${p}`;
   },
   // derived from the session's model (routes_quant_ui.py): a weight's histogram and per-channel min/max
-  weightView: (sid, name, axis) => request("GET", `${s(sid)}/weight-view/${encodeURIComponent(name)}?axis=${axis ?? 0}`),
+  weightView: (sid, name, axis) =>
+    request("GET", `${s(sid)}/weight-view/${encodeURIComponent(name)}?axis=${axis ?? 0}`),
 };
 
 // Follow a job until it ends: server-sent events read with fetch (so a token header works and
@@ -46,7 +47,10 @@ export const quantApi = {
 export async function followJob(id, onState, { signal } = {}) {
   let state = null;
   try {
-    const response = await request("GET", `/api/jobs/${encodeURIComponent(id)}`, { raw: true, headers: { Accept: "text/event-stream" } });
+    const response = await request("GET", `/api/jobs/${encodeURIComponent(id)}`, {
+      raw: true,
+      headers: { Accept: "text/event-stream" },
+    });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";

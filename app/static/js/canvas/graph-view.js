@@ -2,29 +2,23 @@
 // with less detail when zoomed out: full boxes with attribute rows, then titles only, then plain
 // coloured blocks batched by colour. Measured on 20,000 nodes this keeps pan frames well under
 // 33 ms, where an SVG of every node takes seconds to build and ~140 ms a frame.
-
-export const CATEGORY_COLORS = {
-  layer: "#2f5fb3", activation: "#a3302a", pool: "#2e7d32", normalization: "#00695c", shape: "#6d4c41",
-  quantization: "#7b1fa2", control: "#d35400", constant: "#6b7280", custom: "#ad1457", other: "#455a64",
-  input: "#1f2937", output: "#1f2937",
-};
+import { CATEGORY_COLORS } from "./colors.js";
+import { edgeDistance } from "./geometry.js";
+import { buildMinimap, drawMinimapView, minimapTo } from "./minimap.js";
+import { drawEdges, drawNodes } from "./paint.js";
 
 const CELL = 400;
-const TITLE_H = 20;
-const ROW_H = 14;
-const PAD_X = 8;
 const DETAIL_K = 0.55;
 const TITLE_K = 0.22;
-const EDGE_COLOR = "#8a94a6";
-const MARK_EDGE = "#e07a00";
-const SELECT = "#2563eb";
 const MINIMAP_MIN_CANVAS_WIDTH = 800;  // narrower (side panels open): the minimap would cover the graph, so it hides
 
 function cellKey(cx, cy) { return (cx + 32768) * 65536 + (cy + 32768); }
 
 export class GraphView {
-  constructor(canvas, minimap, handlers = {}) {
+  // box: the layout's box metrics {title_h, row_h, rows_pad, pad_x} (GET /api/vocabulary), which boxes are drawn with
+  constructor(canvas, minimap, handlers = {}, box) {
     this.canvas = canvas;
+    this.box = box;
     this.ctx = canvas.getContext("2d");
     this.minimap = minimap;
     this.handlers = handlers;
@@ -88,7 +82,7 @@ export class GraphView {
       if (!this.edgesByTensor.has(edge.t)) this.edgesByTensor.set(edge.t, []);
       this.edgesByTensor.get(edge.t).push(i);
     });
-    this._buildMinimap();
+    buildMinimap(this);
     if (!keepCamera) this.home();
     this.buildMs = performance.now() - t0;
     this.render();
@@ -127,7 +121,7 @@ export class GraphView {
       const hide = this.W < MINIMAP_MIN_CANVAS_WIDTH;
       if (hide !== this.minimap.hidden) {
         this.minimap.hidden = hide;
-        if (!hide && this.drawing) this._buildMinimap();
+        if (!hide && this.drawing) buildMinimap(this);
       }
     }
     this.render();
@@ -228,7 +222,7 @@ export class GraphView {
     const level = k >= DETAIL_K ? 2 : k >= TITLE_K ? 1 : 0;
     if (level === 0 && this._drawOverview(x0, y0)) {
       this.lastFrameMs = performance.now() - t0;
-      this._drawMinimapView();
+      drawMinimapView(this);
       if (this.handlers.onFrame) this.handlers.onFrame(this);
       return;
     }
@@ -236,11 +230,11 @@ export class GraphView {
     const nodes = this._visible(this.nodeGrid, this.nodeSeen, x0, y0, x1, y1);
     const edges = this._visible(this.edgeGrid, this.edgeSeen, x0, y0, x1, y1);
     ctx.setTransform(k * this.dpr, 0, 0, k * this.dpr, -x0 * k * this.dpr, -y0 * k * this.dpr);
-    this._drawEdges(edges, level);
-    this._drawNodes(nodes, level);
+    drawEdges(this, edges, level);
+    drawNodes(this, nodes, level);
     this.visibleCount = nodes.length;
     this.lastFrameMs = performance.now() - t0;
-    this._drawMinimapView();
+    drawMinimapView(this);
     if (this.handlers.onFrame) this.handlers.onFrame(this);
   }
 
@@ -251,7 +245,16 @@ export class GraphView {
     const d = this.drawing, k = this.cam.k, dpr = this.dpr;
     const w = Math.ceil((d.width + 40) * k * dpr), hgt = Math.ceil((d.height + 40) * k * dpr);
     if (w > 4096 || hgt > 4096) return false;
-    const key = [k, dpr, d, this.selected, this.selectedTensor, this.markedNodes, this.markedTensors, this.colorOverride];
+    const key = [
+      k,
+      dpr,
+      d,
+      this.selected,
+      this.selectedTensor,
+      this.markedNodes,
+      this.markedTensors,
+      this.colorOverride,
+    ];
     const cached = this.overview;
     if (!cached || cached.key.some((v, i) => v !== key[i])) {
       const canvas = document.createElement("canvas");
@@ -260,8 +263,8 @@ export class GraphView {
       this.ctx = canvas.getContext("2d");
       this.ctx.setTransform(k * dpr, 0, 0, k * dpr, 20 * k * dpr, 20 * k * dpr);
       const all = d.nodes.map((_, i) => i);
-      this._drawEdges(d.edges.map((_, i) => i), 0);
-      this._drawNodes(all, 0);
+      drawEdges(this, d.edges.map((_, i) => i), 0);
+      drawNodes(this, all, 0);
       this.ctx = main;
       this.overview = { key, canvas };
       this.visibleCount = all.length;
@@ -271,157 +274,7 @@ export class GraphView {
     return true;
   }
 
-  _edgePath(ctx, p, smooth) {
-    ctx.moveTo(p[0], p[1]);
-    for (let j = 2; j < p.length; j += 2) {
-      const ax = p[j - 2], ay = p[j - 1], bx = p[j], by = p[j + 1];
-      if (!smooth || ax === bx) { ctx.lineTo(bx, by); continue; }
-      const my = (by - ay) / 2;
-      ctx.bezierCurveTo(ax, ay + my, bx, by - my, bx, by);
-    }
-  }
-
-  _drawEdges(list, level) {
-    const ctx = this.ctx;
-    const k = this.cam.k;
-    const edges = this.drawing.edges;
-    const smooth = level > 0;
-    const groups = [[EDGE_COLOR, 1, []], [MARK_EDGE, 2, []], [SELECT, 2.5, []]];
-    for (const e of list) {
-      const t = edges[e].t;
-      groups[t === this.selectedTensor ? 2 : this.markedTensors.has(t) ? 1 : 0][2].push(e);
-    }
-    for (const [color, width, members] of groups) {
-      if (!members.length) continue;
-      ctx.strokeStyle = color;
-      ctx.lineWidth = level === 2 ? width : width / k * 0.8;
-      ctx.beginPath();
-      for (const e of members) this._edgePath(ctx, edges[e].pts, smooth);
-      ctx.stroke();
-      if (level > 0) {
-        ctx.fillStyle = color;
-        ctx.beginPath();
-        for (const e of members) {
-          const p = edges[e].pts, n = p.length;
-          const x = p[n - 2], y = p[n - 1];
-          ctx.moveTo(x, y); ctx.lineTo(x - 3.5, y - 7); ctx.lineTo(x + 3.5, y - 7); ctx.closePath();
-        }
-        ctx.fill();
-      }
-    }
-    if (level === 2) {
-      ctx.font = "9px system-ui, sans-serif";
-      ctx.fillStyle = "#5b6472";
-      ctx.textAlign = "left";
-      ctx.textBaseline = "middle";
-      for (const e of list) {
-        if (!this.labelled[e] || !edges[e].label) continue;
-        const p = edges[e].pts;
-        ctx.fillText(edges[e].label, p[0] + 4, p[1] + Math.min(14, (p[3] - p[1]) / 2) + (this.labelled[e] - 1) * 11);
-      }
-    }
-  }
-
-  _text(b) {
-    // Titles and rows clipped to the box once (the font is fixed), not on every frame.
-    if (b._text) return b._text;
-    const ctx = this.ctx;
-    const fit = (s, max) => {
-      if (ctx.measureText(s).width <= max) return s;
-      let lo = 0, hi = s.length;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (ctx.measureText(s.slice(0, mid) + "\u2026").width <= max) lo = mid; else hi = mid - 1;
-      }
-      return s.slice(0, lo) + "\u2026";
-    };
-    ctx.font = "600 11px system-ui, sans-serif";
-    const title = fit(b.title, b.w - 2 * PAD_X);
-    ctx.font = "11px system-ui, sans-serif";
-    const rows = b.rows.map(([key, value]) => {
-      const kw = key ? ctx.measureText(key + "  ").width : 0;
-      return [key, fit(value, b.w - 2 * PAD_X - kw), kw];
-    });
-    b._text = { title, rows };
-    return b._text;
-  }
-
-  _drawNodes(list, level) {
-    const ctx = this.ctx;
-    const nodes = this.drawing.nodes;
-    const k = this.cam.k;
-    if (level === 0) {
-      const byColor = new Map();
-      for (const i of list) {
-        const c = this._color(i);
-        if (!byColor.has(c)) byColor.set(c, []);
-        byColor.get(c).push(i);
-      }
-      const min = 1.5 / k; // at least a pixel and a half, so tiny graphs stay visible
-      for (const [color, members] of byColor) {
-        ctx.fillStyle = color;
-        ctx.beginPath();
-        for (const i of members) {
-          ctx.rect(this.nx0[i], this.ny0[i], Math.max(min, this.nx1[i] - this.nx0[i]), Math.max(min, this.ny1[i] - this.ny0[i]));
-        }
-        ctx.fill();
-      }
-      this._drawMarks(list, 2 / k);
-      return;
-    }
-    for (const i of list) {
-      const b = nodes[i];
-      const x = this.nx0[i], y = this.ny0[i], w = b.w, h = b.h;
-      const color = this._color(i);
-      const io = b.kind !== "op";
-      const r = io ? Math.min(10, h / 2) : 4;
-      ctx.beginPath();
-      ctx.roundRect(x, y, w, h, r);
-      ctx.fillStyle = io ? "#f3f4f6" : this.colorOverride ? tint(color) : "#fff";
-      ctx.fill();
-      ctx.lineWidth = 1;
-      ctx.strokeStyle = io ? "#6b7280" : "#b5bcc8";
-      ctx.stroke();
-      if (!io) {
-        ctx.beginPath();
-        ctx.roundRect(x, y, w, TITLE_H, b.rows.length ? [4, 4, 0, 0] : 4);
-        ctx.fillStyle = color;
-        ctx.fill();
-      }
-      const text = this._text(b);
-      ctx.textBaseline = "middle";
-      ctx.textAlign = "center";
-      ctx.font = "600 11px system-ui, sans-serif";
-      ctx.fillStyle = io ? "#111827" : this.colorOverride ? inkOn(color) : "#fff";
-      ctx.fillText(text.title, b.x, y + TITLE_H / 2 + 0.5);
-      if (b.bodies) {
-        ctx.textAlign = "right";
-        ctx.fillText("\u25b8", x + w - 4, y + TITLE_H / 2);
-      }
-      if (level === 2 && text.rows.length) {
-        ctx.font = "11px system-ui, sans-serif";
-        let ry = y + TITLE_H + 2 + ROW_H / 2;
-        for (const [key, value, kw] of text.rows) {
-          if (io) {
-            ctx.textAlign = "center";
-            ctx.fillStyle = "#4b5563";
-            ctx.fillText(value, b.x, ry);
-          } else {
-            ctx.textAlign = "left";
-            if (key) { ctx.fillStyle = "#6b7280"; ctx.fillText(key, x + PAD_X, ry); }
-            ctx.fillStyle = "#111827";
-            ctx.fillText(value, x + PAD_X + kw, ry);
-          }
-          ry += ROW_H;
-        }
-      }
-      const stubs = this.stubsOf.get(i);
-      if (stubs && level === 2) this._drawStubs(b, stubs);
-    }
-    this._drawMarks(list, 2);
-  }
-
-  _color(i) {
+  colorOf(i) {
     const b = this.drawing.nodes[i];
     const over = this.colorOverride && b.kind === "op" ? this.colorOverride(i) : null;
     return over || CATEGORY_COLORS[b.cat] || CATEGORY_COLORS.other;
@@ -430,102 +283,7 @@ export class GraphView {
   // Colour every op box by a function of its index (null: back to the category colours).
   setColorOverride(fn) {
     this.colorOverride = fn || null;
-    if (this.drawing) this._buildMinimap();
-    this.render();
-  }
-
-  _drawStubs(b, stubs) {
-    const ctx = this.ctx;
-    ctx.font = "9px system-ui, sans-serif";
-    ctx.textBaseline = "middle";
-    let inCount = 0, outCount = 0;
-    for (const s of stubs) {
-      const marked = s.t === this.selectedTensor ? SELECT : this.markedTensors.has(s.t) ? MARK_EDGE : "#9aa3b2";
-      ctx.strokeStyle = marked; ctx.fillStyle = marked; ctx.lineWidth = 1;
-      if (s.in) {
-        const x = b.x - b.w / 2 + 10 + 12 * inCount++, y = b.y;
-        ctx.beginPath(); ctx.moveTo(x, y - 16); ctx.lineTo(x, y); ctx.stroke();
-        ctx.beginPath(); ctx.arc(x, y - 16, 2, 0, Math.PI * 2); ctx.fill();
-        ctx.textAlign = "right"; ctx.fillText(s.label, x - 4, y - 14);
-      } else {
-        const x = b.x + b.w / 2 - 10 - 12 * outCount++, y = b.y + b.h;
-        ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x, y + 16); ctx.stroke();
-        ctx.beginPath(); ctx.arc(x, y + 16, 2, 0, Math.PI * 2); ctx.fill();
-        ctx.textAlign = "left"; ctx.fillText(s.label, x + 4, y + 14);
-      }
-    }
-  }
-
-  _drawMarks(list, width) {
-    const ctx = this.ctx;
-    const k = this.cam.k;
-    const pad = Math.max(2, 3 / k);
-    for (const i of list) {
-      const mark = this.markedNodes.get(i);
-      const sel = this.selected.has(i);
-      if (!mark && !sel) continue;
-      ctx.beginPath();
-      ctx.rect(this.nx0[i] - pad, this.ny0[i] - pad, this.nx1[i] - this.nx0[i] + 2 * pad, this.ny1[i] - this.ny0[i] + 2 * pad);
-      ctx.lineWidth = sel ? Math.max(width, 2.5 / k) : Math.max(width, 2 / k);
-      ctx.setLineDash(mark === "dd" && !sel ? [6 / Math.max(k, 0.3), 4 / Math.max(k, 0.3)] : []);
-      ctx.strokeStyle = sel ? SELECT : mark === "dd" ? "#c62828" : "#eab308";
-      ctx.stroke();
-    }
-    ctx.setLineDash([]);
-  }
-
-  // -- minimap ---------------------------------------------------------------------------------
-  _buildMinimap() {
-    const mm = this.minimap;
-    if (!mm) return;
-    const dpr = window.devicePixelRatio || 1;
-    const r = mm.getBoundingClientRect();
-    mm.width = Math.max(1, Math.round(r.width * dpr));
-    mm.height = Math.max(1, Math.round(r.height * dpr));
-    const d = this.drawing;
-    const s = Math.min(mm.width / (d.width + 40), mm.height / (d.height + 40));
-    this.mm = { s, ox: (mm.width - d.width * s) / 2, oy: (mm.height - d.height * s) / 2, dpr };
-    const base = document.createElement("canvas");
-    base.width = mm.width; base.height = mm.height;
-    const c = base.getContext("2d");
-    const byColor = new Map();
-    d.nodes.forEach((b, i) => {
-      const color = this._color(i);
-      if (!byColor.has(color)) byColor.set(color, []);
-      byColor.get(color).push(i);
-    });
-    for (const [color, members] of byColor) {
-      c.fillStyle = color;
-      c.beginPath();
-      for (const i of members) {
-        c.rect(this.mm.ox + this.nx0[i] * s, this.mm.oy + this.ny0[i] * s,
-          Math.max(1, (this.nx1[i] - this.nx0[i]) * s), Math.max(1, (this.ny1[i] - this.ny0[i]) * s));
-      }
-      c.fill();
-    }
-    this.mmBase = base;
-  }
-
-  _drawMinimapView() {
-    const mm = this.minimap;
-    if (!mm || !this.mmBase) return;
-    const c = mm.getContext("2d");
-    c.clearRect(0, 0, mm.width, mm.height);
-    c.drawImage(this.mmBase, 0, 0);
-    const { s, ox, oy } = this.mm;
-    const k = this.cam.k;
-    c.strokeStyle = SELECT;
-    c.lineWidth = 1.5;
-    c.strokeRect(ox + this.cam.x * s, oy + this.cam.y * s, Math.max(3, this.W / k * s), Math.max(3, this.H / k * s));
-  }
-
-  _minimapTo(e) {
-    const r = this.minimap.getBoundingClientRect();
-    const { s, ox, oy, dpr } = this.mm;
-    const wx = ((e.clientX - r.left) * dpr - ox) / s, wy = ((e.clientY - r.top) * dpr - oy) / s;
-    const k = this.cam.k;
-    this.cam.x = wx - this.W / k / 2;
-    this.cam.y = wy - this.H / k / 2;
+    if (this.drawing) buildMinimap(this);
     this.render();
   }
 
@@ -537,36 +295,17 @@ export class GraphView {
     const [wx, wy] = this.toWorld(sx, sy);
     const cell = (grid) => grid.get(cellKey(Math.floor(wx / CELL), Math.floor(wy / CELL))) || [];
     for (const i of cell(this.nodeGrid)) {
-      if (wx >= this.nx0[i] && wx <= this.nx1[i] && wy >= this.ny0[i] && wy <= this.ny1[i]) return { type: "node", index: i };
+      if (wx >= this.nx0[i] && wx <= this.nx1[i] && wy >= this.ny0[i] && wy <= this.ny1[i])
+        return { type: "node", index: i };
     }
     const tol = 6 / this.cam.k;
     let best = null, bestD = tol;
     for (const e of cell(this.edgeGrid)) {
-      const d = this._distance(this.drawing.edges[e].pts, wx, wy);
+      const d = edgeDistance(this.drawing.edges[e].pts, wx, wy);
       if (d < bestD) { bestD = d; best = e; }
     }
     if (best !== null) return { type: "edge", index: best, tensor: this.drawing.edges[best].t };
     return null;
-  }
-
-  _distance(p, x, y) {
-    let best = Infinity;
-    for (let j = 2; j < p.length; j += 2) {
-      const ax = p[j - 2], ay = p[j - 1], bx = p[j], by = p[j + 1];
-      const steps = ax === bx ? 1 : 8;
-      let px = ax, py = ay;
-      for (let s = 1; s <= steps; s++) {
-        const t = s / steps;
-        // the same cubic as _edgePath: vertical tangents at both ends
-        const u = 1 - t;
-        const my = (by - ay) / 2;
-        const qx = steps === 1 ? bx : u * u * u * ax + 3 * u * u * t * ax + 3 * u * t * t * bx + t * t * t * bx;
-        const qy = steps === 1 ? by : u * u * u * ay + 3 * u * u * t * (ay + my) + 3 * u * t * t * (by - my) + t * t * t * by;
-        best = Math.min(best, segDistance(x, y, px, py, qx, qy));
-        px = qx; py = qy;
-      }
-    }
-    return best;
   }
 
   // -- events ----------------------------------------------------------------------------------
@@ -620,33 +359,13 @@ export class GraphView {
     }, { passive: false });
     if (this.minimap) {
       let mmDrag = false;
-      this.minimap.addEventListener("pointerdown", (e) => { mmDrag = true; this.minimap.setPointerCapture(e.pointerId); this._minimapTo(e); });
-      this.minimap.addEventListener("pointermove", (e) => { if (mmDrag) this._minimapTo(e); });
+      this.minimap.addEventListener("pointerdown", (e) => {
+        mmDrag = true;
+        this.minimap.setPointerCapture(e.pointerId);
+        minimapTo(this, e);
+      });
+      this.minimap.addEventListener("pointermove", (e) => { if (mmDrag) minimapTo(this, e); });
       this.minimap.addEventListener("pointerup", () => { mmDrag = false; });
     }
   }
-}
-
-// A light version of a "#rrggbb" colour (box bodies in a colour mode; the title keeps the full colour).
-function tint(color) {
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
-  if (!m) return "#fff";
-  return `rgb(${m.slice(1).map((x) => Math.round(255 - (255 - parseInt(x, 16)) * 0.28)).join(",")})`;
-}
-
-// Dark or white text, whichever reads better on a "#rrggbb" background.
-function inkOn(color) {
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
-  if (!m) return "#fff";
-  const [r, g, b] = m.slice(1).map((x) => parseInt(x, 16));
-  return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#111827" : "#fff";
-}
-
-function segDistance(x, y, ax, ay, bx, by) {
-  const dx = bx - ax, dy = by - ay;
-  const len = dx * dx + dy * dy;
-  let t = len ? ((x - ax) * dx + (y - ay) * dy) / len : 0;
-  t = Math.max(0, Math.min(1, t));
-  const px = ax + t * dx - x, py = ay + t * dy - y;
-  return Math.sqrt(px * px + py * py);
 }

@@ -139,7 +139,8 @@ export function uploadModel(files, onProgress) {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
       if (xhr.status >= 200 && xhr.status < 300 && body) resolve(body);
-      else if (body && body.error) reject(new ApiError(xhr.status, body.error.code, body.error.message, body.error.details));
+      else if (body && body.error)
+        reject(new ApiError(xhr.status, body.error.code, body.error.message, body.error.details));
       else reject(new ApiError(xhr.status, "http_error", `the server answered ${xhr.status}`));
     };
     xhr.send(form);
