@@ -19,7 +19,7 @@ from app.quant.evaluate import OutputError
 from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
-from app.quant.runtime import QDQ_LEVEL, run, session
+from app.quant.runtime import QDQ_LEVEL, in_lanes, run, session
 from app.quant.weights import dequantized
 
 #: Suffix of the local copies' tensors.
@@ -114,9 +114,9 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     present = {o.name for o in qdq.graph.output}
     accumulated_model.graph.output.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, None)
                                           for p in points if p not in present)
-    float_session = session(local, "all", arena=False, folder=folder)
+    float_session = session(local, "all", arena=False, folder=folder, lanes=True)
     del local
-    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder)
+    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder, lanes=True)
     del accumulated_model
     accumulated = {p: OutputError() for p in [*inputs, *points]}
     local_errors = {p: OutputError() for p in [*inputs, *points]}
@@ -125,19 +125,26 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     report(progress, 0, len(batches), "error_map")
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
-        floats = {name: v.numpy() for name, v in zip(fetched, run(float_session, fetched, batch))}
-        for point in points:
+        float_run, quantized_run = in_lanes(lambda job: run(job[0], job[1], batch),
+                                            [(float_session, fetched), (quantized_session, points)])
+        floats = {name: v.numpy() for name, v in zip(fetched, float_run)}
+        quantized = dict(zip(points, quantized_run))
+
+        def add(point: str) -> None:  # each point's sums belong to one lane; numpy frees the GIL on big tensors
             aq = activations[point]
             scale, zero_point = aq.params
-            local_errors[point].add(floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale,
-                                                                               zero_point))
-            alone[point].add(floats[point], aq.quantizer.fake_quantize(floats[point], scale, zero_point))
+            value = floats[point]
+            local_errors[point].add(value, aq.quantizer.fake_quantize(floats[f"{point}{LOCAL}"], scale, zero_point))
+            alone[point].add(value, aq.quantizer.fake_quantize(value, scale, zero_point))
+            accumulated[point].add(value, quantized[point].numpy())
+
+        for _ in in_lanes(add, points):
+            pass
         for name in inputs:  # a graph input's error is its own quantization, alone or not
             aq = activations[name]
-            quantized = aq.quantizer.fake_quantize(batch[name], *aq.params)
+            fake = aq.quantizer.fake_quantize(batch[name], *aq.params)
             for errors in (local_errors, accumulated, alone):
-                errors[name].add(batch[name], quantized)
-        for point, value in zip(points, run(quantized_session, points, batch)):
-            accumulated[point].add(floats[point], value.numpy())
+                errors[name].add(batch[name], fake)
+        del floats, quantized
         report(progress, done, len(batches), "error_map")
     return accumulated, local_errors, alone

@@ -103,7 +103,7 @@ class ShapeReport(BaseModel):
 
 
 class GraphView(BaseModel):
-    """The graph as the browser draws it (app/server/graph_view.py)."""
+    """The graph as the browser draws it (app/view/graph_view.py)."""
 
     model_config = ConfigDict(extra="allow")
 
