@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.server.routes_vocabulary import get_vocabulary
+from app.server.routes.vocabulary import get_vocabulary
 from app.view.layout import layout_graph
 from tests.api.models import blocks_model
 from tests.api.server_process import ServerProcess

@@ -38,11 +38,6 @@ def calibration_npz(path: Path) -> Path:
     return path
 
 
-def quant_routes_present(server: str) -> bool:
-    spec = json.loads(urllib.request.urlopen(server + "/openapi.json", timeout=10).read())
-    return any(p.startswith("/api/sessions/") and p.split("/")[4:5] == ["quant"] for p in spec["paths"])
-
-
 def zero_point_type(model: onnx.ModelProto, tensor: str) -> int:
     """The element type of the zero point of the DequantizeLinear that gives back `tensor`."""
     dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == tensor)
@@ -71,8 +66,6 @@ def fix_dims_by_api(server: str, sid: str) -> int:
 
 
 def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
-    if not quant_routes_present(server):
-        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     started = time.monotonic()
     open_model(page, server, fixture_model("ppocrv4_det"))
 
@@ -251,8 +244,6 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
 
 
 def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
-    if not quant_routes_present(server):
-        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
     fixed = fix_dims_by_api(server, sid)
     page.reload()
@@ -413,8 +404,6 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
-    if not quant_routes_present(server):
-        pytest.skip("the quantization routes (app/server/routes_quant.py) are not in this build yet")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
     fix_dims_by_api(server, sid)
     analyse_by_api(server, sid, calibration_npz(tmp_path / "calib.npz"))
