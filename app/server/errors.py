@@ -33,15 +33,60 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-class ApiError(Exception):
-    """An error the service answers with directly (unknown session, stale version, upload too large)."""
+class ServiceError(Exception):
+    """A request the service refuses, for the reason `code` names. Storage, jobs, uploads and routes raise
+    it (as one of the kinds below) without speaking HTTP; the one handler of `install_error_handlers`
+    answers it in the error shape, with the kind's `status`."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    status = 422  # each kind sets the status its handler answers with
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+class BadRequest(ServiceError):
+    """The request cannot be read at all (a broken multipart body, an unsafe file name)."""
+
+    status = 400
+
+
+class NotFound(ServiceError):
+    """What the request names does not exist (a session, a job, a tensor, a scope)."""
+
+    status = 404
+
+
+class Conflict(ServiceError):
+    """The request does not fit the state it meets (a stale version, an analysis not ready)."""
+
+    status = 409
+
+
+class TooLarge(ServiceError):
+    """Over a size limit of the service."""
+
+    status = 413
+
+
+class UnsupportedMedia(ServiceError):
+    """A body of a content type the route does not take."""
+
+    status = 415
+
+
+class Invalid(ServiceError):
+    """Well-formed but refused: what was sent makes no sense for this model or these settings."""
+
+    status = 422
+
+
+class DiskFull(ServiceError):
+    """The server's disk (or quota, or file size limit) is full."""
+
+    status = 507
 
 
 def is_disk_full(err: BaseException) -> bool:
@@ -49,20 +94,20 @@ def is_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in DISK_FULL
 
 
-def disk_full_error(err: BaseException) -> ApiError:
+def disk_full_error(err: BaseException) -> DiskFull:
     """The server's disk is full: 507, with the system's words but not the path (which is the server's)."""
     assert isinstance(err, OSError)
-    return ApiError(507, "insufficient_storage", f"the server's disk is full ({err.strerror}): nothing of this "
+    return DiskFull("insufficient_storage", f"the server's disk is full ({err.strerror}): nothing of this "
                     "request was saved, and a session it touched is as it was. Try again when space has been freed",
                     {"errno": errno.errorcode.get(err.errno or 0, str(err.errno))})
 
 
-def unreadable_model(action: str, err: Exception) -> ApiError:
+def unreadable_model(action: str, err: Exception) -> ServiceError:
     """An uploaded model that parses but trips the engine is still the upload's fault: 422, logged."""
     if is_disk_full(err):
         return disk_full_error(err)
     log.exception("engine failed while %s", action)
-    return ApiError(422, "unreadable_model", f"the model could not be {action}: {type(err).__name__}: {err}",
+    return Invalid("unreadable_model", f"the model could not be {action}: {type(err).__name__}: {err}",
                     {"type": type(err).__name__})
 
 
@@ -129,21 +174,21 @@ def internal_error(err: Exception) -> dict[str, Any]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, err: ApiError) -> JSONResponse:
-        return error_response(err.status, err.code, err.message, err.details)
+    async def _domain_error(request: Request, err: Exception) -> JSONResponse:
+        """The one mapping of domain errors to HTTP: the service's by their kind, the engine's as 422."""
+        assert isinstance(err, (ServiceError, WorkbenchError))
+        status = err.status if isinstance(err, ServiceError) else Invalid.status
+        return error_response(status, err.code, err.message, err.details)
 
-    @app.exception_handler(WorkbenchError)
-    async def _workbench_error(request: Request, err: WorkbenchError) -> JSONResponse:
-        return error_response(422, err.code, err.message, err.details)
+    app.add_exception_handler(ServiceError, _domain_error)
+    app.add_exception_handler(WorkbenchError, _domain_error)
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, err: OSError) -> JSONResponse:
         if not is_disk_full(err):
             raise err  # an unexpected failure: the UnexpectedErrors middleware answers 500 and closes
         log.warning("disk full on %s %s: %s", request.method, request.url.path, err)
-        full = disk_full_error(err)
-        return error_response(full.status, full.code, full.message, full.details)
+        return await _domain_error(request, disk_full_error(err))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, err: RequestValidationError) -> JSONResponse:

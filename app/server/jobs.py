@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 
 from ..graph import WorkbenchError
-from .errors import ApiError, disk_full_error, error_body, is_disk_full
+from .errors import NotFound, disk_full_error, error_body, is_disk_full
 from .session_store import new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -104,7 +104,7 @@ class JobRunner(ABC):
     @abstractmethod
     def get(self, job_id: str) -> dict[str, Any]:
         """{"id", "kind", "session", "state", "progress", "message", "result", "error", timestamps};
-        raises ApiError 404 for an unknown id."""
+        raises NotFound for an unknown id."""
 
     @abstractmethod
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -244,5 +244,5 @@ def _alive(owner: dict[str, Any]) -> bool:
         return False
 
 
-def _unknown(job_id: str) -> ApiError:
-    return ApiError(404, "unknown_job", "no such job (its session may have been deleted)", {"job": job_id[:80]})
+def _unknown(job_id: str) -> NotFound:
+    return NotFound("unknown_job", "no such job (its session may have been deleted)", {"job": job_id[:80]})

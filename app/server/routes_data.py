@@ -21,7 +21,7 @@ from ..graph.changes import describe_changes
 from ..graph.io import read_tensor
 from ..graph.script import parse_script
 from .downloads import EDITED, content_disposition, file_response, open_files, stream_file
-from .errors import ApiError, unreadable_model
+from .errors import Invalid, NotFound, TooLarge, UnsupportedMedia, unreadable_model
 from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of, weight_of
 from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
@@ -60,7 +60,7 @@ def download_model(session_id: str, request: Request) -> StreamingResponse:
 # -- tensors -----------------------------------------------------------------------------------
 def _tensor_name(path: str) -> str:
     if not path.endswith(".npy") or len(path) <= 4:
-        raise ApiError(404, "not_found", "tensor downloads end in .npy: /tensors/<url-encoded name>.npy")
+        raise NotFound("not_found", "tensor downloads end in .npy: /tensors/<url-encoded name>.npy")
     return path[:-4]
 
 
@@ -106,7 +106,7 @@ async def put_tensor(session_id: str, name: str, request: Request,
     settings = request.app.state.settings
     content_type = parse_options_header(request.headers.get("content-type", ""))[0].decode("latin-1")
     if content_type not in NPY_TYPES:
-        raise ApiError(415, "unsupported_media_type", f"send the .npy file as the raw body "
+        raise UnsupportedMedia("unsupported_media_type", f"send the .npy file as the raw body "
                        f"(application/octet-stream), not {content_type}")
     await run_in_threadpool(store.session_dir, session_id)  # a malformed id is a 404 before any upload
     staging = await run_in_threadpool(store.staging_dir)
@@ -122,14 +122,14 @@ async def put_tensor(session_id: str, name: str, request: Request,
 async def _receive_body(request: Request, path: Path, limit: int) -> None:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"the body is {int(declared):,} bytes; the limit is {limit:,}",
+        raise TooLarge("too_large", f"the body is {int(declared):,} bytes; the limit is {limit:,}",
                        {"limit": limit})
     received = 0
     with open(path, "wb") as out:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise ApiError(413, "too_large", f"the body is over the limit of {limit:,} bytes", {"limit": limit})
+                raise TooLarge("too_large", f"the body is over the limit of {limit:,} bytes", {"limit": limit})
             out.write(chunk)
 
 
@@ -164,13 +164,13 @@ def _run_options(upload: Upload) -> tuple[dict[str, int], int]:
         dims = json.loads(upload.fields.get("dims") or "{}")
         seed = int(upload.fields.get("seed") or "0")
     except (ValueError, json.JSONDecodeError):
-        raise ApiError(422, "bad_field", "'dims' must be a JSON object of dim name to size, 'seed' an integer") \
+        raise Invalid("bad_field", "'dims' must be a JSON object of dim name to size, 'seed' an integer") \
             from None
     if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31
                                              for v in dims.values()):
-        raise ApiError(422, "bad_field", "'dims' must map dim names to positive integers, e.g. {\"batch\": 1}")
+        raise Invalid("bad_field", "'dims' must map dim names to positive integers, e.g. {\"batch\": 1}")
     if not 0 <= seed <= MAX_SEED:
-        raise ApiError(422, "bad_field", f"'seed' must be an integer from 0 to {MAX_SEED}, not {seed}")
+        raise Invalid("bad_field", f"'seed' must be an integer from 0 to {MAX_SEED}, not {seed}")
     return dims, seed
 
 
@@ -263,7 +263,7 @@ async def apply_script(request: Request) -> StreamingResponse:
             elif "script" in upload.fields:
                 text = upload.fields["script"].encode()
             else:
-                raise ApiError(422, "missing_field", "the upload has no 'script' part (the edit script JSON)")
+                raise Invalid("missing_field", "the upload has no 'script' part (the edit script JSON)")
             try:
                 edits = parse_script(json.loads(text))
             except (json.JSONDecodeError, UnicodeDecodeError) as err:

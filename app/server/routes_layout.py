@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..graph.io import read_tensor
 from ..graph.layout import Layout, LayoutMemory
-from .errors import ApiError
+from .errors import Invalid, NotFound
 from .graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
 from .graph_view import graph_view_gzip, gzipped_json_response, initializer_summary
 from .routes_sessions import weight_of
@@ -76,7 +76,7 @@ def _scope_graph(view: dict[str, Any], scope: list[str]) -> dict[str, Any]:
             body = next((s["graph"] for s in owner.get("subgraphs", ())
                          if s["attribute"] == attr and s["index"] == (int(gi) if gi.isdigit() else 0)), None)
         if body is None:
-            raise ApiError(404, "unknown_scope", f"no body '{scope[i + 1]}' of node '{scope[i]}' in this graph",
+            raise NotFound("unknown_scope", f"no body '{scope[i + 1]}' of node '{scope[i]}' in this graph",
                            {"scope": scope[: i + 2]})
         graph = body
     return graph
@@ -90,7 +90,7 @@ def _parse_scope(text: str) -> list[str]:
     except json.JSONDecodeError:
         scope = None
     if not isinstance(scope, list) or len(scope) % 2 or not all(isinstance(p, str) for p in scope):
-        raise ApiError(422, "bad_scope", "scope is a JSON list [node id, attribute, node id, attribute, ...]")
+        raise Invalid("bad_scope", "scope is a JSON list [node id, attribute, node id, attribute, ...]")
     return scope
 
 
@@ -206,9 +206,9 @@ def _histogram(request: Request, session_id: str, name: str) -> dict[str, Any]:
         try:
             values = read_tensor(tensor, base_dir)
         except Exception as err:  # strings, packed types, unreadable external data: no histogram
-            raise ApiError(422, "no_histogram", f"no histogram for '{name}': {err}", {"tensor": name}) from None
+            raise Invalid("no_histogram", f"no histogram for '{name}': {err}", {"tensor": name}) from None
     if values.dtype.kind not in "fiub" or values.size == 0:
-        raise ApiError(422, "no_histogram", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
+        raise Invalid("no_histogram", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
     flat = values.reshape(-1)
     sampled = flat.size > HISTOGRAM_SAMPLE
     if sampled:

@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from .errors import ApiError
+from .errors import NotFound
 from .session_store import SESSION_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def docs(request: Request) -> HTMLResponse:
 def static_file(version: str, path: str) -> FileResponse:
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file():
-        raise ApiError(404, "not_found", f"no static file '{path}'")
+        raise NotFound("not_found", f"no static file '{path}'")
     cache = "public, max-age=31536000, immutable" if version == asset_version() else "no-cache"
     return FileResponse(target, media_type=_TYPES.get(target.suffix, "application/octet-stream"),
                         headers={"Cache-Control": cache})

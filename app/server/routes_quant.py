@@ -42,7 +42,7 @@ from ..quant.export import acuity_quantize, rknn_cfg
 from ..quant.model import LoadedModel, input_specs
 from .downloads import content_disposition, file_response, open_files
 from .schemas import MAX_SEED, file_field, multipart_body
-from .errors import ApiError
+from .errors import Conflict, Invalid, NotFound, ServiceError, TooLarge, UnsupportedMedia
 from .jobs import JOB_ID, JobCancelled, JobContext
 from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of
@@ -156,9 +156,9 @@ def parse_settings(fields: dict[str, str]) -> QuantSettings:
         try:
             raw = json.loads(fields["settings"])
         except json.JSONDecodeError as err:
-            raise ApiError(422, "bad_settings", f"'settings' is not valid JSON: {err}") from None
+            raise Invalid("bad_settings", f"'settings' is not valid JSON: {err}") from None
         if not isinstance(raw, dict):
-            raise ApiError(422, "bad_settings", "'settings' must be a JSON object")
+            raise Invalid("bad_settings", "'settings' must be a JSON object")
     for name, text in fields.items():
         if name == "settings":
             continue
@@ -173,7 +173,7 @@ def parse_settings(fields: dict[str, str]) -> QuantSettings:
         return QuantSettings.model_validate(raw)
     except ValidationError as err:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise ApiError(422, "bad_settings", "invalid quantization settings: " + "; ".join(problems[:5]),
+        raise Invalid("bad_settings", "invalid quantization settings: " + "; ".join(problems[:5]),
                        {"problems": problems[:20]}) from None
 
 
@@ -188,7 +188,7 @@ def _options(settings: QuantSettings) -> QuantOptions:
                             seed=settings.seed, thresholds=Thresholds(settings.good_cosine, settings.good_sqnr_db,
                                                                       settings.marginal_cosine))
     except QuantError as err:
-        raise ApiError(422, "bad_settings", str(err)) from None
+        raise Invalid("bad_settings", str(err)) from None
 
 
 def _image_setup(settings: QuantSettings, specs: list) -> tuple[ImagePreprocess, dict[str, list[int]]]:
@@ -197,7 +197,7 @@ def _image_setup(settings: QuantSettings, specs: list) -> tuple[ImagePreprocess,
     shapes = dict(settings.shapes or {})
     if pre.size is not None:
         if len(pre.size) != 2 or len(specs) != 1 or len(specs[0].shape) != 4:
-            raise ApiError(422, "bad_settings", "size is [H, W] for a model with one 4-D input")
+            raise Invalid("bad_settings", "size is [H, W] for a model with one 4-D input")
         declared = specs[0].shape
         nhwc = pre.layout == "nhwc" or (pre.layout is None and declared[3] in (1, 3) and declared[1] not in (1, 3))
         channels = declared[3] if nhwc else declared[1]
@@ -238,7 +238,7 @@ def open_data(specs: list, settings: QuantSettings, paths: list[Path], max_eleme
     for name, shape in data.shapes.items():
         count = element_count(shape)
         if count > max_elements:
-            raise ApiError(413, "too_large", f"input '{name}': a batch of shape {list(shape)} has {count:,} elements; "
+            raise TooLarge("too_large", f"input '{name}': a batch of shape {list(shape)} has {count:,} elements; "
                            f"the limit is {max_elements:,}", {"input": name, "shape": list(shape), "limit": max_elements})
     return data
 
@@ -252,7 +252,7 @@ def _folder_of(request: Request, session_id: str, job_id: str) -> Path:
     """The folder of an analysis job of this session (404 for another session's or an unknown job)."""
     pointer = _quant_root(request, session_id) / "jobs" / job_id
     if not JOB_ID.match(job_id) or not pointer.is_file():  # checked before the name reaches the filesystem
-        raise ApiError(404, "unknown_analysis", "this session has no quantization analysis with that job id",
+        raise NotFound("unknown_analysis", "this session has no quantization analysis with that job id",
                        {"job": job_id[:80]})
     return pointer.parent.parent / pointer.read_text(encoding="utf-8")
 
@@ -282,12 +282,12 @@ def _analysis(request: Request, session_id: str, job_id: str) -> tuple[QuantAnal
             return _loaded[folder], meta
     if not (folder / ANALYSIS).exists():
         state = request.app.state.jobs.get(meta["job_id"])
-        raise ApiError(409, "analysis_not_ready", f"the analysis is {state['state']}; its results exist once it "
+        raise Conflict("analysis_not_ready", f"the analysis is {state['state']}; its results exist once it "
                        "has succeeded", {"state": state["state"]})
     try:
         analysis = load_analysis(folder / ANALYSIS, folder / "model" / meta["model"])
     except QuantError as err:
-        raise ApiError(409, "analysis_unreadable", str(err)) from None
+        raise Conflict("analysis_unreadable", str(err)) from None
     with _loaded_lock:
         _loaded[folder] = analysis
         while len(_loaded) > LOADED_ANALYSES:
@@ -376,7 +376,7 @@ async def start_analysis(session_id: str, request: Request) -> dict[str, Any]:
             form = await request.form()
             upload = Upload(fields={k: v for k, v in form.items() if isinstance(v, str)})
         else:
-            raise ApiError(415, "unsupported_media_type", "send the settings and calibration files as "
+            raise UnsupportedMedia("unsupported_media_type", "send the settings and calibration files as "
                            "multipart/form-data")
         return await run_in_threadpool(_submit_analysis, request, session_id, staging, upload)
     finally:
@@ -387,9 +387,9 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
     settings = parse_settings(upload.fields)
     options = _options(settings)
     if any(f.field == "data" for f in upload.files) and settings.random is not None:
-        raise ApiError(422, "bad_settings", "give either calibration files or random = N, not both")
+        raise Invalid("bad_settings", "give either calibration files or random = N, not both")
     if not any(f.field == "data" for f in upload.files) and settings.random is None:
-        raise ApiError(422, "missing_data", "no calibration data: upload files in 'data' (.npz, .npy, images or "
+        raise Invalid("missing_data", "no calibration data: upload files in 'data' (.npz, .npy, images or "
                        "a .zip of images) or set random = N for synthetic data")
     root = _quant_root(request, session_id)
     (root / "jobs").mkdir(parents=True, exist_ok=True)
@@ -412,7 +412,7 @@ def _submit_analysis(request: Request, session_id: str, staging: Path, upload: U
             validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths,
                                    max_elements) if validation_paths else None
         except QuantError as err:
-            raise ApiError(422, "bad_quant_input", str(err)) from None
+            raise Invalid("bad_quant_input", str(err)) from None
         meta = {"session": session_id, "version": version, "model": model_path.name, "kind": "quant",
                 "created": time.time(), "settings": settings.model_dump(exclude_none=True),
                 "data": [str(p.relative_to(folder)) for p in data_paths],
@@ -440,7 +440,7 @@ def list_analyses(session_id: str, request: Request) -> dict[str, Any]:
         try:
             meta = _meta(root / pointer.read_text(encoding="utf-8"))
             state = request.app.state.jobs.get(pointer.name)
-        except (OSError, ValueError, ApiError):
+        except (OSError, ValueError, ServiceError):
             continue  # a job being created or removed
         found.append({"job_id": pointer.name, "version": meta["version"], "current": meta["version"] == current,
                       "state": state["state"], "created": meta["created"], "settings": meta["settings"]})
@@ -454,7 +454,7 @@ def _report_file(request: Request, session_id: str, job_id: str) -> tuple[Path, 
     meta = _meta(folder)
     if not (folder / REPORT).exists():
         state = request.app.state.jobs.get(job_id)
-        raise ApiError(409, "analysis_not_ready", f"the analysis is {state['state']}; its results exist once it "
+        raise Conflict("analysis_not_ready", f"the analysis is {state['state']}; its results exist once it "
                        "has succeeded", {"state": state["state"]})
     return folder / REPORT, meta
 
@@ -480,7 +480,7 @@ def get_histogram(session_id: str, job_id: str, tensor: str, request: Request,
                   ) -> dict[str, Any]:
     analysis, meta = _analysis(request, session_id, job_id)
     if tensor not in analysis.tensors:
-        raise ApiError(404, "unknown_tensor", f"'{tensor}' is not a quantization point of this analysis",
+        raise NotFound("unknown_tensor", f"'{tensor}' is not a quantization point of this analysis",
                        {"tensor": tensor[:200]})
     entry = tensor_report(analysis, tensor, True, bins)
     hybrid = analysis.hybrid.int16 if analysis.hybrid is not None else []
@@ -505,7 +505,7 @@ def _custom_grid(analysis: QuantAnalysis, request_: MeasureRequest) -> tuple[str
     try:
         return base, analysis.override_precision(base, overrides)
     except QuantError as err:
-        raise ApiError(422, "bad_precision", str(err)) from None
+        raise Invalid("bad_precision", str(err)) from None
 
 
 def _configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: int | None = None
@@ -513,25 +513,25 @@ def _configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: i
     """The per-tensor grid of ?config=...[&int16=[...]] (an int16 list replaces the hybrid's own), or of
     ?k=K, the precision curve's point K (its int16 points over the hybrid's base)."""
     if config not in (*CONFIGS, HYBRID):
-        raise ApiError(422, "bad_config", f"config must be one of {[*CONFIGS, HYBRID]}", {"config": config})
+        raise Invalid("bad_config", f"config must be one of {[*CONFIGS, HYBRID]}", {"config": config})
     if k is not None:
         if int16 is not None:
-            raise ApiError(422, "bad_precision", "give either k (a point of the curve) or int16, not both")
+            raise Invalid("bad_precision", "give either k (a point of the curve) or int16, not both")
         try:
             return f"curve-k{k}", analysis.curve_precision(k)
         except QuantError as err:
-            raise ApiError(404, "no_curve_point", str(err), {"k": k}) from None
+            raise NotFound("no_curve_point", str(err), {"k": k}) from None
     if int16 is None:
         try:
             return config, analysis.precision(config)
         except QuantError as err:
-            raise ApiError(409, "no_hybrid", str(err)) from None
+            raise Conflict("no_hybrid", str(err)) from None
     try:
         names = json.loads(int16)
     except json.JSONDecodeError:
         names = None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ApiError(422, "bad_precision", "int16 must be a JSON list of tensor names")
+        raise Invalid("bad_precision", "int16 must be a JSON list of tensor names")
     base = (analysis.hybrid_base or "uint8/minmax") if config == HYBRID else config
     return _custom_grid(analysis, MeasureRequest(int16=names, base=base))
 
@@ -552,7 +552,7 @@ def get_qdq(session_id: str, job_id: str, request: Request, config: str = Query(
         files = open_files(paths)
     except QuantError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ApiError(413, "too_large", str(err)) from None
+        raise TooLarge("too_large", str(err)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -590,7 +590,7 @@ def get_toolkit_file(session_id: str, job_id: str, request: Request, config: str
     analysis, meta = _analysis(request, session_id, job_id)
     target = analysis.toolkit.name
     if target not in TOOLKIT_FILES:
-        raise ApiError(409, "no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
+        raise Conflict("no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
                        f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}")
     label, grid = _configuration(analysis, config, int16, k)
     write, name = TOOLKIT_FILES[target]
@@ -611,7 +611,7 @@ def start_measure(session_id: str, job_id: str, body: MeasureRequest, request: R
     try:
         data = open_data(input_specs(analysis.model), settings, paths, request.app.state.settings.max_run_elements)
     except QuantError as err:
-        raise ApiError(422, "bad_quant_input", str(err)) from None
+        raise Invalid("bad_quant_input", str(err)) from None
     high = analysis.toolkit.tier("int16").activation
     int16 = sorted(name for name, aq in grid.items() if aq.quantizer == high)
     measure_id = request.app.state.jobs.submit(_run_measure(analysis, meta, grid, data, base, int16),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..graph.io import read_tensor
-from .errors import ApiError
+from .errors import Invalid, TooLarge
 from .routes_sessions import weight_of
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])
@@ -26,7 +26,7 @@ def _weight_values(handle: Any, name: str) -> np.ndarray:
     try:
         return read_tensor(tensor, handle.doc.base_dir)
     except Exception as err:  # strings, packed types, unreadable external data
-        raise ApiError(422, "no_values", f"cannot read '{name}': {err}", {"tensor": name}) from None
+        raise Invalid("no_values", f"cannot read '{name}': {err}", {"tensor": name}) from None
 
 
 def _weight_view(request: Request, session_id: str, name: str, axis: int) -> dict[str, Any]:
@@ -34,13 +34,13 @@ def _weight_view(request: Request, session_id: str, name: str, axis: int) -> dic
         version = handle.doc.version
         values = _weight_values(handle, name)
     if values.dtype.kind not in "fiu" or values.size == 0:
-        raise ApiError(422, "no_values", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
+        raise Invalid("no_values", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
     if values.ndim == 0 or not -values.ndim <= axis < values.ndim:
-        raise ApiError(422, "bad_axis", f"axis {axis} does not exist in '{name}' of rank {values.ndim}",
+        raise Invalid("bad_axis", f"axis {axis} does not exist in '{name}' of rank {values.ndim}",
                        {"tensor": name, "axis": axis, "rank": values.ndim})
     axis %= values.ndim
     if values.shape[axis] > MAX_CHANNELS:
-        raise ApiError(413, "too_many_channels", f"'{name}' has {values.shape[axis]} channels on axis {axis} "
+        raise TooLarge("too_many_channels", f"'{name}' has {values.shape[axis]} channels on axis {axis} "
                        f"(at most {MAX_CHANNELS} are drawn)", {"tensor": name, "axis": axis})
     rows = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1).astype(np.float64)
     finite = np.isfinite(rows)

@@ -14,7 +14,7 @@ from ..graph.changes import describe_changes
 from ..graph.script import script_document
 from ..graph.values import attribute_to_json
 from ..graph.weights import weight_tensor
-from .errors import ApiError, unreadable_model
+from .errors import Conflict, NotFound, unreadable_model
 from .graph_delta import MAX_VERSION, graph_delta_gzip
 from .middleware import streams_body
 from .graph_view import graph_view_gzip, gzipped_json_response
@@ -44,7 +44,7 @@ def weight_of(doc: ModelDocument, name: str) -> TensorProto:
     """A weight named in the URL: an initializer or a Constant node's value (404 when neither)."""
     tensor = weight_tensor(doc.main, name)
     if tensor is None:
-        raise ApiError(404, "unknown_tensor", f"no initializer or Constant node output named '{name}'",
+        raise NotFound("unknown_tensor", f"no initializer or Constant node output named '{name}'",
                        {"tensor": name})
     return tensor
 
@@ -113,7 +113,7 @@ def get_node(session_id: str, node_id: str, request: Request) -> dict[str, Any]:
         try:
             node = scope.find_node(node_id)
         except WorkbenchError as err:
-            raise ApiError(404, err.code, err.message, err.details) from None
+            raise NotFound(err.code, err.message, err.details) from None
         return {"id": scope.node_id(node), "name": node.name, "op_type": node.op_type, "domain": node.domain,
                 "inputs": list(node.input), "outputs": list(node.output), "doc_string": node.doc_string,
                 "attributes": {a.name: attribute_to_json(a, max_elements=NODE_ATTRIBUTE_ELEMENTS)
@@ -153,7 +153,7 @@ def _conflict_on_empty(step: Any) -> Any:
         return step()
     except WorkbenchError as err:
         if err.code in ("nothing_to_undo", "nothing_to_redo"):
-            raise ApiError(409, err.code, err.message) from None
+            raise Conflict(err.code, err.message) from None
         raise
 
 

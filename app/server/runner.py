@@ -17,7 +17,7 @@ from ..graph import ModelDocument
 from ..graph.errors import first_line
 from ..graph.guard import element_count
 from ..graph.summary import value_info_json
-from .errors import ApiError
+from .errors import Invalid, TooLarge
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
@@ -36,9 +36,9 @@ def npy_header(fileobj: Any) -> tuple[tuple[int, ...], np.dtype, bool]:
         else:
             raise ValueError(f"unsupported .npy version {version}")
     except (ValueError, OSError, EOFError, SyntaxError) as err:
-        raise ApiError(422, "bad_npy", f"not a valid .npy array: {err}") from None
+        raise Invalid("bad_npy", f"not a valid .npy array: {err}") from None
     if dtype.hasobject:
-        raise ApiError(422, "bad_npy", "object arrays (pickles) are not accepted")
+        raise Invalid("bad_npy", "object arrays (pickles) are not accepted")
     return tuple(int(d) for d in shape), dtype, bool(fortran)
 
 
@@ -46,10 +46,10 @@ def check_npy_size(shape: tuple[int, ...], dtype: np.dtype, available: int, limi
     """Refuse absurd or lying headers before numpy allocates anything."""
     count = element_count(shape)
     if count > limit:
-        raise ApiError(413, "too_large", f"{what}: shape {list(shape)} has {count:,} elements; the limit is "
+        raise TooLarge("too_large", f"{what}: shape {list(shape)} has {count:,} elements; the limit is "
                        f"{limit:,}", {"shape": list(shape)})
     if count * dtype.itemsize > available:
-        raise ApiError(422, "bad_npy", f"{what}: the header says {list(shape)} {dtype} ({count * dtype.itemsize:,} "
+        raise Invalid("bad_npy", f"{what}: the header says {list(shape)} {dtype} ({count * dtype.itemsize:,} "
                        f"bytes) but the file holds {available:,} bytes of data", {"shape": list(shape)})
 
 
@@ -58,13 +58,13 @@ def read_npz(path: Path, max_elements: int, max_bytes: int) -> dict[str, np.ndar
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
-        raise ApiError(422, "bad_npz", "inputs must be a .npz file (numpy.savez), one array per model input") \
+        raise Invalid("bad_npz", "inputs must be a .npz file (numpy.savez), one array per model input") \
             from None
     arrays: dict[str, np.ndarray] = {}
     with archive:
         members = archive.infolist()
         if sum(m.file_size for m in members) > max_bytes:
-            raise ApiError(413, "too_large", f"the inputs unpack to more than {max_bytes:,} bytes")
+            raise TooLarge("too_large", f"the inputs unpack to more than {max_bytes:,} bytes")
         for member in members:
             name = member.filename[:-4] if member.filename.endswith(".npy") else member.filename
             try:
@@ -73,7 +73,7 @@ def read_npz(path: Path, max_elements: int, max_bytes: int) -> dict[str, np.ndar
                     check_npy_size(shape, dtype, member.file_size - f.tell(), max_elements, f"input '{name}'")
                     data = f.read()
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-                raise ApiError(422, "bad_npz", f"input '{name}' could not be read: {err}") from None
+                raise Invalid("bad_npz", f"input '{name}' could not be read: {err}") from None
             array = np.frombuffer(data, dtype=dtype, count=element_count(shape))
             arrays[name] = array.reshape(shape, order="F" if fortran else "C")
     return arrays
@@ -94,18 +94,18 @@ def random_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_eleme
     out: dict[str, np.ndarray] = {}
     for spec in input_specs(doc):
         if spec["shape"] is None:
-            raise ApiError(422, "unknown_input_shape", f"input '{spec['name']}' has no declared shape; upload inputs "
+            raise Invalid("unknown_input_shape", f"input '{spec['name']}' has no declared shape; upload inputs "
                            "as .npz instead", {"input": spec["name"]})
         shape = [d if isinstance(d, int) and d >= 0 else dims.get(d, 1) if isinstance(d, str) else 1
                  for d in spec["shape"]]  # exporters write -1 for unknown dims too
         count = element_count(shape)  # Python ints: an int64 product of huge dims wraps round to small
         if count > max_elements:
-            raise ApiError(413, "too_large", f"input '{spec['name']}' of shape {shape} has {count:,} elements; the "
+            raise TooLarge("too_large", f"input '{spec['name']}' of shape {shape} has {count:,} elements; the "
                            f"limit is {max_elements:,}", {"input": spec["name"], "shape": shape})
         try:
             dtype = np.dtype(spec["dtype"])
         except TypeError:
-            raise ApiError(422, "unsupported_input", f"input '{spec['name']}' is {spec['dtype']}; random values of "
+            raise Invalid("unsupported_input", f"input '{spec['name']}' is {spec['dtype']}; random values of "
                            "that type cannot be made, upload inputs as .npz", {"input": spec["name"]}) from None
         if dtype.kind == "f":
             out[spec["name"]] = rng.standard_normal(shape).astype(dtype)
@@ -114,7 +114,7 @@ def random_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_eleme
         elif dtype.kind == "b":
             out[spec["name"]] = rng.integers(0, 2, size=shape).astype(bool)
         else:
-            raise ApiError(422, "unsupported_input", f"input '{spec['name']}' is {dtype}; upload inputs as .npz",
+            raise Invalid("unsupported_input", f"input '{spec['name']}' is {dtype}; upload inputs as .npz",
                            {"input": spec["name"]})
     return out
 
@@ -124,12 +124,12 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
     try:
         session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types
-        raise ApiError(422, "model_not_runnable", f"onnxruntime cannot load the model: {first_line(err)[:500]}") from None
+        raise Invalid("model_not_runnable", f"onnxruntime cannot load the model: {first_line(err)[:500]}") from None
     expected = {i.name: i for i in session.get_inputs()}
     unknown = sorted(set(inputs) - set(expected))
     missing = sorted(set(expected) - set(inputs))
     if unknown or missing:
-        raise ApiError(422, "bad_inputs", "inputs do not match the model: " +
+        raise Invalid("bad_inputs", "inputs do not match the model: " +
                        "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
                                              f"missing {missing}" if missing else "") if p),
                        {"unknown": unknown, "missing": missing})
@@ -137,14 +137,14 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
     for name, value in inputs.items():
         want = _ORT_TYPES.get(expected[name].type)
         if want is not None and value.dtype != want:
-            raise ApiError(422, "wrong_dtype", f"input '{name}' must be {np.dtype(want)}, not {value.dtype}",
+            raise Invalid("wrong_dtype", f"input '{name}' must be {np.dtype(want)}, not {value.dtype}",
                            {"input": name, "expected": str(np.dtype(want))})
         feed[name] = np.ascontiguousarray(value)
     names = [o.name for o in session.get_outputs()]
     try:
         values = session.run(names, feed)
     except Exception as err:
-        raise ApiError(422, "run_failed", f"onnxruntime failed on these inputs: {first_line(err)[:500]}") from None
+        raise Invalid("run_failed", f"onnxruntime failed on these inputs: {first_line(err)[:500]}") from None
     return {n: _plain(v) for n, v in zip(names, values)}
 
 

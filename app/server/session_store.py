@@ -39,7 +39,7 @@ from ..graph.history import ItemChange, Transaction
 from ..graph.io import external_info
 from ..graph.summary import model_summary
 from .downloads import EDITED
-from .errors import ApiError, unreadable_model
+from .errors import Conflict, NotFound, ServiceError, unreadable_model
 from .settings import Settings
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -61,7 +61,7 @@ class SessionHandle(ABC):
     def check_version(self, expected: int | None) -> None:
         """Optimistic concurrency: a client that saw another version must fetch again first."""
         if expected is not None and expected != self.doc.version:
-            raise ApiError(409, "version_conflict", f"the session is at version {self.doc.version}, not "
+            raise Conflict("version_conflict", f"the session is at version {self.doc.version}, not "
                            f"{expected}: fetch it again and retry", {"version": self.doc.version})
 
     @abstractmethod
@@ -249,7 +249,7 @@ class LocalSessionStore(SessionStore):
                 try:
                     self.delete(folder.name)
                     removed.append(folder.name)
-                except ApiError:
+                except ServiceError:
                     pass
         for folder in list(self.staging.iterdir()) + list(self.trash.iterdir()):
             try:
@@ -265,7 +265,7 @@ class LocalSessionStore(SessionStore):
         with self._locked(session_id) as folder:
             last_used = folder / "last_used"
             if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
-                raise ApiError(404, "session_expired", f"session '{session_id}' expired after "
+                raise NotFound("session_expired", f"session '{session_id}' expired after "
                                f"{self.settings.session_ttl_seconds} s without use", {"session": session_id})
             os.utime(last_used)
             state = self._catch_up(session_id, folder)
@@ -524,6 +524,6 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _not_found(session_id: str) -> ApiError:
-    return ApiError(404, "unknown_session", "no such session (it may have been deleted or expired)",
+def _not_found(session_id: str) -> NotFound:
+    return NotFound("unknown_session", "no such session (it may have been deleted or expired)",
                     {"session": session_id[:80]})

@@ -21,7 +21,7 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException
 
-from .errors import ApiError, is_disk_full
+from .errors import BadRequest, Invalid, ServiceError, TooLarge, UnsupportedMedia, is_disk_full
 from .settings import Settings
 
 MAX_TEXT_BYTES = 16 << 20  # text fields are held in memory: names and values of all of them
@@ -45,7 +45,7 @@ class DiskBudget:
     def add_files(self, count: int) -> None:
         self.files += count
         if self.files > self.max_files:
-            raise ApiError(413, "too_many_files", f"the upload holds more than {self.max_files:,} files (zip entries "
+            raise TooLarge("too_many_files", f"the upload holds more than {self.max_files:,} files (zip entries "
                            "included); send fewer, larger files", {"limit": self.max_files})
 
     def add_bytes(self, count: int) -> None:
@@ -55,10 +55,10 @@ class DiskBudget:
     def check(self, total: int) -> None:
         """Refuse the upload if its files would come to `total` bytes on disk."""
         if total > self.max_bytes:
-            raise ApiError(413, "too_large", f"the upload unpacks to more than {self.max_bytes:,} bytes, the limit",
+            raise TooLarge("too_large", f"the upload unpacks to more than {self.max_bytes:,} bytes, the limit",
                            {"limit": self.max_bytes})
         if total > self.ratio_free and total > self.max_ratio * self.received:
-            raise ApiError(422, "zip_bomb", f"the upload unpacks to more than {self.max_ratio} times the "
+            raise Invalid("zip_bomb", f"the upload unpacks to more than {self.max_ratio} times the "
                            f"{self.received:,} bytes sent; refused as a decompression bomb (a large model that is "
                            "mostly zeros can be sent unzipped)", {"max_ratio": self.max_ratio,
                                                                    "received": self.received})
@@ -90,11 +90,11 @@ class Upload:
 def safe_relative_path(name: str, what: str = "file name") -> PurePosixPath:
     """A client-given path as a relative path that cannot leave the folder it is placed in."""
     if not name or "\x00" in name or "\\" in name or any(ord(c) < 32 for c in name):
-        raise ApiError(400, "bad_file_name", f"{what} '{name}' is not a plain relative path", {"name": name})
+        raise BadRequest("bad_file_name", f"{what} '{name}' is not a plain relative path", {"name": name})
     path = PurePosixPath(name)
     if path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")) or len(path.parts) > 16 \
             or any(len(part.encode()) > 255 for part in path.parts):
-        raise ApiError(400, "bad_file_name", f"{what} '{name}' must be a relative path without '..', "
+        raise BadRequest("bad_file_name", f"{what} '{name}' must be a relative path without '..', "
                        "leading '/' or empty parts", {"name": name})
     return path
 
@@ -116,7 +116,6 @@ class _Receiver:
         self.text_name = ""
         self.text_bytes = 0  # of all text fields so far
         self.names: set[str] = set()  # of the files so far
-        self.error: ApiError | None = None
 
     def callbacks(self) -> dict:
         return {
@@ -145,17 +144,17 @@ class _Receiver:
         filename = options.get(b"filename")
         if filename is None:
             if len(self.upload.fields) >= MAX_TEXT_FIELDS:
-                raise ApiError(413, "too_many_fields", f"the form has more than {MAX_TEXT_FIELDS} text fields",
+                raise TooLarge("too_many_fields", f"the form has more than {MAX_TEXT_FIELDS} text fields",
                                {"limit": MAX_TEXT_FIELDS})
             self.text, self.text_name = bytearray(), name
             self._count_text(len(name))
             return
         if name not in self.file_fields:
-            raise ApiError(422, "unexpected_field", f"unexpected file field '{name}'; this endpoint takes "
+            raise Invalid("unexpected_field", f"unexpected file field '{name}'; this endpoint takes "
                            f"{', '.join(sorted(self.file_fields))}", {"field": name})
         rel = safe_relative_path(filename.decode("utf-8", "replace") or name)
         if str(rel) in self.names:
-            raise ApiError(422, "duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
+            raise Invalid("duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
         self.budget.add_files(1)
         self.names.add(str(rel))
         path = self.dest / rel
@@ -175,7 +174,7 @@ class _Receiver:
     def _count_text(self, count: int) -> None:
         self.text_bytes += count
         if self.text_bytes > MAX_TEXT_BYTES:
-            raise ApiError(413, "too_large", f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
+            raise TooLarge("too_large", f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
                            f"(at '{self.text_name}'); send large data as a file", {"limit": MAX_TEXT_BYTES})
 
     def part_end(self) -> None:
@@ -196,14 +195,14 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
     """Stream a multipart/form-data body into `dest` (created); text fields come back as strings."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "send the model as multipart/form-data (field 'file'), "
+        raise UnsupportedMedia("unsupported_media_type", "send the model as multipart/form-data (field 'file'), "
                        f"not '{content_type.decode('latin-1') or 'no content type'}'")
     boundary = options.get(b"boundary")
     if not boundary:
-        raise ApiError(400, "bad_multipart", "multipart/form-data without a boundary")
+        raise BadRequest("bad_multipart", "multipart/form-data without a boundary")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}",
+        raise TooLarge("too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}",
                        {"limit": limit})
     dest.mkdir(parents=True, exist_ok=True)
     budget = DiskBudget(request.app.state.settings)
@@ -213,15 +212,15 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
         async for chunk in request.stream():
             budget.received += len(chunk)
             if budget.received > limit:
-                raise ApiError(413, "too_large", f"the upload is over the limit of {limit:,} bytes", {"limit": limit})
+                raise TooLarge("too_large", f"the upload is over the limit of {limit:,} bytes", {"limit": limit})
             parser.write(chunk)
         parser.finalize()
-    except (ApiError, HTTPException):  # HTTPException: the body limit of the middleware
+    except (ServiceError, HTTPException):  # HTTPException: the body limit of the middleware
         raise
     except Exception as err:  # python-multipart raises its own error types for malformed bodies
         if is_disk_full(err):
             raise
-        raise ApiError(400, "bad_multipart", f"the multipart body could not be read: {err}") from None
+        raise BadRequest("bad_multipart", f"the multipart body could not be read: {err}") from None
     finally:
         receiver.close()
     return receiver.upload
@@ -238,7 +237,7 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ApiError(422, "bad_zip", f"the zip file could not be read: {err}") from None
+        raise Invalid("bad_zip", f"the zip file could not be read: {err}") from None
     budget.replace(archive.stat().st_size)
     written: list[Path] = []
     with zf:
@@ -250,14 +249,14 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
                                      "zip entry")
             kind = stat.S_IFMT(member.external_attr >> 16)  # 0 when the zip tool recorded no file type
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-                raise ApiError(422, "bad_zip", f"zip entry '{member.filename}' is a link or special file",
+                raise Invalid("bad_zip", f"zip entry '{member.filename}' is a link or special file",
                                {"name": member.filename})
             if member.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue
             target = dest / rel
             if target.exists():
-                raise ApiError(422, "duplicate_file", f"the zip holds '{rel}' twice", {"name": str(rel)})
+                raise Invalid("duplicate_file", f"the zip holds '{rel}' twice", {"name": str(rel)})
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with zf.open(member) as src, open(target, "wb") as out:
@@ -267,7 +266,7 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
                 if is_disk_full(err):
                     raise
-                raise ApiError(422, "bad_zip", f"zip entry '{member.filename}' could not be read: {err}") from None
+                raise Invalid("bad_zip", f"zip entry '{member.filename}' could not be read: {err}") from None
             written.append(target)
     return written
 
@@ -276,10 +275,10 @@ def stage_model(upload: Upload, folder: Path) -> Path:
     """The model file of an upload already streamed into `folder`: the .onnx itself, or the one in the zip."""
     main = upload.file("file")
     if main is None:
-        raise ApiError(422, "missing_file", "the upload has no 'file' part (the .onnx model or a .zip of it)")
+        raise Invalid("missing_file", "the upload has no 'file' part (the .onnx model or a .zip of it)")
     if is_zip(main.path):
         if len(upload.files) > 1:
-            raise ApiError(422, "bad_upload", "send either one .zip, or the .onnx with its data files, not both")
+            raise Invalid("bad_upload", "send either one .zip, or the .onnx with its data files, not both")
         unpacked = folder.parent / (folder.name + ".unzip")
         shutil.rmtree(unpacked, ignore_errors=True)
         try:
@@ -292,6 +291,6 @@ def stage_model(upload: Upload, folder: Path) -> Path:
         models = sorted(p for p in folder.rglob("*.onnx") if p.is_file())
         if len(models) != 1:
             found = ", ".join(str(p.relative_to(folder)) for p in models) or "none"
-            raise ApiError(422, "bad_zip", f"the zip must hold exactly one .onnx file (found: {found})")
+            raise Invalid("bad_zip", f"the zip must hold exactly one .onnx file (found: {found})")
         return models[0]
     return main.path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.server.errors import ApiError
+from app.server.errors import ServiceError as ApiError
 from app.server.session_store import LocalSessionStore
 from app.server.settings import Settings
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.server.errors import ApiError
+from app.server.errors import ServiceError as ApiError
 from app.server.settings import Settings
 from app.server.uploads import DiskBudget
 
