@@ -26,7 +26,7 @@ class ItemChange:
     old: Message | None
     new: Message | None
 
-    def inverse(self) -> "ItemChange":
+    def inverse(self) -> ItemChange:
         return ItemChange(self.path, self.field, self.pos, self.new, self.old)
 
 
@@ -38,7 +38,7 @@ class ModelChange:
     old: Any
     new: Any
 
-    def inverse(self) -> "ModelChange":
+    def inverse(self) -> ModelChange:
         return ModelChange(self.field, self.new, self.old)
 
 
@@ -67,3 +67,28 @@ class History:
     def script(self) -> list[dict[str, Any]]:
         """The applied edits in order: replaying them on the original model gives the current one."""
         return [tx.edit for tx in self.done]
+
+
+def affects_shapes(change: Change) -> bool:
+    """False for changes that cannot alter any tensor's inferred type: renaming a node, editing the
+    output or value_info lists, new values of the same dtype and shape."""
+    if not isinstance(change, ItemChange):
+        return True
+    old, new = change.old, change.new
+    if change.field in ("output", "value_info"):
+        return False
+    if old is None or new is None:
+        return True
+    if change.field == "node":
+        return (old.op_type, old.domain, list(old.input), list(old.output), list(old.attribute)) != \
+            (new.op_type, new.domain, list(new.input), list(new.output), list(new.attribute))
+    if change.field == "initializer":
+        return (old.name, old.data_type, list(old.dims)) != (new.name, new.data_type, list(new.dims))
+    return True
+
+
+def copy_message(message: Any) -> Any:
+    """A deep copy of one protobuf message (a node, a tensor), never of the whole model."""
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone

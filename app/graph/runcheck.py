@@ -27,7 +27,8 @@ from .index import has_subgraphs
 from .io import map_tensor
 
 if TYPE_CHECKING:
-    from .document import ModelDocument, Pending
+    from .document import ModelDocument
+    from .validation import Pending
 
 RUNNABLE_DOMAINS = ("", "ai.onnx", "com.microsoft")
 SYMBOLIC_SIZE = 8  # every unknown dim: equal sizes keep broadcasting inputs consistent with each other

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper, version_converter
@@ -177,6 +178,76 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
     return result
 
 
+class _QdqBuilder:
+    """The new nodes and initializers of one QDQ model: fresh names, Q/DQ pairs, and with a gate the If
+    that switches each pair on its flag."""
+
+    def __init__(self, model: ModelProto, gate: str | None, gated: list[str]) -> None:
+        self.opset = opset_version(model)
+        self.names = _Names(model)
+        self.gate = gate
+        self.gate_index = {name: k for k, name in enumerate(gated)}
+        self.initializers: list[TensorProto] = []
+        self.uses_ms = False  # a com.microsoft Q/DQ op was used: the model must import that domain
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        """A new initializer holding ``value``, under a fresh name made from ``base``."""
+        name = self.names(base)
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def activation(self, source: str, target: str, aq: ActivationQuant) -> list[NodeProto]:
+        """``target`` as ``source`` quantized and dequantized on ``aq``'s grid (switched with a gate)."""
+        names = self.names
+        scale, zero_point = aq.params
+        domain = self._domain(aq.quantizer, False)
+        s = self.const(f"{target}/scale", np.array(scale, dtype=np.float32))
+        z = self.const(f"{target}/zero_point", np.array(zero_point, dtype=aq.quantizer.numpy_type))
+        q = names(f"{target}/quantized")
+        pair = [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"),
+                                 domain=domain),
+                helper.make_node("DequantizeLinear", [q, s, z],
+                                 [names(f"{target}/dequantized")] if self.gate else [target],
+                                 name=names(f"{target}/DequantizeLinear"), domain=domain)]
+        return pair if self.gate is None else self.switch(pair, source, target)
+
+    def weight(self, name: str, w: np.ndarray, wq: WeightQuant) -> list[NodeProto]:
+        """The weight as an integer initializer and a DequantizeLinear that outputs its name (switched
+        between it and the float weight with a gate)."""
+        scale, zero_point = channel_params(wq.quantizer, w, wq.axis)
+        per_axis = wq.axis is not None
+        domain = self._domain(wq.quantizer, per_axis)
+        qw = self.const(f"{name}/quantized", quantize(wq.quantizer, w, scale, zero_point, wq.axis))
+        s = self.const(f"{name}/scale", scale if per_axis else scale.reshape(()))
+        zp: np.ndarray = zero_point.astype(wq.quantizer.numpy_type)
+        z = self.const(f"{name}/zero_point", zp if per_axis else zp.reshape(()))
+        attrs: dict[str, Any] = {"axis": wq.axis} if per_axis else {}
+        restored = self.names(f"{name}/dequantized") if self.gate else name
+        dq = helper.make_node("DequantizeLinear", [qw, s, z], [restored], name=self.names(f"{name}/DequantizeLinear"),
+                              domain=domain, **attrs)
+        return self.switch([dq], self.const(f"{name}/float", w), name) if self.gate else [dq]
+
+    def switch(self, quantized: list[NodeProto], source: str, target: str) -> list[NodeProto]:
+        """``target`` from an If on its gate flag: the quantized nodes' value, or ``source`` as it is."""
+        assert self.gate is not None
+        names = self.names
+        flag = names(f"{target}/gate")
+        index = self.const(f"{target}/gate_index", np.array(self.gate_index[target], dtype=np.int64))
+        branch = helper.make_graph(quantized, names(f"{target}/quantized_branch"), [],
+                                   [helper.make_tensor_value_info(quantized[-1].output[0], TensorProto.FLOAT, None)])
+        kept = names(f"{target}/kept")
+        skip = helper.make_graph([helper.make_node("Identity", [source], [kept])], names(f"{target}/float_branch"), [],
+                                 [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)])
+        return [helper.make_node("Gather", [self.gate, index], [flag], name=names(f"{target}/Gather")),
+                helper.make_node("If", [flag], [target], name=names(f"{target}/If"), then_branch=branch,
+                                 else_branch=skip)]
+
+    def _domain(self, quantizer: Quantizer, per_axis: bool) -> str:
+        domain = _domain(self.opset, quantizer, per_axis)
+        self.uses_ms |= domain == MS_DOMAIN
+        return domain
+
+
 def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
                     weights: dict[str, tuple[WeightTensor, WeightQuant]],
                     weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None,
@@ -193,105 +264,29 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
     (16-bit layers) is added after the layer instead: onnxruntime's optimizer would turn it into an
     int32 and wrap it around (test_qdq_runtime), so the exported model runs as measured.
     """
-    opset = opset_version(model)
     out = ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    names = _Names(model)
-    uses_ms = False
-    initializers = []
-
-    def const(base: str, value: np.ndarray) -> str:
-        name = names(base)
-        initializers.append(numpy_helper.from_array(value, name))
-        return name
-
-    def qdq_nodes(source: str, target: str, aq: ActivationQuant) -> list[NodeProto]:
-        nonlocal uses_ms
-        scale, zero_point = aq.params
-        domain = _domain(opset, aq.quantizer, False)
-        uses_ms |= domain == MS_DOMAIN
-        s = const(f"{target}/scale", np.array(scale, dtype=np.float32))
-        z = const(f"{target}/zero_point", np.array(zero_point, dtype=aq.quantizer.numpy_type))
-        q = names(f"{target}/quantized")
-        pair = [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"),
-                                 domain=domain),
-                helper.make_node("DequantizeLinear", [q, s, z], [names(f"{target}/dequantized")] if gate else [target],
-                                 name=names(f"{target}/DequantizeLinear"), domain=domain)]
-        return pair if gate is None else switch(pair, source, target)
-
-    def switch(quantized: list[NodeProto], source: str, target: str) -> list[NodeProto]:
-        """``target`` from an If on its gate flag: the quantized nodes' value, or ``source`` as it is."""
-        assert gate is not None
-        flag = names(f"{target}/gate")
-        index = const(f"{target}/gate_index", np.array(gate_index[target], dtype=np.int64))
-        branch = helper.make_graph(quantized, names(f"{target}/quantized_branch"), [],
-                                   [helper.make_tensor_value_info(quantized[-1].output[0], TensorProto.FLOAT, None)])
-        kept = names(f"{target}/kept")
-        skip = helper.make_graph([helper.make_node("Identity", [source], [kept])], names(f"{target}/float_branch"), [],
-                                 [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)])
-        return [helper.make_node("Gather", [gate, index], [flag], name=names(f"{target}/Gather")),
-                helper.make_node("If", [flag], [target], name=names(f"{target}/If"), then_branch=branch,
-                                 else_branch=skip)]
-
     gated = [*activations, *(weights if gate else ())]
-    gate_index = {name: k for k, name in enumerate(gated)}
+    build = _QdqBuilder(model, gate, gated)
     head: list[NodeProto] = []
     #: gated weights' Ifs, placed before their first reader (a staged run then starts near the layer)
     weight_switches: dict[str, list[NodeProto]] = {}
-    # Weights: integer initializer + DequantizeLinear that outputs the weight's name.
-    constant_nodes = set()
     for name, (_, wq) in weights.items():
-        w = weight_values[name]
-        scale, zero_point = channel_params(wq.quantizer, w, wq.axis)
-        per_axis = wq.axis is not None
-        domain = _domain(opset, wq.quantizer, per_axis)
-        uses_ms |= domain == MS_DOMAIN
-        qw = const(f"{name}/quantized", quantize(wq.quantizer, w, scale, zero_point, wq.axis))
-        s = const(f"{name}/scale", scale if per_axis else scale.reshape(()))
-        zp = zero_point.astype(wq.quantizer.numpy_type)
-        z = const(f"{name}/zero_point", zp if per_axis else zp.reshape(()))
-        attrs = {"axis": wq.axis} if per_axis else {}
-        restored = names(f"{name}/dequantized") if gate else name
-        dq = helper.make_node("DequantizeLinear", [qw, s, z], [restored], name=names(f"{name}/DequantizeLinear"),
-                              domain=domain, **attrs)
+        dq = build.weight(name, weight_values[name], wq)
         if gate:
-            weight_switches[name] = switch([dq], const(f"{name}/float", w), name)
+            weight_switches[name] = dq
         else:
-            head.append(dq)
-        constant_nodes.add(name)
+            head += dq
     kept_initializers = [t for t in graph.initializer if t.name not in weights]
     kept_inputs = [v for v in graph.input if v.name not in weights]
 
-    # Graph inputs: Q/DQ into a new name, and their readers are pointed at it.
-    renamed_inputs = {}
-    for value in kept_inputs:
-        if value.name in activations:
-            target = names(f"{value.name}/dequantized")
-            gate_index[target] = gate_index[value.name]
-            head += qdq_nodes(value.name, target, activations[value.name])
-            renamed_inputs[value.name] = target
+    renamed_inputs = _quantize_inputs(build, [v.name for v in kept_inputs], activations, head)
 
     nodes = list(graph.node)
     if biases and gate is None:
-        nodes = _quantize_biases(nodes, activations, weights, weight_values, biases, const, names)
-    body: list[NodeProto] = []
-    for node in nodes:
-        if node.op_type == "Constant" and node.output and node.output[0] in constant_nodes:
-            continue
-        for k, name in enumerate(node.input):
-            if name in renamed_inputs:
-                node.input[k] = renamed_inputs[name]
-            body += weight_switches.pop(name, [])
-        tail = []
-        for k, name in enumerate(node.output):
-            if name in activations and name not in renamed_inputs:
-                source = names(f"{name}/float")
-                node.output[k] = source
-                tail += qdq_nodes(source, name, activations[name])
-        body.append(node)
-        body += tail
-
+        nodes = _quantize_biases(nodes, activations, weights, weight_values, biases, build.const, build.names)
+    body = _quantized_body(nodes, build, activations, renamed_inputs, weight_switches, set(weights))
     for switched in weight_switches.values():  # read only inside subgraphs: before everything
         head += switched
     if biases and gate is None:  # the float biases replaced by their rounded copies
@@ -301,12 +296,51 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
     del graph.node[:]
     graph.node.extend(head + body)
     del graph.initializer[:]
-    graph.initializer.extend(kept_initializers + initializers)
+    graph.initializer.extend(kept_initializers + build.initializers)
     del graph.input[:]
     graph.input.extend(kept_inputs)
     if gate is not None:
         graph.input.append(helper.make_tensor_value_info(gate, TensorProto.BOOL, [len(gated)]))
     out.ir_version = max(out.ir_version, 7)  # initializers need not be listed as inputs from IR 4 on
-    if uses_ms and not any(o.domain == MS_DOMAIN for o in out.opset_import):
+    if build.uses_ms and not any(o.domain == MS_DOMAIN for o in out.opset_import):
         out.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return out
+
+
+def _quantize_inputs(build: _QdqBuilder, inputs: list[str], activations: dict[str, ActivationQuant],
+                     head: list[NodeProto]) -> dict[str, str]:
+    """Q/DQ of each quantized graph input into a new name, appended to ``head``; the new name of each, to
+    which its readers are pointed."""
+    renamed = {}
+    for name in inputs:
+        if name in activations:
+            target = build.names(f"{name}/dequantized")
+            build.gate_index[target] = build.gate_index[name]
+            head += build.activation(name, target, activations[name])
+            renamed[name] = target
+    return renamed
+
+
+def _quantized_body(nodes: list[NodeProto], build: _QdqBuilder, activations: dict[str, ActivationQuant],
+                    renamed_inputs: dict[str, str], weight_switches: dict[str, list[NodeProto]],
+                    weight_names: set[str]) -> list[NodeProto]:
+    """The model's nodes in order with a Q/DQ pair after each quantized activation (its producer writes a
+    new name, the pair's DQ the old one), readers of quantized graph inputs pointed at their DQ, each gated
+    weight's switch before its first reader, and the Constant nodes of quantized weights left out."""
+    body: list[NodeProto] = []
+    for node in nodes:
+        if node.op_type == "Constant" and node.output and node.output[0] in weight_names:
+            continue
+        for k, name in enumerate(node.input):
+            if name in renamed_inputs:
+                node.input[k] = renamed_inputs[name]
+            body += weight_switches.pop(name, [])
+        tail = []
+        for k, name in enumerate(node.output):
+            if name in activations and name not in renamed_inputs:
+                source = build.names(f"{name}/float")
+                node.output[k] = source
+                tail += build.activation(source, name, activations[name])
+        body.append(node)
+        body += tail
+    return body
