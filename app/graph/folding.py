@@ -129,14 +129,12 @@ def _evaluate(nodes: list[NodeProto], opsets: Mapping[str, int], ir_version: int
     for out in model.graph.output:
         if out.type.WhichOneof("value") is None and out.name in types:
             out.type.CopyFrom(types[out.name])
-    try:
-        import onnxruntime as ort
+    from app.runtime.errors import RuntimeFailure
+    from app.runtime.session import open_session, run
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        results = session.run(wanted, {})
-    except Exception:
+    try:
+        results = run(open_session(model), wanted, {})
+    except RuntimeFailure:
         try:
             from onnx.reference import ReferenceEvaluator
 

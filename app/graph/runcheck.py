@@ -147,7 +147,8 @@ def _feeds(node: NodeProto, inputs: Inputs) -> dict[str, np.ndarray] | None:
 def _run(node: NodeProto, feeds: dict[str, np.ndarray], constants: dict[str, np.ndarray],
          opsets: dict[str, int], ir_version: int) -> str | None:
     """onnxruntime's first line of error for this node on these inputs, None when it runs."""
-    import onnxruntime as ort
+    from app.runtime.errors import RuntimeFailure
+    from app.runtime.session import open_session, run
 
     inits = [numpy_helper.from_array(np.asarray(constants[t]), t) for t in dict.fromkeys(node.input)
              if t and t in constants]
@@ -158,15 +159,10 @@ def _run(node: NodeProto, feeds: dict[str, np.ndarray], constants: dict[str, np.
         [helper.make_empty_tensor_value_info(o) for o in node.output if o], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                               ir_version=ir_version)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        session.run(None, feeds)
-    except Exception as err:  # onnxruntime raises its own classes (Fail, InvalidArgument, ...) and RuntimeError
-        return _clean(first_line(err))
+        run(open_session(model, level="none", threads=1, log_level=4), None, feeds)
+    except RuntimeFailure as err:
+        return _clean(first_line(err.cause or err))
     return None
 
 

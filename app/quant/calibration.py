@@ -19,7 +19,9 @@ import numpy as np
 
 from app.graph.guard import element_count
 from app.quant.errors import QuantError
-from app.quant.model import InputSpec
+from app.runtime.errors import BadArray, BadInputs
+from app.runtime.inputs import InputSpec, random_inputs
+from app.runtime.npy import member_name, read_header
 
 Batch = dict[str, np.ndarray]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -129,20 +131,14 @@ class _NpyStream:
 
     def __init__(self, stream: IO[bytes], where: str) -> None:
         try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except ValueError as exc:
-            raise QuantError(f"{where} is not a valid .npy array: {exc}") from exc
+            shape, dtype, fortran = read_header(stream)
+        except BadArray as exc:
+            if exc.details.get("objects"):
+                raise QuantError(f"{where} holds Python objects, not numbers") from exc
+            raise QuantError(f"{where} is not a valid .npy array: {exc.cause}") from exc
         if fortran and len(shape) > 1:
             raise QuantError(f"{where} is stored in Fortran order; save it with np.ascontiguousarray")
-        if dtype.hasobject:
-            raise QuantError(f"{where} holds Python objects, not numbers")
-        self.stream, self.shape, self.dtype = stream, tuple(shape), dtype
+        self.stream, self.shape, self.dtype = stream, shape, dtype
         self.row_bytes = element_count(shape[1:]) * dtype.itemsize
 
     def read(self, count: int) -> np.ndarray:
@@ -176,8 +172,8 @@ class ArrayData(CalibrationData):
                         if member.endswith(".npy"):
                             with archive.open(member) as stream:
                                 header = _NpyStream(stream, f"{where}:{member}")
-                            declared[member[:-4]] = header.shape
-                            dtypes[member[:-4]] = header.dtype
+                            declared[member_name(member)] = header.shape
+                            dtypes[member_name(member)] = header.dtype
             except zipfile.BadZipFile as exc:
                 raise QuantError(f"{where} is neither an .npz archive nor an .npy array") from exc
         self.shapes, self.batch_size, self.num_samples = _resolve(self.specs, declared, where)
@@ -214,8 +210,8 @@ class ArrayData(CalibrationData):
 class RandomData(CalibrationData):
     """Seeded random samples, only when asked for: the report marks them as synthetic.
 
-    Floats are standard normal; integer inputs are 1 where the name says mask, else
-    uniform in [0, 100) (valid token ids for any vocabulary of 100 or more).
+    The values are the server's random inputs (``app.runtime.inputs.random_inputs``): floats standard
+    normal, integers and bools 0 or 1.
     """
 
     synthetic = True
@@ -235,17 +231,10 @@ class RandomData(CalibrationData):
     def batches(self) -> Iterator[Batch]:
         rng = np.random.default_rng(self.seed)
         for _ in range(self.num_batches):
-            batch = {}
-            for spec in self.specs:
-                shape = self.shapes[spec.name]
-                if spec.dtype.kind == "f":
-                    batch[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
-                elif spec.dtype.kind == "b":
-                    batch[spec.name] = rng.random(shape) < 0.5
-                elif "mask" in spec.name.lower():
-                    batch[spec.name] = np.ones(shape, dtype=spec.dtype)
-                else:
-                    batch[spec.name] = rng.integers(0, 100, shape).astype(spec.dtype)
+            try:
+                batch = random_inputs(rng, self.specs, self.shapes)
+            except BadInputs as exc:
+                raise QuantError(exc.message) from exc
             yield batch
 
 

@@ -19,7 +19,8 @@ from app.quant.evaluate import OutputError
 from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
-from app.quant.runtime import QDQ_LEVEL, in_lanes, run, session
+from app.quant.runtime import run, session
+from app.runtime.session import QDQ_LEVEL, in_lanes
 from app.quant.weights import dequantized
 
 #: Suffix of the local copies' tensors.

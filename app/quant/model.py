@@ -22,20 +22,13 @@ from app.graph.io import has_external_data, map_tensor, read_model
 from app.quant.errors import QuantError
 from app.quant.layers import node_names, toolkit_layers
 from app.quant.runtime import serialize
+from app.runtime.inputs import InputSpec
+from app.runtime.inputs import input_specs as runtime_input_specs
 
 #: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
 FUSED_ACTIVATIONS = {"Relu", "Clip"}
 #: Ops whose constant float input at this index is a weight worth analysing.
 WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (1,), "MatMul": (0, 1)}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A graph input as declared: dims are ints, names of symbolic dims, or None."""
-
-    name: str
-    shape: tuple[int | str | None, ...]
-    dtype: np.dtype
 
 
 @dataclass(frozen=True)
@@ -96,29 +89,17 @@ def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
     return LoadedModel(proto, folder, path)
 
 
-def _numpy_dtype(elem_type: int) -> np.dtype:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
-
-
 def input_specs(model: ModelProto) -> list[InputSpec]:
-    """Graph inputs that must be fed (initializers listed as inputs are left out)."""
-    initializers = {t.name for t in model.graph.initializer}
-    specs = []
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type"):
-            raise QuantError(f"input {value.name!r} is not a tensor; only tensor inputs can be calibrated")
-        dims: list[int | str | None] = []
-        for dim in tensor_type.shape.dim:
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                dims.append(int(dim.dim_value))
-            elif dim.HasField("dim_param"):
-                dims.append(dim.dim_param)
-            else:
-                dims.append(None)
-        specs.append(InputSpec(value.name, tuple(dims), _numpy_dtype(tensor_type.elem_type)))
+    """Graph inputs that must be fed (initializers listed as inputs are left out); QuantError for one that
+    no calibration data can feed: not a tensor, of no known rank or type, or empty (a dim of 0)."""
+    specs = runtime_input_specs(model)
+    for spec in specs:
+        if not spec.tensor:
+            raise QuantError(f"input {spec.name!r} is not a tensor; only tensor inputs can be calibrated")
+        if spec.shape is None:
+            raise QuantError(f"input {spec.name!r} declares no shape; fix its shape in the graph editor first")
+        if 0 in spec.shape:
+            raise QuantError(f"input {spec.name!r} has a dim of size 0: it holds no values to calibrate on")
     return specs
 
 

@@ -8,13 +8,13 @@ many steps (int16), without any sample data.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from onnx import TensorProto
 
 from app.quant.histogram import Histogram
+from app.runtime.compare import sqnr_db
 
 
 @dataclass(frozen=True)
@@ -162,13 +162,6 @@ def signal_power(edges: np.ndarray, counts: np.ndarray) -> float:
     width = b - a
     mean_sq = np.where(width > 0, (b ** 3 - a ** 3) / (3.0 * np.where(width > 0, width, 1.0)), a * a)
     return float(np.sum(counts * mean_sq))
-
-
-def sqnr_db(signal: float, noise: float) -> float | None:
-    """10*log10(signal/noise); None where undefined (silent tensor or no error at all)."""
-    if signal <= 0 or noise <= 0:
-        return None
-    return 10.0 * math.log10(signal / noise)
 
 
 def histogram_sqnr(hist: Histogram, grids: list[tuple[Quantizer, float, float]]) -> list[float | None]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.quant.model import WeightTensor
-from app.quant.quantizers import Quantizer, sqnr_db
+from app.quant.quantizers import Quantizer
+from app.runtime.compare import sqnr_db
 
 
 def channel_params(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:

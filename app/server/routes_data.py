@@ -24,7 +24,9 @@ from .downloads import EDITED, content_disposition, file_response, open_files, s
 from .errors import Invalid, NotFound, TooLarge, UnsupportedMedia, unreadable_model
 from .middleware import streams_body
 from .routes_sessions import ERRORS, store_of, weight_of
-from .runner import check_npy_size, compare, npy_header, random_inputs, read_npz, run_model
+from ..runtime.compare import compare_outputs
+from ..runtime.npy import check_size, read_header, read_npz
+from .runner import random_model_inputs, run_model
 from .schemas import MAX_SEED, EditsResponse, file_field, multipart_body
 from .uploads import Upload, receive_multipart, stage_model
 
@@ -136,8 +138,7 @@ async def _receive_body(request: Request, path: Path, limit: int) -> None:
 def _replace_tensor(store: Any, session_id: str, tensor_name: str, path: Path, expected_version: int | None,
                     max_elements: int) -> dict[str, Any]:
     with open(path, "rb") as f:
-        shape, dtype, _ = npy_header(f)
-        check_npy_size(shape, dtype, path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
+        check_size(read_header(f), path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
     with store.open(session_id) as handle:
         weight_of(handle.doc, tensor_name)
         edit = {"op": "set_initializer", "name": tensor_name,
@@ -179,7 +180,7 @@ def _inputs_for(handle: Any, upload: Upload, settings: Any) -> dict[str, np.ndar
     if file is not None:
         return read_npz(file.path, settings.max_run_elements, settings.max_tensor_upload_bytes)
     dims, seed = _run_options(upload)
-    return random_inputs(handle.doc, dims, seed, settings.max_run_elements)
+    return random_model_inputs(handle.doc, dims, seed, settings.max_run_elements)
 
 
 def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResponse:
@@ -232,7 +233,7 @@ async def compare_models(session_id: str, request: Request) -> dict[str, Any]:
                 original = handle.original_model()
             before = run_model(original, inputs)
             after = run_model(model, inputs)
-            report = compare(before, after)
+            report = compare_outputs(before, after)
             report["inputs"] = {n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in inputs.items()}
             return report
 
