@@ -48,9 +48,13 @@ def layer_nodes(model: ModelProto, points: Sequence[str]) -> dict[str, list[int]
     return layers
 
 
-def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
-                weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
-                biases: dict[str, np.ndarray]) -> tuple[ModelProto, list[str]]:
+def local_model(
+    model: ModelProto,
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray],
+) -> tuple[ModelProto, list[str]]:
     """The float model, each point an output, and beside it a copy of each point's layer on its toolkit
     weights and bias, reading the float tensors, whose output ``<point>/local`` is an output too (its
     own quantization is applied by the caller). Returns the model and the points that have a copy."""
@@ -80,8 +84,9 @@ def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
                 elif i == 2 and node.op_type in BIASED and name in biases and node.input[1] in weights:
                     grid = input_grid(node.input[0], activations, producers)
                     if grid is not None:
-                        rounded, _ = bias_on_grid(biases[name], grid, weight_values[node.input[1]],
-                                                  weights[node.input[1]][1])
+                        rounded, _ = bias_on_grid(
+                            biases[name], grid, weight_values[node.input[1]], weights[node.input[1]][1]
+                        )
                         node.input[i] = f"{name}{LOCAL}/{point}"
                         initializers[node.input[i]] = rounded
             for i, name in enumerate(node.output):
@@ -91,16 +96,27 @@ def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
     graph.node.extend(copies)
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in initializers.items())
     existing = {o.name for o in graph.output}
-    graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
-                        for point in layers for name in (point, f"{point}{LOCAL}") if name not in existing)
+    graph.output.extend(
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+        for point in layers
+        for name in (point, f"{point}{LOCAL}")
+        if name not in existing
+    )
     return out, list(layers)
 
 
-def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, ActivationQuant],
-            weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
-            biases: dict[str, np.ndarray], batches: Sequence[Batch], folder: Path | None = None,
-            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
-            ) -> tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]]:
+def measure(
+    model: ModelProto,
+    qdq: ModelProto,
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray],
+    batches: Sequence[Batch],
+    folder: Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]]:
     """Accumulated and local error of every point over ``batches``, and the error of its activation alone
     (its float value quantized: the local error without the weights'). ``model`` is the float model the
     toolkit quantizes, ``qdq`` its QDQ model with ``activations``, whose points keep their names.
@@ -112,8 +128,9 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     accumulated_model = ModelProto()
     accumulated_model.CopyFrom(qdq)
     present = {o.name for o in qdq.graph.output}
-    accumulated_model.graph.output.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, None)
-                                          for p in points if p not in present)
+    accumulated_model.graph.output.extend(
+        helper.make_tensor_value_info(p, TensorProto.FLOAT, None) for p in points if p not in present
+    )
     float_session = session(local, "all", arena=False, folder=folder)
     del local
     quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder)
@@ -125,19 +142,20 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     report(progress, 0, len(batches), "error_map")
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
-        floats = {name: v.numpy() for name, v in zip(fetched, run(float_session, fetched, batch))}
+        floats = {name: v.numpy() for name, v in zip(fetched, run(float_session, fetched, batch), strict=True)}
         for point in points:
             aq = activations[point]
             scale, zero_point = aq.params
-            local_errors[point].add(floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale,
-                                                                               zero_point))
+            local_errors[point].add(
+                floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale, zero_point)
+            )
             alone[point].add(floats[point], aq.quantizer.fake_quantize(floats[point], scale, zero_point))
         for name in inputs:  # a graph input's error is its own quantization, alone or not
             aq = activations[name]
             quantized = aq.quantizer.fake_quantize(batch[name], *aq.params)
             for errors in (local_errors, accumulated, alone):
                 errors[name].add(batch[name], quantized)
-        for point, value in zip(points, run(quantized_session, points, batch)):
+        for point, value in zip(points, run(quantized_session, points, batch), strict=True):
             accumulated[point].add(floats[point], value.numpy())
         report(progress, done, len(batches), "error_map")
     return accumulated, local_errors, alone
