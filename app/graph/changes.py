@@ -1,4 +1,5 @@
 """What an edit changed, in terms a client can apply to its view without fetching the whole graph."""
+
 from __future__ import annotations
 
 from typing import Any

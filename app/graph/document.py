@@ -7,6 +7,7 @@ node checker and our structural rules (every read tensor is produced, SSA, topol
 edits that rewrite the whole graph run the full checker on a weightless copy. The checks of what an
 edit touched are in validation.py; the whole-model check is here because it undoes the edit to compare.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -109,8 +110,11 @@ class ModelDocument:
         if isinstance(ref, str):
             return self.main, self.main.find_node(ref)
         if not isinstance(ref, list) or len(ref) % 2 == 0 or not all(isinstance(p, str) for p in ref):
-            raise EditError("a node is addressed by its id, or by a path [node, attribute, node, ...] "
-                            "into If/Loop/Scan bodies", code="bad_node_ref", details={"node": ref})
+            raise EditError(
+                "a node is addressed by its id, or by a path [node, attribute, node, ...] into If/Loop/Scan bodies",
+                code="bad_node_ref",
+                details={"node": ref},
+            )
         scope = self.main
         node = scope.find_node(ref[0])
         for i in range(1, len(ref), 2):
@@ -119,8 +123,11 @@ class ModelDocument:
             try:
                 subgraph(node, attr_name, gi)
             except KeyError:
-                raise NotFoundError(f"node '{scope.node_id(node)}' has no subgraph '{ref[i]}'",
-                                    code="unknown_subgraph", details={"node": ref}) from None
+                raise NotFoundError(
+                    f"node '{scope.node_id(node)}' has no subgraph '{ref[i]}'",
+                    code="unknown_subgraph",
+                    details={"node": ref},
+                ) from None
             scope = self.scope(scope.path + ((scope.index.position(node), attr_name, gi),))
             node = scope.find_node(ref[i + 1])
         return scope, node
@@ -146,8 +153,12 @@ class ModelDocument:
         applied: list[Transaction] = []
         # Everything a rejected batch must leave as it was, saved whole: the journal is bounded, so
         # popping one step per applied edit would lose steps of earlier edits in a long batch.
-        version, done, redo_stack, journal = self.version, len(self.history.done), list(self.history.undone), \
-            list(self._journal)
+        version, done, redo_stack, journal = (
+            self.version,
+            len(self.history.done),
+            list(self.history.undone),
+            list(self._journal),
+        )
         try:
             for number, edit in enumerate(edits):
                 try:
@@ -181,8 +192,9 @@ class ModelDocument:
         except BaseException as err:
             self._revert(tx.changes)
             if not isinstance(err, WorkbenchError) and isinstance(err, Exception):
-                raise EditError(f"the edit could not be applied: {err}", code="edit_failed",
-                                details={"op": edit.get("op")}) from err
+                raise EditError(
+                    f"the edit could not be applied: {err}", code="edit_failed", details={"op": edit.get("op")}
+                ) from err
             raise
         finally:
             self._pending = None
@@ -239,8 +251,7 @@ class ModelDocument:
                 pending.nodes.append((change.path, node))
                 if change.old is not None:
                     pending.old_nodes.setdefault(id(node), change.old)
-                if change.old is None or list(change.old.input) != list(change.new.input) \
-                        or has_subgraph(change.new):
+                if change.old is None or list(change.old.input) != list(change.new.input) or has_subgraph(change.new):
                     pending.rewired.append((change.path, node))
             if change.path or (change.field == "node" and has_subgraph(change.old, change.new)):
                 pending.full_check = True
@@ -270,8 +281,11 @@ class ModelDocument:
         self.record(ItemChange(scope.path, field_name, pos, copy_message(old), item))
 
     def set_opsets(self, opsets: list[OperatorSetIdProto]) -> None:
-        self.record(ModelChange("opset_import", [copy_message(o) for o in self.model.opset_import],
-                                [copy_message(o) for o in opsets]))
+        self.record(
+            ModelChange(
+                "opset_import", [copy_message(o) for o in self.model.opset_import], [copy_message(o) for o in opsets]
+            )
+        )
 
     def set_model_field(self, name: str, value: Any) -> None:
         self.record(ModelChange(name, getattr(self.model, name), value))
@@ -369,9 +383,11 @@ class ModelDocument:
     # -- iteration helpers ---------------------------------------------------------------------
     def walk(self) -> Iterator[tuple[Scope, NodeProto]]:
         """Every node of every graph, outer before inner."""
+
         def visit(scope: Scope) -> Iterator[tuple[Scope, NodeProto]]:
             for pos, node in enumerate(scope.graph.node):
                 yield scope, node
                 for attr_name, gi, _ in subgraphs(node):
                     yield from visit(self.scope(scope.path + ((pos, attr_name, gi),)))
+
         return visit(self.main)

@@ -5,12 +5,11 @@ model-level field). A change keeps copies of only the items it touched, so undo 
 and memory in proportion to the edit, never to the model. Graphs are addressed by position paths
 from the main graph; positions are valid at undo time because undo and redo run in stack order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from google.protobuf.message import Message
 
 # A path from the main graph into a subgraph: ((node position, attribute name, graph index), ...).
 GraphPath = tuple[tuple[int, str, int], ...]
@@ -23,8 +22,10 @@ class ItemChange:
     path: GraphPath
     field: str
     pos: int
-    old: Message | None
-    new: Message | None
+    # an item of the field's list: a NodeProto, TensorProto, ValueInfoProto, ... (Any: protobuf's Message
+    # type has none of their fields)
+    old: Any
+    new: Any
 
     def inverse(self) -> ItemChange:
         return ItemChange(self.path, self.field, self.pos, self.new, self.old)
@@ -80,8 +81,13 @@ def affects_shapes(change: Change) -> bool:
     if old is None or new is None:
         return True
     if change.field == "node":
-        return (old.op_type, old.domain, list(old.input), list(old.output), list(old.attribute)) != \
-            (new.op_type, new.domain, list(new.input), list(new.output), list(new.attribute))
+        return (old.op_type, old.domain, list(old.input), list(old.output), list(old.attribute)) != (
+            new.op_type,
+            new.domain,
+            list(new.input),
+            list(new.output),
+            list(new.attribute),
+        )
     if change.field == "initializer":
         return (old.name, old.data_type, list(old.dims)) != (new.name, new.data_type, list(new.dims))
     return True

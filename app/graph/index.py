@@ -4,6 +4,7 @@ Kept up to date edit by edit (never rebuilt per edit) so that an edit on a 20,00
 time in proportion to what it touches. Nodes are held by reference: protobuf (upb) keeps a node's
 Python object stable for as long as the node stays in its graph.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

@@ -3,6 +3,7 @@
 The tables (the index, the name sets and positions of the graph's lists) are what keep edits fast on
 20,000-node models; `Scope.apply` makes one primitive list change and keeps them in step with it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -40,8 +41,11 @@ class Scope:
 
     @property
     def initializers(self) -> set[str]:
-        return self.names["initializer"] | self.names["sparse_initializer"] if self.names["sparse_initializer"] \
+        return (
+            self.names["initializer"] | self.names["sparse_initializer"]
+            if self.names["sparse_initializer"]
             else self.names["initializer"]
+        )
 
     @property
     def inputs(self) -> set[str]:
@@ -99,7 +103,9 @@ class Scope:
             ids = ", ".join(self.node_id(n) for n in same[:5])
             raise NotFoundError(
                 f"node name '{ref}' is used by {len(same)} nodes; address one of them by id ({ids})",
-                code="ambiguous_node", details={"node": ref})
+                code="ambiguous_node",
+                details={"node": ref},
+            )
         raise NotFoundError(f"no node '{ref}' in the graph", code="unknown_node", details={"node": ref})
 
     def apply(self, change: ItemChange) -> None:

@@ -4,6 +4,7 @@ The nodes it changed go through onnx's own node checker; the tensors it touched 
 where they are read, and a rewired node must still come after its producers (no cycle). The whole-model
 check and the onnxruntime run check are the document's (they need its undo) and runcheck's.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -43,8 +44,11 @@ def check_nodes(nodes: list[tuple[GraphPath, NodeProto]], ctx: Any) -> None:
         try:
             onnx.checker.check_node(node, ctx)
         except onnx.checker.ValidationError as err:
-            raise EditError(f"node '{node.name or node.op_type}' would be invalid: {first_line(err)}",
-                            code="invalid_node", details={"node": node.name}) from None
+            raise EditError(
+                f"node '{node.name or node.op_type}' would be invalid: {first_line(err)}",
+                code="invalid_node",
+                details={"node": node.name},
+            ) from None
 
 
 def check_tensors(scope: Scope, names: set[str]) -> None:
@@ -53,9 +57,12 @@ def check_tensors(scope: Scope, names: set[str]) -> None:
     for name in sorted(names):
         users = scope.index.users(name)
         if (users or name in outputs) and not scope.visible(name):
-            reader = (f"node '{scope.node_id(users[0])}'" if users else "the graph outputs")
-            raise EditError(f"tensor '{name}' would be read by {reader} but nothing would produce it",
-                            code="dangling_tensor", details={"tensor": name})
+            reader = f"node '{scope.node_id(users[0])}'" if users else "the graph outputs"
+            raise EditError(
+                f"tensor '{name}' would be read by {reader} but nothing would produce it",
+                code="dangling_tensor",
+                details={"tensor": name},
+            )
 
 
 def check_order(scope: Scope, node: NodeProto) -> None:
@@ -67,5 +74,9 @@ def check_order(scope: Scope, node: NodeProto) -> None:
     for name in scope.index.reads(node):
         producer = scope.index.producer.get(name)
         if producer is not None and scope.index.position(producer) >= here:
-            raise EditError(f"node '{scope.node_id(node)}' would read '{name}' before it is produced "
-                            "(the graph would have a cycle)", code="cycle", details={"tensor": name})
+            raise EditError(
+                f"node '{scope.node_id(node)}' would read '{name}' before it is produced "
+                "(the graph would have a cycle)",
+                code="cycle",
+                details={"tensor": name},
+            )

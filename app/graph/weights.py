@@ -3,6 +3,7 @@
 Exporters such as Paddle2ONNX keep every weight in a Constant node; the editor, the REST routes and
 the quantization analysis treat both the same way through this lookup.
 """
+
 from __future__ import annotations
 
 from onnx import TensorProto

@@ -33,18 +33,25 @@ def _describe(spec: InputSpec) -> str:
 
 
 def _dynamic_dims(spec: InputSpec) -> list[str]:
-    return [f"dim {i} ({d!r})" if d is not None else f"dim {i} (unknown)"
-            for i, d in enumerate(spec.shape) if not isinstance(d, int)]
+    return [
+        f"dim {i} ({d!r})" if d is not None else f"dim {i} (unknown)"
+        for i, d in enumerate(spec.shape)
+        if not isinstance(d, int)
+    ]
 
 
-def static_shapes(specs: Sequence[InputSpec], overrides: dict[str, Sequence[int]] | None = None) -> dict[str, tuple[int, ...]]:
+def static_shapes(
+    specs: Sequence[InputSpec], overrides: dict[str, Sequence[int]] | None = None
+) -> dict[str, tuple[int, ...]]:
     """Concrete input shapes when no data can tell the dynamic dims; errors name them."""
     overrides = overrides or {}
     shapes, problems = {}, []
     for spec in specs:
         if spec.name in overrides:
             shape = tuple(int(d) for d in overrides[spec.name])
-            if len(shape) != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, shape)):
+            if len(shape) != len(spec.shape) or any(
+                isinstance(d, int) and d != s for d, s in zip(spec.shape, shape, strict=True)
+            ):
                 raise QuantError(f"shape {shape} given for input {_describe(spec)} does not fit its declared dims")
             shapes[spec.name] = shape
             continue
@@ -54,9 +61,12 @@ def static_shapes(specs: Sequence[InputSpec], overrides: dict[str, Sequence[int]
         else:
             shapes[spec.name] = tuple(int(d) for d in spec.shape)  # type: ignore[arg-type]
     if problems:
-        raise QuantError("the model has dynamic dimensions that the calibration data cannot tell: "
-                         + "; ".join(problems) + ". Make them static first (e.g. fix the input shape in the "
-                         "graph editor) or give the shape, e.g. --shape x=1x3x640x640")
+        raise QuantError(
+            "the model has dynamic dimensions that the calibration data cannot tell: "
+            + "; ".join(problems)
+            + ". Make them static first (e.g. fix the input shape in the "
+            "graph editor) or give the shape, e.g. --shape x=1x3x640x640"
+        )
     return shapes
 
 
@@ -85,35 +95,44 @@ def _check_kind(spec: InputSpec, dtype: np.dtype, where: str) -> None:
         raise QuantError(f"{where} has dtype {dtype} but input {_describe(spec)} needs {spec.dtype}")
 
 
-def _resolve(specs: Sequence[InputSpec], data_shapes: dict[str, tuple[int, ...]], where: str) -> tuple[dict[str, tuple[int, ...]], int, int]:
+def _resolve(
+    specs: Sequence[InputSpec], data_shapes: dict[str, tuple[int, ...]], where: str
+) -> tuple[dict[str, tuple[int, ...]], int, int]:
     """Input shapes, batch size and sample count from arrays stacked on the batch axis."""
     names = {s.name for s in specs}
     missing, extra = sorted(names - set(data_shapes)), sorted(set(data_shapes) - names)
     if missing or extra:
-        raise QuantError(f"{where}: input names do not match the model: "
-                         + (f"missing {missing}" if missing else "")
-                         + ("; " if missing and extra else "")
-                         + (f"unexpected {extra}" if extra else "")
-                         + f" (the model's inputs: {sorted(names)})")
+        raise QuantError(
+            f"{where}: input names do not match the model: "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unexpected {extra}" if extra else "")
+            + f" (the model's inputs: {sorted(names)})"
+        )
     shapes, counts, symbols = {}, {}, {}
     batch_size = None
     for spec in specs:
         shape = data_shapes[spec.name]
         if len(shape) != len(spec.shape) or len(shape) == 0:
-            raise QuantError(f"{where}: array {spec.name!r} has shape {shape}; expected samples stacked on the "
-                             f"first axis of input {_describe(spec)}, i.e. rank {len(spec.shape)}")
+            raise QuantError(
+                f"{where}: array {spec.name!r} has shape {shape}; expected samples stacked on the "
+                f"first axis of input {_describe(spec)}, i.e. rank {len(spec.shape)}"
+            )
         batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
         if batch_size not in (None, batch):
             raise QuantError(f"{where}: inputs declare different batch sizes")
         batch_size = batch
-        for axis, (declared, got) in enumerate(zip(spec.shape[1:], shape[1:]), start=1):
+        for axis, (declared, got) in enumerate(zip(spec.shape[1:], shape[1:], strict=True), start=1):
             if isinstance(declared, int) and declared != got:
-                raise QuantError(f"{where}: array {spec.name!r} has shape {shape}, which does not fit input "
-                                 f"{_describe(spec)} at dim {axis}")
+                raise QuantError(
+                    f"{where}: array {spec.name!r} has shape {shape}, which does not fit input "
+                    f"{_describe(spec)} at dim {axis}"
+                )
             if isinstance(declared, str):
                 if symbols.setdefault(declared, got) != got:
-                    raise QuantError(f"{where}: dim {declared!r} is {symbols[declared]} in one input and {got} in "
-                                     f"{spec.name!r}")
+                    raise QuantError(
+                        f"{where}: dim {declared!r} is {symbols[declared]} in one input and {got} in {spec.name!r}"
+                    )
         if shape[0] % batch:
             raise QuantError(f"{where}: {shape[0]} samples of {spec.name!r} do not fill whole batches of {batch}")
         shapes[spec.name] = (batch, *shape[1:])
@@ -159,8 +178,10 @@ class ArrayData(CalibrationData):
         where = self.path.name
         if self.path.suffix.lower() == ".npy":
             if len(self.specs) != 1:
-                raise QuantError(f"{where}: a .npy file can only feed a single-input model; this model has inputs "
-                                 f"{[s.name for s in self.specs]}: use an .npz keyed by input name")
+                raise QuantError(
+                    f"{where}: a .npy file can only feed a single-input model; this model has inputs "
+                    f"{[s.name for s in self.specs]}: use an .npz keyed by input name"
+                )
             array = self._open_npy()
             declared = {self.specs[0].name: array.shape}
             dtypes = {self.specs[0].name: array.dtype}
@@ -193,7 +214,7 @@ class ArrayData(CalibrationData):
             spec = self.specs[0]
             array = self._open_npy()
             for start in range(0, self.num_samples, self.batch_size):
-                yield {spec.name: np.ascontiguousarray(array[start:start + self.batch_size], dtype=spec.dtype)}
+                yield {spec.name: np.ascontiguousarray(array[start : start + self.batch_size], dtype=spec.dtype)}
             return
         with zipfile.ZipFile(self.path) as archive:
             streams = {}
@@ -201,7 +222,9 @@ class ArrayData(CalibrationData):
                 for spec in self.specs:
                     streams[spec.name] = _NpyStream(archive.open(spec.name + ".npy"), f"{self.path.name}:{spec.name}")
                 for _ in range(self.num_batches):
-                    yield {s.name: streams[s.name].read(self.batch_size).astype(s.dtype, copy=False) for s in self.specs}
+                    yield {
+                        s.name: streams[s.name].read(self.batch_size).astype(s.dtype, copy=False) for s in self.specs
+                    }
             finally:
                 for stream in streams.values():
                     stream.stream.close()
@@ -216,8 +239,13 @@ class RandomData(CalibrationData):
 
     synthetic = True
 
-    def __init__(self, specs: Sequence[InputSpec], num_samples: int, seed: int = 0,
-                 shapes: dict[str, Sequence[int]] | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[InputSpec],
+        num_samples: int,
+        seed: int = 0,
+        shapes: dict[str, Sequence[int]] | None = None,
+    ) -> None:
         if num_samples < 1:
             raise QuantError("the number of random samples must be at least 1")
         self.specs = list(specs)
@@ -255,8 +283,13 @@ class ImagePreprocess:
 class ImageData(CalibrationData):
     """Image files (paths, folders or a .zip of images) resized to the model's single input."""
 
-    def __init__(self, sources: Sequence[str | Path], specs: Sequence[InputSpec], preprocess: ImagePreprocess,
-                 shapes: dict[str, Sequence[int]] | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[str | Path],
+        specs: Sequence[InputSpec],
+        preprocess: ImagePreprocess,
+        shapes: dict[str, Sequence[int]] | None = None,
+    ) -> None:
         if importlib.util.find_spec("PIL") is None:
             raise QuantError("image calibration data needs Pillow (pip install pillow)")
         self.specs = list(specs)
@@ -299,8 +332,11 @@ class ImageData(CalibrationData):
             elif path.suffix.lower() == ".zip":
                 try:
                     with zipfile.ZipFile(path) as archive:
-                        found += [(path, m) for m in sorted(archive.namelist())
-                                  if Path(m).suffix.lower() in IMAGE_SUFFIXES and not m.startswith("__MACOSX")]
+                        found += [
+                            (path, m)
+                            for m in sorted(archive.namelist())
+                            if Path(m).suffix.lower() in IMAGE_SUFFIXES and not m.startswith("__MACOSX")
+                        ]
                 except zipfile.BadZipFile as exc:
                     raise QuantError(f"{path.name} is not a readable zip archive") from exc
             elif path.is_file():
@@ -346,7 +382,7 @@ class ImageData(CalibrationData):
         else:
             scale = self._vector(self.preprocess.scale, 1.0)
         for start in range(0, self.num_samples, self.batch_size):
-            images = np.stack([self._load(*p) for p in self.paths[start:start + self.batch_size]])
+            images = np.stack([self._load(*p) for p in self.paths[start : start + self.batch_size]])
             if spec.dtype.kind == "f":
                 images = (images - mean) * scale
             if self.layout == "nchw":
@@ -354,9 +390,14 @@ class ImageData(CalibrationData):
             yield {spec.name: np.ascontiguousarray(images, dtype=spec.dtype)}
 
 
-def open_calibration_data(specs: Sequence[InputSpec], data: str | Path | Sequence[str | Path] | None = None,
-                          random_samples: int | None = None, preprocess: ImagePreprocess | None = None,
-                          shapes: dict[str, Sequence[int]] | None = None, seed: int = 0) -> CalibrationData:
+def open_calibration_data(
+    specs: Sequence[InputSpec],
+    data: str | Path | Sequence[str | Path] | None = None,
+    random_samples: int | None = None,
+    preprocess: ImagePreprocess | None = None,
+    shapes: dict[str, Sequence[int]] | None = None,
+    seed: int = 0,
+) -> CalibrationData:
     """Pick the source for what the user gave: arrays, images (files, folders, zip) or random."""
     if data is None or (isinstance(data, (list, tuple)) and not data):
         if random_samples is None:

@@ -20,8 +20,23 @@ import onnx
 from onnx import NodeProto
 
 #: Ops that only move or select values: their outputs stay on their input's grid.
-PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split", "MaxPool", "Concat",
-                "Identity", "Dropout", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample"}
+PASS_THROUGH = {
+    "Reshape",
+    "Transpose",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Slice",
+    "Split",
+    "MaxPool",
+    "Concat",
+    "Identity",
+    "Dropout",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "Resize",
+    "Upsample",
+}
 #: Ops a BatchNormalization and a constant scale-and-shift fold into.
 FOLDING_HEADS = {"Conv", "ConvTranspose", "Gemm"}
 #: Activations fused into the layer they follow.
@@ -54,8 +69,9 @@ def _attribute(node: NodeProto, name: str, default: object) -> object:
 class _Graph:
     """Readers and constant values of a graph, for the pattern checks."""
 
-    def __init__(self, nodes: list[NodeProto], constants: set[str], values: dict[str, np.ndarray],
-                 outputs: set[str]) -> None:
+    def __init__(
+        self, nodes: list[NodeProto], constants: set[str], values: dict[str, np.ndarray], outputs: set[str]
+    ) -> None:
         self.constants = constants
         self.values = values
         self.outputs = outputs
@@ -154,8 +170,9 @@ def _is_pass_through(node: NodeProto, graph: _Graph) -> bool:
     return True
 
 
-def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str], values: dict[str, np.ndarray],
-                   outputs: set[str]) -> list[Layer]:
+def toolkit_layers(
+    nodes: list[NodeProto], wanted: set[str], constants: set[str], values: dict[str, np.ndarray], outputs: set[str]
+) -> list[Layer]:
     """The layers of a graph, in graph order (data-movement nodes belong to none).
 
     ``wanted``: the float activation tensors that may be quantized; a layer ends at one of them.
@@ -172,13 +189,19 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
             continue
         members = [head]
         tensor = head.output[0]
-        folding = head.op_type in FOLDING_HEADS or head.op_type == "BatchNormalization" or any(
-            _is_affine(head, graph, source) for source in head.input[:2] if not graph.is_const(source))
+        folding = (
+            head.op_type in FOLDING_HEADS
+            or head.op_type == "BatchNormalization"
+            or any(_is_affine(head, graph, source) for source in head.input[:2] if not graph.is_const(source))
+        )
         activated = False
         while len(head.output) == 1 and not activated:
             reader = graph.only_reader(tensor, nodes)
-            if reader is not None and folding and (reader.op_type == "BatchNormalization"
-                                                   or _is_affine(reader, graph, tensor)):
+            if (
+                reader is not None
+                and folding
+                and (reader.op_type == "BatchNormalization" or _is_affine(reader, graph, tensor))
+            ):
                 chain = [reader]
             elif reader is not None and reader.op_type in ACTIVATIONS and reader.input[0] == tensor:
                 chain, activated = [reader], True
@@ -192,7 +215,7 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
             members += chain
             absorbed.update(position[id(n)] for n in chain)
             tensor = chain[-1].output[0]
-        for output in ([tensor] if len(head.output) == 1 else [o for o in head.output if o in wanted]):
+        for output in [tensor] if len(head.output) == 1 else [o for o in head.output if o in wanted]:
             if output in wanted:
                 layers.append(Layer(output, tuple(names[position[id(n)]] for n in members), head.op_type))
     return layers

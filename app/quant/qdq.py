@@ -38,10 +38,18 @@ class ActivationQuant:
     def to_json(self) -> dict:
         """Scale and zero point, or for dynamic fixed point the fraction length fl (scale 2^-fl)."""
         scale, zero_point = self.params
-        grid = ({"fl": self.quantizer.fraction_length(self.lo, self.hi)} if self.quantizer.power_of_two
-                else {"zero_point": int(zero_point)})
-        return {"quantizer": self.quantizer.name, "scale": float(scale), **grid,
-                "range": [float(self.lo), float(self.hi)], "algorithm": self.algorithm}
+        grid = (
+            {"fl": self.quantizer.fraction_length(self.lo, self.hi)}
+            if self.quantizer.power_of_two
+            else {"zero_point": int(zero_point)}
+        )
+        return {
+            "quantizer": self.quantizer.name,
+            "scale": float(scale),
+            **grid,
+            "range": [float(self.lo), float(self.hi)],
+            "algorithm": self.algorithm,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,14 @@ class WeightQuant:
             name, values = "fl", np.rint(-np.log2(scale.astype(np.float64))).astype(np.int64)
         else:
             name, values = "zero_point", zero_point
-        return {"quantizer": self.quantizer.name, "axis": self.axis,
-                "scale": scale.tolist() if self.axis is not None else float(scale[0]),
-                name: values.tolist() if self.axis is not None else int(values[0]),
-                "range": [float(w.min()), float(w.max())], "algorithm": "minmax"}
+        return {
+            "quantizer": self.quantizer.name,
+            "axis": self.axis,
+            "scale": scale.tolist() if self.axis is not None else float(scale[0]),
+            name: values.tolist() if self.axis is not None else int(values[0]),
+            "range": [float(w.min()), float(w.max())],
+            "algorithm": "minmax",
+        }
 
 
 def _domain(opset: int, quantizer: Quantizer, per_axis: bool) -> str:
@@ -108,13 +120,14 @@ def qdq_opset(model: ModelProto) -> ModelProto:
 
 #: Largest bias an int32 holds: a toolkit's 8-bit layers clip there, its 16-bit layers hold the bias in
 #: 64 bits (Acuity's i16 files); onnxruntime's optimizer turns a float bias into int32 and wraps beyond.
-INT32_MAX = 2 ** 31 - 1
+INT32_MAX = 2**31 - 1
 #: Heads whose third input is a bias at input scale x weight scale.
 BIASED = {"Conv", "ConvTranspose", "Gemm"}
 
 
-def input_grid(tensor: str, activations: dict[str, ActivationQuant],
-                producers: dict[str, NodeProto]) -> ActivationQuant | None:
+def input_grid(
+    tensor: str, activations: dict[str, ActivationQuant], producers: dict[str, NodeProto]
+) -> ActivationQuant | None:
     """The grid a tensor is on: its own, or through data movement (no point of its own) its source's."""
     seen = set()
     while tensor not in activations:
@@ -126,8 +139,7 @@ def input_grid(tensor: str, activations: dict[str, ActivationQuant],
     return activations[tensor]
 
 
-def bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant
-                  ) -> tuple[np.ndarray, bool]:
+def bias_on_grid(bias: np.ndarray, grid: ActivationQuant, w: np.ndarray, wq: WeightQuant) -> tuple[np.ndarray, bool]:
     """The bias rounded to the grid the layer adds it on (input scale x weight scale), in float32: int32
     (clipped) in an 8-bit layer, 64 bits in a 16-bit one; and whether it lies beyond int32."""
     w_scale, _ = channel_params(wq.quantizer, w, wq.axis)
@@ -147,17 +159,26 @@ def bias_values(model: ModelProto, values: dict[str, np.ndarray]) -> dict[str, n
     return {name: values[name] for name in names if name in values and values[name].dtype == np.float32}
 
 
-def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQuant],
-                     weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
-                     biases: dict[str, np.ndarray], const: Callable[[str, np.ndarray], str],
-                     names: _Names) -> list[NodeProto]:
+def _quantize_biases(
+    nodes: list[NodeProto],
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray],
+    const: Callable[[str, np.ndarray], str],
+    names: _Names,
+) -> list[NodeProto]:
     """The nodes with each layer's bias on its toolkit grid (see ``build_qdq_model``)."""
     producers = {out: node for node in nodes for out in node.output}
     result = []
     for node in nodes:
         result.append(node)
-        if node.op_type not in BIASED or len(node.input) < 3 or node.input[1] not in weights \
-                or node.input[2] not in biases:
+        if (
+            node.op_type not in BIASED
+            or len(node.input) < 3
+            or node.input[1] not in weights
+            or node.input[2] not in biases
+        ):
             continue
         grid = input_grid(node.input[0], activations, producers)
         if grid is None:
@@ -173,8 +194,14 @@ def _quantize_biases(nodes: list[NodeProto], activations: dict[str, ActivationQu
         del node.input[:]
         node.input.extend(inputs)
         shape = (-1,) if node.op_type == "Gemm" else (-1,) + (1,) * (w.ndim - 2)
-        result.append(helper.make_node("Add", [node.output[0], const(f"{out}/bias", rounded.reshape(shape))], [out],
-                                       name=names(f"{out}/bias_add")))
+        result.append(
+            helper.make_node(
+                "Add",
+                [node.output[0], const(f"{out}/bias", rounded.reshape(shape))],
+                [out],
+                name=names(f"{out}/bias_add"),
+            )
+        )
     return result
 
 
@@ -204,11 +231,18 @@ class _QdqBuilder:
         s = self.const(f"{target}/scale", np.array(scale, dtype=np.float32))
         z = self.const(f"{target}/zero_point", np.array(zero_point, dtype=aq.quantizer.numpy_type))
         q = names(f"{target}/quantized")
-        pair = [helper.make_node("QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"),
-                                 domain=domain),
-                helper.make_node("DequantizeLinear", [q, s, z],
-                                 [names(f"{target}/dequantized")] if self.gate else [target],
-                                 name=names(f"{target}/DequantizeLinear"), domain=domain)]
+        pair = [
+            helper.make_node(
+                "QuantizeLinear", [source, s, z], [q], name=names(f"{target}/QuantizeLinear"), domain=domain
+            ),
+            helper.make_node(
+                "DequantizeLinear",
+                [q, s, z],
+                [names(f"{target}/dequantized")] if self.gate else [target],
+                name=names(f"{target}/DequantizeLinear"),
+                domain=domain,
+            ),
+        ]
         return pair if self.gate is None else self.switch(pair, source, target)
 
     def weight(self, name: str, w: np.ndarray, wq: WeightQuant) -> list[NodeProto]:
@@ -223,8 +257,14 @@ class _QdqBuilder:
         z = self.const(f"{name}/zero_point", zp if per_axis else zp.reshape(()))
         attrs: dict[str, Any] = {"axis": wq.axis} if per_axis else {}
         restored = self.names(f"{name}/dequantized") if self.gate else name
-        dq = helper.make_node("DequantizeLinear", [qw, s, z], [restored], name=self.names(f"{name}/DequantizeLinear"),
-                              domain=domain, **attrs)
+        dq = helper.make_node(
+            "DequantizeLinear",
+            [qw, s, z],
+            [restored],
+            name=self.names(f"{name}/DequantizeLinear"),
+            domain=domain,
+            **attrs,
+        )
         return self.switch([dq], self.const(f"{name}/float", w), name) if self.gate else [dq]
 
     def switch(self, quantized: list[NodeProto], source: str, target: str) -> list[NodeProto]:
@@ -233,14 +273,23 @@ class _QdqBuilder:
         names = self.names
         flag = names(f"{target}/gate")
         index = self.const(f"{target}/gate_index", np.array(self.gate_index[target], dtype=np.int64))
-        branch = helper.make_graph(quantized, names(f"{target}/quantized_branch"), [],
-                                   [helper.make_tensor_value_info(quantized[-1].output[0], TensorProto.FLOAT, None)])
+        branch = helper.make_graph(
+            quantized,
+            names(f"{target}/quantized_branch"),
+            [],
+            [helper.make_tensor_value_info(quantized[-1].output[0], TensorProto.FLOAT, None)],
+        )
         kept = names(f"{target}/kept")
-        skip = helper.make_graph([helper.make_node("Identity", [source], [kept])], names(f"{target}/float_branch"), [],
-                                 [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)])
-        return [helper.make_node("Gather", [self.gate, index], [flag], name=names(f"{target}/Gather")),
-                helper.make_node("If", [flag], [target], name=names(f"{target}/If"), then_branch=branch,
-                                 else_branch=skip)]
+        skip = helper.make_graph(
+            [helper.make_node("Identity", [source], [kept])],
+            names(f"{target}/float_branch"),
+            [],
+            [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)],
+        )
+        return [
+            helper.make_node("Gather", [self.gate, index], [flag], name=names(f"{target}/Gather")),
+            helper.make_node("If", [flag], [target], name=names(f"{target}/If"), then_branch=branch, else_branch=skip),
+        ]
 
     def _domain(self, quantizer: Quantizer, per_axis: bool) -> str:
         domain = _domain(self.opset, quantizer, per_axis)
@@ -248,10 +297,14 @@ class _QdqBuilder:
         return domain
 
 
-def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
-                    weights: dict[str, tuple[WeightTensor, WeightQuant]],
-                    weight_values: dict[str, np.ndarray], biases: dict[str, np.ndarray] | None = None,
-                    gate: str | None = None) -> ModelProto:
+def build_qdq_model(
+    model: ModelProto,
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray] | None = None,
+    gate: str | None = None,
+) -> ModelProto:
     """A new model with the given activations and weights quantized (QDQ form).
 
     ``gate``: the name of a bool graph input, one flag per activation in the order of ``activations``,
@@ -307,8 +360,9 @@ def build_qdq_model(model: ModelProto, activations: dict[str, ActivationQuant],
     return out
 
 
-def _quantize_inputs(build: _QdqBuilder, inputs: list[str], activations: dict[str, ActivationQuant],
-                     head: list[NodeProto]) -> dict[str, str]:
+def _quantize_inputs(
+    build: _QdqBuilder, inputs: list[str], activations: dict[str, ActivationQuant], head: list[NodeProto]
+) -> dict[str, str]:
     """Q/DQ of each quantized graph input into a new name, appended to ``head``; the new name of each, to
     which its readers are pointed."""
     renamed = {}
@@ -321,9 +375,14 @@ def _quantize_inputs(build: _QdqBuilder, inputs: list[str], activations: dict[st
     return renamed
 
 
-def _quantized_body(nodes: list[NodeProto], build: _QdqBuilder, activations: dict[str, ActivationQuant],
-                    renamed_inputs: dict[str, str], weight_switches: dict[str, list[NodeProto]],
-                    weight_names: set[str]) -> list[NodeProto]:
+def _quantized_body(
+    nodes: list[NodeProto],
+    build: _QdqBuilder,
+    activations: dict[str, ActivationQuant],
+    renamed_inputs: dict[str, str],
+    weight_switches: dict[str, list[NodeProto]],
+    weight_names: set[str],
+) -> list[NodeProto]:
     """The model's nodes in order with a Q/DQ pair after each quantized activation (its producer writes a
     new name, the pair's DQ the old one), readers of quantized graph inputs pointed at their DQ, each gated
     weight's switch before its first reader, and the Constant nodes of quantized weights left out."""

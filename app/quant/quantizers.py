@@ -98,8 +98,9 @@ DFP8 = Quantizer("dfp8", -128, 127, True, TensorProto.INT8, np.int8, power_of_tw
 DFP16 = Quantizer("dfp16", -32768, 32767, True, TensorProto.INT16, np.int16, power_of_two=True)
 
 
-def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray,
-                          high: np.ndarray) -> np.ndarray:
+def _error_antiderivative(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
     """An antiderivative of the squared quantization error (rounding inside, clipping outside).
 
     Inside [low, high]: ``scale**3 * F(x/scale + zero_point)`` with F the antiderivative of
@@ -109,14 +110,20 @@ def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarr
     u = np.clip(x, low, high) / scale + zero_point
     k = np.floor(u + 0.5)
     r = u - k
-    inside = scale ** 3 * (k / 12.0 + r * r * r / 3.0)
+    inside = scale**3 * (k / 12.0 + r * r * r / 3.0)
     below = np.minimum(x - low, 0.0)
     above = np.maximum(x - high, 0.0)
     return inside + (below * below * below + above * above * above) / 3.0
 
 
-def expected_squared_error(edges: np.ndarray, counts: np.ndarray, scale: np.ndarray | float,
-                           zero_point: np.ndarray | float, qmin: np.ndarray | int, qmax: np.ndarray | int) -> np.ndarray:
+def expected_squared_error(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | float,
+    qmin: np.ndarray | int,
+    qmax: np.ndarray | int,
+) -> np.ndarray:
     """Sum of squared quantization errors over a histogram, for one or many grids.
 
     The grid arguments broadcast against a trailing bin axis, e.g. shape (K, 1)
@@ -152,7 +159,7 @@ def histogram_bins(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
     if nz.size == 0:
         return np.array([0.0, 0.0]), np.zeros(1)
     a, b = int(nz[0]), int(nz[-1]) + 1
-    edges = np.clip(hist.edges[a:b + 1], hist.min, hist.max)
+    edges = np.clip(hist.edges[a : b + 1], hist.min, hist.max)
     return edges, counts[a:b]
 
 
@@ -160,7 +167,7 @@ def signal_power(edges: np.ndarray, counts: np.ndarray) -> float:
     """Sum of x**2 over a histogram, values uniform within a bin."""
     a, b = edges[:-1], edges[1:]
     width = b - a
-    mean_sq = np.where(width > 0, (b ** 3 - a ** 3) / (3.0 * np.where(width > 0, width, 1.0)), a * a)
+    mean_sq = np.where(width > 0, (b**3 - a**3) / (3.0 * np.where(width > 0, width, 1.0)), a * a)
     return float(np.sum(counts * mean_sq))
 
 

@@ -105,11 +105,18 @@ class _Binning:
             self.stats[name].add_sample(arrays[name], self.sample_size, self.rngs[name])
 
 
-def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: CalibrationData,
-                       progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
-                       capacity: int = DEFAULT_CAPACITY, sample_size: int = 4096,
-                       seed: int = 0, payload: bytes | None = None,
-                       folder: Path | None = None) -> dict[str, TensorStatistics]:
+def collect_statistics(
+    model: ModelProto,
+    points: list[ActivationTensor],
+    data: CalibrationData,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    sample_size: int = 4096,
+    seed: int = 0,
+    payload: bytes | None = None,
+    folder: Path | None = None,
+) -> dict[str, TensorStatistics]:
     """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
     model already serialized; ``folder``: where its external data lies)."""
     inputs = {s.name for s in data.specs}
@@ -125,8 +132,15 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
     return stats
 
 
-def _fold_batches(sess: Any, fetched: list[str], inputs: set[str], data: CalibrationData, binning: _Binning,
-                  progress: ProgressCallback | None, cancel: CancelCheck | None) -> int:
+def _fold_batches(
+    sess: Any,
+    fetched: list[str],
+    inputs: set[str],
+    data: CalibrationData,
+    binning: _Binning,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> int:
     """Run every batch and fold it into the statistics while onnxruntime runs the next; the samples run.
 
     At most two batches are alive: the one the workers fold, and the one onnxruntime has just made.
