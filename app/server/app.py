@@ -1,4 +1,4 @@
-"""The FastAPI application factory: settings, session store, job runner, middleware, routes."""
+"""The FastAPI application factory: settings, session store, job runner, analyses, middleware, routes."""
 from __future__ import annotations
 
 import os
@@ -11,12 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
-from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
 from .errors import hide_server_folder, install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
 from .openapi_links import add_links
-from .schemas import Health
+from .routes import ROUTERS
+from .schemas.common import Health
+from .services.quant_analyses import QuantAnalyses
 from .session_store import LocalSessionStore
 from .settings import Settings
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.jobs = jobs
+    app.state.analyses = QuantAnalyses(store, jobs, settings.max_run_elements)  # deps.py hands them to routes
     install_error_handlers(app)
     # models, tensors and event streams pass uncompressed: weights do not compress, and gzip would stall a stream
     app.add_middleware(GZipMiddleware, minimum_size=2048, exclude_content_types=UNCOMPRESSED)
@@ -62,13 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TokenAuth, token=settings.token)
     app.add_middleware(UnexpectedErrors)  # it sees every error the middleware inside lets through
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
-    app.include_router(routes_sessions.router)
-    app.include_router(routes_data.router)
-    app.include_router(routes_jobs.router)
-    app.include_router(routes_quant.router)
-    app.include_router(routes_layout.router)
-    app.include_router(routes_quant_ui.router)
-    app.include_router(routes_pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema is None:

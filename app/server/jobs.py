@@ -15,10 +15,10 @@ A job function gets a `JobContext` and returns a JSON-serialisable result:
             job.progress((i + 1) / len(batches), f"batch {i + 1}")
         return {"report": ...}               # stored with the job; files go in job.folder
 
-    job_id = runner.submit(work, session_id=sid, kind="quant")   # runner = request.app.state.jobs
+    job_id = runner.submit(work, session_id=sid, kind="quant")   # runner: a route's `Jobs` dependency
 
 A job on a session takes the model as it is at that moment with
-`with request.app.state.store.open(sid) as handle: model = handle.export_to(job.folder)` and then works
+`with store.open(sid) as handle: model = handle.export_to(job.folder)` and then works
 without holding the session's lock, so editing goes on meanwhile.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ import psutil
 
 from ..graph import WorkbenchError
 from .errors import NotFound, disk_full_error, error_body, is_disk_full
-from .session_store import new_id
+from .ids import new_id
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")

@@ -115,8 +115,9 @@ class TokenAuth:
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(given, self.expected):
-            await _send_json(send, 401, error_body("unauthorized", "this server needs 'Authorization: Bearer <token>' "
-                                                   "(the value of ONNX_WORKBENCH_TOKEN)"), [(b"www-authenticate", b"Bearer")])
+            refusal = error_body("unauthorized", "this server needs 'Authorization: Bearer <token>' (the value of "
+                                 "ONNX_WORKBENCH_TOKEN)")
+            await _send_json(send, 401, refusal, [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
 

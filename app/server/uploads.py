@@ -191,8 +191,10 @@ class _Receiver:
             self.out.close()
 
 
-async def receive_multipart(request: Request, dest: Path, limit: int, file_fields: set[str]) -> Upload:
-    """Stream a multipart/form-data body into `dest` (created); text fields come back as strings."""
+async def receive_multipart(request: Request, dest: Path, limit: int, file_fields: set[str],
+                            settings: Settings) -> Upload:
+    """Stream a multipart/form-data body of at most `limit` bytes into `dest` (created), its files within
+    the disk budget of `settings`; text fields come back as strings."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise UnsupportedMedia("unsupported_media_type", "send the model as multipart/form-data (field 'file'), "
@@ -205,7 +207,7 @@ async def receive_multipart(request: Request, dest: Path, limit: int, file_field
         raise TooLarge("too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}",
                        {"limit": limit})
     dest.mkdir(parents=True, exist_ok=True)
-    budget = DiskBudget(request.app.state.settings)
+    budget = DiskBudget(settings)
     receiver = _Receiver(dest, file_fields, budget)
     parser = MultipartParser(boundary, receiver.callbacks())
     try:

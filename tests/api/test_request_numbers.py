@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 
-from app.server.schemas import MAX_SEED
+from app.server.schemas.common import MAX_SEED
 from tests.quant.models import conv_net
 
 from .conftest import error_of, upload

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from .jobs import TERMINAL, JobRunner
-from .routes_sessions import ERRORS
-from .schemas import JobState
+from ..deps import Jobs
+from ..jobs import TERMINAL, JobRunner
+from ..schemas.common import ERRORS
+from ..schemas.jobs import JobState
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -22,15 +23,10 @@ SSE_KEEPALIVE = 15.0
 SSE_MAX_SECONDS = 6 * 3600
 
 
-def jobs_of(request: Request) -> JobRunner:
-    return request.app.state.jobs
-
-
 @router.get("/{job_id}", response_model=JobState,
             summary="A job's state; with 'Accept: text/event-stream', server-sent events until it ends",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def get_job(job_id: str, request: Request) -> Any:
-    jobs = jobs_of(request)
+async def get_job(job_id: str, request: Request, jobs: Jobs) -> Any:
     state = await run_in_threadpool(jobs.get, job_id)
     if "text/event-stream" not in request.headers.get("accept", ""):
         return state
@@ -58,5 +54,5 @@ async def _events(jobs: JobRunner, job_id: str, state: dict[str, Any], request: 
 
 
 @router.delete("/{job_id}", response_model=JobState, summary="Cancel a job (it stops at its next check)")
-def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
-    return jobs_of(request).cancel(job_id)
+def cancel_job(job_id: str, jobs: Jobs) -> dict[str, Any]:
+    return jobs.cancel(job_id)

@@ -1,4 +1,4 @@
-"""Routes the browser editor needs besides the REST core: layout, a weight histogram, the operator list.
+"""The editor's layout of a session's graph, and what each process holds of earlier layouts.
 
 The layout is computed from the service's own graph view at the session's current version, so the
 picture and the sidebar always describe the same model. Each session keeps a memory of where its
@@ -14,28 +14,18 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-import numpy as np
-import onnx
 import orjson
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
-from ..graph.io import read_tensor
-from ..graph.layout import Layout, LayoutMemory
-from .errors import Invalid, NotFound
-from .graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
-from .graph_view import graph_view_gzip, gzipped_json_response, initializer_summary
-from .routes_sessions import weight_of
-
-router = APIRouter(prefix="/api/sessions", tags=["editor"])
+from ...graph.layout import Layout, LayoutMemory
+from ..errors import Invalid, NotFound
+from ..graph_delta import apply_graph_delta, graph_delta_gzip
+from ..graph_view import graph_view_gzip
+from ..session_store import SessionStore
 
 _STATES = 4  # layouts held with the view they drew (20,000 nodes: about 80 MB each, measured)
 _MEMORY_SESSIONS = 32
-HISTOGRAM_BINS = 40
-HISTOGRAM_SAMPLE = 1 << 20
 LAYOUT_DELTA = "onnx-workbench/layout-delta"
 
 _lock = threading.Lock()
@@ -126,10 +116,11 @@ def _hold(key: tuple[str, str], drawn: _Drawn | None) -> None:
             _states.popitem(last=False)
 
 
-def compute_layout(request: Request, session_id: str, scope_text: str, full: bool) -> bytes:
+def compute_layout(store: SessionStore, session_id: str, scope_text: str, full: bool) -> bytes:
+    """The gzipped drawing of a scope at the session's version, laid out again only when it changed."""
     scope = _parse_scope(scope_text)
     key = (session_id, json.dumps(scope))
-    with request.app.state.store.open(session_id) as handle:
+    with store.open(session_id) as handle:
         version = handle.doc.version
         drawn = _held(key)
         if drawn is not None and not full:
@@ -144,20 +135,11 @@ def compute_layout(request: Request, session_id: str, scope_text: str, full: boo
     return drawn.pack()
 
 
-@router.get("/{session_id}/layout", summary="Positions of boxes and edge routes for the editor's view")
-async def get_layout(session_id: str, request: Request, scope: str = Query(default="", description=(
-        "JSON list [node id, attribute, ...] of an If/Loop/Scan body; empty for the main graph")),
-        full: bool = Query(default=False, description="lay out from scratch, forgetting earlier positions")
-        ) -> Response:
-    packed = await run_in_threadpool(compute_layout, request, session_id, scope, full)
-    return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
-
-
-def compute_layout_delta(request: Request, session_id: str, since: int) -> bytes:
+def compute_layout_delta(store: SessionStore, session_id: str, since: int) -> bytes:
     """The main graph's drawing from `since` to the session's version, following the graph delta; or
     {"full": true, "reason"} when the layout of `since` is not held here or the edit needs a new layout."""
     key = (session_id, "[]")
-    with request.app.state.store.open(session_id) as handle:
+    with store.open(session_id) as handle:
         version = handle.doc.version
         drawn = _held(key)
         graph_delta = graph_delta_gzip(session_id, handle.doc, since) if drawn is not None else None
@@ -189,79 +171,3 @@ def compute_layout_delta(request: Request, session_id: str, since: int) -> bytes
         answer = {"format": LAYOUT_DELTA, "since": since, "version": version, "full": False, **update}
         drawn.delta = (since, gzip.compress(orjson.dumps(answer), compresslevel=5))
         return drawn.delta[1]
-
-
-@router.get("/{session_id}/layout/delta", summary="What changed in the main graph's drawing since a version")
-async def get_layout_delta(session_id: str, request: Request, since: int = Query(
-        ge=0, le=MAX_VERSION, description="the version of the drawing the client holds")) -> Response:
-    packed = await run_in_threadpool(compute_layout_delta, request, session_id, since)
-    return gzipped_json_response(request, packed, {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"})
-
-
-def _histogram(request: Request, session_id: str, name: str) -> dict[str, Any]:
-    with request.app.state.store.open(session_id) as handle:
-        tensor = weight_of(handle.doc, name)
-        base_dir = handle.doc.base_dir
-        version = handle.doc.version
-        try:
-            values = read_tensor(tensor, base_dir)
-        except Exception as err:  # strings, packed types, unreadable external data: no histogram
-            raise Invalid("no_histogram", f"no histogram for '{name}': {err}", {"tensor": name}) from None
-    if values.dtype.kind not in "fiub" or values.size == 0:
-        raise Invalid("no_histogram", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
-    flat = values.reshape(-1)
-    sampled = flat.size > HISTOGRAM_SAMPLE
-    if sampled:
-        flat = flat[:: flat.size // HISTOGRAM_SAMPLE + 1]
-    data = flat.astype(np.float64)
-    data = data[np.isfinite(data)]
-    if data.size == 0:
-        return {"version": version, "counts": [], "edges": [], "sampled": sampled}
-    counts, edges = np.histogram(data, bins=HISTOGRAM_BINS)
-    return {"version": version, "counts": counts.tolist(), "edges": edges.tolist(), "sampled": sampled,
-            "summary": initializer_summary(tensor, base_dir)}
-
-
-@router.get("/{session_id}/histogram/{name:path}", summary="Histogram of a weight's values (40 bins), "
-            "an initializer's or a Constant node's, with its size and statistics")
-async def get_histogram(session_id: str, name: str, request: Request) -> dict[str, Any]:
-    return await run_in_threadpool(_histogram, request, session_id, name)
-
-
-def _operators(request: Request, session_id: str) -> dict[str, Any]:
-    with request.app.state.store.open(session_id) as handle:
-        opsets = {o.domain or "": o.version for o in handle.doc.model.opset_import}
-    return {"opsets": opsets, "operators": _operator_list(tuple(sorted(opsets.items())))}
-
-
-@lru_cache(maxsize=32)
-def _operator_list(opset_items: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
-    """The operators of these opsets, newest schema of each: the same for every model with these opsets."""
-    opsets = dict(opset_items)
-    found: dict[tuple[str, str], Any] = {}
-    for schema in onnx.defs.get_all_schemas_with_history():
-        domain = "" if schema.domain == "ai.onnx" else schema.domain
-        version = opsets.get(domain)
-        if version is None or schema.since_version > version or schema.deprecated:
-            continue
-        key = (domain, schema.name)
-        if key not in found or found[key].since_version < schema.since_version:
-            found[key] = schema
-    ops = []
-    for (domain, name), schema in sorted(found.items(), key=lambda kv: (kv[0][0] != "", kv[0])):
-        ops.append({
-            "op_type": name, "domain": domain, "since_version": schema.since_version,
-            "inputs": [{"name": i.name, "optional": i.option == onnx.defs.OpSchema.FormalParameterOption.Optional,
-                        "variadic": i.option == onnx.defs.OpSchema.FormalParameterOption.Variadic}
-                       for i in schema.inputs],
-            "outputs": [{"name": o.name} for o in schema.outputs],
-            "min_output": schema.min_output,
-            "attributes": [{"name": a.name, "type": onnx.AttributeProto.AttributeType.Name(int(a.type)).lower(),
-                            "required": a.required} for a in schema.attributes.values()],
-        })
-    return ops
-
-
-@router.get("/{session_id}/operators", summary="Operators of the model's opsets, with inputs and typed attributes")
-async def get_operators(session_id: str, request: Request) -> dict[str, Any]:
-    return await run_in_threadpool(_operators, request, session_id)
