@@ -9,6 +9,7 @@ model holding only the foldable nodes (onnx's reference evaluator when onnxrunti
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -164,6 +165,7 @@ def _evaluate(
     from app.runtime.errors import RuntimeFailure
     from app.runtime.session import open_session, run
 
+    results: Any
     try:
         results = run(open_session(model), wanted, {})
     except RuntimeFailure:

@@ -27,15 +27,21 @@ Batch = dict[str, np.ndarray]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
+def _dims(spec: InputSpec) -> tuple[int | str | None, ...]:
+    """The declared dims (app.quant.model.input_specs gives only inputs of known rank)."""
+    assert spec.shape is not None
+    return spec.shape
+
+
 def _describe(spec: InputSpec) -> str:
-    dims = "x".join("?" if d is None else str(d) for d in spec.shape)
+    dims = "x".join("?" if d is None else str(d) for d in _dims(spec))
     return f"{spec.name} ({spec.dtype}, {dims})"
 
 
 def _dynamic_dims(spec: InputSpec) -> list[str]:
     return [
         f"dim {i} ({d!r})" if d is not None else f"dim {i} (unknown)"
-        for i, d in enumerate(spec.shape)
+        for i, d in enumerate(_dims(spec))
         if not isinstance(d, int)
     ]
 
@@ -49,8 +55,8 @@ def static_shapes(
     for spec in specs:
         if spec.name in overrides:
             shape = tuple(int(d) for d in overrides[spec.name])
-            if len(shape) != len(spec.shape) or any(
-                isinstance(d, int) and d != s for d, s in zip(spec.shape, shape, strict=True)
+            if len(shape) != len(_dims(spec)) or any(
+                isinstance(d, int) and d != s for d, s in zip(_dims(spec), shape, strict=True)
             ):
                 raise QuantError(f"shape {shape} given for input {_describe(spec)} does not fit its declared dims")
             shapes[spec.name] = shape
@@ -59,7 +65,7 @@ def static_shapes(
         if dynamic:
             problems.append(f"input {spec.name!r}: " + ", ".join(dynamic))
         else:
-            shapes[spec.name] = tuple(int(d) for d in spec.shape)  # type: ignore[arg-type]
+            shapes[spec.name] = tuple(int(d) for d in _dims(spec))  # type: ignore[arg-type]
     if problems:
         raise QuantError(
             "the model has dynamic dimensions that the calibration data cannot tell: "
@@ -109,20 +115,21 @@ def _resolve(
             + (f"unexpected {extra}" if extra else "")
             + f" (the model's inputs: {sorted(names)})"
         )
-    shapes, counts, symbols = {}, {}, {}
+    shapes, counts = {}, {}
+    symbols: dict[str, int] = {}
     batch_size = None
     for spec in specs:
-        shape = data_shapes[spec.name]
-        if len(shape) != len(spec.shape) or len(shape) == 0:
+        shape, dims = data_shapes[spec.name], _dims(spec)
+        if len(shape) != len(dims) or len(shape) == 0:
             raise QuantError(
                 f"{where}: array {spec.name!r} has shape {shape}; expected samples stacked on the "
-                f"first axis of input {_describe(spec)}, i.e. rank {len(spec.shape)}"
+                f"first axis of input {_describe(spec)}, i.e. rank {len(dims)}"
             )
-        batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
+        batch = first if isinstance(first := dims[0], int) else 1
         if batch_size not in (None, batch):
             raise QuantError(f"{where}: inputs declare different batch sizes")
         batch_size = batch
-        for axis, (declared, got) in enumerate(zip(spec.shape[1:], shape[1:], strict=True), start=1):
+        for axis, (declared, got) in enumerate(zip(dims[1:], shape[1:], strict=True), start=1):
             if isinstance(declared, int) and declared != got:
                 raise QuantError(
                     f"{where}: array {spec.name!r} has shape {shape}, which does not fit input "

@@ -21,8 +21,9 @@ def serialize(model: ModelProto) -> bytes:
         raise QuantError(exc.message) from exc
 
 
-def session(model: ModelProto | bytes, level: str = "all", arena: bool = True,
-            folder: Path | None = None, lanes: bool = False) -> ort.InferenceSession:
+def session(
+    model: ModelProto | bytes, level: str = "all", arena: bool = True, folder: Path | None = None, lanes: bool = False
+) -> ort.InferenceSession:
     """``app.runtime.session.open_session`` (see there for the options); failures are QuantErrors."""
     try:
         return runtime.open_session(model, level, arena, folder, lanes)

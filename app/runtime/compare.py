@@ -4,6 +4,7 @@
 (float32 products, float64 sums); ``compare_outputs`` reports two runs of a model on the same inputs
 (float64 throughout, for integer outputs too) the way the server's compare answers it.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ class OutputError:
         return self.dot / norm if norm > 0 else None
 
     def __add__(self, other: OutputError) -> OutputError:
-        return OutputError(self.signal + other.signal, self.noise + other.noise, self.dot + other.dot,
-                           self.candidate + other.candidate)
+        return OutputError(
+            self.signal + other.signal, self.noise + other.noise, self.dot + other.dot, self.candidate + other.candidate
+        )
 
     def to_json(self) -> dict:
         value = self.sqnr_db
@@ -68,16 +70,24 @@ def compare_outputs(before: dict[str, np.ndarray], after: dict[str, np.ndarray])
         if name not in after:
             continue
         a, b = before[name], after[name]
-        entry: dict[str, Any] = {"name": name, "shape_before": list(a.shape), "shape_after": list(b.shape),
-                                 "dtype_before": str(a.dtype), "dtype_after": str(b.dtype)}
+        entry: dict[str, Any] = {
+            "name": name,
+            "shape_before": list(a.shape),
+            "shape_after": list(b.shape),
+            "dtype_before": str(a.dtype),
+            "dtype_after": str(b.dtype),
+        }
         if a.shape != b.shape or a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
             entry.update(max_abs_diff=None, cosine=None, equal=a.shape == b.shape and bool(np.array_equal(a, b)))
         else:
             entry.update(_numeric(a, b), equal=bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f")))
         outputs.append(entry)
-    return {"outputs": outputs, "only_before": [n for n in before if n not in after],
-            "only_after": [n for n in after if n not in before],
-            "all_equal": all(o["equal"] for o in outputs) and not (set(before) ^ set(after))}
+    return {
+        "outputs": outputs,
+        "only_before": [n for n in before if n not in after],
+        "only_after": [n for n in after if n not in before],
+        "all_equal": all(o["equal"] for o in outputs) and not (set(before) ^ set(after)),
+    }
 
 
 def _numeric(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:

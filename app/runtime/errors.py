@@ -4,6 +4,7 @@ The server's one error handler answers them (``TooBig`` as 413, the others as 42
 the quantization analysis turn them into their own errors. ``cause`` keeps the library's exception for
 callers that word the message their own way.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 class RuntimeFailure(Exception):
     """Something onnxruntime or numpy refuses, for the reason ``code`` names."""
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None,
-                 cause: BaseException | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, details: dict[str, Any] | None = None, cause: BaseException | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -4,6 +4,7 @@ A dim is an int when the graph gives a ``dim_value`` of 0 or more (ONNX allows 0
 onnx's checker and onnxruntime accept it), a name for a ``dim_param``, and None when it is unknown (no
 value, or a negative one: exporters write -1 for "unknown"); ``app.graph.folding.shape_text`` is that rule.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -64,15 +65,20 @@ def random_value(rng: np.random.Generator, shape: Sequence[int], dtype: np.dtype
     return None
 
 
-def random_inputs(rng: np.random.Generator, specs: Sequence[InputSpec],
-                  shapes: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
+def random_inputs(
+    rng: np.random.Generator, specs: Sequence[InputSpec], shapes: Mapping[str, Sequence[int]]
+) -> dict[str, np.ndarray]:
     """One value per input, drawn in the specs' order (so one seed gives the same values everywhere);
     BadInputs ``unsupported_input`` for a type random values cannot be made of."""
     out: dict[str, np.ndarray] = {}
     for spec in specs:
         value = random_value(rng, shapes[spec.name], spec.dtype)
         if value is None:
-            raise BadInputs("unsupported_input", f"input '{spec.name}' is {spec.type_name}; random values of "
-                            "that type cannot be made, upload inputs as .npz", {"input": spec.name})
+            raise BadInputs(
+                "unsupported_input",
+                f"input '{spec.name}' is {spec.type_name}; random values of "
+                "that type cannot be made, upload inputs as .npz",
+                {"input": spec.name},
+            )
         out[spec.name] = value
     return out

@@ -5,6 +5,7 @@ data): .npy format versions 1.0, 2.0 and 3.0 (3.0 only allows utf-8 field names)
 header is read before its data, and ``check_size`` refuses a shape that is over a limit or bigger than the
 bytes that follow, before numpy allocates anything.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -53,11 +54,18 @@ def check_size(header: NpyHeader, available: int, limit: int, what: str) -> None
     shape, dtype = header.shape, header.dtype
     count = element_count(shape)
     if count > limit:
-        raise TooBig("too_large", f"{what}: shape {list(shape)} has {count:,} elements; the limit is "
-                     f"{limit:,}", {"shape": list(shape)})
+        raise TooBig(
+            "too_large",
+            f"{what}: shape {list(shape)} has {count:,} elements; the limit is {limit:,}",
+            {"shape": list(shape)},
+        )
     if count * dtype.itemsize > available:
-        raise BadArray("bad_npy", f"{what}: the header says {list(shape)} {dtype} ({count * dtype.itemsize:,} "
-                       f"bytes) but the file holds {available:,} bytes of data", {"shape": list(shape)})
+        raise BadArray(
+            "bad_npy",
+            f"{what}: the header says {list(shape)} {dtype} ({count * dtype.itemsize:,} "
+            f"bytes) but the file holds {available:,} bytes of data",
+            {"shape": list(shape)},
+        )
 
 
 def member_name(member: str) -> str:
@@ -70,8 +78,7 @@ def read_npz(path: Path, max_elements: int, max_bytes: int) -> dict[str, np.ndar
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
-        raise BadArray("bad_npz", "inputs must be a .npz file (numpy.savez), one array per model input") \
-            from None
+        raise BadArray("bad_npz", "inputs must be a .npz file (numpy.savez), one array per model input") from None
     arrays: dict[str, np.ndarray] = {}
     with archive:
         members = archive.infolist()

@@ -5,6 +5,7 @@ constant folding, the analysis' statistics and QDQ runs, the server's runs of a 
 exceptions (it raises Fail, InvalidGraph, NotImplemented, RuntimeError...) come out as ``LoadFailed``,
 ``RunFailed`` or ``BadInputs`` with onnxruntime's first line as the message and the exception as cause.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,16 +48,42 @@ QDQ_CONFIG = {"session.disable_quant_qdq": "1", "session.disable_double_qdq_remo
 #: Optimizers QDQ_LEVEL leaves out because they compute the same formula with different float rounding
 #: (constants folded into weights, a fused kernel in place of the ops); one flipped rounding in a quantizer
 #: before them and the QDQ model's outputs are no longer what its graph says.
-QDQ_DISABLED = ("ConvAddFusion", "ConvMulFusion", "ConvBNFusion", "MatmulBNFusion", "DivMulFusion", "GemmSumFusion",
-                "MatMulAddFusion", "MatMulScaleFusion", "GeluFusion", "LayerNormFusion", "SimplifiedLayerNormFusion",
-                "SkipLayerNormFusion", "BiasGeluFusion", "FastGeluFusion", "QuickGeluFusion", "BiasSoftmaxFusion",
-                "AttentionFusion", "EmbedLayerNormFusion")
+QDQ_DISABLED = (
+    "ConvAddFusion",
+    "ConvMulFusion",
+    "ConvBNFusion",
+    "MatmulBNFusion",
+    "DivMulFusion",
+    "GemmSumFusion",
+    "MatMulAddFusion",
+    "MatMulScaleFusion",
+    "GeluFusion",
+    "LayerNormFusion",
+    "SimplifiedLayerNormFusion",
+    "SkipLayerNormFusion",
+    "BiasGeluFusion",
+    "FastGeluFusion",
+    "QuickGeluFusion",
+    "BiasSoftmaxFusion",
+    "AttentionFusion",
+    "EmbedLayerNormFusion",
+)
 
 #: onnxruntime's names of the element types numpy arrays are checked against before a run.
-ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
-             "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16,
-             "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_}
+ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+}
 
 
 def serialize(model: ModelProto) -> bytes:
@@ -64,12 +91,12 @@ def serialize(model: ModelProto) -> bytes:
     try:
         return model.SerializeToString()
     except ValueError as exc:
-        raise TooBig("too_large", f"model too large to analyse in memory (protobuf limit 2 GB): {exc}",
-                     cause=exc) from exc
+        raise TooBig(
+            "too_large", f"model too large to analyse in memory (protobuf limit 2 GB): {exc}", cause=exc
+        ) from exc
 
 
-def _options(level: str, arena: bool, folder: Path | None, threads: int | None, log_level: int
-             ) -> ort.SessionOptions:
+def _options(level: str, arena: bool, folder: Path | None, threads: int | None, log_level: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -84,9 +111,15 @@ def _options(level: str, arena: bool, folder: Path | None, threads: int | None, 
     return options
 
 
-def open_session(model: ModelProto | bytes | Path, level: str = "all", arena: bool = True,
-                 folder: Path | None = None, lanes: bool = False, threads: int | None = None,
-                 log_level: int = 3) -> ort.InferenceSession:
+def open_session(
+    model: ModelProto | bytes | Path,
+    level: str = "all",
+    arena: bool = True,
+    folder: Path | None = None,
+    lanes: bool = False,
+    threads: int | None = None,
+    log_level: int = 3,
+) -> ort.InferenceSession:
     """CPU session from a model, its serialized bytes (nothing written to disk) or its file.
 
     Spinning is off: the statistics worker shares the cores with ORT's threads.
@@ -110,11 +143,16 @@ def open_session(model: ModelProto | bytes | Path, level: str = "all", arena: bo
     options = _options(level, arena, folder, threads, log_level)
     payload = str(model) if isinstance(model, Path) else model if isinstance(model, bytes) else serialize(model)
     try:
-        return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=list(QDQ_DISABLED) if level == QDQ_LEVEL else None)
+        return ort.InferenceSession(
+            payload,
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(QDQ_DISABLED) if level == QDQ_LEVEL else None,
+        )
     except Exception as exc:  # ORT raises Fail, InvalidGraph, NotImplemented, ...
-        raise LoadFailed("model_not_runnable", f"onnxruntime cannot load the model: {first_line(exc)[:500]}",
-                         cause=exc) from exc
+        raise LoadFailed(
+            "model_not_runnable", f"onnxruntime cannot load the model: {first_line(exc)[:500]}", cause=exc
+        ) from exc
 
 
 def run(sess: ort.InferenceSession, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list:
@@ -128,8 +166,9 @@ def run(sess: ort.InferenceSession, outputs: list[str] | None, feeds: dict[str, 
 def run_values(sess: ort.InferenceSession, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list:
     """The outputs as OrtValues (no copy into numpy until asked); RunFailed on an error."""
     try:
-        return sess.run_with_ort_values(outputs, {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v))
-                                                  for k, v in feeds.items()})
+        return sess.run_with_ort_values(
+            outputs, {k: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()}
+        )
     except Exception as exc:
         raise _run_failed(exc) from exc
 
@@ -145,16 +184,23 @@ def checked_feeds(sess: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> 
     unknown = sorted(set(inputs) - set(expected))
     missing = sorted(set(expected) - set(inputs))
     if unknown or missing:
-        raise BadInputs("bad_inputs", "inputs do not match the model: " +
-                        "; ".join(p for p in (f"unknown {unknown}" if unknown else "",
-                                              f"missing {missing}" if missing else "") if p),
-                        {"unknown": unknown, "missing": missing})
+        raise BadInputs(
+            "bad_inputs",
+            "inputs do not match the model: "
+            + "; ".join(
+                p for p in (f"unknown {unknown}" if unknown else "", f"missing {missing}" if missing else "") if p
+            ),
+            {"unknown": unknown, "missing": missing},
+        )
     feed = {}
     for name, value in inputs.items():
         want = ORT_TYPES.get(expected[name].type)
         if want is not None and value.dtype != want:
-            raise BadInputs("wrong_dtype", f"input '{name}' must be {np.dtype(want)}, not {value.dtype}",
-                            {"input": name, "expected": str(np.dtype(want))})
+            raise BadInputs(
+                "wrong_dtype",
+                f"input '{name}' must be {np.dtype(want)}, not {value.dtype}",
+                {"input": name, "expected": str(np.dtype(want))},
+            )
         feed[name] = np.ascontiguousarray(value)
     return feed
 

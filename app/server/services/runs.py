@@ -97,7 +97,7 @@ def run_model(model: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarra
     session = open_session(model)
     names = [o.name for o in session.get_outputs()]
     values = run(session, names, checked_feeds(session, inputs))
-    return {n: _plain(v) for n, v in zip(names, values)}
+    return {n: _plain(v) for n, v in zip(names, values, strict=True)}
 
 
 def _plain(value: Any) -> np.ndarray:
