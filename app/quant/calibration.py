@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,7 +39,7 @@ def _dynamic_dims(spec: InputSpec) -> list[str]:
 
 
 def static_shapes(
-    specs: Sequence[InputSpec], overrides: dict[str, Sequence[int]] | None = None
+    specs: Sequence[InputSpec], overrides: Mapping[str, Sequence[int]] | None = None
 ) -> dict[str, tuple[int, ...]]:
     """Concrete input shapes when no data can tell the dynamic dims; errors name them."""
     overrides = overrides or {}
@@ -107,7 +107,8 @@ def _resolve(
             + (f"unexpected {extra}" if extra else "")
             + f" (the model's inputs: {sorted(names)})"
         )
-    shapes, counts, symbols = {}, {}, {}
+    shapes, counts = {}, {}
+    symbols: dict[str, int] = {}  # a named dim's size, the same in every input that has it
     batch_size = None
     for spec in specs:
         shape = data_shapes[spec.name]
@@ -248,7 +249,7 @@ class RandomData(CalibrationData):
         specs: Sequence[InputSpec],
         num_samples: int,
         seed: int = 0,
-        shapes: dict[str, Sequence[int]] | None = None,
+        shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if num_samples < 1:
             raise QuantError("the number of random samples must be at least 1")
@@ -299,7 +300,7 @@ class ImageData(CalibrationData):
         sources: Sequence[str | Path],
         specs: Sequence[InputSpec],
         preprocess: ImagePreprocess,
-        shapes: dict[str, Sequence[int]] | None = None,
+        shapes: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if importlib.util.find_spec("PIL") is None:
             raise QuantError("image calibration data needs Pillow (pip install pillow)")
@@ -370,6 +371,7 @@ class ImageData(CalibrationData):
         from PIL import Image, UnidentifiedImageError
 
         label = f"{path.name}:{member}" if member else path.name
+        image: Image.Image
         try:
             if member is None:
                 image = Image.open(path)
@@ -406,7 +408,7 @@ def open_calibration_data(
     data: str | Path | Sequence[str | Path] | None = None,
     random_samples: int | None = None,
     preprocess: ImagePreprocess | None = None,
-    shapes: dict[str, Sequence[int]] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
 ) -> CalibrationData:
     """Pick the source for what the user gave: arrays, images (files, folders, zip) or random."""
