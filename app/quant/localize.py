@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
+from app.graph.index import has_subgraphs
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError
 from app.quant.model import WeightTensor, constant_tensors
@@ -43,7 +44,7 @@ def layer_nodes(model: ModelProto, points: Sequence[str]) -> dict[str, list[int]
                 continue
             found.add(k)
             stack += [producer[name] for name in nodes[k].input if name not in stops and name in producer]
-        if not any(attr.type in (attr.GRAPH, attr.GRAPHS) for k in found for attr in nodes[k].attribute):
+        if not any(has_subgraphs(nodes[k]) for k in found):
             layers[point] = sorted(found)
     return layers
 
