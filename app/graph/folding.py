@@ -125,7 +125,7 @@ def fold(
 
 def _too_big(type_proto: TypeProto | None, limit: int) -> bool:
     dims = static_dims(type_proto)
-    if dims is None:
+    if dims is None or type_proto is None:
         return False
     itemsize = 8
     try:

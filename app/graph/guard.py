@@ -12,11 +12,11 @@ a `field` path that say where it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from onnx import AttributeProto, ModelProto, SparseTensorProto, TensorProto, TensorShapeProto, TypeProto
 
@@ -29,7 +29,7 @@ MAX_RANK = 64
 _KNOWN_TYPES = frozenset(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
 _ATTRIBUTE_TYPES = frozenset(AttributeProto.AttributeType.values())
 #: Bits per element of the sub-byte types, packed in raw data (and, but for 6-bit, in int32_data).
-_PACKED_BITS = {
+_PACKED_BITS: dict[int, int] = {
     TensorProto.INT4: 4,
     TensorProto.UINT4: 4,
     TensorProto.FLOAT4E2M1: 4,
@@ -38,7 +38,7 @@ _PACKED_BITS = {
     TensorProto.FLOAT6E2M3: 6,
     TensorProto.FLOAT6E3M2: 6,
 }
-_ITEM_BYTES = {
+_ITEM_BYTES: dict[int, int] = {
     TensorProto.DOUBLE: 8,
     TensorProto.INT64: 8,
     TensorProto.UINT64: 8,
@@ -52,7 +52,7 @@ _ITEM_BYTES = {
     TensorProto.INT16: 2,
     TensorProto.UINT16: 2,
 }
-_TYPED_FIELD = {
+_TYPED_FIELD: dict[int, str] = {
     TensorProto.FLOAT: "float_data",
     TensorProto.COMPLEX64: "float_data",
     TensorProto.INT64: "int64_data",
@@ -83,7 +83,8 @@ class _Refused(Exception):
         self.at_field = bool(field)  # the last step names a field of the message, not a message
         self.owner: str | None = None
 
-    def passing(self, message: Message, field: str, index: int | None) -> None:
+    def passing(self, message: Any, field: str, index: int | None) -> None:
+        """Record the step into ``field`` of ``message`` (any message; the first one with a name names the place)."""
         self.steps.append(field if index is None else f"{field}[{index}]")
         if self.owner is None and "name" in message.DESCRIPTOR.fields_by_name:
             name = message.name
@@ -119,18 +120,19 @@ def _walk(message: Message, base_dir: Path | None) -> None:
             elif type(value) is not str:
                 _not_utf8(field.name, value)
         elif field.type == _MESSAGE:
-            for i, item in enumerate(value) if field.is_repeated else ((None, value),):
+            index: int | None
+            for index, item in enumerate(value) if field.is_repeated else ((None, value),):
                 try:
                     _walk(item, base_dir)
                 except _Refused as refused:
-                    refused.passing(item, field.name, i)
+                    refused.passing(item, field.name, index)
                     raise
 
 
 _text_fields: dict[str, tuple[FieldDescriptor, ...] | None] = {}
 
 
-def _set_fields(message: Message, descriptor: Descriptor) -> list[tuple[FieldDescriptor, Any]]:
+def _set_fields(message: Message, descriptor: Any) -> Sequence[tuple[FieldDescriptor, Any]]:
     """The fields set in a message. ListFields would copy the bytes fields too (a tensor's raw data):
     for types that have any, only their string and message fields are read."""
     name = descriptor.full_name
@@ -238,7 +240,7 @@ def _check_attribute(attribute: AttributeProto, base_dir: Path | None) -> None:
         raise _Refused(f"has attribute type {attribute.type}, which ONNX does not define", "type")
 
 
-_CHECKS = {
+_CHECKS: dict[str, Callable[[Any, Path | None], None]] = {
     TensorProto.DESCRIPTOR.full_name: _check_tensor,
     SparseTensorProto.DESCRIPTOR.full_name: _check_sparse,
     TypeProto.Tensor.DESCRIPTOR.full_name: _check_tensor_type,

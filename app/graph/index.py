@@ -31,7 +31,7 @@ def has_subgraphs(node: NodeProto) -> bool:
 def outer_reads(graph: GraphProto) -> list[str]:
     """Names a subgraph reads from enclosing scopes (used but not defined inside it), in first-use order."""
     defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
-    defined |= {t.name for t in graph.sparse_initializer if t.values.name}
+    defined |= {t.values.name for t in graph.sparse_initializer if t.values.name}
     seen: dict[str, None] = {}
     for node in graph.node:
         for name in node_reads(node):

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
-from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, helper, numpy_helper
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_tensor
 
 from .document import ModelDocument
@@ -241,9 +241,9 @@ def save_model(
 
 @dataclass
 class _Piece:
-    """One initializer as written: its message, plus raw bytes streamed from a file after it."""
+    """One node or initializer as written: its message, plus raw bytes streamed from a file after it."""
 
-    message: TensorProto
+    message: TensorProto | NodeProto
     raw: tuple[Path, int, int] | None = None  # (file, offset, length)
 
     def size(self) -> int:
@@ -379,7 +379,8 @@ def _stream_model(model: ModelProto, out: BinaryIO, initializers: list[_Piece]) 
 def _unknown_bytes(message: Message) -> bytes:
     """The wire encoding of a message's unknown fields (its own level only)."""
     encoded = bytearray()
-    for item in UnknownFieldSet(message):
+    unknown = UnknownFieldSet(message)
+    for item in (unknown[k] for k in range(len(unknown))):  # indexed: the set has no typed __iter__
         wire_type = item.wire_type
         encoded += _varint((item.field_number << 3) | wire_type)
         if wire_type == 0:

@@ -18,6 +18,7 @@ def script_document(edits: list[dict[str, Any]]) -> dict[str, Any]:
 
 def parse_script(data: Any) -> list[dict[str, Any]]:
     """The edits of a script; a bare list of edits is accepted too."""
+    edits: Any
     if isinstance(data, list):
         edits = data
     elif isinstance(data, dict):

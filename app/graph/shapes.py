@@ -188,15 +188,7 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         entries[name] = entry
     static = sum(1 for e in entries.values() if e["status"] == "static")
     not_static = len(entries) - static
-    dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
-    for vi in graph.input:
-        if vi.name in scope.initializers:
-            continue
-        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
-            key = dim.dim_param or "?"
-            dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
+    dynamic_inputs = _dynamic_input_dims(doc)
     data_dependent = _data_dependent(doc, entries, resolution, inputs_static=not dynamic_inputs)
     uninferred = [
         {"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
@@ -219,6 +211,20 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         "suggested_cut": post if post and covered else _suggested_cut(doc, entries, data_dependent),
         "post_processing": post,
     }
+
+
+def _dynamic_input_dims(doc: ModelDocument) -> dict[str, list[dict[str, Any]]]:
+    """The graph inputs' dims without a size, by dim name ('?' for an unnamed one)."""
+    dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
+    for vi in doc.model.graph.input:
+        if vi.name in doc.main.initializers:
+            continue
+        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            key = dim.dim_param or "?"
+            dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
+    return dynamic_inputs
 
 
 def _known(entry: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from .guard import MAX_RANK, element_count
 
 MAX_ELEMENTS = 1 << 31  # refuse absurd sizes before anything is allocated
 
-ATTRIBUTE_TYPE_NAMES = {
+ATTRIBUTE_TYPE_NAMES: dict[str, int] = {
     "int": AttributeProto.INT,
     "float": AttributeProto.FLOAT,
     "string": AttributeProto.STRING,
@@ -302,4 +302,9 @@ def schema_attribute_type(op_type: str, domain: str, version: int | None, name: 
     except onnx.defs.SchemaError:
         return None
     attr = schema.attributes.get(name)
-    return int(attr.type) if attr is not None else None
+    return attribute_type_number(attr) if attr is not None else None
+
+
+def attribute_type_number(attr: onnx.defs.OpSchema.Attribute) -> int:
+    """A schema attribute's type as AttributeProto numbers it (the same values)."""
+    return int(attr.type)  # type: ignore[call-overload]  # onnx's stub omits the pybind enum's __int__

@@ -11,11 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-from app.quant.analysis import CONFIGS, HYBRID, QuantOptions, analyze, model_inputs
+from app.quant.analysis import CONFIGS, HYBRID, QuantAnalysis, QuantOptions, analyze, model_inputs
 from app.quant.calibration import ImagePreprocess, open_calibration_data
 from app.quant.errors import QuantCancelled, QuantError
 from app.quant.export import acuity_quantize, rknn_cfg
+from app.quant.model import InputSpec
 from app.quant.report import REPORT_HISTOGRAM_BINS, build_report, quant_table, write_json
+from app.quant.samples import CalibrationData
 from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS
 from app.quant.verdict import Thresholds
 
@@ -47,6 +49,16 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "MSE, int16), recommend int16 layers and export a QDQ model and the "
         "toolkit's quantization file.",
     )
+    _add_input_arguments(p)
+    _add_output_arguments(p)
+    _add_analysis_arguments(p)
+    _add_report_image_and_run_arguments(p)
+    p.set_defaults(run=run_quant)
+    return p
+
+
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and its calibration and validation data."""
     p.add_argument("model", type=Path, help="float ONNX model")
     p.add_argument(
         "--data",
@@ -56,6 +68,10 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("--random", type=int, metavar="N", help="use N random batches instead (report says synthetic)")
     p.add_argument("--validation", nargs="+", metavar="PATH", help="separate data for the end-to-end runs")
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The report, and what to export of which configuration."""
     p.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
     p.add_argument("--export-qdq", type=Path, metavar="OUT.onnx", help="write the QDQ model")
     p.add_argument("--export-config", default=HYBRID, choices=[*CONFIGS, HYBRID], help="configuration to export")
@@ -79,6 +95,10 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         metavar="FILE.cfg",
         help="write RKNN's .quantization.cfg of the configuration (needs --target rknn)",
     )
+
+
+def _add_analysis_arguments(p: argparse.ArgumentParser) -> None:
+    """Input shapes, the range search, the hybrid's target, the verdict's thresholds and the toolkit."""
     p.add_argument(
         "--shape",
         type=_shape,
@@ -123,6 +143,10 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "layers always do); default A16W8",
     )
     p.add_argument("--no-end-to-end", action="store_true", help="skip QDQ runs and the hybrid search")
+
+
+def _add_report_image_and_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Histograms in the report, image preprocessing, the samples of the measured runs, seed and progress."""
     p.add_argument("--no-histograms", action="store_true", help="leave histograms out of the report")
     p.add_argument(
         "--full-histograms",
@@ -149,8 +173,6 @@ def add_quant_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_quant)
-    return p
 
 
 class _Bar:
@@ -212,44 +234,10 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
     """Run the command; 0 on success, 2 with a one-line message on bad input."""
     bar = _Bar(not args.quiet)
     try:
-        options = QuantOptions(
-            target=args.target,
-            percentile=args.percentile,
-            kl_method=args.kl_method,
-            target_margin_db=args.target_margin_db,
-            target_sqnr_db=args.target_sqnr_db,
-            per_channel_weights=args.per_channel,
-            int16_weights=args.int16_weights,
-            end_to_end=not args.no_end_to_end,
-            search_samples=args.search_samples,
-            sensitivity_samples=args.sensitivity_samples,
-            seed=args.seed,
-            thresholds=Thresholds(args.good_cosine, args.good_sqnr_db, args.marginal_cosine),
-        )
-        exports = args.export_qdq or args.export_acuity or args.export_rknn
-        if exports and args.no_end_to_end and (args.export_config == HYBRID or args.curve_point is not None):
-            raise QuantError(
-                "exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick --export-config"
-            )
-        for flag, path, toolkit in (
-            ("--export-acuity", args.export_acuity, "acuity"),
-            ("--export-rknn", args.export_rknn, "rknn"),
-        ):
-            if path and args.target != toolkit:
-                raise QuantError(f"{flag} writes {toolkit}'s file: run with --target {toolkit}")
+        options = _options(args)
+        _check_exports(args)
         model, specs = model_inputs(args.model)
-        shapes = dict(args.shape)
-        preprocess = ImagePreprocess(
-            mean=args.mean or (0.0,),
-            scale=args.scale,
-            std=args.std,
-            channel_order="bgr" if args.bgr else "rgb",
-            layout=args.layout,
-        )
-        data = open_calibration_data(specs, args.data, args.random, preprocess, shapes, args.seed)
-        validation = (
-            open_calibration_data(specs, args.validation, None, preprocess, shapes) if args.validation else None
-        )
+        data, validation = _open_data(args, specs)
         analysis = analyze(model, data, options, validation, bar, cancel)
         bar.close()
         report = build_report(
@@ -259,17 +247,7 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
         )
         write_json(report, args.report)
         _print_decision(report)
-        label, grid = args.export_config, None
-        if args.curve_point is not None:
-            label, grid = f"curve-k{args.curve_point}", analysis.curve_precision(args.curve_point)
-        if args.table:
-            write_json(quant_table(analysis, label, grid), args.table)
-        if args.export_qdq:
-            analysis.export_qdq(args.export_qdq, label, grid)
-        if args.export_acuity:
-            args.export_acuity.write_text(acuity_quantize(analysis, label, grid))
-        if args.export_rknn:
-            args.export_rknn.write_text(rknn_cfg(analysis, label, grid))
+        _write_exports(args, analysis)
     except QuantCancelled as exc:
         bar.close()
         print(f"quant: {exc}", file=sys.stderr)
@@ -279,6 +257,68 @@ def run_quant(args: argparse.Namespace, cancel: threading.Event | None = None) -
         print(f"quant: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _options(args: argparse.Namespace) -> QuantOptions:
+    return QuantOptions(
+        target=args.target,
+        percentile=args.percentile,
+        kl_method=args.kl_method,
+        target_margin_db=args.target_margin_db,
+        target_sqnr_db=args.target_sqnr_db,
+        per_channel_weights=args.per_channel,
+        int16_weights=args.int16_weights,
+        end_to_end=not args.no_end_to_end,
+        search_samples=args.search_samples,
+        sensitivity_samples=args.sensitivity_samples,
+        seed=args.seed,
+        thresholds=Thresholds(args.good_cosine, args.good_sqnr_db, args.marginal_cosine),
+    )
+
+
+def _check_exports(args: argparse.Namespace) -> None:
+    """Refuse exports that cannot be made, before the analysis runs rather than after."""
+    exports = args.export_qdq or args.export_acuity or args.export_rknn
+    if exports and args.no_end_to_end and (args.export_config == HYBRID or args.curve_point is not None):
+        raise QuantError(
+            "exporting the hybrid needs the end-to-end phase; drop --no-end-to-end or pick --export-config"
+        )
+    for flag, path, toolkit in (
+        ("--export-acuity", args.export_acuity, "acuity"),
+        ("--export-rknn", args.export_rknn, "rknn"),
+    ):
+        if path and args.target != toolkit:
+            raise QuantError(f"{flag} writes {toolkit}'s file: run with --target {toolkit}")
+
+
+def _open_data(args: argparse.Namespace, specs: list[InputSpec]) -> tuple[CalibrationData, CalibrationData | None]:
+    """The calibration data and the separate validation data, if any."""
+    shapes = dict(args.shape)
+    preprocess = ImagePreprocess(
+        mean=args.mean or (0.0,),
+        scale=args.scale,
+        std=args.std,
+        channel_order="bgr" if args.bgr else "rgb",
+        layout=args.layout,
+    )
+    data = open_calibration_data(specs, args.data, args.random, preprocess, shapes, args.seed)
+    validation = open_calibration_data(specs, args.validation, None, preprocess, shapes) if args.validation else None
+    return data, validation
+
+
+def _write_exports(args: argparse.Namespace, analysis: QuantAnalysis) -> None:
+    """The table, QDQ model and toolkit files asked for, of the chosen configuration or curve point."""
+    label, grid = args.export_config, None
+    if args.curve_point is not None:
+        label, grid = f"curve-k{args.curve_point}", analysis.curve_precision(args.curve_point)
+    if args.table:
+        write_json(quant_table(analysis, label, grid), args.table)
+    if args.export_qdq:
+        analysis.export_qdq(args.export_qdq, label, grid)
+    if args.export_acuity:
+        args.export_acuity.write_text(acuity_quantize(analysis, label, grid))
+    if args.export_rknn:
+        args.export_rknn.write_text(rknn_cfg(analysis, label, grid))
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -14,6 +14,7 @@ Resize, Concat, ...) are no layer: their output keeps their input's quantization
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import onnx
@@ -108,7 +109,7 @@ def _is_affine(node: NodeProto, graph: _Graph, source: str) -> bool:
     return graph.is_const(other)
 
 
-def _divides_by_six(node: NodeProto | None, graph: _Graph, source: str) -> bool:
+def _divides_by_six(node: NodeProto | None, graph: _Graph, source: str) -> TypeGuard[NodeProto]:
     if node is None or source not in node.input or len(node.input) != 2:
         return False
     other = node.input[1] if node.input[0] == source else node.input[0]
@@ -127,7 +128,8 @@ def _gate(node: NodeProto | None, graph: _Graph, nodes: list[NodeProto], source:
     if node.op_type != "Add" or not _is_affine(node, graph, source):
         return None
     other = node.input[1] if node.input[0] == source else node.input[0]
-    if graph.scalar(other) is None or abs(graph.scalar(other) - 3.0) > 1e-6:
+    three = graph.scalar(other)
+    if three is None or abs(three - 3.0) > 1e-6:
         return None
     clip = graph.only_reader(node.output[0], nodes)
     if clip is None or clip.op_type != "Clip":
@@ -195,6 +197,7 @@ def toolkit_layers(
             or any(_is_affine(head, graph, source) for source in head.input[:2] if not graph.is_const(source))
         )
         activated = False
+        chain: list[NodeProto] | None
         while len(head.output) == 1 and not activated:
             reader = graph.only_reader(tensor, nodes)
             if (

@@ -9,71 +9,17 @@ from 21); otherwise onnxruntime's com.microsoft Q/DQ ops, which onnxruntime runs
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper, version_converter
 
+from app.quant.grids import ActivationQuant, WeightQuant
 from app.quant.model import WeightTensor, opset_version
 from app.quant.quantizers import Quantizer, bias_scale
 from app.quant.weights import channel_params, quantize
 
 MS_DOMAIN = "com.microsoft"
-
-
-@dataclass(frozen=True)
-class ActivationQuant:
-    """The grid chosen for one activation tensor."""
-
-    quantizer: Quantizer
-    lo: float
-    hi: float
-    algorithm: str
-
-    @property
-    def params(self) -> tuple[np.float32, int]:
-        return self.quantizer.params(self.lo, self.hi)
-
-    def to_json(self) -> dict:
-        """Scale and zero point, or for dynamic fixed point the fraction length fl (scale 2^-fl)."""
-        scale, zero_point = self.params
-        grid = (
-            {"fl": self.quantizer.fraction_length(self.lo, self.hi)}
-            if self.quantizer.power_of_two
-            else {"zero_point": int(zero_point)}
-        )
-        return {
-            "quantizer": self.quantizer.name,
-            "scale": float(scale),
-            **grid,
-            "range": [float(self.lo), float(self.hi)],
-            "algorithm": self.algorithm,
-        }
-
-
-@dataclass(frozen=True)
-class WeightQuant:
-    """The grid chosen for one weight: per tensor (axis None) or per channel."""
-
-    quantizer: Quantizer
-    axis: int | None
-
-    def to_json(self, w: np.ndarray) -> dict:
-        """Scales and zero points (or fl), one per channel or one for the tensor."""
-        scale, zero_point = channel_params(self.quantizer, w, self.axis)
-        if self.quantizer.power_of_two:
-            name, values = "fl", np.rint(-np.log2(scale.astype(np.float64))).astype(np.int64)
-        else:
-            name, values = "zero_point", zero_point
-        return {
-            "quantizer": self.quantizer.name,
-            "axis": self.axis,
-            "scale": scale.tolist() if self.axis is not None else float(scale[0]),
-            name: values.tolist() if self.axis is not None else int(values[0]),
-            "range": [float(w.min()), float(w.max())],
-            "algorithm": "minmax",
-        }
 
 
 def _domain(opset: int, quantizer: Quantizer, per_axis: bool) -> str:
@@ -322,15 +268,7 @@ def build_qdq_model(
     graph = out.graph
     gated = [*activations, *(weights if gate else ())]
     build = _QdqBuilder(model, gate, gated)
-    head: list[NodeProto] = []
-    #: gated weights' Ifs, placed before their first reader (a staged run then starts near the layer)
-    weight_switches: dict[str, list[NodeProto]] = {}
-    for name, (_, wq) in weights.items():
-        dq = build.weight(name, weight_values[name], wq)
-        if gate:
-            weight_switches[name] = dq
-        else:
-            head += dq
+    head, weight_switches = _quantize_weights(build, weights, weight_values)
     kept_initializers = [t for t in graph.initializer if t.name not in weights]
     kept_inputs = [v for v in graph.input if v.name not in weights]
 
@@ -358,6 +296,22 @@ def build_qdq_model(
     if build.uses_ms and not any(o.domain == MS_DOMAIN for o in out.opset_import):
         out.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return out
+
+
+def _quantize_weights(
+    build: _QdqBuilder, weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray]
+) -> tuple[list[NodeProto], dict[str, list[NodeProto]]]:
+    """Each weight's DequantizeLinear, for the head of the graph; with a gate, each weight's If instead,
+    to be placed before its first reader (a staged run then starts near the layer)."""
+    head: list[NodeProto] = []
+    switches: dict[str, list[NodeProto]] = {}
+    for name, (_, wq) in weights.items():
+        dq = build.weight(name, weight_values[name], wq)
+        if build.gate:
+            switches[name] = dq
+        else:
+            head += dq
+    return head, switches
 
 
 def _quantize_inputs(

@@ -56,8 +56,7 @@ class Quantizer:
             return np.float32(2.0 ** -self.fraction_length(lo, hi)), 0
         if self.symmetric:
             absmax = max(-lo, hi)
-            scale = absmax / self.qmax if absmax > 0 else 1.0
-            return np.float32(scale), 0
+            return np.float32(absmax / self.qmax if absmax > 0 else 1.0), 0
         if hi == lo:
             return np.float32(1.0), int(np.clip(0, self.qmin, self.qmax))
         scale = np.float32((hi - lo) / (self.qmax - self.qmin))
@@ -81,7 +80,7 @@ class Quantizer:
         zero_point = np.where(flat, 0, zero_point)
         return scale, np.clip(zero_point, self.qmin, self.qmax).astype(np.int64)
 
-    def fake_quantize(self, x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    def fake_quantize(self, x: np.ndarray, scale: float | np.floating, zero_point: int) -> np.ndarray:
         """Quantize then dequantize like QuantizeLinear/DequantizeLinear (round half to even)."""
         q = np.clip(np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point, self.qmin, self.qmax)
         return ((q - zero_point) * np.float32(scale)).astype(np.float32)
@@ -192,7 +191,7 @@ def sample_sqnr(x: np.ndarray, quantizer: Quantizer, lo: float, hi: float) -> fl
     return sqnr_db(float(np.dot(x64, x64)), float(np.sum((x64 - y) ** 2)))
 
 
-def bias_scale(input_scale: np.ndarray | float, weight_scale: np.ndarray | float) -> np.ndarray:
+def bias_scale(input_scale: np.ndarray | float | np.floating, weight_scale: np.ndarray | float) -> np.ndarray:
     """Scale of a layer's bias: input scale times weight scale (per channel with per-channel weights).
 
     For dynamic fixed point this is fl_bias = fl_input + fl_weight, the rule of Acuity's files.

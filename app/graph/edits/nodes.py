@@ -9,7 +9,13 @@ from onnx import AttributeProto, NodeProto, OperatorSetIdProto, helper
 
 from ..document import ModelDocument, Scope, copy_message
 from ..errors import EditError, NotFoundError
-from ..values import ATTRIBUTE_TYPE_NAMES, attribute_from_json, guess_attribute_type, schema_attribute_type
+from ..values import (
+    ATTRIBUTE_TYPE_NAMES,
+    attribute_from_json,
+    attribute_type_number,
+    guess_attribute_type,
+    schema_attribute_type,
+)
 from .common import (
     drop_unused,
     field,
@@ -210,6 +216,7 @@ def _attribute(
     existing: AttributeProto | None,
     type_name: str | None = None,
 ) -> AttributeProto:
+    attr_type: int
     if existing is not None:
         attr_type = existing.type
     elif schema is not None:
@@ -220,7 +227,7 @@ def _attribute(
                 code="unknown_attribute",
                 details={"attribute": name},
             )
-        attr_type = int(schema.attributes[name].type)
+        attr_type = attribute_type_number(schema.attributes[name])
     elif type_name is not None:
         if type_name not in ATTRIBUTE_TYPE_NAMES:
             raise EditError(f"unknown attribute type '{type_name}'", code="bad_attribute")
