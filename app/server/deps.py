@@ -3,8 +3,9 @@ the session a route works on. `create_app` builds each once and keeps it on `app
 only module that reads it there, so a route names what it needs in its signature.
 
 `OpenSession` holds the session's lock while the route function runs (not while the answer is sent). A
-dependency runs before the route's own parameters are checked, so only routes that take nothing but
-the session id use it: elsewhere an unknown session would be answered before an invalid parameter.
+dependency runs before the route's own parameters are checked, so only routes whose other parameters
+cannot be invalid (no body, no typed query) use it: elsewhere an unknown session would be answered
+404 before an invalid parameter 422, and the route opens the session itself.
 """
 from __future__ import annotations
 

@@ -4,9 +4,12 @@ Every error a client gets is built by `error_body`, which also keeps server fold
 the data folder is shown relative to it (onnx and onnxruntime name the files they fail on), and the
 Python installation and the source folder by a placeholder (job tracebacks).
 
-Engine errors (`WorkbenchError`) are caused by what the client sent: a model that cannot be read or
-an edit that is refused is 422; a name in the URL path that does not exist is turned into a 404 by
-the route before it gets here. A full disk (or quota, or file size limit) is 507 wherever it happens.
+Storage, jobs, uploads, services and routes raise domain errors: a `ServiceError` of the kind that
+says why (`NotFound`, `Conflict`, `TooLarge`, `Invalid`, ...), with a code and a message and no HTTP
+type; one handler answers them and the engine's errors with the status of their kind. Engine errors
+(`WorkbenchError`) are caused by what the client sent: a model that cannot be read or an edit that is
+refused is 422; a name in the URL path that does not exist is turned into a `NotFound` before it gets
+here. A full disk (or quota, or file size limit) is 507 wherever it happens.
 """
 from __future__ import annotations
 

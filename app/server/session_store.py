@@ -1,7 +1,7 @@
 """Sessions: where each lives, how an accepted edit is made durable, and how a document is restored.
 
-The interface (`SessionStore`, and `SessionHandle` in app/server/session_handle.py) is what routes use; `LocalSessionStore` keeps
-everything under one data folder on local disk, one folder per session:
+The interface (`SessionStore`, and `SessionHandle` in app/server/session_handle.py) is what routes use;
+`LocalSessionStore` keeps everything under one data folder on local disk, one folder per session:
 
     sessions/<id>/original/     the upload as received (model and external data files)
     sessions/<id>/log.jsonl     one line per accepted apply/undo/redo, fsynced before the 2xx answer
@@ -259,8 +259,8 @@ class LocalSessionStore(SessionStore):
                     saved = pickle.load(f)
                 doc = load_model(snap / saved["model"], guard=False)  # checked at upload, written by us
                 doc.restore_history(saved["history"], saved["version"])
-                return OpenDocument(doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size,
-                             meta=meta)
+                return OpenDocument(doc, saved["seq"], saved["offset"], saved["seq"],
+                                    (snap / saved["model"]).stat().st_size, meta=meta)
         model = folder / "original" / meta["model"]
         return OpenDocument(load_model(model, guard=False), 0, 0, 0, model.stat().st_size, meta=meta)
 

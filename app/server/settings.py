@@ -7,7 +7,7 @@ ONNX_WORKBENCH_DATA). Tests build a `Settings` directly, which reads no environm
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -64,14 +64,16 @@ class Settings(BaseSettings):
     max_run_elements: AtLeastOne = 1 << 28  # per run input and per batch of an input of quant data, before allocating
     sweep_interval_seconds: AtLeastOne = 3600
 
+    reads_environment: ClassVar[bool] = False
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource,
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Built directly, the settings are exactly what is passed."""
-        return (init_settings,)
+        """Built directly, the settings are exactly what is passed; `from_env` reads the environment only."""
+        return (env_settings,) if cls.reads_environment else (init_settings,)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,13 +85,7 @@ class _FromEnvironment(Settings):
     """`Settings` read from the environment: blank variables count as unset, and the unpacked-bytes limit
     follows the upload limit unless it is set itself."""
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings,)
+    reads_environment: ClassVar[bool] = True
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 from . import (apply, data, edits, graph, histograms, jobs, layout, operators, pages, quant, quant_ui, runs,
-               sessions)
+               sessions, vocabulary)
 
 ROUTERS = [sessions.router, graph.router, edits.router, data.router, runs.router, apply.router, jobs.router,
-           quant.router, layout.router, histograms.router, operators.router, quant_ui.router, pages.router]
+           quant.router, layout.router, histograms.router, operators.router, quant_ui.router, vocabulary.router,
+           pages.router]

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from ...view.graph_delta import MAX_VERSION, graph_delta_gzip
+from ...view.graph_view import graph_view_gzip
 from ..deps import OpenSession, Store
-from ..graph_delta import MAX_VERSION, graph_delta_gzip
-from ..graph_view import graph_view_gzip, gzipped_json_response
+from ..gzip_response import gzipped_json_response
 from ..schemas.common import ERRORS
 from ..schemas.sessions import GraphDelta, GraphView, NodeDetail, ShapeReport
 from ..services.sessions import node_detail, shapes

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from ...view.graph_delta import MAX_VERSION
 from ..deps import Store
-from ..graph_delta import MAX_VERSION
-from ..graph_view import gzipped_json_response
+from ..gzip_response import gzipped_json_response
 from ..schemas.editor import Drawing, LayoutDelta
 from ..services.layout import compute_layout, compute_layout_delta
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SEED = (1 << 63) - 1  # seeds go to numpy's generators, which refuse negative ones
 
@@ -43,3 +43,16 @@ class Health(BaseModel):
     status: str
     version: str
     pid: int
+
+
+class Delta(BaseModel):
+    """What changed since the version a client holds; with full, no delta could be made and the client
+    reads the whole answer again."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    since: int
+    version: int
+    full: bool
+    reason: str | None = Field(default=None, description="why no delta could be made (full only)")

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .common import Delta
+
 
 class Drawing(BaseModel):
     """Boxes in order, and edges and stubs naming boxes by their position in `nodes`."""
@@ -23,16 +25,9 @@ class Drawing(BaseModel):
     incremental: bool
 
 
-class LayoutDelta(BaseModel):
-    """The drawing's boxes and edges that changed since `since`; with full, the client lays out again."""
-
-    model_config = ConfigDict(extra="allow")
-
-    format: str = Field(description="onnx-workbench/layout-delta")
-    since: int
-    version: int
-    full: bool
-    reason: str | None = Field(default=None, description="no_layout, relayout or the graph delta's (full only)")
+class LayoutDelta(Delta):
+    """The drawing's boxes and edges that changed (onnx-workbench/layout-delta); with full, the client lays
+    out again."""
 
 
 class WeightHistogram(BaseModel):

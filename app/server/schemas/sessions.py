@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .common import file_field, multipart_body
+from .common import Delta, file_field, multipart_body
 
 MAX_EDITS_PER_REQUEST = 10_000
 
@@ -103,7 +103,7 @@ class ShapeReport(BaseModel):
 
 
 class GraphView(BaseModel):
-    """The graph as the browser draws it (app/server/graph_view.py)."""
+    """The graph as the browser draws it (app/view/graph_view.py)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -111,14 +111,7 @@ class GraphView(BaseModel):
     graph: dict[str, Any] = Field(description="name, inputs, outputs, nodes, tensors, initializers")
 
 
-class GraphDelta(BaseModel):
-    """What changed in the graph view since `since`; with full, the client reads the view instead."""
+class GraphDelta(Delta):
+    """What changed in the graph view (onnx-workbench/graph-delta); with full, the client reads the view."""
 
-    model_config = ConfigDict(extra="allow")
-
-    format: str = Field(description="onnx-workbench/graph-delta")
-    since: int
-    version: int
-    full: bool
-    reason: str | None = Field(default=None, description="why no delta could be made (full only)")
     graph: dict[str, Any] | None = Field(default=None, description="the changes, in the view's shape")

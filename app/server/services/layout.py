@@ -3,9 +3,9 @@
 The layout is computed from the service's own graph view at the session's current version, so the
 picture and the sidebar always describe the same model. Each session keeps a memory of where its
 boxes were, so after a local edit the next layout moves nothing that did not change (see
-app/graph/layout.py). The last layout of a few scopes is held with the view it was drawn from: the same
+app/view/layout.py). The last layout of a few scopes is held with the view it was drawn from: the same
 version is answered without work, and GET /layout/delta?since=N moves the main graph's layout along the
-graph delta (app/server/graph_delta.py) and answers only the boxes and edges that changed.
+graph delta (app/view/graph_delta.py) and answers only the boxes and edges that changed.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from ...graph.layout import Layout, LayoutMemory
+from ...view.graph_delta import apply_graph_delta, graph_delta_gzip
+from ...view.graph_view import graph_view_gzip
+from ...view.layout import Layout, LayoutMemory
 from ..errors import Invalid, NotFound
-from ..graph_delta import apply_graph_delta, graph_delta_gzip
-from ..graph_view import graph_view_gzip
 from ..session_store import SessionStore
 
 _STATES = 4  # layouts held with the view they drew (20,000 nodes: about 80 MB each, measured)

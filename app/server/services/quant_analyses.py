@@ -18,8 +18,9 @@ from typing import Any, BinaryIO
 
 from ...quant import CONFIGS, HYBRID, QuantAnalysis, QuantError, load_analysis, model_inputs, quant_table
 from ...quant.analysis import quantizable_points
+from ...quant.calibration import CalibrationData
 from ...quant.export import acuity_quantize, rknn_cfg
-from ...quant.model import input_specs
+from ...quant.model import LoadedModel, input_specs
 from ..downloads import open_files
 from ..errors import Conflict, Invalid, NotFound, ServiceError, TooLarge
 from ..jobs import JOB_ID, JobRunner
@@ -147,7 +148,7 @@ class QuantAnalyses:
                 "links": {"job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"}}
 
     def _prepare(self, session_id: str, folder: Path, upload: Upload, settings: QuantSettings
-                 ) -> tuple[dict[str, Any], tuple[Any, Any, Any]]:
+                 ) -> tuple[dict[str, Any], tuple[LoadedModel, CalibrationData, CalibrationData | None]]:
         """The analysis' meta, and the model, data and validation data its job reads."""
         calibration = data_paths(upload, "data")
         validation_paths = data_paths(upload, "validation")

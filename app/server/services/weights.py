@@ -10,8 +10,8 @@ from onnx import TensorProto
 from ...graph import ModelDocument
 from ...graph.io import read_tensor
 from ...graph.weights import weight_tensor
+from ...view.graph_view import initializer_summary
 from ..errors import Invalid, NotFound, TooLarge
-from ..graph_view import initializer_summary
 from ..session_handle import SessionHandle
 from ..session_store import SessionStore
 
