@@ -15,13 +15,14 @@ SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scr
 
 .NOTPARALLEL:  # the test steps depend on each other in order
 
-.PHONY: help install install-test run lint test system-deps node-deps fixtures clean
+.PHONY: help install install-test run lint test system-deps node-deps lint-js fixtures clean
 
 help:
 	@echo "make run      install and start the web service on http://localhost:$(PORT)"
 	@echo "make test     install everything the tests need, fetch fixture models, run pytest"
 	@echo "make lint     ruff (lint and format check) and mypy on app/ (make test runs it first)"
 	@echo "make install  install the package (editable) with its runtime dependencies"
+	@echo "make lint-js  install the front-end packages and run ESLint on app/static/js"
 
 install:
 	$(PYTHON) -m pip install -e .
@@ -49,6 +50,11 @@ node-deps:
 	@echo "==> make test: front-end packages"
 	@if [ -f package.json ]; then npm ci; else echo "no package.json: no front-end packages to install"; fi
 
+# ESLint on the page's modules (eslint.config.js: the recommended rules, lines <= 120, files <= 450 lines)
+lint-js: node-deps
+	@echo "==> make test: ESLint on app/static/js"
+	npx eslint app/static/js
+
 fixtures:
 	@echo "==> make test: fetching the real ONNX fixture models"
 	$(PYTHON) -m tests.fixture_models
@@ -60,7 +66,7 @@ lint: install-test
 	$(PYTHON) -m ruff format --check app tests bench
 	$(PYTHON) -m mypy app
 
-test: install-test lint system-deps node-deps fixtures
+test: install-test lint system-deps node-deps lint-js fixtures
 	@echo "==> make test: running pytest"
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 

@@ -36,7 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.graph.layout import layout_graph
+from app.server.routes_vocabulary import get_vocabulary
+from app.view.layout import layout_graph
 from tests.api.models import blocks_model
 from tests.api.server_process import ServerProcess
 
@@ -165,7 +166,7 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href
 #svg{position:absolute;inset:0;width:100%;height:100%}</style></head>
 <body><canvas id="graph"></canvas><svg id="svg" hidden></svg>
 <script type="module">
-import { GraphView } from "/static/js/render.js";
+import { GraphView } from "/static/js/canvas/graph-view.js";
 const frames = (n, step) => new Promise((resolve) => {
   const times = []; let last = null;
   const tick = (t) => { if (last !== null) times.push(t - last); last = t; step(); if (times.length < n) requestAnimationFrame(tick); else resolve(times); };
@@ -176,7 +177,7 @@ window.canvasRun = async (url) => {
   const text = await (await fetch(url)).text();
   const t0 = performance.now();
   const drawing = JSON.parse(text);
-  const view = window.view || (window.view = new GraphView(document.getElementById("graph"), null));
+  const view = window.view || (window.view = new GraphView(document.getElementById("graph"), null, {}, BOX_METRICS));
   view.setDrawing(drawing);
   view.cam = { k: 1, x: drawing.width / 2 - view.W / 2, y: drawing.height / 2 - view.H / 2 };
   view.draw();
@@ -246,8 +247,8 @@ def _pct(values: list[float], q: float) -> float:
 # (editor.applyOrThrow / editor.step read the deltas); "full" is the baseline: the same request, then
 # the whole view and layout read again (editor.load, which the editor still uses when a delta is refused).
 EDIT_FRAME = """async ([mode, edit]) => {
-  const e = window.editor;
-  const { api } = await import(document.querySelector("script[type=module][src*='/js/']").src.replace(/[^/]+$/, "api.js"));
+  const e = window.__editor;
+  const { api } = await import(document.querySelector("script[type=module][src*='/js/']").src.replace(/[^/]+$/, "core/api.js"));
   const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
   await frame();
   const t0 = performance.now();
@@ -275,7 +276,7 @@ def edit_frames(browser: Any, runs: int) -> list[tuple[str, float, float]]:
         page.wait_for_url("**/s/*", timeout=120_000)
         page.wait_for_function("document.body.dataset.version !== undefined && document.getElementById('busy').hidden",
                                timeout=120_000)
-        page.evaluate("window.editor.graphView.centerOn(window.editor.graphView.byId.get('blk1601/matmul'), 1)")
+        page.evaluate("window.__editor.graphView.centerOn(window.__editor.graphView.byId.get('blk1601/matmul'), 1)")
         # each pair of edits (None: undo) leaves the model as it was; the modes take turns so that both see
         # the same machine. A rename changes no shape; a delete makes the server infer the shapes again.
         pairs: dict[str, Callable[[int], list[dict[str, Any] | None]]] = {
@@ -322,7 +323,8 @@ def main() -> None:
         return
 
     folder = Path(tempfile.mkdtemp(prefix="bench-render-"))
-    (folder / "index.html").write_text(PAGE)
+    # the box metrics the page reads from GET /api/vocabulary; this static page has no server behind it
+    (folder / "index.html").write_text(PAGE.replace("BOX_METRICS", json.dumps(get_vocabulary().box.model_dump())))
     server, url = _serve(folder)
     rows = []
     with sync_playwright() as p:

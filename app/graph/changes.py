@@ -1,4 +1,4 @@
-"""What an edit changed, in terms a client can apply to its view without fetching the whole graph."""
+"""What an edit changed, as node ids and graph lists, so that a caller need not compare whole graphs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Where a weight's values live: an initializer, or the Constant node that produces the tensor.
 
-Exporters such as Paddle2ONNX keep every weight in a Constant node; the editor, the REST routes and
-the quantization analysis treat both the same way through this lookup.
+Exporters such as Paddle2ONNX keep every weight in a Constant node; edits, weight reads and the
+quantization analysis treat both the same way through this lookup.
 """
 
 from __future__ import annotations

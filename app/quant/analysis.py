@@ -25,7 +25,7 @@ from app.quant import localize, sensitivity
 from app.quant.evaluate import OutputError, Reference, compare, compare_batches, summed, worst_sqnr
 from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
-from app.quant.hybrid import HybridResult, max_steps, point_graph, precision_curve
+from app.quant.hybrid import CurvePoint, HybridResult, max_steps, point_graph, precision_curve
 from app.quant.sensitivity import GATE, PointSensitivity, StagedModel
 from app.quant.verdict import Thresholds
 from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
@@ -34,7 +34,7 @@ from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, repo
 from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
 from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
-from app.quant.runtime import QDQ_LEVEL, session
+from app.quant.runtime import QDQ_LEVEL, in_lanes, session
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.toolkits import DEFAULT_TOOLKIT, TIERS, TOOLKITS, Toolkit, toolkit
 from app.quant.weights import WeightReport, analyse_weight
@@ -384,25 +384,51 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     """Measure the whole-model configurations, map where the base's error is born and which points
     cause it, measure the precision curve over that ranking and its knee (the hybrid)."""
     options = analysis.options
-    folder = analysis.folder
-    reference = session(payload, folder=folder)
-    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=folder) for label in CONFIGS}
+    reference = session(payload, folder=analysis.folder, lanes=True)
+    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=analysis.folder, lanes=True)
+                for label in CONFIGS}
     record = Reference(reference, [], REFERENCE_BYTES)
     per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel, record=record)
     del sessions
     measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
-    grid = analysis.precision(base)
     analysis.hybrid_base, analysis.error_config = base, base
+    _error_map(analysis, _first(record, reference, data, options.sensitivity_samples).batches, progress, cancel)
+    kept = _first(record, reference, data, options.search_samples)
+    analysis.curve_samples = kept.samples
+    on_subset = {label: summed(batches, len(kept.batches)) for label, batches in per_batch.items()}
+    knee = _curve(analysis, kept, on_subset, progress, cancel)
+    ranking = [s.tensor for s in analysis.sensitivity]
+    if knee.k == 0:
+        measured[HYBRID] = measured[base]
+    elif set(knee.int16) == set(ranking):
+        measured[HYBRID] = measured["int16/minmax"]
+    else:  # the knee was measured on the curve's samples: only the others are left
+        candidate = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=analysis.folder, lanes=True)
+        if record.complete:
+            rest = record.split(kept.samples)[1]
+            others = compare(rest, {HYBRID: candidate}, [], rest.samples, progress, cancel, "recommendation")[HYBRID]
+            measured[HYBRID] = {name: error + others.get(name, OutputError()) for name, error in knee.outputs.items()}
+        else:
+            measured.update(compare(reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress,
+                                    cancel, "recommendation"))
+    analysis.end_to_end = measured
+    analysis.end_to_end_samples = data.num_samples
+    report(progress, 1, 1, "done")
 
-    few = _first(record, reference, data, options.sensitivity_samples).batches
+
+def _error_map(analysis: QuantAnalysis, few: list[Batch], progress: ProgressCallback | None,
+               cancel: CancelCheck | None) -> None:
+    """Accumulated and local error at every point of the base, every point's sensitivity and whether
+    weights or activations cause the error, on the samples ``few``."""
+    grid = analysis.precision(analysis.error_config)
     weights = analysis.weight_grids(grid)
     analysis.accumulated, analysis.local, alone = localize.measure(
         analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
-        few, folder, progress, cancel)
+        few, analysis.folder, progress, cancel)
     # The gated model switches every point and every weight alone.
     staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
-                         analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), folder)
+                         analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), analysis.folder)
     floats = [staged.float_values(batch) for batch in few]
     measured_points = sensitivity.measure(staged, floats, progress, cancel)
     # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it, and the hybrid is
@@ -412,42 +438,33 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
         measured_points = [sensitivity.with_weights(s, alone[s.tensor].sqnr_db, analysis.local[s.tensor].sqnr_db)
                            if s.tensor in weighted and s.tensor in alone else s for s in measured_points]
     analysis.sensitivity = measured_points
-    analysis.error_source = {"activations_only": sensitivity.errors_with(staged, floats, range(len(grid)))}
+    flags = {"activations_only": range(len(grid))}
     if weights:
-        analysis.error_source["weights_only"] = sensitivity.errors_with(staged, floats,
-                                                                        range(len(grid), len(grid) + len(weights)))
+        flags["weights_only"] = range(len(grid), len(grid) + len(weights))
+    analysis.error_source = dict(zip(flags, in_lanes(lambda on: sensitivity.errors_with(staged, floats, on),
+                                                     flags.values())))
     analysis.sensitivity_samples = sum(_samples(b) for b in few)
-    del staged, floats
 
-    kept = _first(record, reference, data, options.search_samples)
-    analysis.curve_samples = kept.samples
-    on_subset = {label: summed(batches, len(kept.batches)) for label, batches in per_batch.items()}
+
+def _curve(analysis: QuantAnalysis, kept: Reference, on_subset: dict[str, dict[str, OutputError]],
+           progress: ProgressCallback | None, cancel: CancelCheck | None) -> CurvePoint:
+    """The precision curve over the sensitivity ranking, measured on ``kept`` (k = 0 and all-16-bit from the
+    whole configurations' first batches, ``on_subset``); sets ``analysis.hybrid`` and returns the knee."""
+    options, base = analysis.options, analysis.error_config
 
     def measure(promoted: set[str]) -> dict[str, OutputError]:
         check_cancel(cancel)
-        candidate = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=folder)
+        candidate = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL,
+                            folder=analysis.folder, lanes=True)
         return compare(kept, {HYBRID: candidate}, kept.batches, kept.samples, None, cancel)[HYBRID]
 
     ranking = [s.tensor for s in sorted(analysis.sensitivity, key=lambda s: s.layer_sqnr_db)]
-    thresholds = options.thresholds
-    result = precision_curve(
+    analysis.hybrid = precision_curve(
         ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]), measure,
-        thresholds.grade_outputs, {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
+        options.thresholds.grade_outputs, {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
         options.target_sqnr_db, options.target_margin_db,
         lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"))
-    analysis.hybrid = result
-    knee = result.curve[result.knee]
-    if knee.k == 0:
-        measured[HYBRID] = measured[base]
-    elif set(knee.int16) == set(ranking):
-        measured[HYBRID] = measured["int16/minmax"]
-    else:
-        candidate = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=folder)
-        measured.update(compare(record if record.complete else reference, {HYBRID: candidate}, data.batches(),
-                                data.num_samples, progress, cancel, "recommendation"))
-    analysis.end_to_end = measured
-    analysis.end_to_end_samples = data.num_samples
-    report(progress, 1, 1, "done")
+    return analysis.hybrid.curve[analysis.hybrid.knee]
 
 
 def _samples(batch: Batch) -> int:
@@ -458,7 +475,7 @@ def _first(record: Reference, reference: ort.InferenceSession, data: Calibration
     """The first ``count`` samples and their float outputs: from what the end-to-end phase kept, else the
     data read and the float model run again."""
     if record.complete:
-        return record.head(count)
+        return record.split(count)[0]
     batches, held = [], 0
     for batch in data.batches():
         if held >= count:

@@ -12,7 +12,7 @@ import onnxruntime as ort
 from app.quant.calibration import Batch
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.quantizers import sqnr_db
-from app.quant.runtime import run
+from app.quant.runtime import in_lanes, run
 
 
 @dataclass
@@ -86,16 +86,19 @@ class Reference:
         if self.limit is not None and self.held > self.limit:
             self.batches, self.expected, self.samples, self.held, self.complete = [], [], 0, 0, False
 
-    def head(self, samples: int) -> Reference:
-        """The first batches holding at least ``samples`` samples (all it holds if fewer), and their outputs."""
+    def split(self, samples: int) -> tuple[Reference, Reference]:
+        """The first batches holding at least ``samples`` samples (all it holds if fewer), and the rest, each
+        with their outputs."""
+        parts = (self._empty(), self._empty())
+        for batch, expected in zip(self.batches, self.expected):
+            parts[parts[0].samples >= samples].keep(batch, expected)
+        return parts
+
+    def _empty(self) -> Reference:
         part = Reference.__new__(Reference)
         part.outputs, part.batches, part.expected = self.outputs, [], []
         part.samples = part.held = 0
         part.limit, part.complete = None, True
-        for batch, expected in zip(self.batches, self.expected):
-            if part.samples >= samples:
-                break
-            part.keep(batch, expected)
         return part
 
 
@@ -105,22 +108,29 @@ def compare_batches(reference: ort.InferenceSession | Reference, candidates: dic
                     ) -> dict[str, list[dict[str, OutputError]]]:
     """Per candidate, per batch, per float output: error sums against the reference (its kept outputs
     when it is a ``Reference``, whose batches are then the ones measured). ``record`` keeps the batches
-    and the reference's outputs for later measurements."""
+    and the reference's outputs for later measurements. Batches run side by side (``in_lanes``): sessions
+    made with ``lanes=True`` use the cores best."""
     kept = reference if isinstance(reference, Reference) else None
     outputs = kept.outputs if kept is not None else float_outputs(reference)
+
+    def measure(item: tuple[int, Batch]) -> tuple[Batch, list[np.ndarray], dict[str, dict[str, OutputError]]]:
+        index, batch = item
+        check_cancel(cancel)
+        expected = kept.expected[index] if kept is not None else [v.numpy() for v in run(reference, outputs, batch)]
+        measured = {}
+        for label, sess in candidates.items():
+            measured[label] = {name: OutputError() for name in outputs}
+            for name, x, y in zip(outputs, expected, run(sess, outputs, batch)):
+                measured[label][name].add(x, y.numpy())
+        return batch, expected, measured
+
     errors: dict[str, list[dict[str, OutputError]]] = {label: [] for label in candidates}
     done = 0
     report(progress, 0, total, phase)
-    for index, batch in enumerate(kept.batches if kept is not None else batches):
-        check_cancel(cancel)
-        expected = kept.expected[index] if kept is not None else [v.numpy() for v in run(reference, outputs, batch)]
+    for batch, expected, measured in in_lanes(measure, enumerate(kept.batches if kept is not None else batches)):
         if record is not None:
             record.keep(batch, expected)
-        for label, sess in candidates.items():
-            got = [v.numpy() for v in run(sess, outputs, batch)]
-            batch_errors = {name: OutputError() for name in outputs}
-            for name, x, y in zip(outputs, expected, got):
-                batch_errors[name].add(x, y)
+        for label, batch_errors in measured.items():
             errors[label].append(batch_errors)
         done += next(iter(batch.values())).shape[0]
         report(progress, done, total, phase)

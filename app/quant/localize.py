@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
@@ -20,7 +21,7 @@ from app.quant.evaluate import OutputError
 from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
-from app.quant.runtime import QDQ_LEVEL, run, session
+from app.quant.runtime import QDQ_LEVEL, in_lanes, run, session
 from app.quant.weights import dequantized
 
 #: Suffix of the local copies' tensors.
@@ -132,31 +133,53 @@ def measure(
     accumulated_model.graph.output.extend(
         helper.make_tensor_value_info(p, TensorProto.FLOAT, None) for p in points if p not in present
     )
-    float_session = session(local, "all", arena=False, folder=folder)
+    float_session = session(local, "all", arena=False, folder=folder, lanes=True)
     del local
-    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder)
+    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder, lanes=True)
     del accumulated_model
     accumulated = {p: OutputError() for p in [*inputs, *points]}
     local_errors = {p: OutputError() for p in [*inputs, *points]}
     alone = {p: OutputError() for p in [*inputs, *points]}
     fetched = [*points, *(f"{p}{LOCAL}" for p in points)]
     report(progress, 0, len(batches), "error_map")
+    errors = (accumulated, local_errors, alone)
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
-        floats = {name: v.numpy() for name, v in zip(fetched, run(float_session, fetched, batch), strict=True)}
-        for point in points:
-            aq = activations[point]
-            scale, zero_point = aq.params
-            local_errors[point].add(
-                floats[point], aq.quantizer.fake_quantize(floats.pop(f"{point}{LOCAL}"), scale, zero_point)
-            )
-            alone[point].add(floats[point], aq.quantizer.fake_quantize(floats[point], scale, zero_point))
-        for name in inputs:  # a graph input's error is its own quantization, alone or not
-            aq = activations[name]
-            quantized = aq.quantizer.fake_quantize(batch[name], *aq.params)
-            for errors in (local_errors, accumulated, alone):
-                errors[name].add(batch[name], quantized)
-        for point, value in zip(points, run(quantized_session, points, batch), strict=True):
-            accumulated[point].add(floats[point], value.numpy())
+        _measure_batch(batch, (float_session, quantized_session), fetched, points, inputs, activations, errors)
         report(progress, done, len(batches), "error_map")
     return accumulated, local_errors, alone
+
+
+def _measure_batch(
+    batch: Batch,
+    sessions: tuple[Any, Any],
+    fetched: list[str],
+    points: list[str],
+    inputs: list[str],
+    activations: dict[str, ActivationQuant],
+    errors: tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]],
+) -> None:
+    """One batch added to the accumulated, local and alone errors; its values are freed on return."""
+    accumulated, local_errors, alone = errors
+    float_session, quantized_session = sessions
+    float_run, quantized_run = in_lanes(
+        lambda job: run(job[0], job[1], batch), [(float_session, fetched), (quantized_session, points)]
+    )
+    floats = {name: v.numpy() for name, v in zip(fetched, float_run, strict=True)}
+    quantized = dict(zip(points, quantized_run, strict=True))
+
+    def add(point: str) -> None:  # each point's sums belong to one lane; numpy frees the GIL on big tensors
+        aq = activations[point]
+        scale, zero_point = aq.params
+        value = floats[point]
+        local_errors[point].add(value, aq.quantizer.fake_quantize(floats[f"{point}{LOCAL}"], scale, zero_point))
+        alone[point].add(value, aq.quantizer.fake_quantize(value, scale, zero_point))
+        accumulated[point].add(value, quantized[point].numpy())
+
+    for _ in in_lanes(add, points):
+        pass
+    for name in inputs:  # a graph input's error is its own quantization, alone or not
+        aq = activations[name]
+        fake = aq.quantizer.fake_quantize(batch[name], *aq.params)
+        for errors_of in (local_errors, accumulated, alone):
+            errors_of[name].add(batch[name], fake)

@@ -22,7 +22,7 @@ from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError, worst_sqnr
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.runtime import session
+from app.quant.runtime import in_lanes, session
 
 #: Name of the bool[points] input of the gated model.
 GATE = "quantization_gate"
@@ -117,7 +117,7 @@ def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: st
             [helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None) for n in outputs],
             [initializers[n] for n in sorted(needed & initializers.keys())])
         staged = helper.make_model(part, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-        stages.append(_Stage(inputs, outputs, session(staged, level, folder=folder)))
+        stages.append(_Stage(inputs, outputs, session(staged, level, folder=folder, lanes=True)))
     return stages
 
 
@@ -208,10 +208,13 @@ def measure(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], progre
             cancel: CancelCheck | None = None) -> list[PointSensitivity]:
     """Every point's sensitivity over the float runs ``floats`` (``staged.float_values`` of each batch), worst
     first."""
+    def one(k: int) -> PointSensitivity:
+        check_cancel(cancel)
+        return PointSensitivity(staged.points[k], errors_with(staged, floats, [k]))
+
     results = []
     report(progress, 0, len(staged.points), "sensitivity")
-    for k, name in enumerate(staged.points):
-        check_cancel(cancel)
-        results.append(PointSensitivity(name, errors_with(staged, floats, [k])))
-        report(progress, k + 1, len(staged.points), "sensitivity")
+    for result in in_lanes(one, range(len(staged.points))):  # the stages' sessions serve both lanes at once
+        results.append(result)
+        report(progress, len(results), len(staged.points), "sensitivity")
     return sorted(results, key=lambda r: r.output_sqnr_db)

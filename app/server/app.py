@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from . import routes_data, routes_jobs, routes_layout, routes_pages, routes_quant, routes_quant_ui, routes_sessions
+from . import routes_vocabulary
 from .errors import hide_server_folder, install_error_handlers
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_quant.router)
     app.include_router(routes_layout.router)
     app.include_router(routes_quant_ui.router)
+    app.include_router(routes_vocabulary.router)
     app.include_router(routes_pages.router)
 
     def openapi() -> dict[str, object]:

@@ -24,10 +24,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from ..graph.io import read_tensor
-from ..graph.layout import Layout, LayoutMemory
+from ..view.graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
+from ..view.graph_view import graph_view_gzip, initializer_summary
+from ..view.layout import Layout, LayoutMemory
 from .errors import ApiError
-from .graph_delta import MAX_VERSION, apply_graph_delta, graph_delta_gzip
-from .graph_view import graph_view_gzip, gzipped_json_response, initializer_summary
+from .gzip_response import gzipped_json_response
 from .routes_sessions import weight_of
 
 router = APIRouter(prefix="/api/sessions", tags=["editor"])

@@ -14,10 +14,11 @@ from ..graph.changes import describe_changes
 from ..graph.script import script_document
 from ..graph.values import attribute_to_json
 from ..graph.weights import weight_tensor
+from ..view.graph_delta import MAX_VERSION, graph_delta_gzip
+from ..view.graph_view import graph_view_gzip
 from .errors import ApiError, unreadable_model
-from .graph_delta import MAX_VERSION, graph_delta_gzip
+from .gzip_response import gzipped_json_response
 from .middleware import streams_body
-from .graph_view import graph_view_gzip, gzipped_json_response
 from .schemas import (EditsRequest, EditsResponse, ErrorResponse, HistoryResponse, SessionCreated, SessionInfo,
                       UndoResponse, file_field, multipart_body)
 from .session_store import SessionStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.server.graph_view import SAMPLE_ELEMENTS
+from app.view.graph_view import SAMPLE_ELEMENTS
 
 from .conftest import upload
 from .models import big_tensor_model, chain_model

@@ -3,6 +3,7 @@ for every edit op (and its undo and redo) on real models, and the cases where th
 whole view again say so."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from app.graph import EDIT_OPS
 from app.graph.document import JOURNAL_STEPS
 from app.graph.edits import WHOLE_GRAPH_OPS
-from app.server.graph_delta import apply_graph_delta
+from app.view.graph_delta import apply_graph_delta
 
 from .conftest import error_of, get_ok, upload
 from .test_edits import edit
@@ -240,3 +241,25 @@ def test_etag_and_gzip_as_the_full_view(client: TestClient, open_session: Any) -
     assert edit(client, sid, {"op": "rename_node", "node": "stem", "to": "stem2"}).status_code == 200
     again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 200 and again.json()["version"] == 2
+
+
+def test_a_delta_that_does_not_fit_the_view_changes_nothing(client: TestClient, open_session: Any) -> None:
+    """As the page's delta.js does: the checks come before any change, so a refused delta leaves the
+    view as it was (the server's held layout then starts again from a fresh view)."""
+    sid = open_session("ppocrv4_det")
+    before = view(client, sid)
+    assert edit(client, sid, {"op": "rename_node", "node": "p2o.Conv.1", "to": "dw"},
+                {"op": "add_input", "name": "mask", "dtype": "float32", "shape": [1, 4]}).status_code == 200
+    answer = delta(client, sid, before["version"])
+    after_node = next(u["after"] for u in answer["graph"]["nodes"]["upserted"] if u["after"] is not None)
+    held = copy.deepcopy(before)
+    held["graph"]["nodes"] = [n for n in held["graph"]["nodes"] if n["id"] != after_node]
+    kept = copy.deepcopy(held)
+    with pytest.raises(ValueError, match="not in the view"):
+        apply_graph_delta(held, answer)
+    assert held == kept
+    with pytest.raises(ValueError, match="does not apply"):
+        apply_graph_delta(held, {**answer, "since": answer["version"]})
+    assert held == kept
+    apply_graph_delta(before, answer)
+    assert before == view(client, sid) and before["graph"]["inputs"] != kept["graph"]["inputs"]

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
 
-from app.graph.layout import LayoutMemory, layout_graph
+from app.view.layout import LayoutMemory, layout_graph
 
 from .conftest import get_ok, upload
 from .models import blocks_model

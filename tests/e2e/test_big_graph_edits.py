@@ -17,18 +17,18 @@ from .test_editor import click_node, open_model, version, wait_after
 pytestmark = pytest.mark.e2e
 
 # one JSON text: Playwright hands big object trees over far more slowly; "_" keys are the renderer's caches
-SNAPSHOT = """() => JSON.stringify({view: window.editor.view, drawing: window.editor.drawing},
+SNAPSHOT = """() => JSON.stringify({view: window.__editor.view, drawing: window.__editor.drawing},
                                   (key, value) => key.startsWith("_") ? undefined : value)"""
-NODE_IDS = "window.editor.view.graph.nodes.map((n) => n.id)"
+NODE_IDS = "window.__editor.view.graph.nodes.map((n) => n.id)"
 BOX_ON_SCREEN = """(id) => {
-    const gv = window.editor.graphView;
+    const gv = window.__editor.graphView;
     const b = gv.drawing.nodes[gv.byId.get(id)];
     const r = gv.canvas.getBoundingClientRect();
     return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y - gv.cam.y) * gv.cam.k];
 }"""
 
 PIXELS = """(cam) => {
-    const gv = window.editor.graphView;
+    const gv = window.__editor.graphView;
     gv.cam = {...cam};
     gv.draw();
     return gv.canvas.toDataURL("image/png");
@@ -68,7 +68,7 @@ def test_edits_redraw_from_deltas_as_a_fresh_load_draws(page: Any, server: str, 
     base = f"/api/sessions/{sid}"
     assert paths.count(f"{base}/graph/delta") == 3 and paths.count(f"{base}/layout/delta") == 3, paths
     assert f"{base}/graph" not in paths and f"{base}/layout" not in paths, paths
-    assert page.evaluate("window.editor.drawing.incremental")
+    assert page.evaluate("window.__editor.drawing.incremental")
 
     patched = json.loads(page.evaluate(SNAPSHOT))
     fresh = page.context.new_page()
@@ -77,7 +77,7 @@ def test_edits_redraw_from_deltas_as_a_fresh_load_draws(page: Any, server: str, 
     assert version(fresh) == v
     assert json.loads(fresh.evaluate(SNAPSHOT)) == patched
     for node in ("renamed", "blk900/relu", "blk901/matmul"):
-        cam = page.evaluate("""(id) => { const gv = window.editor.graphView; gv.centerOn(gv.byId.get(id), 1);
+        cam = page.evaluate("""(id) => { const gv = window.__editor.graphView; gv.centerOn(gv.byId.get(id), 1);
                                          return gv.cam; }""", node)
         assert page.evaluate(PIXELS, cam) == fresh.evaluate(PIXELS, cam), f"the picture around {node} differs"
     fresh.close()

@@ -44,7 +44,7 @@ def assert_declared_static(model: onnx.ModelProto) -> None:
 
 def download_weight(page: Any, name: str, path: Path, screenshot: str) -> np.ndarray:
     """Select a weight, check its panel shows statistics and a histogram, download it as .npy."""
-    page.evaluate("(n) => window.editor.selectTensor(n, true)", name)
+    page.evaluate("(n) => window.__editor.selectTensor(n, true)", name)
     page.wait_for_selector("#init-histogram svg rect")
     assert page.locator("#init-stats").inner_text().count("\n") >= 4
     shot(page, screenshot)
@@ -57,7 +57,7 @@ def download_weight(page: Any, name: str, path: Path, screenshot: str) -> np.nda
 def click_node(page: Any, node_id: str, button: str = "left") -> None:
     """Bring the node's box on screen and click it where it is drawn, as a user would."""
     pos = page.evaluate("""(id) => {
-        const gv = window.editor.graphView;
+        const gv = window.__editor.graphView;
         const i = gv.byId.get(id);
         gv.centerOn(i);
         const b = gv.drawing.nodes[i];
@@ -69,7 +69,7 @@ def click_node(page: Any, node_id: str, button: str = "left") -> None:
 
 
 def graph_view(page: Any) -> dict[str, Any]:
-    return page.evaluate("window.editor.view.graph")
+    return page.evaluate("window.__editor.view.graph")
 
 
 def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     shot(page, "01-landing")
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
     assert page.locator("#model-name").inner_text() == "ppocrv4_det.onnx"
-    assert page.evaluate("window.editor.drawing.nodes.length") > 300
+    assert page.evaluate("window.__editor.drawing.nodes.length") > 300
     shot(page, "02-editor-opened")
     v = version(page)
 
@@ -120,7 +120,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     v = wait_after(page, v)
     ids = {n["id"] for n in graph_view(page)["nodes"]}
     assert {"p2o.ConvTranspose.2", "p2o.Sigmoid.0"} <= ids
-    assert page.evaluate("window.editor.drawing.incremental")  # the undo did not re-lay out the graph
+    assert page.evaluate("window.__editor.drawing.incremental")  # the undo did not re-lay out the graph
 
     # rename a tensor from the context menu of its producer's panel
     page.keyboard.press("Escape")
@@ -135,7 +135,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
 
     # cut at the renamed tensor (it becomes an output, the Sigmoid goes)
     page.keyboard.press("Escape")
-    page.evaluate("window.editor.selectTensor('logits', true)")
+    page.evaluate("window.__editor.selectTensor('logits', true)")
     page.wait_for_selector("#act-cut")
     page.click("#act-cut")
     v = wait_after(page, v)
@@ -183,7 +183,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
 def test_reload_reopens_session_and_undo_redo_buttons(page: Any, server: str, fixture_model: Any) -> None:
     open_model(page, server, fixture_model("ppocr_cls_v2"))
     v = version(page)
-    node = page.evaluate("window.editor.drawing.nodes.find(b => b.kind === 'op' && b.title === 'Softmax').id")
+    node = page.evaluate("window.__editor.drawing.nodes.find(b => b.kind === 'op' && b.title === 'Softmax').id")
     click_node(page, node)
     page.wait_for_selector("#node-name")
     page.fill("#node-name", "final_softmax")
@@ -203,27 +203,27 @@ def test_reload_reopens_session_and_undo_redo_buttons(page: Any, server: str, fi
 
 def test_subgraph_body_opens(page: Any, server: str, fixture_model: Any) -> None:
     open_model(page, server, fixture_model("silero_vad_v6"))
-    owner = page.evaluate("window.editor.drawing.nodes.find(b => b.bodies).id")
+    owner = page.evaluate("window.__editor.drawing.nodes.find(b => b.bodies).id")
     # the If's outputs leave its box from one point: their labels are stacked, not drawn over each other
-    lines = page.evaluate("""(id) => { const gv = window.editor.graphView; const d = gv.drawing;
+    lines = page.evaluate("""(id) => { const gv = window.__editor.graphView; const d = gv.drawing;
         return d.edges.map((e, k) => [e, gv.labelled[k]]).filter(([e, l]) => l && e.label && d.nodes[e.from].id === id)
           .map(([e, l]) => l); }""", owner)
     assert len(lines) >= 2 and len(set(lines)) == len(lines), lines
-    pos = page.evaluate("""(id) => { const gv = window.editor.graphView; const i = gv.byId.get(id); gv.centerOn(i);
+    pos = page.evaluate("""(id) => { const gv = window.__editor.graphView; const i = gv.byId.get(id); gv.centerOn(i);
         const b = gv.drawing.nodes[i]; const r = gv.canvas.getBoundingClientRect();
         return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y + 8 - gv.cam.y) * gv.cam.k]; }""", owner)
     page.wait_for_timeout(100)
-    camera = page.evaluate("({...window.editor.graphView.cam})")
+    camera = page.evaluate("({...window.__editor.graphView.cam})")
     page.mouse.dblclick(pos[0], pos[1])
     page.wait_for_selector("#scope-bar:not([hidden])")
     page.wait_for_function("document.getElementById('busy').hidden")
-    assert page.evaluate("window.editor.scope") == [owner, "then_branch"]  # then before else, as it reads
-    assert page.evaluate("window.editor.drawing.nodes.length") > 0
+    assert page.evaluate("window.__editor.scope") == [owner, "then_branch"]  # then before else, as it reads
+    assert page.evaluate("window.__editor.drawing.nodes.length") > 0
     shot(page, "06-subgraph-body")
     page.get_by_role("button", name="← Back").click()
     page.wait_for_selector("#scope-bar", state="hidden")
     page.wait_for_function("document.getElementById('busy').hidden")
-    assert page.evaluate("({...window.editor.graphView.cam})") == camera  # back where the user was
+    assert page.evaluate("({...window.__editor.graphView.cam})") == camera  # back where the user was
 
 
 def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, server: str, fixture_model: Any) -> None:
@@ -237,7 +237,8 @@ def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, se
     page.set_viewport_size({"width": 1400, "height": 900})
     page.wait_for_function("!document.getElementById('minimap').hidden")
     page.keyboard.press("f")
-    covered = page.evaluate("""() => { const gv = window.editor.graphView; const c = gv.canvas.getBoundingClientRect();
+    covered = page.evaluate("""() => { const gv = window.__editor.graphView;
+        const c = gv.canvas.getBoundingClientRect();
         const m = gv.minimap.getBoundingClientRect(); const {x, y, k} = gv.cam;
         return gv.drawing.nodes.filter((b) => { const l = c.left + (b.x - b.w / 2 - x) * k, r = c.left + (b.x + b.w / 2 - x) * k;
           const t = c.top + (b.y - y) * k, bt = c.top + (b.y + b.h - y) * k;
@@ -248,7 +249,7 @@ def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, se
 def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
     open_model(page, server, fixture_model("minilm_l6_int8"))
     v = version(page)
-    weight = page.evaluate("Object.keys(window.editor.view.graph.initializers).find(n => window.editor.view.graph.initializers[n].shape.length === 2)")
+    weight = page.evaluate("Object.keys(window.__editor.view.graph.initializers).find(n => window.__editor.view.graph.initializers[n].shape.length === 2)")
     assert download_weight(page, weight, tmp_path / "w.npy", "07-initializer").ndim == 2
 
     # add a Relu reading the first graph output's producer output
@@ -299,10 +300,10 @@ def test_refused_edit_shows_the_server_message(page: Any, server: str, fixture_m
 
 def test_editor_screenshot_for_readme(page: Any, server: str, fixture_model: Any) -> None:
     open_model(page, server, fixture_model("minilm_l6_int8"))
-    node = page.evaluate("window.editor.drawing.nodes.find(b => b.title === 'MatMul').id")
+    node = page.evaluate("window.__editor.drawing.nodes.find(b => b.title === 'MatMul').id")
     click_node(page, node)
     page.wait_for_selector("#node-name")
-    page.evaluate("window.editor.graphView.zoomAt(0.9)")
+    page.evaluate("window.__editor.graphView.zoomAt(0.9)")
     page.wait_for_timeout(200)
     path = shot(page, "00-readme-editor")
     docs = ROOT / "docs"
@@ -412,7 +413,7 @@ def test_pages_work_under_their_content_security_policy(browser: Any, server: st
         page.wait_for_url("**/s/*")
         page.wait_for_selector("body[data-version]", state="attached")
         page.wait_for_selector("#busy", state="hidden")
-        assert page.evaluate("window.editor.drawing.nodes.length") > 10
+        assert page.evaluate("window.__editor.drawing.nodes.length") > 10
         page.click("#btn-tools")
         page.click("[data-action=add-input]")
         page.wait_for_selector("#input-name")

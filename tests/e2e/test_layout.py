@@ -8,8 +8,8 @@ from collections import defaultdict
 from typing import Any
 
 from app.graph import load_model
-from app.graph.layout import LayoutMemory, layout_graph
-from app.server.graph_view import graph_view
+from app.view.graph_view import graph_view
+from app.view.layout import LayoutMemory, layout_graph
 from bench.render import resnet, transformer
 
 
@@ -97,4 +97,4 @@ def test_editor_routes(server: str, fixture_model: Any) -> None:
     hist = _get(base + "/histogram/" + urllib.parse.quote(weight, safe=""))
     assert len(hist["counts"]) == 40 and len(hist["edges"]) == 41
     page = urllib.request.urlopen(f"{server}/s/{sid}", timeout=30).read().decode()  # the editor page
-    assert sid in page and "editor.js" in page
+    assert sid in page and "main.js" in page

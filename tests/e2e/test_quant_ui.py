@@ -108,7 +108,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
             seen.add(float(page.get_attribute("#quant-progress", "value") or 0))
         page.wait_for_timeout(150)
     assert any(0 < p < 1 for p in seen) or len(seen) > 1, f"no progress was shown: {seen}"
-    report = page.evaluate("window.editor.quant.result.report")
+    report = page.evaluate("window.__editor.quant.result.report")
     assert report["format"] == "onnx-workbench/quant-report" and report["samples"] == SAMPLES
 
     # a tensor's histogram: the Min-Max and KL clip lines sit at the report's values on the chart's scale
@@ -131,7 +131,7 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
             assert abs(float(line.get_attribute("x1")) - expected) < 0.01
             assert line.get_attribute("x1") == line.get_attribute("x2")
     # the bars come from the histogram route at full resolution, not from the report's thinned histogram
-    full = page.evaluate(f"window.editor.quant.histograms.get({json.dumps(tensor)})")
+    full = page.evaluate(f"window.__editor.quant.histograms.get({json.dumps(tensor)})")
     assert "thinned_from" not in full and len(full["counts"]) > REPORT_HISTOGRAM_BINS
     assert page.get_attribute("#q-histogram line.clip-minmax", "stroke") == "#d92d20"
     assert page.get_attribute("#q-histogram line.clip-minmax", "stroke-dasharray")
@@ -156,9 +156,10 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     first = page.locator("#q-table tbody tr").first
     assert first.get_attribute("data-tensor") == worst
     first.click()
-    producer = page.evaluate("(t) => window.editor.model.tensor(t).producer", worst)
-    assert page.evaluate("window.editor.selection.nodes") == [producer]
-    centred = page.evaluate("""(id) => { const gv = window.editor.graphView; const b = gv.drawing.nodes[gv.byId.get(id)];
+    producer = page.evaluate("(t) => window.__editor.model.tensor(t).producer", worst)
+    assert page.evaluate("window.__editor.selection.nodes") == [producer]
+    centred = page.evaluate("""(id) => { const gv = window.__editor.graphView;
+        const b = gv.drawing.nodes[gv.byId.get(id)];
         const cx = gv.cam.x + gv.freeWidth() / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""", producer)
     assert centred
     page.wait_for_selector("#q-histogram svg line.clip-minmax", state="attached")
@@ -176,14 +177,14 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     # the heat-map: every quantized node coloured by its uint8 SQNR, with a legend
     page.check("#q-heatmap")
     page.wait_for_selector("#heat-legend:not([hidden]) svg.heat-legend")
-    colours = page.evaluate("""(id) => { const gv = window.editor.graphView;
+    colours = page.evaluate("""(id) => { const gv = window.__editor.graphView;
         const ops = gv.drawing.nodes.map((b, i) => [b, i]).filter(([b]) => b.kind === 'op');
         return { worst: gv.colorOverride(gv.byId.get(id)), distinct: new Set(ops.map(([, i]) => gv.colorOverride(i))).size }; }""",
                             producer)
     assert colours["distinct"] > 5
     r, g, _ = (int(colours["worst"][k:k + 2], 16) for k in (1, 3, 5))
     assert r > g  # the worst node is on the red side of the scale
-    page.evaluate("window.editor.graphView.zoomAt(0.7); document.getElementById('sidebar').scrollTop = 0")
+    page.evaluate("window.__editor.graphView.zoomAt(0.7); document.getElementById('sidebar').scrollTop = 0")
     page.wait_for_timeout(300)
     path = shot(page, "q04-heatmap")
     shutil.copy(path, ROOT / "docs" / "screenshot-quant.png")
@@ -281,9 +282,9 @@ def test_bad_calibration_data_and_cancel(page: Any, server: str, fixture_model: 
             break
         assert time.monotonic() < deadline, listing
         time.sleep(0.3)
-    page.wait_for_function("window.editor.quant.job && window.editor.quant.job.state === 'cancelled'")
+    page.wait_for_function("window.__editor.quant.job && window.__editor.quant.job.state === 'cancelled'")
     assert page.locator("#q-table").count() == 0
-    assert page.evaluate("window.editor.quant.result") is None
+    assert page.evaluate("window.__editor.quant.result") is None
 
 
 def analyse_by_api(server: str, sid: str, npz: Path) -> str:
@@ -308,7 +309,7 @@ def analyse_by_api(server: str, sid: str, npz: Path) -> str:
 
 def op_colours(page: Any) -> dict[str, str]:
     """node id -> the heat-map colour of its box, for every op box of the drawing."""
-    return page.evaluate("""() => { const gv = window.editor.graphView; const out = {};
+    return page.evaluate("""() => { const gv = window.__editor.graphView; const out = {};
         gv.drawing.nodes.forEach((b, i) => { if (b.kind === 'op') out[b.id] = gv.colorOverride(i); }); return out; }""")
 
 
@@ -317,7 +318,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     columns, the heat-map modes, the chart along the graph's depth, the curve and its export."""
     names = list(report["tensors"])
     def producer(tensor: str) -> str:
-        return page.evaluate("(t) => window.editor.quant.producerOf(t)", tensor)
+        return page.evaluate("(t) => window.__editor.quant.producerOf(t)", tensor)
 
     page.click("#q-tab-layers")
     page.wait_for_selector("#q-table")
@@ -373,7 +374,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     band = page.locator(f"#q-depth-chart rect.point[data-key='{lowest}']")
     assert band.locator("title").text_content().split("\n")[0].endswith(f"{lowest} ({report['tensors'][lowest].get('op_type') or ''})")
     band.click()
-    assert page.evaluate("window.editor.selection.nodes") == [producer(lowest)]
+    assert page.evaluate("window.__editor.selection.nodes") == [producer(lowest)]
     assert band.get_attribute("class") == "point selected"
     page.wait_for_selector("#q-error-facts")  # the sidebar's section of the selected point says it too
     assert f"accumulated cosine {report['accumulated'][lowest]['cosine']:.4f}" in page.inner_text("#q-error-facts")
@@ -389,7 +390,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     pick = next(i for i, c in enumerate(curve) if i != knee and c["int16"])
     page.locator(f"#q-curve-chart rect.point[data-index='{pick}']").click()
     assert f"k = {curve[pick]['k']} " in page.inner_text("#q-curve-choice")
-    assert page.evaluate("[...window.editor.quant.int16]") == curve[pick]["int16"]
+    assert page.evaluate("[...window.__editor.quant.int16]") == curve[pick]["int16"]
     assert page.input_value("#q-export-config") == "custom"
     outputs = list(curve[pick]["outputs"])
     assert page.locator(".e2e-sqnr rect.bar[data-key='custom']").count() == len(outputs)
@@ -403,7 +404,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     assert zero_point_type(picked, curve[pick]["int16"][0]) == onnx.TensorProto.INT16
     # the knee clicked again: back to the recommendation, exported as the hybrid itself
     page.locator(f"#q-curve-chart rect.point[data-index='{knee}']").click()
-    assert sorted(page.evaluate("[...window.editor.quant.int16]")) == sorted(report["recommendation"]["int16"])
+    assert sorted(page.evaluate("[...window.__editor.quant.int16]")) == sorted(report["recommendation"]["int16"])
     assert page.input_value("#q-export-config") == "hybrid"
     source = report["error_source"]["dominant"]
     assert page.inner_text("#q-error-source").startswith(f"{source.capitalize()} dominate")
@@ -421,13 +422,13 @@ def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str,
     page.reload()  # the page finds the session's analysis on the server
     page.wait_for_function("document.body.dataset.quantJob !== undefined && document.getElementById('busy').hidden")
     page.click("#btn-quant")
-    report = page.evaluate("window.editor.quant.result.report")
+    report = page.evaluate("window.__editor.quant.result.report")
     check_error_views(page, report, tmp_path)
 
     # the most sensitive point's link selects its node; the picture shows it on the accumulated-cosine heat-map
     page.select_option("#heat-metric", "accumulated/cosine")
     page.locator("#q-sensitivity-top button").first.click()
-    assert page.evaluate("window.editor.selection.nodes") == [page.evaluate("(t) => window.editor.quant.producerOf(t)",
+    assert page.evaluate("window.__editor.selection.nodes") == [page.evaluate("(t) => window.__editor.quant.producerOf(t)",
                                                                             report["sensitivity"][0]["tensor"])]
     page.evaluate("document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0")
     page.wait_for_timeout(300)

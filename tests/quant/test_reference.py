@@ -2,6 +2,8 @@
 and nothing held once they pass their bound."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from app.quant.calibration import RandomData
@@ -22,7 +24,13 @@ def test_kept_outputs_measure_as_the_float_model_and_respect_their_bound() -> No
     again = compare(reference, {"c": candidate}, data.batches(), 5)["c"]
     for name, error in kept.items():
         assert error.sqnr_db == again[name].sqnr_db and np.isfinite(error.sqnr_db)
-    head = compare(record.head(2), {"c": candidate}, [], 2)["c"]
+    first, rest = record.split(2)
+    assert (first.samples, rest.samples) == (2, 3)
+    head = compare(first, {"c": candidate}, [], 2)["c"]
     assert {n: e.sqnr_db for n, e in head.items()} == {n: e.sqnr_db for n, e in summed(direct, 2).items()}
+    tail = compare(rest, {"c": candidate}, [], 3)["c"]
+    whole = summed(direct)
+    for name, error in head.items():  # the two parts add up to the whole
+        assert math.isclose((error + tail[name]).sqnr_db, whole[name].sqnr_db, rel_tol=1e-12)
     small = Reference(reference, list(data.batches()), limit=100)  # less than one batch
     assert not small.complete and small.batches == [] and small.expected == [] and small.samples == 0

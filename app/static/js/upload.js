@@ -1,6 +1,6 @@
 // The landing page: drop or pick a model (with its external-data files), watch the upload, open it.
-import { uploadModel } from "./api.js";
-import { toast, errorMessage } from "./toast.js";
+import { uploadModel } from "./core/api.js";
+import { toast, errorMessage } from "./core/toast.js";
 
 const RECENT_KEY = "onnx-workbench-recent";
 const drop = document.getElementById("drop");
