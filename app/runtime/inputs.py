@@ -2,7 +2,8 @@
 
 A dim is an int when the graph gives a ``dim_value`` of 0 or more (ONNX allows 0: the tensor is empty, and
 onnx's checker and onnxruntime accept it), a name for a ``dim_param``, and None when it is unknown (no
-value, or a negative one: exporters write -1 for "unknown"); ``app.graph.folding.shape_text`` is that rule.
+value, or a negative one: exporters write -1 for "unknown"); ``app.graph.folding.shape_text`` is that rule,
+the one the graph engine's shapes and edit checks already follow.
 """
 
 from __future__ import annotations
