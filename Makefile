@@ -15,11 +15,12 @@ SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scr
 
 .NOTPARALLEL:  # the test steps depend on each other in order
 
-.PHONY: help install install-test run test system-deps node-deps lint-js fixtures clean
+.PHONY: help install install-test run lint test system-deps node-deps lint-js fixtures clean
 
 help:
 	@echo "make run      install and start the web service on http://localhost:$(PORT)"
 	@echo "make test     install everything the tests need, fetch fixture models, run pytest"
+	@echo "make lint     ruff (lint and format check) and mypy on app/ (make test runs it first)"
 	@echo "make install  install the package (editable) with its runtime dependencies"
 	@echo "make lint-js  install the front-end packages and run ESLint on app/static/js"
 
@@ -58,7 +59,14 @@ fixtures:
 	@echo "==> make test: fetching the real ONNX fixture models"
 	$(PYTHON) -m tests.fixture_models
 
-test: install-test system-deps node-deps lint-js fixtures
+# ruff and mypy come with the test extras; a finding fails `make test` before pytest starts.
+lint: install-test
+	@echo "==> make test: ruff and mypy"
+	$(PYTHON) -m ruff check app tests bench
+	$(PYTHON) -m ruff format --check app tests bench
+	$(PYTHON) -m mypy app
+
+test: install-test lint system-deps node-deps lint-js fixtures
 	@echo "==> make test: running pytest"
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 

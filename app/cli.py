@@ -3,6 +3,7 @@
 Exit codes: 0 on success, 2 with a one-line message on bad input (missing file, not ONNX,
 unknown node, invalid edit); `make-static` exits 1 when shapes stay non-static in the written file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ def _shapes(args: argparse.Namespace) -> int:
 def _make_static(args: argparse.Namespace) -> int:
     """Exit 0 when the written file declares only static shapes, 1 (with the list) when some stay open."""
     doc = load_model(args.model)
-    shapes = _pairs(args.shape, "--shape", "INPUT=SIZExSIZE... (e.g. x=1x3x640x640)",
-                    lambda text: [_size(part) for part in text.lower().split("x")])
+    shapes = _pairs(
+        args.shape,
+        "--shape",
+        "INPUT=SIZExSIZE... (e.g. x=1x3x640x640)",
+        lambda text: [_size(part) for part in text.lower().split("x")],
+    )
     dims = _pairs(args.dim, "--dim", "DIM=VALUE (e.g. batch=1)", _size)
     doc.apply([{"op": "make_static", "shapes": shapes, "dims": dims}])
     written = save_model(doc, args.output, external=True if args.external_data else None)
@@ -96,9 +101,11 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"IR {summary['ir_version']}, opsets {summary['opset']}, producer '{summary['producer']}'")
-    print(f"{summary['nodes']} nodes ({summary['nodes_including_subgraphs']} with subgraphs), "
-          f"{summary['initializers']} initializers, {summary['weights_bytes']:,} bytes of weights"
-          + (" (external data)" if summary["external_data"] else ""))
+    print(
+        f"{summary['nodes']} nodes ({summary['nodes_including_subgraphs']} with subgraphs), "
+        f"{summary['initializers']} initializers, {summary['weights_bytes']:,} bytes of weights"
+        + (" (external data)" if summary["external_data"] else "")
+    )
     for kind in ("inputs", "outputs"):
         for v in summary[kind]:
             print(f"{kind[:-1]:6} {v['name']}: {v['dtype']} {v['shape']}")

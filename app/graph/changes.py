@@ -1,4 +1,5 @@
 """What an edit changed, as node ids and graph lists, so that a caller need not compare whole graphs."""
+
 from __future__ import annotations
 
 from typing import Any

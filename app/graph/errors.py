@@ -1,4 +1,5 @@
 """Errors the engine raises for bad input: each carries a code and a message a person can act on."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,9 +5,11 @@ sub-computations, the report in particular those of shape computations (Shape ->
 Concat -> Reshape) once the input shapes are fixed. Values are computed by onnxruntime on a small
 model holding only the foldable nodes (onnx's reference evaluator when onnxruntime refuses).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,8 +18,19 @@ from onnx import GraphProto, NodeProto, TensorProto, TypeProto, helper, numpy_he
 from .guard import element_count
 from .index import has_subgraphs
 
-NOT_FOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-                "Bernoulli", "If", "Loop", "Scan", "SequenceConstruct", "SequenceEmpty"}
+NOT_FOLDABLE = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "If",
+    "Loop",
+    "Scan",
+    "SequenceConstruct",
+    "SequenceEmpty",
+}
 STANDARD = ("", "ai.onnx")
 DEFAULT_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -34,8 +47,10 @@ def shape_text(type_proto: TypeProto | None) -> list[int | str | None] | None:
     tensor_type = type_proto.tensor_type
     if not tensor_type.HasField("shape"):
         return None
-    return [(d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value") else (d.dim_param or None)
-            for d in tensor_type.shape.dim]  # -1 (an exporter's "unknown") is unknown
+    return [
+        (d.dim_value if d.dim_value >= 0 else None) if d.HasField("dim_value") else (d.dim_param or None)
+        for d in tensor_type.shape.dim
+    ]  # -1 (an exporter's "unknown") is unknown
 
 
 def static_dims(type_proto: TypeProto | None) -> list[int] | None:
@@ -59,9 +74,15 @@ def _shape_value(node: NodeProto, dims: list[int]) -> np.ndarray:
     return np.array(dims[start:end], dtype=np.int64)
 
 
-def fold(graph: GraphProto, opsets: Mapping[str, int], ir_version: int, known: Mapping[str, np.ndarray],
-         types: Mapping[str, TypeProto], is_input: Callable[[str], bool],
-         size_limit: int = DEFAULT_SIZE_LIMIT) -> tuple[list[NodeProto], dict[str, np.ndarray]]:
+def fold(
+    graph: GraphProto,
+    opsets: Mapping[str, int],
+    ir_version: int,
+    known: Mapping[str, np.ndarray],
+    types: Mapping[str, TypeProto],
+    is_input: Callable[[str], bool],
+    size_limit: int = DEFAULT_SIZE_LIMIT,
+) -> tuple[list[NodeProto], dict[str, np.ndarray]]:
     """The nodes whose outputs can be computed now, and those outputs' values.
 
     `known` holds the values available (constants); `types` the inferred types, which let Shape
@@ -78,8 +99,11 @@ def fold(graph: GraphProto, opsets: Mapping[str, int], ir_version: int, known: M
         if node.op_type in ("Shape", "Size") and node.input:
             dims = static_dims(types.get(node.input[0]))
             if dims is not None and node.output and node.output[0] not in available:
-                value = _shape_value(node, dims) if node.op_type == "Shape" \
+                value = (
+                    _shape_value(node, dims)
+                    if node.op_type == "Shape"
                     else np.array(int(np.prod(dims)), dtype=np.int64)
+                )
                 values[node.output[0]] = value
                 available.add(node.output[0])
                 direct.append(node)
@@ -94,15 +118,14 @@ def fold(graph: GraphProto, opsets: Mapping[str, int], ir_version: int, known: M
         foldable.append(node)
         available.update(o for o in node.output if o)
     if foldable:
-        values.update(_evaluate(foldable, opsets, ir_version, lambda t: values[t] if t in values else known[t],
-                                types))
+        values.update(_evaluate(foldable, opsets, ir_version, lambda t: values[t] if t in values else known[t], types))
     evaluated = [n for n in foldable if all(o in values for o in n.output if o)]
     return direct + evaluated, values
 
 
 def _too_big(type_proto: TypeProto | None, limit: int) -> bool:
     dims = static_dims(type_proto)
-    if dims is None:
+    if dims is None or type_proto is None:
         return False
     itemsize = 8
     try:
@@ -112,16 +135,26 @@ def _too_big(type_proto: TypeProto | None, limit: int) -> bool:
     return element_count(dims) * itemsize > limit
 
 
-def _evaluate(nodes: list[NodeProto], opsets: Mapping[str, int], ir_version: int,
-              value_of: Callable[[str], np.ndarray], types: Mapping[str, TypeProto]) -> dict[str, np.ndarray]:
+def _evaluate(
+    nodes: list[NodeProto],
+    opsets: Mapping[str, int],
+    ir_version: int,
+    value_of: Callable[[str], np.ndarray],
+    types: Mapping[str, TypeProto],
+) -> dict[str, np.ndarray]:
     produced = {o for n in nodes for o in n.output if o}
     needed = {t for n in nodes for t in n.input if t and t not in produced}
     wanted = [o for n in nodes for o in n.output if o]
     graph = helper.make_graph(
-        nodes, "fold", [], [helper.make_empty_tensor_value_info(o) for o in wanted],
-        [numpy_helper.from_array(np.asarray(value_of(t)), t) for t in sorted(needed)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                              ir_version=ir_version)
+        nodes,
+        "fold",
+        [],
+        [helper.make_empty_tensor_value_info(o) for o in wanted],
+        [numpy_helper.from_array(np.asarray(value_of(t)), t) for t in sorted(needed)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()], ir_version=ir_version
+    )
     try:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception:  # an evaluator below gets its own chance
@@ -129,21 +162,20 @@ def _evaluate(nodes: list[NodeProto], opsets: Mapping[str, int], ir_version: int
     for out in model.graph.output:
         if out.type.WhichOneof("value") is None and out.name in types:
             out.type.CopyFrom(types[out.name])
-    try:
-        import onnxruntime as ort
+    from app.runtime.errors import RuntimeFailure
+    from app.runtime.session import open_session, run
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        results = session.run(wanted, {})
-    except Exception:
+    results: Any
+    try:
+        results = run(open_session(model), wanted, {})
+    except RuntimeFailure:
         try:
             from onnx.reference import ReferenceEvaluator
 
             results = ReferenceEvaluator(model).run(wanted, {})
         except Exception:
             return {}
-    return {name: np.asarray(value) for name, value in zip(wanted, results)}
+    return {name: np.asarray(value) for name, value in zip(wanted, results, strict=True)}
 
 
 def constant_tensor(node: NodeProto) -> TensorProto | None:

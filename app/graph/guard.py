@@ -8,14 +8,15 @@ message of the model (subgraphs, functions and training info included, through t
 descriptors rather than a list of known places) and refuses the first problem with a message and
 a `field` path that say where it is.
 """
+
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from onnx import AttributeProto, ModelProto, SparseTensorProto, TensorProto, TensorShapeProto, TypeProto
 
@@ -28,14 +29,39 @@ MAX_RANK = 64
 _KNOWN_TYPES = frozenset(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
 _ATTRIBUTE_TYPES = frozenset(AttributeProto.AttributeType.values())
 #: Bits per element of the sub-byte types, packed in raw data (and, but for 6-bit, in int32_data).
-_PACKED_BITS = {TensorProto.INT4: 4, TensorProto.UINT4: 4, TensorProto.FLOAT4E2M1: 4, TensorProto.INT2: 2,
-                TensorProto.UINT2: 2, TensorProto.FLOAT6E2M3: 6, TensorProto.FLOAT6E3M2: 6}
-_ITEM_BYTES = {TensorProto.DOUBLE: 8, TensorProto.INT64: 8, TensorProto.UINT64: 8, TensorProto.COMPLEX128: 16,
-               TensorProto.COMPLEX64: 8, TensorProto.FLOAT: 4, TensorProto.INT32: 4, TensorProto.UINT32: 4,
-               TensorProto.FLOAT16: 2, TensorProto.BFLOAT16: 2, TensorProto.INT16: 2, TensorProto.UINT16: 2}
-_TYPED_FIELD = {TensorProto.FLOAT: "float_data", TensorProto.COMPLEX64: "float_data", TensorProto.INT64: "int64_data",
-                TensorProto.DOUBLE: "double_data", TensorProto.COMPLEX128: "double_data",
-                TensorProto.UINT32: "uint64_data", TensorProto.UINT64: "uint64_data", TensorProto.STRING: "string_data"}
+_PACKED_BITS: dict[int, int] = {
+    TensorProto.INT4: 4,
+    TensorProto.UINT4: 4,
+    TensorProto.FLOAT4E2M1: 4,
+    TensorProto.INT2: 2,
+    TensorProto.UINT2: 2,
+    TensorProto.FLOAT6E2M3: 6,
+    TensorProto.FLOAT6E3M2: 6,
+}
+_ITEM_BYTES: dict[int, int] = {
+    TensorProto.DOUBLE: 8,
+    TensorProto.INT64: 8,
+    TensorProto.UINT64: 8,
+    TensorProto.COMPLEX128: 16,
+    TensorProto.COMPLEX64: 8,
+    TensorProto.FLOAT: 4,
+    TensorProto.INT32: 4,
+    TensorProto.UINT32: 4,
+    TensorProto.FLOAT16: 2,
+    TensorProto.BFLOAT16: 2,
+    TensorProto.INT16: 2,
+    TensorProto.UINT16: 2,
+}
+_TYPED_FIELD: dict[int, str] = {
+    TensorProto.FLOAT: "float_data",
+    TensorProto.COMPLEX64: "float_data",
+    TensorProto.INT64: "int64_data",
+    TensorProto.DOUBLE: "double_data",
+    TensorProto.COMPLEX128: "double_data",
+    TensorProto.UINT32: "uint64_data",
+    TensorProto.UINT64: "uint64_data",
+    TensorProto.STRING: "string_data",
+}
 #: How a message found in these fields is called in messages ("graph 'body'", not "g 'body'").
 _KINDS = {"g": "graph", "graphs": "graph", "t": "tensor", "tensors": "tensor", "functions": "function"}
 _STRING, _MESSAGE, _BYTES = FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES
@@ -57,7 +83,8 @@ class _Refused(Exception):
         self.at_field = bool(field)  # the last step names a field of the message, not a message
         self.owner: str | None = None
 
-    def passing(self, message: Message, field: str, index: int | None) -> None:
+    def passing(self, message: Any, field: str, index: int | None) -> None:
+        """Record the step into ``field`` of ``message`` (any message; the first one with a name names the place)."""
         self.steps.append(field if index is None else f"{field}[{index}]")
         if self.owner is None and "name" in message.DESCRIPTOR.fields_by_name:
             name = message.name
@@ -74,8 +101,9 @@ def check_model(model: ModelProto, base_dir: Path | None) -> None:
         steps = refused.steps[::-1]
         where = ".".join(steps[:-1] if refused.at_field else steps)
         label = f"{refused.owner or 'the model'} ({where})" if where else refused.owner or "the model"
-        raise ModelLoadError(f"{label} {refused.problem}", code="unsupported_model",
-                             details={"field": ".".join(steps)}) from None
+        raise ModelLoadError(
+            f"{label} {refused.problem}", code="unsupported_model", details={"field": ".".join(steps)}
+        ) from None
 
 
 def _walk(message: Message, base_dir: Path | None) -> None:
@@ -92,35 +120,37 @@ def _walk(message: Message, base_dir: Path | None) -> None:
             elif type(value) is not str:
                 _not_utf8(field.name, value)
         elif field.type == _MESSAGE:
-            for i, item in enumerate(value) if field.is_repeated else ((None, value),):
+            index: int | None
+            for index, item in enumerate(value) if field.is_repeated else ((None, value),):
                 try:
                     _walk(item, base_dir)
                 except _Refused as refused:
-                    refused.passing(item, field.name, i)
+                    refused.passing(item, field.name, index)
                     raise
 
 
 _text_fields: dict[str, tuple[FieldDescriptor, ...] | None] = {}
 
 
-def _set_fields(message: Message, descriptor: Descriptor) -> list[tuple[FieldDescriptor, Any]]:
+def _set_fields(message: Message, descriptor: Any) -> Sequence[tuple[FieldDescriptor, Any]]:
     """The fields set in a message. ListFields would copy the bytes fields too (a tensor's raw data):
     for types that have any, only their string and message fields are read."""
     name = descriptor.full_name
     if name not in _text_fields:
         has_bytes = any(f.type == _BYTES for f in descriptor.fields)
-        _text_fields[name] = tuple(f for f in descriptor.fields if f.type in (_STRING, _MESSAGE)) \
-            if has_bytes else None
+        _text_fields[name] = tuple(f for f in descriptor.fields if f.type in (_STRING, _MESSAGE)) if has_bytes else None
     fields = _text_fields[name]
     if fields is None:
         return message.ListFields()
-    return [(f, getattr(message, f.name)) for f in fields
-            if f.is_repeated or f.type == _STRING or message.HasField(f.name)]
+    return [
+        (f, getattr(message, f.name)) for f in fields if f.is_repeated or f.type == _STRING or message.HasField(f.name)
+    ]
 
 
 def _not_utf8(step: str, text: bytes) -> None:
-    raise _Refused(f"has {step} = {bytes(text[:60])!r}, which is not valid UTF-8; fix it in the tool that wrote "
-                   "the model", step)
+    raise _Refused(
+        f"has {step} = {bytes(text[:60])!r}, which is not valid UTF-8; fix it in the tool that wrote the model", step
+    )
 
 
 def _check_dims(dims: list[int]) -> int:
@@ -151,8 +181,9 @@ def _check_tensor(tensor: TensorProto, base_dir: Path | None) -> None:
             try:
                 text.decode("utf-8")
             except UnicodeDecodeError:
-                raise _Refused(f"holds string {i} = {text[:60]!r}, which is not valid UTF-8",
-                               f"string_data[{i}]") from None
+                raise _Refused(
+                    f"holds string {i} = {text[:60]!r}, which is not valid UTF-8", f"string_data[{i}]"
+                ) from None
         return
     bits = _PACKED_BITS.get(data_type, 8 * _ITEM_BYTES.get(data_type, 1))
     if tensor.data_location == TensorProto.EXTERNAL or tensor.HasField("raw_data"):
@@ -209,9 +240,11 @@ def _check_attribute(attribute: AttributeProto, base_dir: Path | None) -> None:
         raise _Refused(f"has attribute type {attribute.type}, which ONNX does not define", "type")
 
 
-_CHECKS = {TensorProto.DESCRIPTOR.full_name: _check_tensor,
-           SparseTensorProto.DESCRIPTOR.full_name: _check_sparse,
-           TypeProto.Tensor.DESCRIPTOR.full_name: _check_tensor_type,
-           TypeProto.SparseTensor.DESCRIPTOR.full_name: _check_tensor_type,
-           TensorShapeProto.DESCRIPTOR.full_name: _check_shape,
-           AttributeProto.DESCRIPTOR.full_name: _check_attribute}
+_CHECKS: dict[str, Callable[[Any, Path | None], None]] = {
+    TensorProto.DESCRIPTOR.full_name: _check_tensor,
+    SparseTensorProto.DESCRIPTOR.full_name: _check_sparse,
+    TypeProto.Tensor.DESCRIPTOR.full_name: _check_tensor_type,
+    TypeProto.SparseTensor.DESCRIPTOR.full_name: _check_tensor_type,
+    TensorShapeProto.DESCRIPTOR.full_name: _check_shape,
+    AttributeProto.DESCRIPTOR.full_name: _check_attribute,
+}

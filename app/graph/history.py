@@ -5,12 +5,11 @@ model-level field). A change keeps copies of only the items it touched, so undo 
 and memory in proportion to the edit, never to the model. Graphs are addressed by position paths
 from the main graph; positions are valid at undo time because undo and redo run in stack order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from google.protobuf.message import Message
 
 # A path from the main graph into a subgraph: ((node position, attribute name, graph index), ...).
 GraphPath = tuple[tuple[int, str, int], ...]
@@ -23,10 +22,12 @@ class ItemChange:
     path: GraphPath
     field: str
     pos: int
-    old: Message | None
-    new: Message | None
+    # an item of the field's list: a NodeProto, TensorProto, ValueInfoProto, ... (Any: protobuf's Message
+    # type has none of their fields)
+    old: Any
+    new: Any
 
-    def inverse(self) -> "ItemChange":
+    def inverse(self) -> ItemChange:
         return ItemChange(self.path, self.field, self.pos, self.new, self.old)
 
 
@@ -38,7 +39,7 @@ class ModelChange:
     old: Any
     new: Any
 
-    def inverse(self) -> "ModelChange":
+    def inverse(self) -> ModelChange:
         return ModelChange(self.field, self.new, self.old)
 
 
@@ -67,3 +68,33 @@ class History:
     def script(self) -> list[dict[str, Any]]:
         """The applied edits in order: replaying them on the original model gives the current one."""
         return [tx.edit for tx in self.done]
+
+
+def affects_shapes(change: Change) -> bool:
+    """False for changes that cannot alter any tensor's inferred type: renaming a node, editing the
+    output or value_info lists, new values of the same dtype and shape."""
+    if not isinstance(change, ItemChange):
+        return True
+    old, new = change.old, change.new
+    if change.field in ("output", "value_info"):
+        return False
+    if old is None or new is None:
+        return True
+    if change.field == "node":
+        return (old.op_type, old.domain, list(old.input), list(old.output), list(old.attribute)) != (
+            new.op_type,
+            new.domain,
+            list(new.input),
+            list(new.output),
+            list(new.attribute),
+        )
+    if change.field == "initializer":
+        return (old.name, old.data_type, list(old.dims)) != (new.name, new.data_type, list(new.dims))
+    return True
+
+
+def copy_message(message: Any) -> Any:
+    """A deep copy of one protobuf message (a node, a tensor), never of the whole model."""
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone

@@ -4,6 +4,7 @@ Kept up to date edit by edit (never rebuilt per edit) so that an edit on a 20,00
 time in proportion to what it touches. Nodes are held by reference: protobuf (upb) keeps a node's
 Python object stable for as long as the node stays in its graph.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -30,7 +31,7 @@ def has_subgraphs(node: NodeProto) -> bool:
 def outer_reads(graph: GraphProto) -> list[str]:
     """Names a subgraph reads from enclosing scopes (used but not defined inside it), in first-use order."""
     defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
-    defined |= {t.name for t in graph.sparse_initializer if t.values.name}
+    defined |= {t.values.name for t in graph.sparse_initializer if t.values.name}
     seen: dict[str, None] = {}
     for node in graph.node:
         for name in node_reads(node):

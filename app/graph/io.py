@@ -4,6 +4,7 @@ Loading leaves external weights on disk (checked to lie inside the model's folde
 the model out one node and one tensor at a time, so a model of several GB is never serialized as
 one buffer; external weights are copied file to file.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
-from onnx import AttributeProto, GraphProto, ModelProto, TensorProto, helper, numpy_helper
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_tensor
 
 from .document import ModelDocument
@@ -29,8 +30,17 @@ from .skeleton import copy_fields, tensor_nbytes
 PROTOBUF_LIMIT = 2**31 - 1
 EXTERNAL_THRESHOLD = 1024  # tensors at least this big go to the data file when saving externally
 ALIGNMENT = 4096
-_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data",
-                "uint64_data", "external_data", "data_location")
+_DATA_FIELDS = (
+    "raw_data",
+    "float_data",
+    "int32_data",
+    "string_data",
+    "int64_data",
+    "double_data",
+    "uint64_data",
+    "external_data",
+    "data_location",
+)
 
 
 def load_model(path: str | os.PathLike[str], guard: bool = True) -> ModelDocument:
@@ -49,9 +59,10 @@ def read_model(path: str | os.PathLike[str], guard: bool = True) -> tuple[ModelP
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{path.name} is not an ONNX model (it could not be parsed as one: "
-                             f"{first_line(err) if str(err).strip() else 'truncated or corrupt'})"
-                             ) from None
+        raise ModelLoadError(
+            f"{path.name} is not an ONNX model (it could not be parsed as one: "
+            f"{first_line(err) if str(err).strip() else 'truncated or corrupt'})"
+        ) from None
     if not model.HasField("graph") or (not model.opset_import and not model.graph.node):
         raise ModelLoadError(f"{path.name} is not an ONNX model (no graph or opset in it)")
     base_dir = path.resolve().parent
@@ -93,8 +104,9 @@ def check_external(tensor: TensorProto, base_dir: Path) -> Path:
     location = info.get("location", "")
     where = f"tensor '{tensor.name}': external data location '{location}'"
     if not location or os.path.isabs(location) or ".." in Path(location).parts or "\\" in location:
-        raise ModelLoadError(f"{where} must be a plain relative path inside the model's folder",
-                             code="unsafe_external_data")
+        raise ModelLoadError(
+            f"{where} must be a plain relative path inside the model's folder", code="unsafe_external_data"
+        )
     file = base_dir / location
     if file.is_symlink() or not file.resolve().is_relative_to(base_dir.resolve()):
         raise ModelLoadError(f"{where} points outside the model's folder", code="unsafe_external_data")
@@ -107,8 +119,9 @@ def check_external(tensor: TensorProto, base_dir: Path) -> Path:
     except ValueError:
         raise ModelLoadError(f"{where} has a malformed offset or length", code="bad_external_data") from None
     if offset < 0 or length < 0 or offset + length > size:
-        raise ModelLoadError(f"{where} asks for bytes {offset}..{offset + length} of a file of "
-                             f"{size} bytes", code="bad_external_data")
+        raise ModelLoadError(
+            f"{where} asks for bytes {offset}..{offset + length} of a file of {size} bytes", code="bad_external_data"
+        )
     return file
 
 
@@ -123,9 +136,20 @@ def read_tensor(tensor: TensorProto, base_dir: Path | None) -> np.ndarray:
 
 
 #: Element types whose external bytes are a plain little-endian array numpy can map.
-_MAPPABLE_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BOOL, TensorProto.INT8,
-                   TensorProto.INT16, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT8, TensorProto.UINT16,
-                   TensorProto.UINT32, TensorProto.UINT64}
+_MAPPABLE_TYPES = {
+    TensorProto.FLOAT,
+    TensorProto.DOUBLE,
+    TensorProto.FLOAT16,
+    TensorProto.BOOL,
+    TensorProto.INT8,
+    TensorProto.INT16,
+    TensorProto.INT32,
+    TensorProto.INT64,
+    TensorProto.UINT8,
+    TensorProto.UINT16,
+    TensorProto.UINT32,
+    TensorProto.UINT64,
+}
 
 
 def map_tensor(tensor: TensorProto, base_dir: Path | None) -> np.ndarray:
@@ -141,8 +165,10 @@ def map_tensor(tensor: TensorProto, base_dir: Path | None) -> np.ndarray:
     info = external_info(tensor)
     offset = int(info.get("offset", "0"))
     if int(info.get("length", file.stat().st_size - offset)) < math.prod(shape) * dtype.itemsize:
-        raise ModelLoadError(f"tensor '{tensor.name}': its external data is shorter than its shape "
-                             f"{list(shape)} needs", code="bad_external_data")
+        raise ModelLoadError(
+            f"tensor '{tensor.name}': its external data is shorter than its shape {list(shape)} needs",
+            code="bad_external_data",
+        )
     if math.prod(shape) == 0:
         return np.zeros(shape, dtype)
     return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
@@ -156,8 +182,9 @@ def has_external_data(model: ModelProto) -> bool:
     return any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer)
 
 
-def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool | None = None,
-               reuse_external: bool = False) -> list[Path]:
+def save_model(
+    doc: ModelDocument, path: str | os.PathLike[str], external: bool | None = None, reuse_external: bool = False
+) -> list[Path]:
     """Write the model (and its data file when external); returns the files written.
 
     `external=None` keeps weights external when they were, and makes them external when the
@@ -175,22 +202,31 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
         raise WorkbenchError("the model is over 2 GB: save it with external data", code="too_large")
     data_path = path.with_name(path.name + ".data")
     if external and _reads_from(doc, data_path):
-        raise WorkbenchError(f"saving would overwrite {data_path.name}, which this model reads its weights from; "
-                             "choose another output name", code="would_overwrite")
+        raise WorkbenchError(
+            f"saving would overwrite {data_path.name}, which this model reads its weights from; "
+            "choose another output name",
+            code="would_overwrite",
+        )
     tmp_model = path.with_name(path.name + ".partial")
     tmp_data = data_path.with_name(data_path.name + ".partial")
     try:
         with open(tmp_model, "wb") as out:
             if external:
                 with open(tmp_data, "wb") as data:
-                    pieces = [_Piece(t if reuse_external and t.data_location == TensorProto.EXTERNAL
-                                     else _to_external(t, doc.base_dir, data, data_path.name))
-                              for t in model.graph.initializer]
+                    pieces = [
+                        _Piece(
+                            t
+                            if reuse_external and t.data_location == TensorProto.EXTERNAL
+                            else _to_external(t, doc.base_dir, data, data_path.name)
+                        )
+                        for t in model.graph.initializer
+                    ]
                     data.flush()
                     os.fsync(data.fileno())
             else:
-                pieces = [_Piece(t) if reuse_external else _inline_piece(t, doc.base_dir)
-                          for t in model.graph.initializer]
+                pieces = [
+                    _Piece(t) if reuse_external else _inline_piece(t, doc.base_dir) for t in model.graph.initializer
+                ]
             _stream_model(model, out, pieces)
             out.flush()
             os.fsync(out.fileno())
@@ -205,9 +241,9 @@ def save_model(doc: ModelDocument, path: str | os.PathLike[str], external: bool 
 
 @dataclass
 class _Piece:
-    """One initializer as written: its message, plus raw bytes streamed from a file after it."""
+    """One node or initializer as written: its message, plus raw bytes streamed from a file after it."""
 
-    message: TensorProto
+    message: TensorProto | NodeProto
     raw: tuple[Path, int, int] | None = None  # (file, offset, length)
 
     def size(self) -> int:
@@ -327,12 +363,14 @@ def _stream_model(model: ModelProto, out: BinaryIO, initializers: list[_Piece]) 
     pieces = [(_NODE, _Piece(n)) for n in graph.node] + [(_INITIALIZER, p) for p in initializers]
     sizes = [piece.size() for _, piece in pieces]
     graph_head = graph_shell.SerializeToString() + _unknown_bytes(graph)
-    graph_size = len(graph_head) + sum(len(_tag(f)) + len(_varint(s)) + s for (f, _), s in zip(pieces, sizes))
+    graph_size = len(graph_head) + sum(
+        len(_tag(f)) + len(_varint(s)) + s for (f, _), s in zip(pieces, sizes, strict=True)
+    )
     out.write(shell.SerializeToString() + _unknown_bytes(model))
     out.write(_tag(_GRAPH))
     out.write(_varint(graph_size))
     out.write(graph_head)
-    for (number, piece), size in zip(pieces, sizes):
+    for (number, piece), size in zip(pieces, sizes, strict=True):
         out.write(_tag(number))
         out.write(_varint(size))
         piece.write(out)
@@ -341,7 +379,8 @@ def _stream_model(model: ModelProto, out: BinaryIO, initializers: list[_Piece]) 
 def _unknown_bytes(message: Message) -> bytes:
     """The wire encoding of a message's unknown fields (its own level only)."""
     encoded = bytearray()
-    for item in UnknownFieldSet(message):
+    unknown = UnknownFieldSet(message)
+    for item in (unknown[k] for k in range(len(unknown))):  # indexed: the set has no typed __iter__
         wire_type = item.wire_type
         encoded += _varint((item.field_number << 3) | wire_type)
         if wire_type == 0:
@@ -355,4 +394,3 @@ def _unknown_bytes(message: Message) -> bytes:
         else:
             raise WorkbenchError(f"cannot keep an unknown field of wire type {wire_type}", code="unsupported")
     return bytes(encoded)
-

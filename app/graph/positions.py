@@ -4,6 +4,7 @@ A rebuild is O(n) (about 10 ms for 20,000 nodes): too slow to do after every ins
 So the map records each insert/removal as a shift and applies the shifts recorded since an entry
 was written when it is read; after many shifts the map is dropped and rebuilt on the next read.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable

@@ -3,11 +3,12 @@
 NPU toolkits run the convolutional network; NonMaxSuppression, TopK, the box decoding that feeds
 them and the gathers of scores and boxes that follow them run on the CPU, whatever their shapes
 (Acuity's and RKNN's conversion guides say to cut them off). The tail is found from its anchors
-(NMS, TopK, and the DFL projection of anchor-free heads): everything downstream of an anchor, plus every node upstream of one whose results
-feed only the tail and that is not a layer of the network itself (a Conv, a MatMul, ...), except the
-fixed 0..n-1 projection that decodes a box side from its distribution (DFL). A tensor the tail only
-reads the shape of is not kept: the shape arithmetic goes with the tail.
+(NMS, TopK, and the DFL projection of anchor-free heads): everything downstream of an anchor, plus every
+node upstream of one whose results feed only the tail and that is not a layer of the network itself (a Conv,
+a MatMul, ...), except the fixed 0..n-1 projection that decodes a box side from its distribution (DFL).
+A tensor the tail only reads the shape of is not kept: the shape arithmetic goes with the tail.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,15 +20,31 @@ from onnx import NodeProto
 
 from .document import Scope
 from .errors import WorkbenchError
-from .io import read_tensor
 from .folding import is_constant_node
+from .io import read_tensor
 from .weights import weight_tensor
 
 ANCHOR_OPS = {"NonMaxSuppression", "TopK"}
 # layers that are the network's own work: the upward walk never takes them into the tail
-NETWORK_OPS = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MatMul", "MatMulInteger", "QLinearMatMul",
-               "Gemm", "FusedConv", "FusedMatMul", "LSTM", "GRU", "RNN", "BatchNormalization",
-               "InstanceNormalization", "LayerNormalization", "GroupNormalization"}
+NETWORK_OPS = {
+    "Conv",
+    "ConvTranspose",
+    "ConvInteger",
+    "QLinearConv",
+    "MatMul",
+    "MatMulInteger",
+    "QLinearMatMul",
+    "Gemm",
+    "FusedConv",
+    "FusedMatMul",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "BatchNormalization",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+}
 SHAPE_READS = {"Shape", "Size"}
 MAX_BINS = 1024  # the most bins of a box-side distribution
 
@@ -35,8 +52,12 @@ MAX_BINS = 1024  # the most bins of a box-side distribution
 def post_processing(scope: Scope, base_dir: Path | None) -> dict[str, Any] | None:
     """The tail's nodes (anchors first) and the extract edit that cuts just before it, or None."""
     graph = scope.graph
-    anchors = [n for n in graph.node if n.domain in ("", "ai.onnx") and
-               (n.op_type in ANCHOR_OPS or n.op_type in NETWORK_OPS and _is_expectation(scope, n, base_dir))]
+    anchors = [
+        n
+        for n in graph.node
+        if n.domain in ("", "ai.onnx")
+        and (n.op_type in ANCHOR_OPS or n.op_type in NETWORK_OPS and _is_expectation(scope, n, base_dir))
+    ]
     if not anchors:
         return None
     tail = {id(n) for n in scope.index.downstream(anchors)} | {id(n) for n in anchors}
@@ -45,8 +66,12 @@ def post_processing(scope: Scope, base_dir: Path | None) -> dict[str, Any] | Non
     while changed:  # grow upward: a node joins when all it computes goes to the tail
         changed = False
         for node in reversed(graph.node):
-            if id(node) in tail or not node.output or node.op_type in NETWORK_OPS \
-                    and not _is_expectation(scope, node, base_dir):
+            if (
+                id(node) in tail
+                or not node.output
+                or node.op_type in NETWORK_OPS
+                and not _is_expectation(scope, node, base_dir)
+            ):
                 continue
             users = [u for o in node.output if o for u in scope.index.users(o)]
             if users and all(id(u) in tail for u in users) and not any(o in outputs for o in node.output):
@@ -58,8 +83,12 @@ def post_processing(scope: Scope, base_dir: Path | None) -> dict[str, Any] | Non
             continue  # reading a tensor's shape does not need the tensor: it stays inside the cut
         for name in node.input:
             producer = scope.index.producer.get(name)
-            if producer is not None and id(producer) not in tail and not is_constant_node(producer) \
-                    and name not in kept:
+            if (
+                producer is not None
+                and id(producer) not in tail
+                and not is_constant_node(producer)
+                and name not in kept
+            ):
                 kept.append(name)
     for vi in graph.output:
         producer = scope.index.producer.get(vi.name)
@@ -69,10 +98,12 @@ def post_processing(scope: Scope, base_dir: Path | None) -> dict[str, Any] | Non
         return None
     nodes = [n for n in graph.node if id(n) in tail]
     inputs = [vi.name for vi in graph.input if vi.name not in scope.initializers]
-    return {"anchors": [_describe(scope, n) for n in anchors],
-            "nodes": [scope.node_id(n) for n in nodes],
-            "outputs": kept,
-            "edit": {"op": "extract", "inputs": inputs, "outputs": kept}}
+    return {
+        "anchors": [_describe(scope, n) for n in anchors],
+        "nodes": [scope.node_id(n) for n in nodes],
+        "outputs": kept,
+        "edit": {"op": "extract", "inputs": inputs, "outputs": kept},
+    }
 
 
 def _is_expectation(scope: Scope, node: NodeProto, base_dir: Path | None) -> bool:

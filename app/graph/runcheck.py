@@ -9,6 +9,7 @@ changed node is refused only when its version before the edit runs on the same i
 only when every input that is not a constant is a float tensor, where synthetic data is as good as
 real.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,8 @@ from .index import has_subgraphs
 from .io import map_tensor
 
 if TYPE_CHECKING:
-    from .document import ModelDocument, Pending
+    from .document import ModelDocument
+    from .validation import Pending
 
 RUNNABLE_DOMAINS = ("", "ai.onnx", "com.microsoft")
 SYMBOLIC_SIZE = 8  # every unknown dim: equal sizes keep broadcasting inputs consistent with each other
@@ -44,7 +46,7 @@ class Inputs:
     old_constants: dict[str, np.ndarray] = field(default_factory=dict)  # values before the edit
 
 
-def check_edit_runs(doc: "ModelDocument", pending: "Pending") -> None:
+def check_edit_runs(doc: ModelDocument, pending: Pending) -> None:
     """Run the main-graph nodes an edit changed, and the readers of the weights it replaced."""
     from .shapes import latest_resolution
 
@@ -68,8 +70,9 @@ def check_edit_runs(doc: "ModelDocument", pending: "Pending") -> None:
     constants = {t: resolution.values[t] for t in current if t in resolution.values}
     for name in needed:
         producer = scope.index.producer.get(name)
-        source: TensorProto | NodeProto | None = producer if producer is not None and is_constant_node(producer) \
-            else scope.initializer(name)
+        source: TensorProto | NodeProto | None = (
+            producer if producer is not None and is_constant_node(producer) else scope.initializer(name)
+        )
         if source is None:
             continue
         value = constant_value(source, read)
@@ -92,8 +95,9 @@ def check_edit_runs(doc: "ModelDocument", pending: "Pending") -> None:
         check_runs(node, before, inputs, opsets, doc.model.ir_version, scope.node_id(node))
 
 
-def check_runs(node: NodeProto, old: NodeProto | None, inputs: Inputs, opsets: dict[str, int],
-               ir_version: int, name: str) -> None:
+def check_runs(
+    node: NodeProto, old: NodeProto | None, inputs: Inputs, opsets: dict[str, int], ir_version: int, name: str
+) -> None:
     """Refuse (EditError with onnxruntime's message) when `node` fails where `old` ran."""
     if node.domain not in RUNNABLE_DOMAINS or has_subgraphs(node) or is_constant_node(node):
         return
@@ -105,13 +109,16 @@ def check_runs(node: NodeProto, old: NodeProto | None, inputs: Inputs, opsets: d
         return
     if old is not None:
         before = _feeds(old, inputs)
-        if before is None or _run(old, before, {**inputs.constants, **inputs.old_constants}, opsets,
-                                  ir_version) is not None:
+        if (
+            before is None
+            or _run(old, before, {**inputs.constants, **inputs.old_constants}, opsets, ir_version) is not None
+        ):
             return  # it failed (or cannot run) before the edit too: the synthetic inputs, not the edit
     elif any(feeds[t].dtype.kind != "f" for t in feeds):
         return  # made-up integer data (indices, shapes) proves nothing about a new node
-    raise EditError(f"node '{name}' would fail in onnxruntime: {error}", code="fails_in_onnxruntime",
-                    details={"node": name})
+    raise EditError(
+        f"node '{name}' would fail in onnxruntime: {error}", code="fails_in_onnxruntime", details={"node": name}
+    )
 
 
 def _feeds(node: NodeProto, inputs: Inputs) -> dict[str, np.ndarray] | None:
@@ -122,12 +129,17 @@ def _feeds(node: NodeProto, inputs: Inputs) -> dict[str, np.ndarray] | None:
         if not name or name in inputs.constants or name in feeds:
             continue
         type_proto = inputs.types.get(name)
-        if type_proto is None or type_proto.WhichOneof("value") != "tensor_type" \
-                or not type_proto.tensor_type.HasField("shape"):
+        if (
+            type_proto is None
+            or type_proto.WhichOneof("value") != "tensor_type"
+            or not type_proto.tensor_type.HasField("shape")
+        ):
             return None
         tensor_type = type_proto.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else SYMBOLIC_SIZE
-                 for d in tensor_type.shape.dim]
+        shape = [
+            d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else SYMBOLIC_SIZE
+            for d in tensor_type.shape.dim
+        ]
         if math.prod(shape) > MAX_ELEMENTS:
             return None
         try:
@@ -143,29 +155,37 @@ def _feeds(node: NodeProto, inputs: Inputs) -> dict[str, np.ndarray] | None:
     return feeds
 
 
-def _run(node: NodeProto, feeds: dict[str, np.ndarray], constants: dict[str, np.ndarray],
-         opsets: dict[str, int], ir_version: int) -> str | None:
+def _run(
+    node: NodeProto,
+    feeds: dict[str, np.ndarray],
+    constants: dict[str, np.ndarray],
+    opsets: dict[str, int],
+    ir_version: int,
+) -> str | None:
     """onnxruntime's first line of error for this node on these inputs, None when it runs."""
-    import onnxruntime as ort
+    from app.runtime.errors import RuntimeFailure
+    from app.runtime.session import open_session, run
 
-    inits = [numpy_helper.from_array(np.asarray(constants[t]), t) for t in dict.fromkeys(node.input)
-             if t and t in constants]
+    inits = [
+        numpy_helper.from_array(np.asarray(constants[t]), t) for t in dict.fromkeys(node.input) if t and t in constants
+    ]
     graph = helper.make_graph(
-        [node], "check",
-        [helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
-         for t, v in feeds.items()],
-        [helper.make_empty_tensor_value_info(o) for o in node.output if o], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                              ir_version=ir_version)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
+        [node],
+        "check",
+        [
+            helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+            for t, v in feeds.items()
+        ],
+        [helper.make_empty_tensor_value_info(o) for o in node.output if o],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()], ir_version=ir_version
+    )
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        session.run(None, feeds)
-    except Exception as err:  # onnxruntime raises its own classes (Fail, InvalidArgument, ...) and RuntimeError
-        return _clean(first_line(err))
+        run(open_session(model, level="none", threads=1, log_level=4), None, feeds)
+    except RuntimeFailure as err:
+        return _clean(first_line(err.cause or err))
     return None
 
 

@@ -1,4 +1,5 @@
 """Edit scripts: the applied edits of a session as a replayable JSON document."""
+
 from __future__ import annotations
 
 import json
@@ -17,21 +18,27 @@ def script_document(edits: list[dict[str, Any]]) -> dict[str, Any]:
 
 def parse_script(data: Any) -> list[dict[str, Any]]:
     """The edits of a script; a bare list of edits is accepted too."""
+    edits: Any
     if isinstance(data, list):
         edits = data
     elif isinstance(data, dict):
         if data.get("format", SCRIPT_FORMAT) != SCRIPT_FORMAT:
-            raise EditError(f"not an edit script: format is {data.get('format')!r}, expected '{SCRIPT_FORMAT}'",
-                            code="bad_script")
+            raise EditError(
+                f"not an edit script: format is {data.get('format')!r}, expected '{SCRIPT_FORMAT}'", code="bad_script"
+            )
         if data.get("version", SCRIPT_VERSION) != SCRIPT_VERSION:
-            raise EditError(f"edit script version {data.get('version')!r} is not supported (expected 1)",
-                            code="bad_script")
+            raise EditError(
+                f"edit script version {data.get('version')!r} is not supported (expected 1)", code="bad_script"
+            )
         edits = data.get("edits")
     else:
         edits = None
     if not isinstance(edits, list) or not all(isinstance(e, dict) for e in edits):
-        raise EditError("an edit script is {\"format\": \"onnx-workbench/edits\", \"version\": 1, \"edits\": [...]} "
-                        "with one object per edit", code="bad_script")
+        raise EditError(
+            'an edit script is {"format": "onnx-workbench/edits", "version": 1, "edits": [...]} '
+            "with one object per edit",
+            code="bad_script",
+        )
     return edits
 
 

@@ -5,6 +5,7 @@ Reshape). Once the input shapes are fixed those computations are constants: we f
 weightless copy of the model and infer again, until nothing changes. What is still not static
 afterwards is either symbolic (named dims from the inputs) or truly data-dependent.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -31,8 +32,7 @@ def _infer(model: ModelProto) -> ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as err:  # onnx raises InferenceError, ValidationError and plain RuntimeErrors
-        raise EditError(f"shape inference failed: {first_line(err)}",
-                        code="inference_failed") from None
+        raise EditError(f"shape inference failed: {first_line(err)}", code="inference_failed") from None
 
 
 def _types_of(model: ModelProto) -> dict[str, TypeProto]:
@@ -72,8 +72,9 @@ def resolve(doc: ModelDocument) -> Resolution:
             vi.type.tensor_type.ClearField("shape")
     opsets = {o.domain: o.version for o in work.opset_import}
     graph_inputs = data_inputs(work)
-    known: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in work.graph.initializer
-                                    if is_small(t) and t.name not in graph_inputs}
+    known: dict[str, np.ndarray] = {
+        t.name: numpy_helper.to_array(t) for t in work.graph.initializer if is_small(t) and t.name not in graph_inputs
+    }
     for node in work.graph.node:
         if is_constant_node(node) and node.output:
             value = constant_node_value(node, 1 << 20)
@@ -83,8 +84,9 @@ def resolve(doc: ModelDocument) -> Resolution:
     inferred = _infer(work)
     for _ in range(MAX_ROUNDS):
         types = _types_of(inferred)
-        folded, values = fold(work.graph, opsets, work.ir_version, known, types, graph_inputs.__contains__,
-                              size_limit=1 << 20)
+        folded, values = fold(
+            work.graph, opsets, work.ir_version, known, types, graph_inputs.__contains__, size_limit=1 << 20
+        )
         new = {k: v for k, v in values.items() if k not in known}
         if not new:
             break
@@ -99,8 +101,9 @@ def resolve(doc: ModelDocument) -> Resolution:
     for name in constants:
         value = known[name]
         types[name] = helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
-    resolution = Resolution(types, constants, {k: known[k] for k in constants if known[k].size <= SMALL_VALUE},
-                            doc.revision)
+    resolution = Resolution(
+        types, constants, {k: known[k] for k in constants if known[k].size <= SMALL_VALUE}, doc.revision
+    )
     kept[doc.shape_revision] = resolution
     while len(kept) > RESOLUTIONS_KEPT:
         kept.popitem(last=False)
@@ -185,24 +188,19 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
         entries[name] = entry
     static = sum(1 for e in entries.values() if e["status"] == "static")
     not_static = len(entries) - static
-    dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
-    for vi in graph.input:
-        if vi.name in scope.initializers:
-            continue
-        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
-            key = dim.dim_param or "?"
-            dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
+    dynamic_inputs = _dynamic_input_dims(doc)
     data_dependent = _data_dependent(doc, entries, resolution, inputs_static=not dynamic_inputs)
-    uninferred = [{"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
-                  for n in graph.node if n.domain not in ("", "ai.onnx")
-                  and any(not _known(entries[o]) for o in n.output if o in entries)]
+    uninferred = [
+        {"node": scope.node_id(n), "op_type": n.op_type, "domain": n.domain}
+        for n in graph.node
+        if n.domain not in ("", "ai.onnx") and any(not _known(entries[o]) for o in n.output if o in entries)
+    ]
     post = post_processing(scope, doc.base_dir)
     covered = post is not None and {d["node"] for d in data_dependent} <= set(post["nodes"])
     return {
-        "summary": f"all {static} tensors static" if not not_static else
-                   f"{not_static} of {len(entries)} tensors not static",
+        "summary": f"all {static} tensors static"
+        if not not_static
+        else f"{not_static} of {len(entries)} tensors not static",
         "static": static,
         "total": len(entries),
         "all_static": static == len(entries),
@@ -215,13 +213,28 @@ def shape_report(doc: ModelDocument) -> dict[str, Any]:
     }
 
 
+def _dynamic_input_dims(doc: ModelDocument) -> dict[str, list[dict[str, Any]]]:
+    """The graph inputs' dims without a size, by dim name ('?' for an unnamed one)."""
+    dynamic_inputs: dict[str, list[dict[str, Any]]] = {}
+    for vi in doc.model.graph.input:
+        if vi.name in doc.main.initializers:
+            continue
+        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            key = dim.dim_param or "?"
+            dynamic_inputs.setdefault(key, []).append({"tensor": vi.name, "axis": axis})
+    return dynamic_inputs
+
+
 def _known(entry: dict[str, Any]) -> bool:
     """Inference tells the shape (static, or static with a stale declaration in the file)."""
     return entry["status"] in ("static", "stale")
 
 
-def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution,
-                    inputs_static: bool) -> list[dict]:
+def _data_dependent(
+    doc: ModelDocument, entries: dict[str, dict[str, Any]], resolution: Resolution, inputs_static: bool
+) -> list[dict]:
     """Nodes whose output shape depends on tensor values. Besides the ops that always do, once the
     inputs are static a standard op with static inputs and a non-static output is one of them
     (with dynamic inputs, such a shape may just follow a symbolic dim, so it is not flagged)."""
@@ -235,8 +248,12 @@ def _data_dependent(doc: ModelDocument, entries: dict[str, dict[str, Any]], reso
         reason = None
         if node.op_type in DATA_DEPENDENT_OPS:
             reason = f"{node.op_type} output size depends on the data"
-        elif node.op_type == "TopK" and len(node.input) > 1 and node.input[1] not in resolution.constants \
-                and node.input[1] not in scope.initializers:
+        elif (
+            node.op_type == "TopK"
+            and len(node.input) > 1
+            and node.input[1] not in resolution.constants
+            and node.input[1] not in scope.initializers
+        ):
             reason = "TopK with a computed k"
         elif inputs_static and node.domain in ("", "ai.onnx") and outs and not all(outs) and all(ins):
             reason = f"{node.op_type} output shape is computed from tensor values"
@@ -259,8 +276,13 @@ def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_
             continue
         for t in node.input:
             producer = scope.index.producer.get(t)
-            if producer is not None and id(producer) not in tainted and producer.op_type != "Constant" \
-                    and t in entries and _known(entries[t]):
+            if (
+                producer is not None
+                and id(producer) not in tainted
+                and producer.op_type != "Constant"
+                and t in entries
+                and _known(entries[t])
+            ):
                 frontier.add(t)
     outputs = [t for node in doc.model.graph.node for t in node.output if t in frontier]
     for vi in doc.model.graph.output:
@@ -271,4 +293,3 @@ def _suggested_cut(doc: ModelDocument, entries: dict[str, dict[str, Any]], data_
         return None
     inputs = [vi.name for vi in doc.model.graph.input if vi.name not in scope.initializers]
     return {"outputs": outputs, "edit": {"op": "extract", "inputs": inputs, "outputs": outputs}}
-

@@ -5,6 +5,7 @@ weight, and with weights in external files the checker insists on finding the fi
 keeps every node and small constant (shape tensors matter to data propagation) and turns large or
 external initializers into typed graph inputs, which gives checker and inference the same answers.
 """
+
 from __future__ import annotations
 
 import onnx
@@ -25,8 +26,11 @@ def tensor_nbytes(tensor: TensorProto) -> int:
         count = 1
         for d in tensor.dims:
             count *= d
-        return count * max(1, helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize) \
-            if tensor.data_type not in (TensorProto.UNDEFINED, TensorProto.STRING) else 0
+        return (
+            count * max(1, helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize)
+            if tensor.data_type not in (TensorProto.UNDEFINED, TensorProto.STRING)
+            else 0
+        )
     return tensor.ByteSize()
 
 
@@ -72,8 +76,7 @@ def check_model_structure(model: ModelProto) -> None:
     try:
         onnx.checker.check_model(skeleton(model))
     except onnx.checker.ValidationError as err:
-        raise EditError(f"the model would be invalid: {first_line(err)}",
-                        code="invalid_model") from None
+        raise EditError(f"the model would be invalid: {first_line(err)}", code="invalid_model") from None
 
 
 def data_inputs(model: ModelProto) -> set[str]:

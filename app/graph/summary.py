@@ -1,4 +1,5 @@
 """A short description of a model: what `info` prints and what a new session answers with."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -4,6 +4,7 @@ JSON has no types beyond number, string and list, so the ONNX type of an attribu
 the existing attribute or the operator schema, and a tensor's dtype from the tensor it replaces.
 Everything a user sends is checked here, with messages that say what was expected.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,11 +21,17 @@ from .guard import MAX_RANK, element_count
 
 MAX_ELEMENTS = 1 << 31  # refuse absurd sizes before anything is allocated
 
-ATTRIBUTE_TYPE_NAMES = {
-    "int": AttributeProto.INT, "float": AttributeProto.FLOAT, "string": AttributeProto.STRING,
-    "tensor": AttributeProto.TENSOR, "ints": AttributeProto.INTS, "floats": AttributeProto.FLOATS,
-    "strings": AttributeProto.STRINGS, "tensors": AttributeProto.TENSORS,
-    "graph": AttributeProto.GRAPH, "graphs": AttributeProto.GRAPHS,
+ATTRIBUTE_TYPE_NAMES: dict[str, int] = {
+    "int": AttributeProto.INT,
+    "float": AttributeProto.FLOAT,
+    "string": AttributeProto.STRING,
+    "tensor": AttributeProto.TENSOR,
+    "ints": AttributeProto.INTS,
+    "floats": AttributeProto.FLOATS,
+    "strings": AttributeProto.STRINGS,
+    "tensors": AttributeProto.TENSORS,
+    "graph": AttributeProto.GRAPH,
+    "graphs": AttributeProto.GRAPHS,
 }
 ATTRIBUTE_TYPE_LABELS = {v: k for k, v in ATTRIBUTE_TYPE_NAMES.items()}
 
@@ -47,8 +54,11 @@ def parse_dtype(name: Any) -> int:
             return helper.np_dtype_to_tensor_dtype(np.dtype(name))
         except (TypeError, KeyError, ValueError):
             pass
-    raise EditError(f"unknown dtype {name!r}; use a name such as float32, float16, int64, int32, uint8, bool",
-                    code="bad_dtype", details={"dtype": name})
+    raise EditError(
+        f"unknown dtype {name!r}; use a name such as float32, float16, int64, int32, uint8, bool",
+        code="bad_dtype",
+        details={"dtype": name},
+    )
 
 
 def check_numbers(edit: dict[str, Any]) -> None:
@@ -60,11 +70,17 @@ def check_numbers(edit: dict[str, Any]) -> None:
         if found is not None:
             where, number = found
             if isinstance(number, float):
-                raise EditError(f"{edit.get('op', 'edit')}: field '{where}' is {number}; numbers in edits must be "
-                                "finite (send a tensor holding NaN or infinity as npy_base64)", code="bad_number",
-                                details={"field": where})
-            raise EditError(f"{edit.get('op', 'edit')}: field '{where}' is {number}, beyond the 64-bit integers "
-                            "ONNX stores", code="bad_number", details={"field": where})
+                raise EditError(
+                    f"{edit.get('op', 'edit')}: field '{where}' is {number}; numbers in edits must be "
+                    "finite (send a tensor holding NaN or infinity as npy_base64)",
+                    code="bad_number",
+                    details={"field": where},
+                )
+            raise EditError(
+                f"{edit.get('op', 'edit')}: field '{where}' is {number}, beyond the 64-bit integers ONNX stores",
+                code="bad_number",
+                details={"field": where},
+            )
 
 
 def _bad_number(value: Any, where: str) -> tuple[str, float | int] | None:
@@ -148,8 +164,9 @@ def array_from_json(value: Any, dtype: np.dtype) -> np.ndarray:
 def tensor_from_json(spec: Any, name: str = "") -> TensorProto:
     """A tensor attribute value: {"dtype", "value"} or {"npy_base64"} (dtype from the array)."""
     if not isinstance(spec, dict):
-        raise EditError("a tensor value is an object {\"dtype\": ..., \"value\": ...} or {\"npy_base64\": ...}",
-                        code="bad_value")
+        raise EditError(
+            'a tensor value is an object {"dtype": ..., "value": ...} or {"npy_base64": ...}', code="bad_value"
+        )
     if "npy_base64" in spec:
         array = array_from_npy_base64(spec["npy_base64"])
     else:
@@ -158,8 +175,9 @@ def tensor_from_json(spec: Any, name: str = "") -> TensorProto:
         if "shape" in spec:
             shape = [int(d) for d in check_shape(spec["shape"], "tensor") if isinstance(d, int)]
             if element_count(shape) != array.size:
-                raise EditError(f"value has {array.size} elements, shape {shape} needs {element_count(shape):,}",
-                                code="bad_shape")
+                raise EditError(
+                    f"value has {array.size} elements, shape {shape} needs {element_count(shape):,}", code="bad_shape"
+                )
             array = array.reshape(shape)
     return numpy_helper.from_array(array, name)
 
@@ -167,11 +185,17 @@ def tensor_from_json(spec: Any, name: str = "") -> TensorProto:
 def attribute_from_json(name: str, value: Any, attr_type: int) -> AttributeProto:
     """Build an attribute of a known ONNX type from its JSON value."""
     label = ATTRIBUTE_TYPE_LABELS.get(attr_type, str(attr_type))
-    bad = EditError(f"attribute '{name}' is of type {label}; {value!r} is not a valid {label} value",
-                    code="bad_attribute", details={"attribute": name, "type": label})
+    bad = EditError(
+        f"attribute '{name}' is of type {label}; {value!r} is not a valid {label} value",
+        code="bad_attribute",
+        details={"attribute": name, "type": label},
+    )
     if attr_type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-        raise EditError(f"attribute '{name}' is a subgraph; edit the nodes inside it instead",
-                        code="bad_attribute", details={"attribute": name})
+        raise EditError(
+            f"attribute '{name}' is a subgraph; edit the nodes inside it instead",
+            code="bad_attribute",
+            details={"attribute": name},
+        )
     if attr_type == AttributeProto.INT:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             raise bad
@@ -226,8 +250,11 @@ def guess_attribute_type(value: Any) -> int:
             return AttributeProto.STRINGS
         if all(isinstance(v, dict) for v in value):
             return AttributeProto.TENSORS
-    raise EditError(f"cannot tell the attribute type of {value!r}; give \"type\" (int, float, string, "
-                    "ints, floats, strings, tensor, tensors)", code="bad_attribute")
+    raise EditError(
+        f'cannot tell the attribute type of {value!r}; give "type" (int, float, string, '
+        "ints, floats, strings, tensor, tensors)",
+        code="bad_attribute",
+    )
 
 
 def attribute_to_json(attr: AttributeProto, max_elements: int = 64) -> Any:
@@ -275,4 +302,9 @@ def schema_attribute_type(op_type: str, domain: str, version: int | None, name: 
     except onnx.defs.SchemaError:
         return None
     attr = schema.attributes.get(name)
-    return int(attr.type) if attr is not None else None
+    return attribute_type_number(attr) if attr is not None else None
+
+
+def attribute_type_number(attr: onnx.defs.OpSchema.Attribute) -> int:
+    """A schema attribute's type as AttributeProto numbers it (the same values)."""
+    return int(attr.type)  # type: ignore[call-overload]  # onnx's stub omits the pybind enum's __int__

@@ -3,6 +3,7 @@
 Exporters such as Paddle2ONNX keep every weight in a Constant node; edits, weight reads and the
 quantization analysis treat both the same way through this lookup.
 """
+
 from __future__ import annotations
 
 from onnx import TensorProto

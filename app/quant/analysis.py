@@ -34,7 +34,8 @@ from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, repo
 from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
 from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
-from app.quant.runtime import QDQ_LEVEL, in_lanes, session
+from app.quant.runtime import session
+from app.runtime.session import QDQ_LEVEL, in_lanes
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.toolkits import DEFAULT_TOOLKIT, TIERS, TOOLKITS, Toolkit, toolkit
 from app.quant.weights import WeightReport, analyse_weight

@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
 
 from app.quant.calibration import Batch
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.quantizers import sqnr_db
-from app.quant.runtime import in_lanes, run
-
-
-@dataclass
-class OutputError:
-    """Running sums for one output: enough for SQNR and cosine over all samples."""
-
-    signal: float = 0.0
-    noise: float = 0.0
-    dot: float = 0.0
-    candidate: float = 0.0
-
-    def add(self, reference: np.ndarray, candidate: np.ndarray) -> None:
-        """Products in float32 (each exact to 6e-8), sums in float64: no float64 copies of the tensors,
-        which cost more than the quantized run itself on a model's every point."""
-        x = np.asarray(reference, dtype=np.float32).reshape(-1)
-        y = np.asarray(candidate, dtype=np.float32).reshape(-1)
-        d = x - y
-        self.signal += float(np.add.reduce(x * x, dtype=np.float64))
-        self.noise += float(np.add.reduce(np.multiply(d, d, out=d), dtype=np.float64))
-        self.dot += float(np.add.reduce(x * y, dtype=np.float64))
-        self.candidate += float(np.add.reduce(y * y, dtype=np.float64))
-
-    @property
-    def sqnr_db(self) -> float | None:
-        if self.signal > 0 and self.noise == 0:
-            return math.inf
-        return sqnr_db(self.signal, self.noise)
-
-    @property
-    def cosine(self) -> float | None:
-        norm = math.sqrt(self.signal * self.candidate)
-        return self.dot / norm if norm > 0 else None
-
-    def __add__(self, other: OutputError) -> OutputError:
-        return OutputError(self.signal + other.signal, self.noise + other.noise, self.dot + other.dot,
-                           self.candidate + other.candidate)
-
-    def to_json(self) -> dict:
-        value = self.sqnr_db
-        return {"sqnr_db": None if value is None or math.isinf(value) else value, "cosine": self.cosine}
+from app.quant.runtime import run
+from app.runtime.compare import OutputError
+from app.runtime.session import in_lanes
 
 
 def float_outputs(sess: ort.InferenceSession) -> list[str]:
@@ -90,7 +50,7 @@ class Reference:
         """The first batches holding at least ``samples`` samples (all it holds if fewer), and the rest, each
         with their outputs."""
         parts = (self._empty(), self._empty())
-        for batch, expected in zip(self.batches, self.expected):
+        for batch, expected in zip(self.batches, self.expected, strict=True):
             parts[parts[0].samples >= samples].keep(batch, expected)
         return parts
 
@@ -120,7 +80,7 @@ def compare_batches(reference: ort.InferenceSession | Reference, candidates: dic
         measured = {}
         for label, sess in candidates.items():
             measured[label] = {name: OutputError() for name in outputs}
-            for name, x, y in zip(outputs, expected, run(sess, outputs, batch)):
+            for name, x, y in zip(outputs, expected, run(sess, outputs, batch), strict=True):
                 measured[label][name].add(x, y.numpy())
         return batch, expected, measured
 

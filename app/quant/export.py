@@ -30,8 +30,9 @@ class _Dumper(yaml.SafeDumper):
     """Block mappings, lists in one line: the layout of the toolkits' own files."""
 
 
-_Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data,
-                                                                               flow_style=True))
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
 
 
 def _dump(document: dict) -> str:
@@ -61,14 +62,16 @@ class _Plan:
 
     def __init__(self, analysis: QuantAnalysis, activations: dict[str, ActivationQuant], toolkit: str) -> None:
         if analysis.toolkit.name != toolkit:
-            raise QuantError(f"the analysis simulated {analysis.toolkit.name}; run it with target {toolkit} to "
-                             f"write {toolkit}'s file")
+            raise QuantError(
+                f"the analysis simulated {analysis.toolkit.name}; run it with target {toolkit} to "
+                f"write {toolkit}'s file"
+            )
         self.analysis = analysis
         self.profile = analysis.toolkit
         self.activations = activations
         self.weights = analysis.weight_grids(activations)
         model = analysis.folded_model or analysis.model
-        self.nodes = dict(zip(node_names(list(model.graph.node)), model.graph.node))
+        self.nodes = dict(zip(node_names(list(model.graph.node)), model.graph.node, strict=True))
         self.producers = {out: node for node in model.graph.node for out in node.output}
 
     def precision(self, aq: ActivationQuant) -> Precision:
@@ -81,8 +84,11 @@ class _Plan:
     def head(self, nodes: list[str]) -> NodeProto | None:
         """The layer's weighted head node (in the model as the toolkit quantizes it), if any."""
         node = self.nodes.get(nodes[0]) if nodes else None
-        return node if node is not None and node.op_type in BIASED and len(node.input) > 1 \
-            and node.input[1] in self.weights else None
+        return (
+            node
+            if node is not None and node.op_type in BIASED and len(node.input) > 1 and node.input[1] in self.weights
+            else None
+        )
 
     def weight(self, head: NodeProto) -> tuple[str, WeightQuant, np.ndarray, np.ndarray, np.ndarray]:
         """The head's weight: name, grid, (folded) values, scales and zero points."""
@@ -106,8 +112,14 @@ class _Plan:
         return high if len(high) < len(self.activations) else []
 
 
-def _acuity_entry(precision: Precision, extremes: tuple[list[float], list[float]] | None, scale: np.ndarray,
-                  zero_point: np.ndarray, per_channel: bool, qtype: str | None = None) -> dict:
+def _acuity_entry(
+    precision: Precision,
+    extremes: tuple[list[float], list[float]] | None,
+    scale: np.ndarray,
+    zero_point: np.ndarray,
+    per_channel: bool,
+    qtype: str | None = None,
+) -> dict:
     """One ``quantize_parameters`` entry: dtype, method, max/min (none for a bias), fl or scale/zero_point, qtype."""
     entry: dict = {"dtype": precision.scheme, "method": "channel" if per_channel else "layer"}
     if extremes is not None:
@@ -130,24 +142,34 @@ def acuity_quantize(analysis: QuantAnalysis, label: str, activations: dict[str, 
         layer = nodes[0] if nodes else tensor
         precision = plan.precision(aq)
         scale, zero_point = aq.params
-        parameters[f"@{layer}:out0"] = _acuity_entry(precision, ([float(aq.lo)], [float(aq.hi)]), np.array([scale]),
-                                                     np.array([zero_point]), False)
+        parameters[f"@{layer}:out0"] = _acuity_entry(
+            precision, ([float(aq.lo)], [float(aq.hi)]), np.array([scale]), np.array([zero_point]), False
+        )
         head = plan.head(nodes)
         if head is None:
             continue
         _, wq, w, w_scale, w_zero = plan.weight(head)
-        parameters[f"@{layer}:weight"] = _acuity_entry(precision, _extremes(w, wq.axis), w_scale, w_zero,
-                                                       wq.axis is not None)
+        parameters[f"@{layer}:weight"] = _acuity_entry(
+            precision, _extremes(w, wq.axis), w_scale, w_zero, wq.axis is not None
+        )
         b_scale = plan.bias_scale(head)
         if b_scale is not None:  # i64 in 16-bit layers, as the demo files store it
-            parameters[f"@{layer}:bias"] = _acuity_entry(precision, None, b_scale, np.zeros(b_scale.size),
-                                                         wq.axis is not None, "i64" if wq.quantizer.bits > 8 else "i32")
+            parameters[f"@{layer}:bias"] = _acuity_entry(
+                precision,
+                None,
+                b_scale,
+                np.zeros(b_scale.size),
+                wq.axis is not None,
+                "i64" if wq.quantizer.bits > 8 else "i32",
+            )
     custom = {(nodes[0] if nodes else tensor): plan.precision(aq).name for tensor, nodes, aq in plan.mixed()}
-    header = (f"# Acuity quantization file from onnx-workbench: target {plan.profile.name}, configuration {label}.\n"
-              "# Layer names are the ONNX node name of each layer's first node (Acuity names layers itself at\n"
-              "# import and no public source shows its rule for ONNX models: compare with the .json of\n"
-              "# `pegasus import` and rename where they differ). Hybrid flow: `pegasus quantize --hybrid\n"
-              "# --model-quantize THIS_FILE` with the layers below customized_quantize_layers.\n")
+    header = (
+        f"# Acuity quantization file from onnx-workbench: target {plan.profile.name}, configuration {label}.\n"
+        "# Layer names are the ONNX node name of each layer's first node (Acuity names layers itself at\n"
+        "# import and no public source shows its rule for ONNX models: compare with the .json of\n"
+        "# `pegasus import` and rename where they differ). Hybrid flow: `pegasus quantize --hybrid\n"
+        "# --model-quantize THIS_FILE` with the layers below customized_quantize_layers.\n"
+    )
     return header + _dump({"quantize_parameters": parameters, "customized_quantize_layers": custom})
 
 
@@ -156,26 +178,40 @@ def rknn_cfg(analysis: QuantAnalysis, label: str, activations: dict[str, Activat
     plan = _Plan(analysis, activations if activations is not None else analysis.precision(label), "rknn")
     parameters: dict = {}
 
-    def entry(precision: Precision, lo: list[float], hi: list[float], scale: np.ndarray, zero_point: np.ndarray,
-              per_channel: bool) -> dict:
-        return {"qtype": precision.scheme, "qmethod": "channel" if per_channel else "layer",
-                "dtype": precision.itype, "min": lo, "max": hi, "scale": _floats(scale),
-                "zero_point": _ints(zero_point)}
+    def entry(
+        precision: Precision,
+        lo: list[float],
+        hi: list[float],
+        scale: np.ndarray,
+        zero_point: np.ndarray,
+        per_channel: bool,
+    ) -> dict:
+        return {
+            "qtype": precision.scheme,
+            "qmethod": "channel" if per_channel else "layer",
+            "dtype": precision.itype,
+            "min": lo,
+            "max": hi,
+            "scale": _floats(scale),
+            "zero_point": _ints(zero_point),
+        }
 
     for tensor, nodes, aq in plan.points():
         precision = plan.precision(aq)
         scale, zero_point = aq.params
-        parameters[tensor] = entry(precision, [float(aq.lo)], [float(aq.hi)], np.array([scale]),
-                                   np.array([zero_point]), False)
+        parameters[tensor] = entry(
+            precision, [float(aq.lo)], [float(aq.hi)], np.array([scale]), np.array([zero_point]), False
+        )
         head = plan.head(nodes)
         if head is None:
             continue
         name, wq, w, w_scale, w_zero = plan.weight(head)
         parameters[name] = entry(precision, *_extremes(w, wq.axis), w_scale, w_zero, wq.axis is not None)
     custom = {tensor: plan.precision(aq).itype for tensor, _, aq in plan.mixed()}
-    header = (f"# RKNN-Toolkit2 quantization config from onnx-workbench: target {plan.profile.name}, configuration "
-              f"{label}.\n# Keys are the ONNX tensor names (RKNN keys layers by their output tensor, and an ONNX\n"
-              "# model's tensor names survive its import). Hybrid flow: rknn.hybrid_quantization_step2(...,\n"
-              "# model_quantization_cfg=THIS_FILE) with the layers below custom_quantize_layers.\n")
+    header = (
+        f"# RKNN-Toolkit2 quantization config from onnx-workbench: target {plan.profile.name}, configuration "
+        f"{label}.\n# Keys are the ONNX tensor names (RKNN keys layers by their output tensor, and an ONNX\n"
+        "# model's tensor names survive its import). Hybrid flow: rknn.hybrid_quantization_step2(...,\n"
+        "# model_quantization_cfg=THIS_FILE) with the layers below custom_quantize_layers.\n"
+    )
     return header + _dump({"custom_quantize_layers": custom, "quantize_parameters": parameters})
-

@@ -70,7 +70,7 @@ def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarra
     zeros = 0
     for begin in range(0, values.size, _CHUNK):
         n = min(_CHUNK, values.size - begin)
-        zeros += _chunk_indices(values[begin:begin + n], inverse_width, start, index)
+        zeros += _chunk_indices(values[begin : begin + n], inverse_width, start, index)
         if ways == 4:
             quad = n - n % 4
             for i in range(0, quad, 4):
@@ -155,7 +155,7 @@ class Histogram:
         last = max(math.floor(new_hi / self.width), self.start + len(self.counts) - 1)
         if first < self.start or last >= self.start + len(self.counts):
             grown = np.zeros(last - first + 1, dtype=np.int64)
-            grown[self.start - first:self.start - first + len(self.counts)] = self.counts
+            grown[self.start - first : self.start - first + len(self.counts)] = self.counts
             self.counts, self.start = grown, first
         self.min, self.max = new_lo, new_hi
 
@@ -189,7 +189,7 @@ class Histogram:
         theirs.counts, theirs.start, theirs.exponent = other.counts.copy(), other.start, other.exponent
         theirs._coarsen(self.exponent)
         offset = theirs.start - self.start
-        self.counts[offset:offset + len(theirs.counts)] += theirs.counts
+        self.counts[offset : offset + len(theirs.counts)] += theirs.counts
         self.count += other.count
         self.nonfinite += other.nonfinite
         self.zeros += other.zeros
@@ -201,8 +201,9 @@ class Histogram:
         copy.counts = self.counts.copy()
         if copy.exponent is not None:
             exponent = copy.exponent
-            while (math.floor(self.max / math.ldexp(1.0, exponent))
-                   - math.floor(self.min / math.ldexp(1.0, exponent)) + 1) > max_bins:
+            while (
+                math.floor(self.max / math.ldexp(1.0, exponent)) - math.floor(self.min / math.ldexp(1.0, exponent)) + 1
+            ) > max_bins:
                 exponent += 1
             copy._coarsen(exponent)
         return copy
@@ -261,4 +262,4 @@ class Histogram:
         if nz.size == 0:
             return {"edges": [], "counts": []}
         a, b = int(nz[0]), int(nz[-1]) + 1
-        return {"edges": self.edges[a:b + 1].tolist(), "counts": self.counts[a:b].tolist()}
+        return {"edges": self.edges[a : b + 1].tolist(), "counts": self.counts[a:b].tolist()}

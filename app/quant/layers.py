@@ -14,14 +14,30 @@ Resize, Concat, ...) are no layer: their output keeps their input's quantization
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import onnx
 from onnx import NodeProto
 
 #: Ops that only move or select values: their outputs stay on their input's grid.
-PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split", "MaxPool", "Concat",
-                "Identity", "Dropout", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample"}
+PASS_THROUGH = {
+    "Reshape",
+    "Transpose",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Slice",
+    "Split",
+    "MaxPool",
+    "Concat",
+    "Identity",
+    "Dropout",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "Resize",
+    "Upsample",
+}
 #: Ops a BatchNormalization and a constant scale-and-shift fold into.
 FOLDING_HEADS = {"Conv", "ConvTranspose", "Gemm"}
 #: Activations fused into the layer they follow.
@@ -54,8 +70,9 @@ def _attribute(node: NodeProto, name: str, default: object) -> object:
 class _Graph:
     """Readers and constant values of a graph, for the pattern checks."""
 
-    def __init__(self, nodes: list[NodeProto], constants: set[str], values: dict[str, np.ndarray],
-                 outputs: set[str]) -> None:
+    def __init__(
+        self, nodes: list[NodeProto], constants: set[str], values: dict[str, np.ndarray], outputs: set[str]
+    ) -> None:
         self.constants = constants
         self.values = values
         self.outputs = outputs
@@ -92,7 +109,7 @@ def _is_affine(node: NodeProto, graph: _Graph, source: str) -> bool:
     return graph.is_const(other)
 
 
-def _divides_by_six(node: NodeProto | None, graph: _Graph, source: str) -> bool:
+def _divides_by_six(node: NodeProto | None, graph: _Graph, source: str) -> TypeGuard[NodeProto]:
     if node is None or source not in node.input or len(node.input) != 2:
         return False
     other = node.input[1] if node.input[0] == source else node.input[0]
@@ -111,7 +128,8 @@ def _gate(node: NodeProto | None, graph: _Graph, nodes: list[NodeProto], source:
     if node.op_type != "Add" or not _is_affine(node, graph, source):
         return None
     other = node.input[1] if node.input[0] == source else node.input[0]
-    if graph.scalar(other) is None or abs(graph.scalar(other) - 3.0) > 1e-6:
+    three = graph.scalar(other)
+    if three is None or abs(three - 3.0) > 1e-6:
         return None
     clip = graph.only_reader(node.output[0], nodes)
     if clip is None or clip.op_type != "Clip":
@@ -154,8 +172,9 @@ def _is_pass_through(node: NodeProto, graph: _Graph) -> bool:
     return True
 
 
-def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str], values: dict[str, np.ndarray],
-                   outputs: set[str]) -> list[Layer]:
+def toolkit_layers(
+    nodes: list[NodeProto], wanted: set[str], constants: set[str], values: dict[str, np.ndarray], outputs: set[str]
+) -> list[Layer]:
     """The layers of a graph, in graph order (data-movement nodes belong to none).
 
     ``wanted``: the float activation tensors that may be quantized; a layer ends at one of them.
@@ -172,13 +191,20 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
             continue
         members = [head]
         tensor = head.output[0]
-        folding = head.op_type in FOLDING_HEADS or head.op_type == "BatchNormalization" or any(
-            _is_affine(head, graph, source) for source in head.input[:2] if not graph.is_const(source))
+        folding = (
+            head.op_type in FOLDING_HEADS
+            or head.op_type == "BatchNormalization"
+            or any(_is_affine(head, graph, source) for source in head.input[:2] if not graph.is_const(source))
+        )
         activated = False
+        chain: list[NodeProto] | None
         while len(head.output) == 1 and not activated:
             reader = graph.only_reader(tensor, nodes)
-            if reader is not None and folding and (reader.op_type == "BatchNormalization"
-                                                   or _is_affine(reader, graph, tensor)):
+            if (
+                reader is not None
+                and folding
+                and (reader.op_type == "BatchNormalization" or _is_affine(reader, graph, tensor))
+            ):
                 chain = [reader]
             elif reader is not None and reader.op_type in ACTIVATIONS and reader.input[0] == tensor:
                 chain, activated = [reader], True
@@ -192,7 +218,7 @@ def toolkit_layers(nodes: list[NodeProto], wanted: set[str], constants: set[str]
             members += chain
             absorbed.update(position[id(n)] for n in chain)
             tensor = chain[-1].output[0]
-        for output in ([tensor] if len(head.output) == 1 else [o for o in head.output if o in wanted]):
+        for output in [tensor] if len(head.output) == 1 else [o for o in head.output if o in wanted]:
             if output in wanted:
                 layers.append(Layer(output, tuple(names[position[id(n)]] for n in members), head.op_type))
     return layers

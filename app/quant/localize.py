@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
+from app.graph.index import has_subgraphs
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError
 from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
-from app.quant.runtime import QDQ_LEVEL, in_lanes, run, session
+from app.quant.runtime import run, session
 from app.quant.weights import dequantized
+from app.runtime.session import QDQ_LEVEL, in_lanes
 
 #: Suffix of the local copies' tensors.
 LOCAL = "/local"
@@ -43,14 +46,18 @@ def layer_nodes(model: ModelProto, points: Sequence[str]) -> dict[str, list[int]
                 continue
             found.add(k)
             stack += [producer[name] for name in nodes[k].input if name not in stops and name in producer]
-        if not any(attr.type in (attr.GRAPH, attr.GRAPHS) for k in found for attr in nodes[k].attribute):
+        if not any(has_subgraphs(nodes[k]) for k in found):
             layers[point] = sorted(found)
     return layers
 
 
-def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
-                weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
-                biases: dict[str, np.ndarray]) -> tuple[ModelProto, list[str]]:
+def local_model(
+    model: ModelProto,
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray],
+) -> tuple[ModelProto, list[str]]:
     """The float model, each point an output, and beside it a copy of each point's layer on its toolkit
     weights and bias, reading the float tensors, whose output ``<point>/local`` is an output too (its
     own quantization is applied by the caller). Returns the model and the points that have a copy."""
@@ -80,8 +87,9 @@ def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
                 elif i == 2 and node.op_type in BIASED and name in biases and node.input[1] in weights:
                     grid = input_grid(node.input[0], activations, producers)
                     if grid is not None:
-                        rounded, _ = bias_on_grid(biases[name], grid, weight_values[node.input[1]],
-                                                  weights[node.input[1]][1])
+                        rounded, _ = bias_on_grid(
+                            biases[name], grid, weight_values[node.input[1]], weights[node.input[1]][1]
+                        )
                         node.input[i] = f"{name}{LOCAL}/{point}"
                         initializers[node.input[i]] = rounded
             for i, name in enumerate(node.output):
@@ -91,16 +99,27 @@ def local_model(model: ModelProto, activations: dict[str, ActivationQuant],
     graph.node.extend(copies)
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in initializers.items())
     existing = {o.name for o in graph.output}
-    graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
-                        for point in layers for name in (point, f"{point}{LOCAL}") if name not in existing)
+    graph.output.extend(
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+        for point in layers
+        for name in (point, f"{point}{LOCAL}")
+        if name not in existing
+    )
     return out, list(layers)
 
 
-def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, ActivationQuant],
-            weights: dict[str, tuple[WeightTensor, WeightQuant]], weight_values: dict[str, np.ndarray],
-            biases: dict[str, np.ndarray], batches: Sequence[Batch], folder: Path | None = None,
-            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
-            ) -> tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]]:
+def measure(
+    model: ModelProto,
+    qdq: ModelProto,
+    activations: dict[str, ActivationQuant],
+    weights: dict[str, tuple[WeightTensor, WeightQuant]],
+    weight_values: dict[str, np.ndarray],
+    biases: dict[str, np.ndarray],
+    batches: Sequence[Batch],
+    folder: Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]]:
     """Accumulated and local error of every point over ``batches``, and the error of its activation alone
     (its float value quantized: the local error without the weights'). ``model`` is the float model the
     toolkit quantizes, ``qdq`` its QDQ model with ``activations``, whose points keep their names.
@@ -112,8 +131,9 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     accumulated_model = ModelProto()
     accumulated_model.CopyFrom(qdq)
     present = {o.name for o in qdq.graph.output}
-    accumulated_model.graph.output.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, None)
-                                          for p in points if p not in present)
+    accumulated_model.graph.output.extend(
+        helper.make_tensor_value_info(p, TensorProto.FLOAT, None) for p in points if p not in present
+    )
     float_session = session(local, "all", arena=False, folder=folder, lanes=True)
     del local
     quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder, lanes=True)
@@ -123,28 +143,44 @@ def measure(model: ModelProto, qdq: ModelProto, activations: dict[str, Activatio
     alone = {p: OutputError() for p in [*inputs, *points]}
     fetched = [*points, *(f"{p}{LOCAL}" for p in points)]
     report(progress, 0, len(batches), "error_map")
+    errors = (accumulated, local_errors, alone)
     for done, batch in enumerate(batches, start=1):
         check_cancel(cancel)
-        float_run, quantized_run = in_lanes(lambda job: run(job[0], job[1], batch),
-                                            [(float_session, fetched), (quantized_session, points)])
-        floats = {name: v.numpy() for name, v in zip(fetched, float_run)}
-        quantized = dict(zip(points, quantized_run))
-
-        def add(point: str) -> None:  # each point's sums belong to one lane; numpy frees the GIL on big tensors
-            aq = activations[point]
-            scale, zero_point = aq.params
-            value = floats[point]
-            local_errors[point].add(value, aq.quantizer.fake_quantize(floats[f"{point}{LOCAL}"], scale, zero_point))
-            alone[point].add(value, aq.quantizer.fake_quantize(value, scale, zero_point))
-            accumulated[point].add(value, quantized[point].numpy())
-
-        for _ in in_lanes(add, points):
-            pass
-        for name in inputs:  # a graph input's error is its own quantization, alone or not
-            aq = activations[name]
-            fake = aq.quantizer.fake_quantize(batch[name], *aq.params)
-            for errors in (local_errors, accumulated, alone):
-                errors[name].add(batch[name], fake)
-        del floats, quantized
+        _measure_batch(batch, (float_session, quantized_session), fetched, points, inputs, activations, errors)
         report(progress, done, len(batches), "error_map")
     return accumulated, local_errors, alone
+
+
+def _measure_batch(
+    batch: Batch,
+    sessions: tuple[Any, Any],
+    fetched: list[str],
+    points: list[str],
+    inputs: list[str],
+    activations: dict[str, ActivationQuant],
+    errors: tuple[dict[str, OutputError], dict[str, OutputError], dict[str, OutputError]],
+) -> None:
+    """One batch added to the accumulated, local and alone errors; its values are freed on return."""
+    accumulated, local_errors, alone = errors
+    float_session, quantized_session = sessions
+    float_run, quantized_run = in_lanes(
+        lambda job: run(job[0], job[1], batch), [(float_session, fetched), (quantized_session, points)]
+    )
+    floats = {name: v.numpy() for name, v in zip(fetched, float_run, strict=True)}
+    quantized = dict(zip(points, quantized_run, strict=True))
+
+    def add(point: str) -> None:  # each point's sums belong to one lane; numpy frees the GIL on big tensors
+        aq = activations[point]
+        scale, zero_point = aq.params
+        value = floats[point]
+        local_errors[point].add(value, aq.quantizer.fake_quantize(floats[f"{point}{LOCAL}"], scale, zero_point))
+        alone[point].add(value, aq.quantizer.fake_quantize(value, scale, zero_point))
+        accumulated[point].add(value, quantized[point].numpy())
+
+    for _ in in_lanes(add, points):
+        pass
+    for name in inputs:  # a graph input's error is its own quantization, alone or not
+        aq = activations[name]
+        fake = aq.quantizer.fake_quantize(batch[name], *aq.params)
+        for errors_of in (local_errors, accumulated, alone):
+            errors_of[name].add(batch[name], fake)

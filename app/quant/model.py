@@ -4,7 +4,8 @@ A quantization point is a float32 activation tensor of the main graph the way th
 toolkit sees it: tensors computed only from constants count as weights. For an NPU toolkit a
 point is the output of one of its layers (app.quant.layers: Conv+BN+activation fused, data
 movement passing its input's grid through); for onnxruntime every tensor is one, except the
-input of a Relu/Clip that is its producer's only consumer (ORT's QDQ quantizer fuses those).
+input of a Relu/Clip that is its producer's only consumer (ORT's QDQ quantizer fuses those; a control-flow
+body reading the tensor from outside is a consumer too, as GraphIndex counts them).
 """
 
 from __future__ import annotations
@@ -18,24 +19,18 @@ import onnx
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from app.graph.errors import WorkbenchError
+from app.graph.index import GraphIndex, has_subgraphs
 from app.graph.io import has_external_data, map_tensor, read_model
 from app.quant.errors import QuantError
 from app.quant.layers import node_names, toolkit_layers
 from app.quant.runtime import serialize
+from app.runtime.inputs import InputSpec
+from app.runtime.inputs import input_specs as runtime_input_specs
 
 #: Activations that NPU compilers fuse into the producing Conv/Gemm/Add.
 FUSED_ACTIVATIONS = {"Relu", "Clip"}
 #: Ops whose constant float input at this index is a weight worth analysing.
 WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (1,), "MatMul": (0, 1)}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A graph input as declared: dims are ints, names of symbolic dims, or None."""
-
-    name: str
-    shape: tuple[int | str | None, ...]
-    dtype: np.dtype
 
 
 @dataclass(frozen=True)
@@ -83,8 +78,9 @@ def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
         return model
     if isinstance(model, ModelProto):
         if has_external_data(model):
-            raise QuantError("the model keeps its weights in external data files: pass the model's path "
-                             "so that they can be found")
+            raise QuantError(
+                "the model keeps its weights in external data files: pass the model's path so that they can be found"
+            )
         return LoadedModel(model)
     path = Path(model)
     if not path.is_file():
@@ -96,29 +92,17 @@ def load_model(model: str | Path | ModelProto | LoadedModel) -> LoadedModel:
     return LoadedModel(proto, folder, path)
 
 
-def _numpy_dtype(elem_type: int) -> np.dtype:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
-
-
 def input_specs(model: ModelProto) -> list[InputSpec]:
-    """Graph inputs that must be fed (initializers listed as inputs are left out)."""
-    initializers = {t.name for t in model.graph.initializer}
-    specs = []
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type"):
-            raise QuantError(f"input {value.name!r} is not a tensor; only tensor inputs can be calibrated")
-        dims: list[int | str | None] = []
-        for dim in tensor_type.shape.dim:
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                dims.append(int(dim.dim_value))
-            elif dim.HasField("dim_param"):
-                dims.append(dim.dim_param)
-            else:
-                dims.append(None)
-        specs.append(InputSpec(value.name, tuple(dims), _numpy_dtype(tensor_type.elem_type)))
+    """Graph inputs that must be fed (initializers listed as inputs are left out); QuantError for one that
+    no calibration data can feed: not a tensor, of no known rank or type, or empty (a dim of 0)."""
+    specs = runtime_input_specs(model)
+    for spec in specs:
+        if not spec.tensor:
+            raise QuantError(f"input {spec.name!r} is not a tensor; only tensor inputs can be calibrated")
+        if spec.shape is None:
+            raise QuantError(f"input {spec.name!r} declares no shape; fix its shape in the graph editor first")
+        if 0 in spec.shape:
+            raise QuantError(f"input {spec.name!r} has a dim of size 0: it holds no values to calibrate on")
     return specs
 
 
@@ -171,26 +155,18 @@ def constant_tensors(model: ModelProto) -> set[str]:
     for node in model.graph.node:
         if node.op_type in {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}:
             continue
-        has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-        if not has_subgraph and all(i in constants and i not in fed for i in node.input):
+        if not has_subgraphs(node) and all(i in constants and i not in fed for i in node.input):
             constants.update(node.output)
     return constants - {""}
 
 
-def consumers(model: ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    """Nodes of the main graph reading each tensor."""
-    result: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            if name:
-                result.setdefault(name, []).append(node)
-    return result
-
-
 def _small_values(model: ModelProto) -> dict[str, np.ndarray]:
     """Values of scalar-sized initializers and Constant nodes (the fusion patterns' 3s and 6s)."""
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
-              if math.prod(t.dims) <= 16 and t.data_location != TensorProto.EXTERNAL}
+    values = {
+        t.name: numpy_helper.to_array(t)
+        for t in model.graph.initializer
+        if math.prod(t.dims) <= 16 and t.data_location != TensorProto.EXTERNAL
+    }
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:
@@ -206,27 +182,36 @@ def quantization_points(model: ModelProto, types: dict[str, int], fuse_layers: b
     outputs = {o.name for o in model.graph.output}
     nodes = list(model.graph.node)
     names = node_names(nodes)
-    floats = {name for node in nodes for name in node.output
-              if name and name not in constants and types.get(name) == TensorProto.FLOAT}
-    points = [ActivationTensor(spec.name, None, None) for spec in model.graph.input
-              if spec.name not in constants and types.get(spec.name) == TensorProto.FLOAT]
+    floats = {
+        name
+        for node in nodes
+        for name in node.output
+        if name and name not in constants and types.get(name) == TensorProto.FLOAT
+    }
+    points = [
+        ActivationTensor(spec.name, None, None)
+        for spec in model.graph.input
+        if spec.name not in constants and types.get(spec.name) == TensorProto.FLOAT
+    ]
     if fuse_layers:
         layers = toolkit_layers(nodes, floats, constants, _small_values(model), outputs)
-        return points + [ActivationTensor(layer.output, layer.nodes[-1], layer.op_type, layer.nodes) for layer in layers]
-    readers = consumers(model)
-    producer = {name: (node, names[index]) for index, node in enumerate(nodes) for name in node.output}
+        return points + [
+            ActivationTensor(layer.output, layer.nodes[-1], layer.op_type, layer.nodes) for layer in layers
+        ]
+    graph = GraphIndex(model.graph)
     seen = {p.name for p in points}
     for index, node in enumerate(nodes):
         for name in node.output:
             if name not in floats or name in seen:
                 continue
-            users = readers.get(name, [])
+            users = graph.users(name)
             if len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and name not in outputs:
                 continue  # the activation's output is the point
-            layer = (names[index],)
+            layer: tuple[str, ...] = (names[index],)
             source = node.input[0] if node.op_type in FUSED_ACTIVATIONS and node.input else ""
-            if source in producer and len(readers.get(source, [])) == 1 and source not in outputs:
-                layer = (producer[source][1], names[index])
+            producer = graph.producer.get(source)
+            if producer is not None and len(graph.users(source)) == 1 and source not in outputs:
+                layer = (names[graph.position(producer)], names[index])
             points.append(ActivationTensor(name, names[index], node.op_type, layer))
             seen.add(name)
     return points

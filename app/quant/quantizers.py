@@ -8,13 +8,13 @@ many steps (int16), without any sample data.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from onnx import TensorProto
 
 from app.quant.histogram import Histogram
+from app.runtime.compare import sqnr_db
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,7 @@ class Quantizer:
             return np.float32(2.0 ** -self.fraction_length(lo, hi)), 0
         if self.symmetric:
             absmax = max(-lo, hi)
-            scale = absmax / self.qmax if absmax > 0 else 1.0
-            return np.float32(scale), 0
+            return np.float32(absmax / self.qmax if absmax > 0 else 1.0), 0
         if hi == lo:
             return np.float32(1.0), int(np.clip(0, self.qmin, self.qmax))
         scale = np.float32((hi - lo) / (self.qmax - self.qmin))
@@ -81,7 +80,7 @@ class Quantizer:
         zero_point = np.where(flat, 0, zero_point)
         return scale, np.clip(zero_point, self.qmin, self.qmax).astype(np.int64)
 
-    def fake_quantize(self, x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    def fake_quantize(self, x: np.ndarray, scale: float | np.floating, zero_point: int) -> np.ndarray:
         """Quantize then dequantize like QuantizeLinear/DequantizeLinear (round half to even)."""
         q = np.clip(np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point, self.qmin, self.qmax)
         return ((q - zero_point) * np.float32(scale)).astype(np.float32)
@@ -98,8 +97,9 @@ DFP8 = Quantizer("dfp8", -128, 127, True, TensorProto.INT8, np.int8, power_of_tw
 DFP16 = Quantizer("dfp16", -32768, 32767, True, TensorProto.INT16, np.int16, power_of_two=True)
 
 
-def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray,
-                          high: np.ndarray) -> np.ndarray:
+def _error_antiderivative(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
     """An antiderivative of the squared quantization error (rounding inside, clipping outside).
 
     Inside [low, high]: ``scale**3 * F(x/scale + zero_point)`` with F the antiderivative of
@@ -109,14 +109,20 @@ def _error_antiderivative(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarr
     u = np.clip(x, low, high) / scale + zero_point
     k = np.floor(u + 0.5)
     r = u - k
-    inside = scale ** 3 * (k / 12.0 + r * r * r / 3.0)
+    inside = scale**3 * (k / 12.0 + r * r * r / 3.0)
     below = np.minimum(x - low, 0.0)
     above = np.maximum(x - high, 0.0)
     return inside + (below * below * below + above * above * above) / 3.0
 
 
-def expected_squared_error(edges: np.ndarray, counts: np.ndarray, scale: np.ndarray | float,
-                           zero_point: np.ndarray | float, qmin: np.ndarray | int, qmax: np.ndarray | int) -> np.ndarray:
+def expected_squared_error(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | float,
+    qmin: np.ndarray | int,
+    qmax: np.ndarray | int,
+) -> np.ndarray:
     """Sum of squared quantization errors over a histogram, for one or many grids.
 
     The grid arguments broadcast against a trailing bin axis, e.g. shape (K, 1)
@@ -152,7 +158,7 @@ def histogram_bins(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
     if nz.size == 0:
         return np.array([0.0, 0.0]), np.zeros(1)
     a, b = int(nz[0]), int(nz[-1]) + 1
-    edges = np.clip(hist.edges[a:b + 1], hist.min, hist.max)
+    edges = np.clip(hist.edges[a : b + 1], hist.min, hist.max)
     return edges, counts[a:b]
 
 
@@ -160,15 +166,8 @@ def signal_power(edges: np.ndarray, counts: np.ndarray) -> float:
     """Sum of x**2 over a histogram, values uniform within a bin."""
     a, b = edges[:-1], edges[1:]
     width = b - a
-    mean_sq = np.where(width > 0, (b ** 3 - a ** 3) / (3.0 * np.where(width > 0, width, 1.0)), a * a)
+    mean_sq = np.where(width > 0, (b**3 - a**3) / (3.0 * np.where(width > 0, width, 1.0)), a * a)
     return float(np.sum(counts * mean_sq))
-
-
-def sqnr_db(signal: float, noise: float) -> float | None:
-    """10*log10(signal/noise); None where undefined (silent tensor or no error at all)."""
-    if signal <= 0 or noise <= 0:
-        return None
-    return 10.0 * math.log10(signal / noise)
 
 
 def histogram_sqnr(hist: Histogram, grids: list[tuple[Quantizer, float, float]]) -> list[float | None]:
@@ -192,7 +191,7 @@ def sample_sqnr(x: np.ndarray, quantizer: Quantizer, lo: float, hi: float) -> fl
     return sqnr_db(float(np.dot(x64, x64)), float(np.sum((x64 - y) ** 2)))
 
 
-def bias_scale(input_scale: np.ndarray | float, weight_scale: np.ndarray | float) -> np.ndarray:
+def bias_scale(input_scale: np.ndarray | float | np.floating, weight_scale: np.ndarray | float) -> np.ndarray:
     """Scale of a layer's bias: input scale times weight scale (per channel with per-channel weights).
 
     For dynamic fixed point this is fl_bias = fl_input + fl_weight, the rule of Acuity's files.

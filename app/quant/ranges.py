@@ -205,8 +205,9 @@ def mse_range(hist: Histogram, quantizer: Quantizer = UINT8, max_bins: int = 102
 
     def best_of(alphas: np.ndarray) -> float:
         scale, zero_point = quantizer.params_of(lo * alphas, hi * alphas)
-        errors = expected_squared_error(edges, counts, scale[:, None], zero_point[:, None], quantizer.qmin,
-                                        quantizer.qmax)
+        errors = expected_squared_error(
+            edges, counts, scale[:, None], zero_point[:, None], quantizer.qmin, quantizer.qmax
+        )
         return float(alphas[int(np.argmin(errors))])
 
     coarse = best_of(2.0 ** (-np.arange(41) / 4.0))
@@ -218,11 +219,20 @@ def mse_range(hist: Histogram, quantizer: Quantizer = UINT8, max_bins: int = 102
 ALGORITHMS = ("minmax", "kl", "percentile", "mse")
 
 
-def all_ranges(hist: Histogram, percentile: float = 99.99, kl_bins: int = 2048, kl_levels: int = 128,
-               kl_method: KlMethod = "tensorrt", mse_quantizer: Quantizer = UINT8) -> dict[str, Range]:
+def all_ranges(
+    hist: Histogram,
+    percentile: float = 99.99,
+    kl_bins: int = 2048,
+    kl_levels: int = 128,
+    kl_method: KlMethod = "tensorrt",
+    mse_quantizer: Quantizer = UINT8,
+) -> dict[str, Range]:
     """Every algorithm's clip range for one tensor."""
-    kl = (kl_range(hist, kl_bins, kl_levels) if kl_method == "tensorrt"
-          else kl_range_onnxruntime(hist, kl_bins, kl_levels))
+    kl = (
+        kl_range(hist, kl_bins, kl_levels)
+        if kl_method == "tensorrt"
+        else kl_range_onnxruntime(hist, kl_bins, kl_levels)
+    )
     return {
         "minmax": minmax_range(hist),
         "kl": kl,

@@ -22,7 +22,8 @@ from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError, worst_sqnr
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.runtime import in_lanes, session
+from app.quant.runtime import session
+from app.runtime.session import in_lanes
 
 #: Name of the bool[points] input of the gated model.
 GATE = "quantization_gate"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnx import ModelProto, TensorProto, helper
@@ -80,24 +81,16 @@ def _balanced(stats: dict[str, TensorStatistics], arrays: dict[str, np.ndarray])
     return [p for p in parts if p]
 
 
-def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: CalibrationData,
-                       progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
-                       capacity: int = DEFAULT_CAPACITY, sample_size: int = 4096,
-                       seed: int = 0, payload: bytes | None = None,
-                       folder: Path | None = None) -> dict[str, TensorStatistics]:
-    """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
-    model already serialized; ``folder``: where its external data lies)."""
-    inputs = {s.name for s in data.specs}
-    fetched = [p.name for p in points if p.name not in inputs]
-    # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
-    # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
-    sess = session(augmented_model(model, fetched, payload), "basic", arena=False, folder=folder)
-    stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
-    # one generator per tensor: the samples do not depend on which worker took the tensor
-    rngs = {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}
-    parts: list[list[str]] = []
+@dataclass
+class _Binning:
+    """Folds each batch into the statistics, one share of the tensors per worker."""
 
-    def update(part: int, held: dict) -> None:
+    stats: dict[str, TensorStatistics]
+    rngs: dict[str, np.random.Generator]  # one per tensor: the samples do not depend on which worker took it
+    sample_size: int
+    parts: list[list[str]] = field(default_factory=list)
+
+    def update(self, part: int, held: dict) -> None:
         """Fold one share of the tensors into their statistics.
 
         ``held`` holds the batch's arrays and ORT's OrtValues (which own the buffers the arrays view);
@@ -107,13 +100,53 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
         0.63 GB, and on a loaded machine that third batch made peak RSS grow with the sample count.
         """
         arrays = held["arrays"]
-        for name in parts[part]:
-            stats[name].histogram.add(arrays[name])
-            stats[name].add_sample(arrays[name], sample_size, rngs[name])
+        for name in self.parts[part]:
+            self.stats[name].histogram.add(arrays[name])
+            self.stats[name].add_sample(arrays[name], self.sample_size, self.rngs[name])
 
+
+def collect_statistics(
+    model: ModelProto,
+    points: list[ActivationTensor],
+    data: CalibrationData,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    sample_size: int = 4096,
+    seed: int = 0,
+    payload: bytes | None = None,
+    folder: Path | None = None,
+) -> dict[str, TensorStatistics]:
+    """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
+    model already serialized; ``folder``: where its external data lies)."""
+    inputs = {s.name for s in data.specs}
+    fetched = [p.name for p in points if p.name not in inputs]
+    # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
+    # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
+    sess = session(augmented_model(model, fetched, payload), "basic", arena=False, folder=folder)
+    stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
+    binning = _Binning(stats, {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}, sample_size)
+    report(progress, 0, data.num_samples, "statistics")
+    done = _fold_batches(sess, fetched, inputs, data, binning, progress, cancel)
+    report(progress, done, data.num_samples, "statistics")
+    return stats
+
+
+def _fold_batches(
+    sess: Any,
+    fetched: list[str],
+    inputs: set[str],
+    data: CalibrationData,
+    binning: _Binning,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> int:
+    """Run every batch and fold it into the statistics while onnxruntime runs the next; the samples run.
+
+    At most two batches are alive: the one the workers fold, and the one onnxruntime has just made.
+    """
     total = data.num_samples
     done = 0
-    report(progress, 0, total, "statistics")
     pending: list[Future] = []
     previous: dict = {}  # the batch the workers are folding (or have just folded)
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="quant-stats") as workers:
@@ -121,10 +154,10 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
             for batch in data.batches():
                 check_cancel(cancel)
                 values = run(sess, fetched, batch)
-                arrays = dict(zip(fetched, (v.numpy() for v in values)))
-                arrays.update({name: batch[name] for name in inputs if name in stats})
-                if not parts:
-                    parts[:] = _balanced(stats, arrays)
+                arrays = dict(zip(fetched, (v.numpy() for v in values), strict=True))
+                arrays.update({name: batch[name] for name in inputs if name in binning.stats})
+                if not binning.parts:
+                    binning.parts[:] = _balanced(binning.stats, arrays)
                 current = {"arrays": arrays, "values": values}
                 del arrays, values  # from here on only ``current`` (and a running update) reaches them
                 for future in pending:
@@ -132,7 +165,7 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
                 previous.clear()  # the finished batch's buffers go now, not when a worker drops its task
                 if pending:
                     report(progress, done, total, "statistics")
-                pending = [workers.submit(update, part, current) for part in range(len(parts))]
+                pending = [workers.submit(binning.update, part, current) for part in range(len(binning.parts))]
                 previous, current = current, {}
                 done += next(iter(batch.values())).shape[0]
             for future in pending:
@@ -147,5 +180,4 @@ def collect_statistics(model: ModelProto, points: list[ActivationTensor], data: 
                 except BaseException:  # the original error is already propagating
                     pass
             previous.clear()
-    report(progress, done, total, "statistics")
-    return stats
+    return done

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from app.quant.errors import QuantError
-from app.quant.quantizers import (DFP8, DFP16, INT8, INT8_ASYMMETRIC, INT16, INT16_ASYMMETRIC, UINT8,
-                                  Quantizer)
+from app.quant.quantizers import DFP8, DFP16, INT8, INT8_ASYMMETRIC, INT16, INT16_ASYMMETRIC, UINT8, Quantizer
 
 #: The analysis' precision tiers: the toolkit's default 8-bit precision and its 16-bit one.
 TIERS = ("uint8", "int16")
@@ -36,8 +35,13 @@ class Precision:
     per_channel: bool
 
     def to_json(self) -> dict:
-        return {"name": self.name, "scheme": self.scheme, "type": self.itype, "activation": self.activation.name,
-                "weights": f"{self.weight.name} {'per_channel' if self.per_channel else 'per_tensor'}"}
+        return {
+            "name": self.name,
+            "scheme": self.scheme,
+            "type": self.itype,
+            "activation": self.activation.name,
+            "weights": f"{self.weight.name} {'per_channel' if self.per_channel else 'per_tensor'}",
+        }
 
 
 @dataclass(frozen=True)
@@ -66,43 +70,60 @@ class Toolkit:
         for tier in TIERS:
             if (self.tier(tier).weight if weights else self.tier(tier).activation) == quantizer:
                 return tier
-        raise QuantError(f"{self.name} has no precision with {quantizer.name} {'weights' if weights else 'activations'}")
+        raise QuantError(
+            f"{self.name} has no precision with {quantizer.name} {'weights' if weights else 'activations'}"
+        )
 
     def to_json(self) -> dict:
-        return {"name": self.name,
-                "precisions": {tier: self.tier(tier).to_json() for tier in TIERS},
-                "algorithms": {k: {"ours": ours, **({"note": note} if note else {})}
-                               for k, (ours, note) in self.algorithms.items()},
-                "default_algorithm": self.default_algorithm, "kl_bins": self.kl_bins,
-                "fuses_layers": self.fuses_layers}
+        return {
+            "name": self.name,
+            "precisions": {tier: self.tier(tier).to_json() for tier in TIERS},
+            "algorithms": {
+                k: {"ours": ours, **({"note": note} if note else {})} for k, (ours, note) in self.algorithms.items()
+            },
+            "default_algorithm": self.default_algorithm,
+            "kl_bins": self.kl_bins,
+            "fuses_layers": self.fuses_layers,
+        }
 
 
 _ACUITY = Toolkit(
     name="acuity",
-    precisions={p.name: p for p in (
-        Precision("asymmetric_affine-u8", "asymmetric_affine", "u8", UINT8, UINT8, False),
-        Precision("dynamic_fixed_point-i8", "dynamic_fixed_point", "i8", DFP8, DFP8, False),
-        Precision("dynamic_fixed_point-i16", "dynamic_fixed_point", "i16", DFP16, DFP16, False),
-        # activations: symmetric int8 per tensor (inferred: the published files show weights only)
-        Precision("perchannel_symmetric_affine-i8", "perchannel_symmetric_affine", "i8", INT8, INT8, True),
-    )},
+    precisions={
+        p.name: p
+        for p in (
+            Precision("asymmetric_affine-u8", "asymmetric_affine", "u8", UINT8, UINT8, False),
+            Precision("dynamic_fixed_point-i8", "dynamic_fixed_point", "i8", DFP8, DFP8, False),
+            Precision("dynamic_fixed_point-i16", "dynamic_fixed_point", "i16", DFP16, DFP16, False),
+            # activations: symmetric int8 per tensor (inferred: the published files show weights only)
+            Precision("perchannel_symmetric_affine-i8", "perchannel_symmetric_affine", "i8", INT8, INT8, True),
+        )
+    },
     tiers={"uint8": "asymmetric_affine-u8", "int16": "dynamic_fixed_point-i16"},
-    algorithms={"normal": ("minmax", ""),
-                "kl_divergence": ("kl", ""),
-                "moving_average": ("minmax", "not simulated: a moving average of per-batch extremes (weight "
-                                             "0.01) needs the batches in order; the Min-Max range bounds it")},
+    algorithms={
+        "normal": ("minmax", ""),
+        "kl_divergence": ("kl", ""),
+        "moving_average": (
+            "minmax",
+            "not simulated: a moving average of per-batch extremes (weight "
+            "0.01) needs the batches in order; the Min-Max range bounds it",
+        ),
+    },
     default_algorithm="normal",
-    kl_bins=2 ** 11,  # --divergence-first-quantize-bits 11
+    kl_bins=2**11,  # --divergence-first-quantize-bits 11
     fuses_layers=True,
 )
 
 _RKNN = Toolkit(
     name="rknn",
-    precisions={p.name: p for p in (
-        Precision("w8a8", "asymmetric_quantized", "int8", INT8_ASYMMETRIC, INT8, True),
-        # weights: symmetric per channel as in w8a8 (inferred; RKNN documents only "16-bit asymmetric")
-        Precision("w16a16i", "asymmetric_quantized", "int16", INT16_ASYMMETRIC, INT16, True),
-    )},
+    precisions={
+        p.name: p
+        for p in (
+            Precision("w8a8", "asymmetric_quantized", "int8", INT8_ASYMMETRIC, INT8, True),
+            # weights: symmetric per channel as in w8a8 (inferred; RKNN documents only "16-bit asymmetric")
+            Precision("w16a16i", "asymmetric_quantized", "int16", INT16_ASYMMETRIC, INT16, True),
+        )
+    },
     tiers={"uint8": "w8a8", "int16": "w16a16i"},
     algorithms={"normal": ("minmax", ""), "mmse": ("mse", ""), "kl_divergence": ("kl", "")},
     default_algorithm="normal",
@@ -112,13 +133,15 @@ _RKNN = Toolkit(
 
 _ONNXRUNTIME = Toolkit(
     name="onnxruntime",
-    precisions={p.name: p for p in (
-        Precision("uint8", "asymmetric", "uint8", UINT8, UINT8, False),
-        Precision("int16", "symmetric", "int16", INT16, UINT8, False),
-    )},
+    precisions={
+        p.name: p
+        for p in (
+            Precision("uint8", "asymmetric", "uint8", UINT8, UINT8, False),
+            Precision("int16", "symmetric", "int16", INT16, UINT8, False),
+        )
+    },
     tiers={"uint8": "uint8", "int16": "int16"},
-    algorithms={"minmax": ("minmax", ""), "entropy": ("kl", ""), "percentile": ("percentile", ""),
-                "mse": ("mse", "")},
+    algorithms={"minmax": ("minmax", ""), "entropy": ("kl", ""), "percentile": ("percentile", ""), "mse": ("mse", "")},
     default_algorithm="minmax",
     kl_bins=2048,
     fuses_layers=False,
@@ -137,6 +160,8 @@ def toolkit(name: str, per_channel_weights: bool = False, int16_weights: bool = 
     if name != "onnxruntime":
         return profile
     low, high = profile.tier("uint8"), profile.tier("int16")
-    precisions = {low.name: replace(low, per_channel=per_channel_weights),
-                  high.name: replace(high, weight=INT16 if int16_weights else UINT8, per_channel=per_channel_weights)}
+    precisions = {
+        low.name: replace(low, per_channel=per_channel_weights),
+        high.name: replace(high, weight=INT16 if int16_weights else UINT8, per_channel=per_channel_weights),
+    }
     return replace(profile, precisions=precisions)

@@ -3,6 +3,7 @@
 A relative target ("within 3 dB of all-int16") says nothing when all-int16 itself is poor, so the
 grade is judged against absolute thresholds on every float output, and the worst output decides.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,6 +49,9 @@ def verdict(measured: dict[str, dict[str, OutputError]], thresholds: Thresholds)
     result = {}
     for label, outputs in measured.items():
         graded = {name: {**error.to_json(), "grade": thresholds.grade(error)} for name, error in outputs.items()}
-        result[label] = {"grade": thresholds.grade_outputs(outputs), "outputs": graded,
-                         "thresholds": asdict(thresholds)}
+        result[label] = {
+            "grade": thresholds.grade_outputs(outputs),
+            "outputs": graded,
+            "thresholds": asdict(thresholds),
+        }
     return result

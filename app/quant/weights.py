@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.quant.model import WeightTensor
-from app.quant.quantizers import Quantizer, sqnr_db
+from app.quant.quantizers import Quantizer
+from app.runtime.compare import sqnr_db
 
 
 def channel_params(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -20,8 +21,9 @@ def channel_params(quantizer: Quantizer, w: np.ndarray, axis: int | None) -> tup
     return quantizer.params_of(lo, hi)
 
 
-def quantize(quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
-             axis: int | None) -> np.ndarray:
+def quantize(
+    quantizer: Quantizer, w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None
+) -> np.ndarray:
     """Integer weights for the given per-tensor or per-channel parameters."""
     shape = [1] * w.ndim
     if axis is not None:
@@ -87,5 +89,10 @@ def analyse_weight(weight: WeightTensor, w: np.ndarray, quantizer: Quantizer) ->
     std = float(np.std(w, dtype=np.float64))
     ratio = float(np.max(np.abs(w))) / std if std > 0 else None
     signal = _energy(w)
-    return WeightReport(weight, tuple(int(d) for d in w.shape), ratio, weight_sqnr(quantizer, w, None, signal),
-                        weight_sqnr(quantizer, w, weight.channel_axis, signal))
+    return WeightReport(
+        weight,
+        tuple(int(d) for d in w.shape),
+        ratio,
+        weight_sqnr(quantizer, w, None, signal),
+        weight_sqnr(quantizer, w, weight.channel_axis, signal),
+    )

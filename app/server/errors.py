@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..graph import WorkbenchError
+from ..runtime.errors import RuntimeFailure, TooBig
 
 log = logging.getLogger("onnx_workbench.server")
 
@@ -178,13 +179,16 @@ def internal_error(err: Exception) -> dict[str, Any]:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def _domain_error(request: Request, err: Exception) -> JSONResponse:
-        """The one mapping of domain errors to HTTP: the service's by their kind, the engine's as 422."""
-        assert isinstance(err, (ServiceError, WorkbenchError))
-        status = err.status if isinstance(err, ServiceError) else Invalid.status
+        """The one mapping of domain errors to HTTP: the service's by their kind, the engine's as 422, the
+        runtime's (onnxruntime, numpy files) as 413 when over a limit, else 422."""
+        assert isinstance(err, (ServiceError, WorkbenchError, RuntimeFailure))
+        status = err.status if isinstance(err, ServiceError) else \
+            TooLarge.status if isinstance(err, TooBig) else Invalid.status
         return error_response(status, err.code, err.message, err.details)
 
     app.add_exception_handler(ServiceError, _domain_error)
     app.add_exception_handler(WorkbenchError, _domain_error)
+    app.add_exception_handler(RuntimeFailure, _domain_error)
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, err: OSError) -> JSONResponse:

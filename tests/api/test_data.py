@@ -129,6 +129,24 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def test_npy_format_3_is_accepted_for_tensors_and_run_inputs(client: TestClient, tmp_path: Path) -> None:
+    """numpy writes .npy format 3.0 for utf-8 field names; both upload paths read it like 1.0 and 2.0."""
+    sid = upload(client, odd_names_model(tmp_path / "odd.onnx"))
+    weight = np.full((2, 3), 0.5, np.float32)
+    body = io.BytesIO()
+    np.lib.format.write_array(body, weight, version=(3, 0))
+    octet = {"content-type": "application/octet-stream"}
+    r = client.put(tensor_url(sid, ODD_NAME), content=body.getvalue(), headers=octet)
+    assert r.status_code == 200, r.text
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    inputs = io.BytesIO()
+    with zipfile.ZipFile(inputs, "w") as archive, archive.open("x.npy", "w") as member:
+        np.lib.format.write_array(member, x, version=(3, 0))
+    r = client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", inputs.getvalue())})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(np.load(io.BytesIO(r.content))["y"], x + weight)
+
+
 def test_run_on_uploaded_inputs_matches_onnxruntime(client: TestClient, fixture_model) -> None:
     path = fixture_model("ppocr_cls_v2")
     sid = upload(client, path)

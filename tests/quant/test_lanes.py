@@ -1,4 +1,4 @@
-"""Runs side by side (app.quant.runtime.in_lanes): results in order, no read-ahead beyond the free lanes,
+"""Runs side by side (app.runtime.session.in_lanes): results in order, no read-ahead beyond the free lanes,
 errors raised to the caller, and an analysis whose numbers do not depend on how many lanes ran it."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from app.quant import QuantOptions, analyze, build_report, runtime
+from app.quant import QuantOptions, analyze, build_report
+from app.runtime import session as runtime
 from app.quant.calibration import RandomData
 from app.quant.model import input_specs
 from tests.quant.models import picodet_like

@@ -13,7 +13,8 @@ from app.graph import load_model
 from app.quant import CONFIGS, QuantOptions, analyze
 from app.quant.calibration import RandomData
 from app.quant.model import input_specs, opset_version
-from app.quant.runtime import QDQ_CONFIG, QDQ_LEVEL, session
+from app.quant.runtime import session
+from app.runtime.session import QDQ_CONFIG, QDQ_LEVEL
 from tests.quant.models import conv_net
 
 

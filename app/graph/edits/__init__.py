@@ -1,4 +1,5 @@
 """The edit vocabulary: one function per "op" of an edit object (the public contract of scripts and REST)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,8 +10,8 @@ from ..errors import EditError
 from ..values import check_numbers
 from .interface import add_input, add_output, fix_dim, make_static, remove_input, remove_output, set_shape
 from .nodes import add_node, delete_node, remove_attribute, rename_node, set_attribute, set_node_input
-from .tensors import constants_to_initializers, rename_tensor, set_initializer
 from .static import infer_shapes
+from .tensors import constants_to_initializers, rename_tensor, set_initializer
 from .whole import cleanup, convert_opset, extract, fold_constants
 
 EditFunction = Callable[[ModelDocument, dict[str, Any]], None]
@@ -41,15 +42,17 @@ EDIT_OPS: dict[str, EditFunction] = {
 
 # Edits that may rewrite any part of the graph (app/graph/edits/whole.py): a client that held the model
 # before one of these, or before its undo, reads the model again rather than a list of what changed.
-WHOLE_GRAPH_OPS = frozenset({"extract", "fold_constants", "cleanup", "infer_shapes", "convert_opset",
-                             "constants_to_initializers"})
+WHOLE_GRAPH_OPS = frozenset(
+    {"extract", "fold_constants", "cleanup", "infer_shapes", "convert_opset", "constants_to_initializers"}
+)
 
 
 def apply_edit(doc: ModelDocument, edit: dict[str, Any]) -> None:
     op = edit.get("op")
     function = EDIT_OPS.get(op) if isinstance(op, str) else None
     if function is None:
-        raise EditError(f"unknown edit op {op!r}; known ops: {', '.join(EDIT_OPS)}", code="unknown_op",
-                        details={"op": op})
+        raise EditError(
+            f"unknown edit op {op!r}; known ops: {', '.join(EDIT_OPS)}", code="unknown_op", details={"op": op}
+        )
     check_numbers(edit)
     function(doc, edit)

@@ -1,4 +1,5 @@
 """Helpers shared by the edits: reading edit fields, removing what nothing uses, finding types."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -24,8 +25,17 @@ def field(edit: dict[str, Any], key: str, kind: type | tuple[type, ...], default
     if isinstance(value, bool) and bool not in kinds:
         value = _MISSING
     if value is _MISSING or not isinstance(value, kinds):
-        names = " or ".join({str: "a string", bool: "true/false", int: "an integer", list: "a list",
-                             dict: "an object", float: "a number"}.get(k, k.__name__) for k in kinds)
+        names = " or ".join(
+            {
+                str: "a string",
+                bool: "true/false",
+                int: "an integer",
+                list: "a list",
+                dict: "an object",
+                float: "a number",
+            }.get(k, k.__name__)
+            for k in kinds
+        )
         raise EditError(f"{edit.get('op')}: field '{key}' must be {names}", code="bad_field", details={"field": key})
     return value
 
@@ -104,8 +114,12 @@ def remove_named(doc: ModelDocument, scope: Scope, field_name: str, names: set[s
 
 def drop_dead_value_info(doc: ModelDocument, scope: Scope) -> None:
     """Remove value_info entries of tensors that no longer exist in the graph."""
-    remove_named(doc, scope, "value_info", {name for name in scope.names["value_info"]
-                                            if not scope.defines(name) and not scope.index.users(name)})
+    remove_named(
+        doc,
+        scope,
+        "value_info",
+        {name for name in scope.names["value_info"] if not scope.defines(name) and not scope.index.users(name)},
+    )
 
 
 def known_value_info(scope: Scope, tensor: str) -> ValueInfoProto | None:
@@ -139,9 +153,12 @@ def value_info_for(doc: ModelDocument, scope: Scope, tensor: str) -> ValueInfoPr
             vi = ValueInfoProto(name=tensor)
             vi.type.CopyFrom(inferred)
             return vi
-    raise EditError(f"the type of tensor '{tensor}' is unknown (onnx shape inference cannot tell it); "
-                    "give \"dtype\" and \"shape\" with the edit", code="unknown_type",
-                    details={"tensor": tensor})
+    raise EditError(
+        f"the type of tensor '{tensor}' is unknown (onnx shape inference cannot tell it); "
+        'give "dtype" and "shape" with the edit',
+        code="unknown_type",
+        details={"tensor": tensor},
+    )
 
 
 def position_after_producers(scope: Scope, reads: Iterable[str]) -> int:
@@ -165,4 +182,3 @@ def unique_node_name(scope: Scope, base: str) -> str:
     while f"{base}_{k}" in scope.index.by_name:
         k += 1
     return f"{base}_{k}"
-

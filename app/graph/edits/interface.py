@@ -1,4 +1,5 @@
 """Edits of the model's interface: inputs, outputs, their shapes, and named symbolic dims."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,12 @@ def add_input(doc: ModelDocument, edit: dict[str, Any]) -> None:
     if name in scope.inputs:
         raise EditError(f"'{name}' is already a model input", code="name_taken", details={"tensor": name})
     if name in scope.index.producer:
-        raise EditError(f"tensor '{name}' is produced by node '{scope.node_id(scope.index.producer[name])}'; "
-                        "a model input needs a new name", code="name_taken", details={"tensor": name})
+        raise EditError(
+            f"tensor '{name}' is produced by node '{scope.node_id(scope.index.producer[name])}'; "
+            "a model input needs a new name",
+            code="name_taken",
+            details={"tensor": name},
+        )
     doc.insert_item(scope, "input", len(scope.graph.input), helper.make_tensor_value_info(name, data_type, shape))
 
 
@@ -34,8 +39,11 @@ def remove_input(doc: ModelDocument, edit: dict[str, Any]) -> None:
         raise NotFoundError(f"no model input '{name}'", code="unknown_input", details={"tensor": name})
     readers = scope.index.users(name)
     if readers and name not in scope.initializers:
-        raise EditError(f"input '{name}' is still read by node '{scope.node_id(readers[0])}'; delete or rewire "
-                        "its readers first", code="dangling_tensor", details={"tensor": name})
+        raise EditError(
+            f"input '{name}' is still read by node '{scope.node_id(readers[0])}'; delete or rewire its readers first",
+            code="dangling_tensor",
+            details={"tensor": name},
+        )
     doc.remove_item(scope, "input", pos)
 
 
@@ -46,8 +54,9 @@ def add_output(doc: ModelDocument, edit: dict[str, Any]) -> None:
     if name in scope.names["output"]:
         raise EditError(f"'{name}' is already a model output", code="name_taken", details={"tensor": name})
     if "dtype" in edit:  # declared by the user, for ops onnx cannot infer (custom domains)
-        out = helper.make_tensor_value_info(name, parse_dtype(field(edit, "dtype", str)),
-                                            check_shape(field(edit, "shape", list), f"output '{name}'"))
+        out = helper.make_tensor_value_info(
+            name, parse_dtype(field(edit, "dtype", str)), check_shape(field(edit, "shape", list), f"output '{name}'")
+        )
     else:
         vi = value_info_for(doc, scope, name)
         out = ValueInfoProto(name=name)
@@ -81,19 +90,29 @@ def _set_shape(doc: ModelDocument, name: str, shape: list[int | str | None]) -> 
             continue
         old = getattr(scope.graph, field_name)[pos]
         if old.type.WhichOneof("value") not in (None, "tensor_type"):
-            raise EditError(f"'{name}' is not a tensor (it is a {old.type.WhichOneof('value')})",
-                            code="not_a_tensor", details={"tensor": name})
+            raise EditError(
+                f"'{name}' is not a tensor (it is a {old.type.WhichOneof('value')})",
+                code="not_a_tensor",
+                details={"tensor": name},
+            )
         had = old.type.tensor_type
         if field_name == "input" and had.HasField("shape") and len(had.shape.dim) != len(shape):
-            raise EditError(f"input '{name}' has {len(had.shape.dim)} dims; a shape of {len(shape)} cannot "
-                            "feed the nodes that read it", code="bad_shape", details={"tensor": name})
+            raise EditError(
+                f"input '{name}' has {len(had.shape.dim)} dims; a shape of {len(shape)} cannot "
+                "feed the nodes that read it",
+                code="bad_shape",
+                details={"tensor": name},
+            )
         new = copy_message(old)
         _write_shape(new.type, shape)
         doc.replace_item(scope, field_name, pos, new)
         return field_name
-    raise NotFoundError(f"'{name}' is neither a model input nor a model output; set_shape works on those "
-                        "(use infer_shapes for the tensors in between)", code="unknown_tensor",
-                        details={"tensor": name})
+    raise NotFoundError(
+        f"'{name}' is neither a model input nor a model output; set_shape works on those "
+        "(use infer_shapes for the tensors in between)",
+        code="unknown_tensor",
+        details={"tensor": name},
+    )
 
 
 def _write_shape(type_proto: TypeProto, shape: list[int | str | None]) -> None:
@@ -119,20 +138,27 @@ def make_static(doc: ModelDocument, edit: dict[str, Any]) -> None:
     shapes = edit.get("shapes", {})
     dims = edit.get("dims", {})
     if not isinstance(shapes, dict) or not isinstance(dims, dict) or not (shapes or dims):
-        raise EditError("make_static takes 'shapes' ({input: [sizes]}) and/or 'dims' ({dim name: size})",
-                        code="bad_edit")
+        raise EditError(
+            "make_static takes 'shapes' ({input: [sizes]}) and/or 'dims' ({dim name: size})", code="bad_edit"
+        )
     scope = doc.main
     for name, shape in shapes.items():
         if name not in scope.inputs or name in scope.initializers:
             raise NotFoundError(f"'{name}' is not a model input", code="unknown_input", details={"tensor": name})
         if not isinstance(shape, list) or not all(_is_size(d) for d in shape):
-            raise EditError(f"make_static: the shape of '{name}' must be a list of positive sizes, not {shape!r}",
-                            code="bad_shape", details={"tensor": name})
+            raise EditError(
+                f"make_static: the shape of '{name}' must be a list of positive sizes, not {shape!r}",
+                code="bad_shape",
+                details={"tensor": name},
+            )
         _set_shape(doc, name, shape)
     for dim_name, value in dims.items():
         if not _is_size(value):
-            raise EditError(f"make_static: dim '{dim_name}' must be a positive size, not {value!r}",
-                            code="bad_shape", details={"dim": dim_name})
+            raise EditError(
+                f"make_static: dim '{dim_name}' must be a positive size, not {value!r}",
+                code="bad_shape",
+                details={"dim": dim_name},
+            )
         _fix_dim(doc, dim_name, value)
     declare_inferred(doc)
 
@@ -146,9 +172,12 @@ def _fix_dim(doc: ModelDocument, dim_name: str, value: int) -> None:
         raise EditError(f"fix_dim: value must be a positive size, not {value}", code="bad_shape")
     if not _fix_dim_in(doc, doc.main, dim_name, value):
         names = sorted(symbolic_dims(doc.main.graph))
-        raise NotFoundError(f"no symbolic dim named '{dim_name}'" +
-                            (f"; the model's named dims are: {', '.join(names)}" if names else
-                             "; the model has no named dims"), code="unknown_dim", details={"dim": dim_name})
+        raise NotFoundError(
+            f"no symbolic dim named '{dim_name}'"
+            + (f"; the model's named dims are: {', '.join(names)}" if names else "; the model has no named dims"),
+            code="unknown_dim",
+            details={"dim": dim_name},
+        )
 
 
 def _fix_dim_in(doc: ModelDocument, scope: Scope, dim_name: str, value: int) -> bool:
@@ -183,8 +212,13 @@ def _dims(type_proto: TypeProto) -> list[Any]:
 
 
 def symbolic_dims(graph: GraphProto) -> set[str]:
-    names = {d.dim_param for items in (graph.input, graph.output, graph.value_info)
-             for vi in items for d in _dims(vi.type) if d.dim_param}
+    names = {
+        d.dim_param
+        for items in (graph.input, graph.output, graph.value_info)
+        for vi in items
+        for d in _dims(vi.type)
+        if d.dim_param
+    }
     for node in graph.node:
         for _, _, body in subgraphs(node):
             names |= symbolic_dims(body)

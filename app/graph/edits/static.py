@@ -5,6 +5,7 @@ So every edit that changes the model's input shapes rewrites those declarations 
 shapes (shape computations folded) in the same undoable step, and the file never says less than the
 report does.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -74,7 +75,7 @@ def merge_types(declared: TypeProto | None, inferred: TypeProto | None) -> TypeP
     if len(got.shape.dim) != len(had.shape.dim) or (had.elem_type and got.elem_type != had.elem_type):
         return inferred
     merged = copy_message(inferred)
-    for dim, old in zip(merged.tensor_type.shape.dim, had.shape.dim):
+    for dim, old in zip(merged.tensor_type.shape.dim, had.shape.dim, strict=True):
         if dim.HasField("dim_value") and dim.dim_value >= 0:
             continue
         if old.HasField("dim_value") and old.dim_value >= 0 or old.dim_param:
@@ -83,8 +84,11 @@ def merge_types(declared: TypeProto | None, inferred: TypeProto | None) -> TypeP
 
 
 def _has_shape(type_proto: TypeProto | None) -> bool:
-    return type_proto is not None and type_proto.WhichOneof("value") == "tensor_type" \
+    return (
+        type_proto is not None
+        and type_proto.WhichOneof("value") == "tensor_type"
         and type_proto.tensor_type.HasField("shape")
+    )
 
 
 def infer_shapes(doc: ModelDocument, edit: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Edits of tensors: rename everywhere (subgraph bodies included) and replace initializer values."""
+
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
@@ -114,8 +114,11 @@ def set_initializer(doc: ModelDocument, edit: dict[str, Any]) -> None:
     if producer is not None and is_constant_node(producer):
         value_attr = next((a for a in producer.attribute if a.name == "value"), None)
         if value_attr is None:
-            raise EditError(f"Constant node '{scope.node_id(producer)}' holds its value in another attribute; "
-                            "use set_attribute on it", code="bad_initializer")
+            raise EditError(
+                f"Constant node '{scope.node_id(producer)}' holds its value in another attribute; "
+                "use set_attribute on it",
+                code="bad_initializer",
+            )
         new = _new_tensor(value_attr.t, edit, array, from_json, reshape)
         changed = copy_message(producer)
         for attr in changed.attribute:
@@ -123,12 +126,14 @@ def set_initializer(doc: ModelDocument, edit: dict[str, Any]) -> None:
                 attr.t.CopyFrom(new)
         doc.replace_node(scope, producer, changed)
         return
-    raise NotFoundError(f"no initializer or Constant output named '{name}'", code="unknown_tensor",
-                        details={"tensor": name})
+    raise NotFoundError(
+        f"no initializer or Constant output named '{name}'", code="unknown_tensor", details={"tensor": name}
+    )
 
 
-def _new_tensor(old: TensorProto, edit: dict[str, Any], array: np.ndarray | None, from_json: bool,
-                reshape: bool) -> TensorProto:
+def _new_tensor(
+    old: TensorProto, edit: dict[str, Any], array: np.ndarray | None, from_json: bool, reshape: bool
+) -> TensorProto:
     """The replacement tensor, checked against the old one's dtype and shape unless reshaping."""
     old_dtype = helper.tensor_dtype_to_np_dtype(old.data_type)
     old_shape = tuple(old.dims)
@@ -139,24 +144,33 @@ def _new_tensor(old: TensorProto, edit: dict[str, Any], array: np.ndarray | None
 
             wanted = parse_dtype(edit["dtype"])
             if wanted != old.data_type and not reshape:
-                raise EditError(f"initializer '{old.name}' is {dtype_name(old.data_type)}, not "
-                                f"{dtype_name(wanted)}; set \"reshape\": true to change its type",
-                                code="wrong_dtype", details={"tensor": old.name})
+                raise EditError(
+                    f"initializer '{old.name}' is {dtype_name(old.data_type)}, not "
+                    f'{dtype_name(wanted)}; set "reshape": true to change its type',
+                    code="wrong_dtype",
+                    details={"tensor": old.name},
+                )
             dtype = helper.tensor_dtype_to_np_dtype(wanted)
         array = array_from_json(edit["value"], dtype)
     assert array is not None
     if not reshape:
         if array.dtype != old_dtype:
-            raise EditError(f"initializer '{old.name}' is {dtype_name(old.data_type)}, the new value is "
-                            f"{array.dtype}; set \"reshape\": true to change its type", code="wrong_dtype",
-                            details={"tensor": old.name, "expected": dtype_name(old.data_type)})
+            raise EditError(
+                f"initializer '{old.name}' is {dtype_name(old.data_type)}, the new value is "
+                f'{array.dtype}; set "reshape": true to change its type',
+                code="wrong_dtype",
+                details={"tensor": old.name, "expected": dtype_name(old.data_type)},
+            )
         if array.shape != old_shape:
             if array.size == 1 and int(np.prod(old_shape)) == 1:
                 array = array.reshape(old_shape)  # scalars stay scalars, [x] stays [x]
             else:
-                raise EditError(f"initializer '{old.name}' has shape {list(old_shape)}, the new value "
-                                f"{list(array.shape)}; set \"reshape\": true to change its shape",
-                                code="wrong_shape", details={"tensor": old.name, "expected": list(old_shape)})
+                raise EditError(
+                    f"initializer '{old.name}' has shape {list(old_shape)}, the new value "
+                    f'{list(array.shape)}; set "reshape": true to change its shape',
+                    code="wrong_shape",
+                    details={"tensor": old.name, "expected": list(old_shape)},
+                )
     new = numpy_helper.from_array(array, old.name)
     if old.doc_string:
         new.doc_string = old.doc_string
@@ -167,8 +181,9 @@ def _retype_input(doc: ModelDocument, scope: Scope, tensor: TensorProto) -> None
     """An initializer also listed as a graph input (IR < 4, or overridable) keeps a matching type."""
     pos = scope.find_item("input", tensor.name)
     if pos is not None:
-        doc.replace_item(scope, "input", pos,
-                         helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        doc.replace_item(
+            scope, "input", pos, helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+        )
 
 
 def constants_to_initializers(doc: ModelDocument, edit: dict[str, Any]) -> None:
@@ -180,19 +195,25 @@ def constants_to_initializers(doc: ModelDocument, edit: dict[str, Any]) -> None:
     outputs = set(scope.names["output"])
     moved: list[tuple[int, NodeProto, TensorProto]] = []
     for pos, node in enumerate(scope.graph.node):
-        if not is_constant_node(node) or not node.output or node.output[0] in outputs \
-                or node.output[0] in scope.initializers:
+        if (
+            not is_constant_node(node)
+            or not node.output
+            or node.output[0] in outputs
+            or node.output[0] in scope.initializers
+        ):
             continue
         tensor = constant_tensor(node)
         if tensor is not None and math.prod(tensor.dims) >= min_elements:
             moved.append((pos, node, tensor))
     if not moved:
-        raise EditError("no Constant node holds a tensor to move" + (f" of at least {min_elements} elements"
-                        if min_elements > 1 else ""), code="nothing_to_do")
-    for pos, node, tensor in reversed(moved):
+        raise EditError(
+            "no Constant node holds a tensor to move"
+            + (f" of at least {min_elements} elements" if min_elements > 1 else ""),
+            code="nothing_to_do",
+        )
+    for pos, node, _tensor in reversed(moved):
         doc.remove_node(scope, node, pos)
     for _, node, tensor in moved:
         new = copy_message(tensor)
         new.name = node.output[0]
         doc.insert_item(scope, "initializer", len(scope.graph.initializer), new)
-

@@ -3,6 +3,7 @@
 Each is still expressed as primitive changes (remove this node, add that initializer), so undo
 restores the model exactly and costs only what the edit changed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,13 +34,17 @@ def extract(doc: ModelDocument, edit: dict[str, Any]) -> None:
     for node in kept:
         for name in scope.index.reads(node):
             if name not in available:
-                raise EditError(f"output depends on '{name}' (read by node '{scope.node_id(node)}'), which is not "
-                                "among the extract inputs; add it to 'inputs'", code="open_boundary",
-                                details={"tensor": name})
+                raise EditError(
+                    f"output depends on '{name}' (read by node '{scope.node_id(node)}'), which is not "
+                    "among the extract inputs; add it to 'inputs'",
+                    code="open_boundary",
+                    details={"tensor": name},
+                )
     for name in outputs:
         if name not in available:
-            raise EditError(f"output '{name}' is not computed from the given inputs", code="open_boundary",
-                            details={"tensor": name})
+            raise EditError(
+                f"output '{name}' is not computed from the given inputs", code="open_boundary", details={"tensor": name}
+            )
     new_inputs = [_value_info(doc, scope, t) for t in inputs]
     new_outputs = [_value_info(doc, scope, t) for t in outputs]
     read = [t for n in scope.graph.node if id(n) not in kept_ids for t in scope.index.reads(n)]
@@ -97,8 +102,9 @@ def fold_constants(doc: ModelDocument, edit: dict[str, Any]) -> None:
     for _ in range(16):
         known = _constant_values(doc, scope)
         types = inferred_types(doc)
-        folded, values = fold(scope.graph, opsets, doc.model.ir_version, known, types,
-                              data_inputs(doc.model).__contains__, size_limit)
+        folded, values = fold(
+            scope.graph, opsets, doc.model.ir_version, known, types, data_inputs(doc.model).__contains__, size_limit
+        )
         if not folded:
             break
         _apply_fold(doc, scope, folded, values)
@@ -118,8 +124,7 @@ def _constant_values(doc: ModelDocument, scope: Scope) -> dict[str, np.ndarray]:
         if tensor.name not in overridable:
             known[tensor.name] = _Lazy(lambda t=tensor: read_tensor(t, doc.base_dir))  # type: ignore[assignment]
     for node in scope.graph.node:
-        if is_constant_node(node) and node.output and \
-                any(a.name in NUMERIC_CONSTANT_ATTRS for a in node.attribute):
+        if is_constant_node(node) and node.output and any(a.name in NUMERIC_CONSTANT_ATTRS for a in node.attribute):
             known[node.output[0]] = _Lazy(lambda n=node: constant_node_value(n))  # type: ignore[assignment]
     return _LazyDict(known)
 
@@ -143,16 +148,24 @@ class _LazyDict(dict):
 def _apply_fold(doc: ModelDocument, scope: Scope, folded: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> None:
     folded_ids = {id(n) for n in folded}
     outputs = set(scope.index.output_names())
-    needed = [o for n in folded for o in n.output
-              if o and (o in outputs or any(id(u) not in folded_ids for u in scope.index.users(o)))]
+    needed = [
+        o
+        for n in folded
+        for o in n.output
+        if o and (o in outputs or any(id(u) not in folded_ids for u in scope.index.users(o)))
+    ]
     read = [t for n in folded for t in scope.index.reads(n)]
     remove_nodes(doc, scope, folded)
     for name in needed:
         tensor = numpy_helper.from_array(np.asarray(values[name]), name)
         doc.insert_item(scope, "initializer", len(scope.graph.initializer), tensor)
         if doc.model.ir_version < 4 and name not in scope.inputs:
-            doc.insert_item(scope, "input", len(scope.graph.input),
-                            helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
+            doc.insert_item(
+                scope,
+                "input",
+                len(scope.graph.input),
+                helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)),
+            )
         pos = scope.find_item("value_info", name)
         if pos is not None:
             doc.remove_item(scope, "value_info", pos)
@@ -164,20 +177,22 @@ def convert_opset(doc: ModelDocument, edit: dict[str, Any]) -> None:
     version = field(edit, "version", int)
     current = doc.opset_version("")
     if current is None:
-        raise EditError("the model imports no default ONNX opset (ai.onnx); convert_opset converts that domain only",
-                        code="no_opset")
+        raise EditError(
+            "the model imports no default ONNX opset (ai.onnx); convert_opset converts that domain only",
+            code="no_opset",
+        )
     if current == version:
         return
     if not 7 <= version <= onnx.defs.onnx_opset_version():
-        raise EditError(f"opset {version} is outside what onnx supports (7 to {onnx.defs.onnx_opset_version()})",
-                        code="bad_opset")
+        raise EditError(
+            f"opset {version} is outside what onnx supports (7 to {onnx.defs.onnx_opset_version()})", code="bad_opset"
+        )
     work = skeleton(doc.model)
     stub_inputs = {v.name for v in work.graph.input} - doc.main.inputs
     try:
         converted = onnx.version_converter.convert_version(work, version)
     except Exception as err:  # the converter raises plain RuntimeError for unsupported ops
-        raise EditError(f"cannot convert to opset {version}: {first_line(err)}",
-                        code="conversion_failed") from None
+        raise EditError(f"cannot convert to opset {version}: {first_line(err)}", code="conversion_failed") from None
     _replace_graph(doc, doc.main, converted, stub_inputs)
     doc.set_opsets(list(converted.opset_import))
     if converted.ir_version != doc.model.ir_version:
@@ -189,7 +204,7 @@ def _replace_graph(doc: ModelDocument, scope: Scope, converted: ModelProto, stub
     new_graph = converted.graph
     old_nodes = list(scope.graph.node)
     if len(old_nodes) == len(new_graph.node):
-        for old, new in zip(old_nodes, new_graph.node):
+        for old, new in zip(old_nodes, new_graph.node, strict=True):
             if old != new:
                 doc.replace_node(scope, old, copy_message(new))
     else:

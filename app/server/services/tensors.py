@@ -11,7 +11,7 @@ import numpy as np
 
 from ...graph.changes import describe_changes
 from ...graph.io import read_tensor
-from ..runner import check_npy_size, npy_header
+from ...runtime.npy import check_size, read_header
 from ..session_store import SessionStore
 from .weights import weight_of
 
@@ -39,8 +39,7 @@ def replace_tensor(store: SessionStore, session_id: str, tensor_name: str, path:
                    max_elements: int) -> dict[str, Any]:
     """Replace a weight by the .npy at `path` (same dtype and shape), applied and logged like any edit."""
     with open(path, "rb") as f:
-        shape, dtype, _ = npy_header(f)
-        check_npy_size(shape, dtype, path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
+        check_size(read_header(f), path.stat().st_size - f.tell(), max_elements, f"tensor '{tensor_name}'")
     with store.open(session_id) as handle:
         weight_of(handle.doc, tensor_name)
         edit = {"op": "set_initializer", "name": tensor_name,
