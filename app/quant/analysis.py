@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from onnx import ModelProto
+from onnx import ModelProto, TensorProto
 
 from app.graph import ModelDocument, WorkbenchError, save_model
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
 from app.quant import localize, sensitivity
-from app.quant.evaluate import OutputError, Reference, compare, compare_batches, summed, worst_sqnr
+from app.quant.evaluate import OutputError, Reference, compare, compare_batches, float_outputs, summed, worst_sqnr
 from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import CurvePoint, HybridResult, max_steps, point_graph, precision_curve
@@ -351,8 +351,9 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     profile = toolkit(options.target, options.per_channel_weights, options.int16_weights)
     check_cancel(cancel)
     payload = loaded.payload()
+    record = _record_for(proto) if options.end_to_end and validation is None else None
     stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
-                               options.sample_size, options.seed, payload, loaded.folder)
+                               options.sample_size, options.seed, payload, loaded.folder, record)
 
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(points), "ranges")
@@ -376,20 +377,35 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     analysis.folded_model = source
     analysis.bias_values = bias_values(source, values) if source is not None else {}
     if options.end_to_end:
-        _end_to_end(analysis, payload, validation or data, progress, cancel)
+        _end_to_end(analysis, payload, validation or data, progress, cancel, record)
     return analysis
 
 
+def _record_for(model: ModelProto) -> Reference | None:
+    """Where the statistics pass can keep the float outputs for the end-to-end phase: outputs a run can
+    fetch (none of them a graph input), held up to REFERENCE_BYTES."""
+    inputs = {i.name for i in model.graph.input}
+    outputs = [o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
+    return Reference(outputs, REFERENCE_BYTES) if outputs and not inputs & set(outputs) else None
+
+
 def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, progress: ProgressCallback | None,
-                cancel: CancelCheck | None) -> None:
+                cancel: CancelCheck | None, kept_outputs: Reference | None = None) -> None:
     """Measure the whole-model configurations, map where the base's error is born and which points
-    cause it, measure the precision curve over that ranking and its knee (the hybrid)."""
+    cause it, measure the precision curve over that ranking and its knee (the hybrid). ``kept_outputs``:
+    the data and float outputs the statistics pass kept, if it kept them all."""
     options = analysis.options
-    reference = session(payload, folder=analysis.folder, lanes=True)
     sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=analysis.folder, lanes=True)
                 for label in CONFIGS}
-    record = Reference(reference, [], REFERENCE_BYTES)
-    per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel, record=record)
+    reference: ort.InferenceSession | None = None
+    if kept_outputs is not None and kept_outputs.complete:
+        record = kept_outputs
+        per_batch = compare_batches(record, sessions, [], record.samples, progress, cancel)
+    else:
+        reference = session(payload, folder=analysis.folder, lanes=True)
+        record = Reference(float_outputs(reference), REFERENCE_BYTES)
+        per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel,
+                                    record=record)
     del sessions
     measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
@@ -411,6 +427,7 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
             others = compare(rest, {HYBRID: candidate}, [], rest.samples, progress, cancel, "recommendation")[HYBRID]
             measured[HYBRID] = {name: error + others.get(name, OutputError()) for name, error in knee.outputs.items()}
         else:
+            assert reference is not None, "an incomplete record comes from the session run here"
             measured.update(compare(reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress,
                                     cancel, "recommendation"))
     analysis.end_to_end = measured
@@ -472,18 +489,20 @@ def _samples(batch: Batch) -> int:
     return next(iter(batch.values())).shape[0]
 
 
-def _first(record: Reference, reference: ort.InferenceSession, data: CalibrationData, count: int) -> Reference:
+def _first(record: Reference, reference: ort.InferenceSession | None, data: CalibrationData, count: int
+           ) -> Reference:
     """The first ``count`` samples and their float outputs: from what the end-to-end phase kept, else the
     data read and the float model run again."""
     if record.complete:
         return record.split(count)[0]
+    assert reference is not None, "an incomplete record comes from the end-to-end phase, which has the session"
     batches, held = [], 0
     for batch in data.batches():
         if held >= count:
             break
         batches.append(batch)
         held += _samples(batch)
-    return Reference(reference, batches)
+    return Reference.measured(reference, batches)
 
 
 def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel) -> QuantAnalysis:

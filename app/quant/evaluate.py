@@ -24,16 +24,23 @@ class Reference:
     """The float model's outputs on a few batches, computed once: a search measures many candidates on
     the same samples, and running the float model again for each would cost as much as the candidate."""
 
-    def __init__(self, reference: ort.InferenceSession, batches: list[Batch], limit: int | None = None) -> None:
-        self.outputs = float_outputs(reference)
+    def __init__(self, outputs: list[str], limit: int | None = None) -> None:
+        self.outputs = outputs
         self.batches: list[Batch] = []
         self.expected: list[list[np.ndarray]] = []
         self.samples = self.held = 0
         #: bytes of batches and outputs it may hold (None: no bound); beyond, it holds nothing
         self.limit = limit
         self.complete = True
+
+    @classmethod
+    def measured(cls, reference: ort.InferenceSession, batches: Iterable[Batch], limit: int | None = None
+                 ) -> Reference:
+        """The float model ``reference`` run on ``batches``, its outputs kept."""
+        kept = cls(float_outputs(reference), limit)
         for batch in batches:
-            self.keep(batch, [v.numpy() for v in run(reference, self.outputs, batch)])
+            kept.keep(batch, [v.numpy() for v in run(reference, kept.outputs, batch)])
+        return kept
 
     def keep(self, batch: Batch, expected: list[np.ndarray]) -> None:
         """Hold one more batch and its outputs, or drop everything once they pass ``limit``."""
@@ -55,11 +62,7 @@ class Reference:
         return parts
 
     def _empty(self) -> Reference:
-        part = Reference.__new__(Reference)
-        part.outputs, part.batches, part.expected = self.outputs, [], []
-        part.samples = part.held = 0
-        part.limit, part.complete = None, True
-        return part
+        return Reference(self.outputs)
 
 
 def compare_batches(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],

@@ -19,6 +19,7 @@ import numpy as np
 from onnx import ModelProto, TensorProto, helper
 
 from app.quant.calibration import CalibrationData
+from app.quant.evaluate import Reference
 from app.quant.histogram import DEFAULT_CAPACITY, Histogram
 from app.quant.model import ActivationTensor
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -116,18 +117,22 @@ def collect_statistics(
     seed: int = 0,
     payload: bytes | None = None,
     folder: Path | None = None,
+    record: Reference | None = None,
 ) -> dict[str, TensorStatistics]:
     """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
-    model already serialized; ``folder``: where its external data lies)."""
+    model already serialized; ``folder``: where its external data lies). ``record`` keeps each batch and
+    the model's outputs, so that the end-to-end phase need not run the float model again."""
     inputs = {s.name for s in data.specs}
     fetched = [p.name for p in points if p.name not in inputs]
+    if record is not None:
+        fetched += [name for name in record.outputs if name not in fetched]
     # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
     # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
     sess = session(augmented_model(model, fetched, payload), "basic", arena=False, folder=folder)
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     binning = _Binning(stats, {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}, sample_size)
     report(progress, 0, data.num_samples, "statistics")
-    done = _fold_batches(sess, fetched, inputs, data, binning, progress, cancel)
+    done = _fold_batches(sess, fetched, inputs, data, binning, progress, cancel, record)
     report(progress, done, data.num_samples, "statistics")
     return stats
 
@@ -140,6 +145,7 @@ def _fold_batches(
     binning: _Binning,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
+    record: Reference | None,
 ) -> int:
     """Run every batch and fold it into the statistics while onnxruntime runs the next; the samples run.
 
@@ -156,6 +162,8 @@ def _fold_batches(
                 values = run(sess, fetched, batch)
                 arrays = dict(zip(fetched, (v.numpy() for v in values), strict=True))
                 arrays.update({name: batch[name] for name in inputs if name in binning.stats})
+                if record is not None:  # copies: the arrays view buffers that go with the batch
+                    record.keep(batch, [np.array(arrays[name]) for name in record.outputs])
                 if not binning.parts:
                     binning.parts[:] = _balanced(binning.stats, arrays)
                 current = {"arrays": arrays, "values": values}

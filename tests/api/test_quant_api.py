@@ -119,8 +119,9 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     error_of(client.get(f"{base}/qdq", params={"config": "int4"}), 422, "bad_config")
     error_of(client.get(f"{base}/qdq", params={"int16": json.dumps(["nope"])}), 422, "bad_precision")
 
-    # re-measuring the recommended int16 list reproduces the report's hybrid measurement (to the last bits of
-    # a float64 sum: the analysis adds the curve's samples and the others in two parts)
+    # re-measuring the recommended int16 list reproduces the report's hybrid measurement (to float rounding: the
+    # analysis takes the float outputs from its statistics pass, a basic-optimised run, and adds the curve's
+    # samples and the others in two parts; a measurement runs the fully optimised float model)
     r = client.post(f"{base}/measure", json={"int16": report["recommendation"]["int16"]})
     assert r.status_code == 202, r.text
     measured = wait(client, r.json()["job_id"])
@@ -128,7 +129,7 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     remeasured, hybrid = measured["result"]["end_to_end"]["custom"], report["end_to_end"]["hybrid"]
     assert remeasured.keys() == hybrid.keys()
     for name, error in hybrid.items():
-        assert remeasured[name] == pytest.approx(error, rel=1e-12)
+        assert remeasured[name] == pytest.approx(error, rel=1e-6)
     assert measured["result"]["version"] == 0 and measured["kind"] == "quant-measure"
     r = client.post(f"{base}/measure", json={"int16": [], "overrides": {"r1": "uint8/percentile"}})
     worse = wait(client, r.json()["job_id"])["result"]["end_to_end"]["custom"]["y"]["sqnr_db"]
