@@ -11,6 +11,7 @@ temporary data folders, and prints medians:
     connections for a fixed time, on one session and on ten sessions (one client thread each).
 Every loop is bounded in count and time; nothing but 127.0.0.1 is contacted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -132,19 +133,30 @@ def main() -> None:
                 runs = [upload_to_graph(server, model) for _ in range(repeat)]
                 up = statistics.median(r[0] for r in runs)
                 graph = statistics.median(r[1] for r in runs)
-                rows.append((workers, f"upload-to-graph {label}",
-                             f"{up + graph:.2f} s (upload {up:.2f} s + graph {graph:.2f} s, {runs[0][2]} nodes)"))
+                rows.append(
+                    (
+                        workers,
+                        f"upload-to-graph {label}",
+                        f"{up + graph:.2f} s (upload {up:.2f} s + graph {graph:.2f} s, {runs[0][2]} nodes)",
+                    )
+                )
                 print(rows[-1], flush=True)
                 one_edit = statistics.median(r[3] for r in runs)
                 download = statistics.median(r[4] for r in runs)
-                rows.append((workers, f"then one edit / download, {label}",
-                             f"{one_edit * 1000:.0f} ms / {download:.2f} s"))
+                rows.append(
+                    (workers, f"then one edit / download, {label}", f"{one_edit * 1000:.0f} ms / {download:.2f} s")
+                )
                 print(rows[-1], flush=True)
             rows.append((workers, "server RSS after uploads", f"{server_rss(server) / 1e6:.0f} MB"))
             for sessions in (1, 10):
                 rates = [edits_per_second(server, minilm, sessions, edit_seconds) for _ in range(repeat)]
-                rows.append((workers, f"edits/s, {sessions} session{'s' if sessions > 1 else ''} (minilm)",
-                             f"{statistics.median(rates):.0f}"))
+                rows.append(
+                    (
+                        workers,
+                        f"edits/s, {sessions} session{'s' if sessions > 1 else ''} (minilm)",
+                        f"{statistics.median(rates):.0f}",
+                    )
+                )
                 print(rows[-1], flush=True)
     print("\n| workers | measurement | median |\n|---|---|---|")
     for workers, what, value in rows:

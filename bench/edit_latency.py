@@ -9,6 +9,7 @@ never asserted: the machine is shared and timings vary.
     python -m bench.edit_latency --nodes 2000 --weights-mb 50
     python -m bench.edit_latency --ops add_output,extract --profile add_output,extract
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,16 @@ NODES_PER_BLOCK = 5  # MatMul, Add, Relu, Constant, Reshape
 TAPS = 20  # intermediate graph outputs, like the several heads of a detector
 TARGET_MS = 20.0
 # edits that rework (or re-declare) the whole graph: timed 3 times, not 20
-WHOLE_GRAPH = {"infer_shapes", "convert_opset", "fold_constants", "extract", "cleanup", "fix_dim", "make_static",
-               "constants_to_initializers"}
+WHOLE_GRAPH = {
+    "infer_shapes",
+    "convert_opset",
+    "fold_constants",
+    "extract",
+    "cleanup",
+    "fix_dim",
+    "make_static",
+    "constants_to_initializers",
+}
 RSS_TARGET = 1.5  # peak RSS at most this many times the weights' size
 GENERATOR_VERSION = 1  # bump when the model changes, so cached copies are rebuilt
 
@@ -81,8 +90,9 @@ def build_model(shape: Shape, folder: Path) -> None:
     with open(folder / "weights.bin", "wb") as data:
         for i in range(shape.blocks):
             weight = (rng.standard_normal((h, h), dtype=np.float32) / np.float32(math.sqrt(h))).tobytes()
-            stub = TensorProto(name=f"W{i}", data_type=TensorProto.FLOAT, dims=[h, h],
-                               data_location=TensorProto.EXTERNAL)
+            stub = TensorProto(
+                name=f"W{i}", data_type=TensorProto.FLOAT, dims=[h, h], data_location=TensorProto.EXTERNAL
+            )
             for key, value in (("location", "weights.bin"), ("offset", str(data.tell())), ("length", str(len(weight)))):
                 stub.external_data.add(key=key, value=value)
             data.write(weight)
@@ -93,17 +103,28 @@ def build_model(shape: Shape, folder: Path) -> None:
                 helper.make_node("MatMul", [source, f"W{i}"], [f"mm{i}"], name=f"blk{i}/matmul"),
                 helper.make_node("Add", [f"mm{i}", f"B{i}"], [f"add{i}"], name=f"blk{i}/add"),
                 helper.make_node("Relu", [f"add{i}"], [f"relu{i}"], name=f"blk{i}/relu" if named else ""),
-                helper.make_node("Constant", [], [f"shape{i}"], name=f"blk{i}/shape" if named else "",
-                                 value=numpy_helper.from_array(np.array([-1, h], np.int64))),
-                helper.make_node("Reshape", [f"relu{i}", f"shape{i}"],
-                                 ["y" if i == shape.blocks - 1 else f"x{i + 1}"], name=f"blk{i}/reshape", allowzero=0),
+                helper.make_node(
+                    "Constant",
+                    [],
+                    [f"shape{i}"],
+                    name=f"blk{i}/shape" if named else "",
+                    value=numpy_helper.from_array(np.array([-1, h], np.int64)),
+                ),
+                helper.make_node(
+                    "Reshape",
+                    [f"relu{i}", f"shape{i}"],
+                    ["y" if i == shape.blocks - 1 else f"x{i + 1}"],
+                    name=f"blk{i}/reshape",
+                    allowzero=0,
+                ),
             ]
             if i in dead_after:
                 nodes.append(helper.make_node("Sigmoid", [f"mm{i}"], [f"dead{dead_after[i]}"]))
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", h])]
     outputs += [helper.make_tensor_value_info(f"relu{i}", TensorProto.FLOAT, ["batch", h]) for i in sorted(taps)]
-    graph = helper.make_graph(nodes, "synthetic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", h])],
-                              outputs, initializers)
+    graph = helper.make_graph(
+        nodes, "synthetic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", h])], outputs, initializers
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edit_latency")
     model.ir_version = 8
     (folder / "model.onnx").write_bytes(model.SerializeToString())
@@ -127,36 +148,60 @@ def edit_plans(doc: ModelDocument, shape: Shape) -> dict[str, EditPlan]:
         return 1 + k * 7919 % (shape.blocks - 1 - room)
 
     def node_id(i: int, kind: str) -> str:
-        return f"blk{i}/{kind}" if block_named(i) or kind not in ("relu", "shape") else \
-            doc.main.node_id(doc.main.index.producer[f"{kind}{i}"])
+        return (
+            f"blk{i}/{kind}"
+            if block_named(i) or kind not in ("relu", "shape")
+            else doc.main.node_id(doc.main.index.producer[f"{kind}{i}"])
+        )
 
     plans = {
         "delete_node": EditPlan(lambda k: {"op": "delete_node", "node": node_id(block(k), "relu"), "reconnect": True}),
         "rename_node": EditPlan(lambda k: {"op": "rename_node", "node": node_id(block(k), "add"), "to": f"renamed{k}"}),
         "rename_tensor": EditPlan(lambda k: {"op": "rename_tensor", "tensor": f"mm{block(k)}", "to": f"mm_renamed{k}"}),
-        "set_node_input": EditPlan(lambda k: {"op": "set_node_input", "node": node_id(block(k), "add"), "index": 1,
-                                              "tensor": f"B{block(k) + 1}"}),
-        "add_node": EditPlan(lambda k: {"op": "add_node", "op_type": "Sigmoid", "inputs": [f"add{block(k)}"],
-                                        "outputs": [f"extra{k}"], "name": f"extra{k}"}),
-        "set_attribute": EditPlan(lambda k: {"op": "set_attribute", "node": node_id(block(k), "reshape"),
-                                             "name": "allowzero", "value": 1}),
-        "remove_attribute": EditPlan(lambda k: {"op": "remove_attribute", "node": node_id(block(k), "reshape"),
-                                                "name": "allowzero"}),
-        "set_initializer": EditPlan(lambda k: {"op": "set_initializer", "name": f"B{block(k)}",
-                                               "value": [float(k)] * h}),
-        "add_input": EditPlan(lambda k: {"op": "add_input", "name": f"extra_in{k}", "dtype": "float32",
-                                         "shape": ["batch", h]}),
-        "remove_input": EditPlan(lambda k: {"op": "remove_input", "name": f"spare_in{k}"},
-                                 setup=lambda reps: [{"op": "add_input", "name": f"spare_in{k}", "dtype": "float32",
-                                                      "shape": [1, h]} for k in range(reps)]),
+        "set_node_input": EditPlan(
+            lambda k: {
+                "op": "set_node_input",
+                "node": node_id(block(k), "add"),
+                "index": 1,
+                "tensor": f"B{block(k) + 1}",
+            }
+        ),
+        "add_node": EditPlan(
+            lambda k: {
+                "op": "add_node",
+                "op_type": "Sigmoid",
+                "inputs": [f"add{block(k)}"],
+                "outputs": [f"extra{k}"],
+                "name": f"extra{k}",
+            }
+        ),
+        "set_attribute": EditPlan(
+            lambda k: {"op": "set_attribute", "node": node_id(block(k), "reshape"), "name": "allowzero", "value": 1}
+        ),
+        "remove_attribute": EditPlan(
+            lambda k: {"op": "remove_attribute", "node": node_id(block(k), "reshape"), "name": "allowzero"}
+        ),
+        "set_initializer": EditPlan(
+            lambda k: {"op": "set_initializer", "name": f"B{block(k)}", "value": [float(k)] * h}
+        ),
+        "add_input": EditPlan(
+            lambda k: {"op": "add_input", "name": f"extra_in{k}", "dtype": "float32", "shape": ["batch", h]}
+        ),
+        "remove_input": EditPlan(
+            lambda k: {"op": "remove_input", "name": f"spare_in{k}"},
+            setup=lambda reps: [
+                {"op": "add_input", "name": f"spare_in{k}", "dtype": "float32", "shape": [1, h]} for k in range(reps)
+            ],
+        ),
         "add_output": EditPlan(lambda k: {"op": "add_output", "tensor": f"mm{block(k)}"}),
         "remove_output": EditPlan(lambda k: {"op": "remove_output", "name": f"relu{taps[k % len(taps)]}"}),
         "set_shape": EditPlan(lambda k: {"op": "set_shape", "tensor": f"relu{taps[k % len(taps)]}", "shape": [1, h]}),
         "fix_dim": EditPlan(lambda k: {"op": "fix_dim", "dim": "batch", "value": k + 1}),
         "make_static": EditPlan(lambda k: {"op": "make_static", "dims": {"batch": k + 1}}),
         "constants_to_initializers": EditPlan(lambda k: {"op": "constants_to_initializers"}),
-        "extract": EditPlan(lambda k: {"op": "extract", "inputs": [f"x{block(k, 11)}"],
-                                       "outputs": [f"x{block(k, 11) + 10}"]}),
+        "extract": EditPlan(
+            lambda k: {"op": "extract", "inputs": [f"x{block(k, 11)}"], "outputs": [f"x{block(k, 11) + 10}"]}
+        ),
         "fold_constants": EditPlan(lambda k: {"op": "fold_constants"}),
         "cleanup": EditPlan(lambda k: {"op": "cleanup"}),
         "infer_shapes": EditPlan(lambda k: {"op": "infer_shapes"}),
@@ -239,12 +284,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown ops: {', '.join(sorted(unknown))}")
 
     with stopwatch() as t:
-        folder = cached_folder("edit_latency", lambda f: build_model(shape, f), nodes=shape.nodes,
-                               weights=shape.weights_mb, v=GENERATOR_VERSION)
+        folder = cached_folder(
+            "edit_latency",
+            lambda f: build_model(shape, f),
+            nodes=shape.nodes,
+            weights=shape.weights_mb,
+            v=GENERATOR_VERSION,
+        )
     model_path = folder / "model.onnx"
     weights_bytes = (folder / "weights.bin").stat().st_size
-    print(f"model: {model_path} ({shape.nodes} nodes in {shape.blocks} blocks, hidden {shape.hidden}, "
-          f"weights {mib(weights_bytes)} external, ready in {t[0]:.1f} s)\n")
+    print(
+        f"model: {model_path} ({shape.nodes} nodes in {shape.blocks} blocks, hidden {shape.hidden}, "
+        f"weights {mib(weights_bytes)} external, ready in {t[0]:.1f} s)\n"
+    )
 
     rss_before_load = peak_rss_bytes()
     with stopwatch() as load_time:
@@ -276,10 +328,14 @@ def main(argv: list[str] | None = None) -> None:
         if op not in WHOLE_GRAPH:
             undo_all += timings.undo
         target = "" if op in WHOLE_GRAPH else f"< {TARGET_MS:.0f}"
-        verdict = "" if op in WHOLE_GRAPH else \
-            ("ok" if median * 1000 < TARGET_MS and undo_median * 1000 < TARGET_MS else "MISSED")
-        rows.append([op, str(len(timings.apply)), ms(median), ms(p90), ms(undo_median), ms(redo_median), target,
-                     verdict])
+        verdict = (
+            ""
+            if op in WHOLE_GRAPH
+            else ("ok" if median * 1000 < TARGET_MS and undo_median * 1000 < TARGET_MS else "MISSED")
+        )
+        rows.append(
+            [op, str(len(timings.apply)), ms(median), ms(p90), ms(undo_median), ms(redo_median), target, verdict]
+        )
     unchanged = doc.model == snapshot
 
     out = Path(tempfile.mkdtemp(prefix="edit_latency_"))
@@ -292,8 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(out)
 
-    print(markdown_table(["edit", "n", "median ms", "p90 ms", "undo median ms", "redo median ms", "target ms",
-                          "verdict"], rows))
+    print(
+        markdown_table(
+            ["edit", "n", "median ms", "p90 ms", "undo median ms", "redo median ms", "target ms", "verdict"], rows
+        )
+    )
     undo_median = median_p90(undo_all)[0] if undo_all else float("nan")
     summary = [
         ["load_model (index included)", f"{ms(load_time[0] + index_time[0])} ms", ""],
@@ -301,8 +360,11 @@ def main(argv: list[str] | None = None) -> None:
         ["save_model (external data)", f"{ms(save_time[0])} ms", ""],
         ["weights", mib(weights_bytes), ""],
         ["peak RSS before load (imports, generation)", mib(rss_before_load), ""],
-        ["peak RSS after edits and save", f"{mib(engine_peak)} ({engine_peak / weights_bytes:.2f}x weights)",
-         f"< {RSS_TARGET}x weights"],
+        [
+            "peak RSS after edits and save",
+            f"{mib(engine_peak)} ({engine_peak / weights_bytes:.2f}x weights)",
+            f"< {RSS_TARGET}x weights",
+        ],
         ["model equal to the loaded one after all undos", "yes" if unchanged else "NO", "yes"],
     ]
     if base:
@@ -310,9 +372,11 @@ def main(argv: list[str] | None = None) -> None:
         cheap = [float(r[2]) / 1000 for r in rows if r[0] not in WHOLE_GRAPH and r[2] != "failed"]
         typical = median_p90(cheap)[0] if cheap else float("nan")
         summary += [[f"baseline: {name}", f"{ms(value)} ms", ""] for name, value in base.items()]
-        summary += [["baseline: load + check + save", f"{ms(total)} ms", ""],
-                    ["baseline / median of the per-op medians (non-whole-graph)", f"{total / typical:.0f}x", ""],
-                    ["peak RSS after the baseline", mib(base_peak), ""]]
+        summary += [
+            ["baseline: load + check + save", f"{ms(total)} ms", ""],
+            ["baseline / median of the per-op medians (non-whole-graph)", f"{total / typical:.0f}x", ""],
+            ["peak RSS after the baseline", mib(base_peak), ""],
+        ]
     print()
     print(markdown_table(["figure", "value", "target"], summary))
     for op, text in profiles.items():

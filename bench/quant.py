@@ -60,15 +60,28 @@ def resnet50(seed: int = 0) -> onnx.ModelProto:
     """ResNet-50 v1.5 topology, BN folded into conv biases, He-initialised random weights."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
-    counter = iter(range(10 ** 6))
+    counter = iter(range(10**6))
 
     def conv(x: str, cin: int, cout: int, k: int, stride: int, relu: bool = True) -> str:
         i = next(counter)
         w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
-        inits.extend([numpy_helper.from_array(w, f"W{i}"),
-                      numpy_helper.from_array((rng.standard_normal(cout) * 0.1).astype(np.float32), f"B{i}")])
-        nodes.append(helper.make_node("Conv", [x, f"W{i}", f"B{i}"], [f"conv{i}"], kernel_shape=[k, k],
-                                      strides=[stride, stride], pads=[k // 2] * 4, name=f"conv{i}"))
+        inits.extend(
+            [
+                numpy_helper.from_array(w, f"W{i}"),
+                numpy_helper.from_array((rng.standard_normal(cout) * 0.1).astype(np.float32), f"B{i}"),
+            ]
+        )
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"W{i}", f"B{i}"],
+                [f"conv{i}"],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[k // 2] * 4,
+                name=f"conv{i}",
+            )
+        )
         if not relu:
             return f"conv{i}"
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"], name=f"relu{i}"))
@@ -83,15 +96,24 @@ def resnet50(seed: int = 0) -> onnx.ModelProto:
             y = conv(conv(conv(x, cin, width, 1, 1), width, width, 3, s), width, width * 4, 1, 1, relu=False)
             shortcut = conv(x, cin, width * 4, 1, s, relu=False) if b == 0 else x
             i = next(counter)
-            nodes += [helper.make_node("Add", [y, shortcut], [f"add{i}"], name=f"add{i}"),
-                      helper.make_node("Relu", [f"add{i}"], [f"out{i}"], name=f"out{i}")]
+            nodes += [
+                helper.make_node("Add", [y, shortcut], [f"add{i}"], name=f"add{i}"),
+                helper.make_node("Relu", [f"add{i}"], [f"out{i}"], name=f"out{i}"),
+            ]
             x, cin = f"out{i}", width * 4
     nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"]), helper.make_node("Flatten", ["gap"], ["flat"])]
-    inits += [numpy_helper.from_array((rng.standard_normal((1000, 2048)) / np.sqrt(2048)).astype(np.float32), "fcW"),
-              numpy_helper.from_array(np.zeros(1000, np.float32), "fcB")]
+    inits += [
+        numpy_helper.from_array((rng.standard_normal((1000, 2048)) / np.sqrt(2048)).astype(np.float32), "fcW"),
+        numpy_helper.from_array(np.zeros(1000, np.float32), "fcB"),
+    ]
     nodes.append(helper.make_node("Gemm", ["flat", "fcW", "fcB"], ["logits"], transB=1))
-    graph = helper.make_graph(nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "resnet50",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -104,8 +126,7 @@ def ppocr_det() -> onnx.ModelProto | None:
     except Exception as exc:  # noqa: BLE001 - a benchmark goes on without the optional model
         print(f"ppocrv4_det unavailable: {exc}", file=sys.stderr)
         return None
-    doc.apply([{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v}
-               for k, v in enumerate([1, 640, 640])])
+    doc.apply([{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate([1, 640, 640])])
     return doc.model
 
 
@@ -121,9 +142,27 @@ def picodet_layout() -> onnx.ModelProto | None:
 
 
 #: Photographs inside scikit-image's wheel (skimage/data; the others there are synthetic or need pooch).
-PHOTOS = ("astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png", "coffee.png",
-          "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "microaneurysms.png",
-          "moon.png", "motorcycle_left.png", "page.png", "retina.jpg", "rocket.jpg", "text.png")
+PHOTOS = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "cell.png",
+    "chelsea.png",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "microaneurysms.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "page.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "text.png",
+)
 #: ImageNet mean and std on 0..1 RGB (PP-OCR det's and PicoDet's preprocessing), in 0..255 pixel units.
 IMAGENET = {"mean": tuple(255 * m for m in (0.485, 0.456, 0.406)), "std": tuple(255 * v for v in (0.229, 0.224, 0.225))}
 
@@ -171,8 +210,12 @@ def _default_child(model_path: str, data_path: str) -> dict:
     data = ArrayData(data_path, specs)
     events: list[tuple[float, str, int]] = []
     start = time.perf_counter()
-    analysis = analyze(model, data, QuantOptions(),
-                       progress=lambda done, total, phase: events.append((time.perf_counter(), phase, total)))
+    analysis = analyze(
+        model,
+        data,
+        QuantOptions(),
+        progress=lambda done, total, phase: events.append((time.perf_counter(), phase, total)),
+    )
     analysed = time.perf_counter()
     report = build_report(analysis)
     report["model"] = {"session": "bench", "version": 1}
@@ -181,11 +224,17 @@ def _default_child(model_path: str, data_path: str) -> dict:
         write_json(report, Path(tmp) / "report.json")
         written = time.perf_counter()
         size_mb = (Path(tmp) / "report.json").stat().st_size / 1e6
-    result = {"analysis_s": analysed - start, "phases": _phases(events, start, analysed),
-              "report_build_s": built - analysed, "report_write_s": written - built, "report_mb": size_mb,
-              "peak_rss_gb": _peak_rss_gb(), "tensors": len(analysis.tensors),
-              "int16": len(analysis.hybrid.int16) if analysis.hybrid else None,
-              "qdq_runs": analysis.hybrid.evaluations if analysis.hybrid else None}
+    result = {
+        "analysis_s": analysed - start,
+        "phases": _phases(events, start, analysed),
+        "report_build_s": built - analysed,
+        "report_write_s": written - built,
+        "report_mb": size_mb,
+        "peak_rss_gb": _peak_rss_gb(),
+        "tensors": len(analysis.tensors),
+        "int16": len(analysis.hybrid.int16) if analysis.hybrid else None,
+        "qdq_runs": analysis.hybrid.evaluations if analysis.hybrid else None,
+    }
     sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     result["plain_s"] = _plain_seconds(sess, data)
     return result
@@ -207,8 +256,13 @@ def _plain_seconds(sess, data, passes: int = 3) -> float:
 
 def _ort_static_child(method: str, model_path: str, data_path: str) -> dict:
     """onnxruntime's quantize_static on the same samples, with its own options that bound memory."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from app.quant.analysis import model_inputs
     from app.quant.calibration import ArrayData
@@ -236,9 +290,17 @@ def _ort_static_child(method: str, model_path: str, data_path: str) -> dict:
     bound = {"CalibStridedMinMax": 1}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        quantize_static(model_path, f"{tmp}/model.qdq.onnx", Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, method), extra_options=bound)
+        quantize_static(
+            model_path,
+            f"{tmp}/model.qdq.onnx",
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=False,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=getattr(CalibrationMethod, method),
+            extra_options=bound,
+        )
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_rss_gb": _peak_rss_gb()}
 
@@ -252,8 +314,8 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
     import onnxruntime as ort
 
     from app.quant import QuantOptions, analyze
-    from app.quant.calibration import ArrayData
     from app.quant.analysis import model_inputs
+    from app.quant.calibration import ArrayData
 
     model, specs = model_inputs(model_path)  # loaded once, from its path, as the CLI and the service do
     data = ArrayData(data_path, specs)
@@ -279,9 +341,13 @@ def _child(mode: str, model_path: str, data_path: str) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            calibrator = create_calibrator(model_path, [], augmented_model_path=f"{tmp}/aug.onnx",
-                                           calibrate_method=CalibrationMethod.Entropy,
-                                           extra_options={"num_bins": 2048, "num_quantized_bins": 128})
+            calibrator = create_calibrator(
+                model_path,
+                [],
+                augmented_model_path=f"{tmp}/aug.onnx",
+                calibrate_method=CalibrationMethod.Entropy,
+                extra_options={"num_bins": 2048, "num_quantized_bins": 128},
+            )
             calibrator.collect_data(Reader())
             calibrator.compute_data()
             result["ort_entropy_s"] = time.perf_counter() - start
@@ -318,10 +384,10 @@ def _peak_rss_gb() -> float:
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2 ** 20
+                    return int(line.split()[1]) / 2**20
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _run_child(mode: str, model_path: Path, data_path: Path, rss_cap_gb: float | None = None) -> dict | None:
@@ -330,12 +396,17 @@ def _run_child(mode: str, model_path: Path, data_path: Path, rss_cap_gb: float |
     import psutil
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen([sys.executable, __file__, "--child", mode, str(model_path), str(data_path)],
-                                 stdout=out, stderr=err, text=True, cwd=ROOT)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--child", mode, str(model_path), str(data_path)],
+            stdout=out,
+            stderr=err,
+            text=True,
+            cwd=ROOT,
+        )
         watched = psutil.Process(child.pid)
         while child.poll() is None:
             try:
-                over = rss_cap_gb is not None and watched.memory_info().rss / 2 ** 30 > rss_cap_gb
+                over = rss_cap_gb is not None and watched.memory_info().rss / 2**30 > rss_cap_gb
             except psutil.NoSuchProcess:
                 over = False
             if over:
@@ -350,8 +421,9 @@ def _run_child(mode: str, model_path: Path, data_path: Path, rss_cap_gb: float |
         return json.loads(out.read().strip().splitlines()[-1])
 
 
-def _saved_models(builders: dict[str, Callable[[], onnx.ModelProto | None]], wanted: list[str] | None,
-                  folder: Path) -> Iterator[tuple[str, str, onnx.ModelProto, Path]]:
+def _saved_models(
+    builders: dict[str, Callable[[], onnx.ModelProto | None]], wanted: list[str] | None, folder: Path
+) -> Iterator[tuple[str, str, onnx.ModelProto, Path]]:
     """(label, name, model, path) of each available model asked for, saved in ``folder``."""
     for label, build in builders.items():
         name = label.split()[0]
@@ -376,29 +448,48 @@ def default_suite(args: argparse.Namespace) -> None:
             runs = [_run_child("default", path, data) for _ in range(args.repeats)]
             plain = statistics.median(r["plain_s"] for r in runs)
             total = [r["analysis_s"] + r["report_build_s"] + r["report_write_s"] for r in runs]
-            print(f"\n{label}, {len(PHOTOS)} photos, default analysis, medians of {args.repeats} runs: "
-                  f"{runs[0]['tensors']} points, hybrid int16 {runs[0]['int16']}, {runs[0]['qdq_runs']} QDQ runs")
+            print(
+                f"\n{label}, {len(PHOTOS)} photos, default analysis, medians of {args.repeats} runs: "
+                f"{runs[0]['tensors']} points, hybrid int16 {runs[0]['int16']}, {runs[0]['qdq_runs']} QDQ runs"
+            )
             print("| phase | s | x plain |\n|---|---|---|")
-            phases = [(phase, statistics.median(r["phases"][i][1] for r in runs))
-                      for i, (phase, _) in enumerate(runs[0]["phases"])]
-            phases += [(f"report {part}", statistics.median(r[f"report_{part}_s"] for r in runs))
-                       for part in ("build", "write")]
+            phases = [
+                (phase, statistics.median(r["phases"][i][1] for r in runs))
+                for i, (phase, _) in enumerate(runs[0]["phases"])
+            ]
+            phases += [
+                (f"report {part}", statistics.median(r[f"report_{part}_s"] for r in runs))
+                for part in ("build", "write")
+            ]
             for phase, seconds in phases + [("total", statistics.median(total)), ("plain inference", plain)]:
                 print(f"| {phase} | {seconds:.2f} | {seconds / plain:.1f} |")
             ort_runs = {}
             for method in ("MinMax", "Entropy"):
-                got = [_run_child(f"ort_static_{method}", path, data, args.rss_cap_gb)
-                       for _ in range(args.ort_repeats)]
-                ort_runs[method] = None if None in got or not got else (
-                    statistics.median(g["seconds"] for g in got), max(g["peak_rss_gb"] for g in got))
-            rows.append((label, plain, statistics.median(total), statistics.median(t / r["plain_s"]
-                                                                                   for t, r in zip(total, runs)),
-                         statistics.median(r["peak_rss_gb"] for r in runs),
-                         statistics.median(r["report_mb"] for r in runs), ort_runs))
-    print(f"\n{len(PHOTOS)} photos; ours: medians of {args.repeats} runs; ORT quantize_static: medians of "
-          f"{args.ort_repeats} (peak RSS: the largest)")
-    print("| model | plain ORT s | default analysis s | ours / plain | peak RSS ours (GB) | report (MB) | "
-          "ORT MinMax s (x plain, GB) | ORT Entropy s (x plain, GB) |")
+                got = [_run_child(f"ort_static_{method}", path, data, args.rss_cap_gb) for _ in range(args.ort_repeats)]
+                ort_runs[method] = (
+                    None
+                    if None in got or not got
+                    else (statistics.median(g["seconds"] for g in got), max(g["peak_rss_gb"] for g in got))
+                )
+            rows.append(
+                (
+                    label,
+                    plain,
+                    statistics.median(total),
+                    statistics.median(t / r["plain_s"] for t, r in zip(total, runs)),
+                    statistics.median(r["peak_rss_gb"] for r in runs),
+                    statistics.median(r["report_mb"] for r in runs),
+                    ort_runs,
+                )
+            )
+    print(
+        f"\n{len(PHOTOS)} photos; ours: medians of {args.repeats} runs; ORT quantize_static: medians of "
+        f"{args.ort_repeats} (peak RSS: the largest)"
+    )
+    print(
+        "| model | plain ORT s | default analysis s | ours / plain | peak RSS ours (GB) | report (MB) | "
+        "ORT MinMax s (x plain, GB) | ORT Entropy s (x plain, GB) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, plain, ours, ratio, rss, size, ort_runs in rows:
         missing = "not run" if not args.ort_repeats else f"over {args.rss_cap_gb} GB"
@@ -412,16 +503,32 @@ def main() -> None:
     parser.add_argument("--rss-samples", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-ort-entropy", action="store_true")
-    parser.add_argument("--ort-entropy-models", nargs="+", metavar="NAME",
-                        help="run onnxruntime's EntropyCalibrater only on these (resnet50, ppocrv4_det)")
+    parser.add_argument(
+        "--ort-entropy-models",
+        nargs="+",
+        metavar="NAME",
+        help="run onnxruntime's EntropyCalibrater only on these (resnet50, ppocrv4_det)",
+    )
     parser.add_argument("--rss-only", action="store_true", help="only the peak RSS runs (no timings, no ORT entropy)")
-    parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help="only these models (resnet50, ppocrv4_det; default suite: ppocrv4_det, picodet_layout)")
-    parser.add_argument("--suite", choices=["stats", "default", "both"], default="both",
-                        help="stats: statistics+ranges on random data; default: the default analysis on photos")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        help="only these models (resnet50, ppocrv4_det; default suite: ppocrv4_det, picodet_layout)",
+    )
+    parser.add_argument(
+        "--suite",
+        choices=["stats", "default", "both"],
+        default="both",
+        help="stats: statistics+ranges on random data; default: the default analysis on photos",
+    )
     parser.add_argument("--ort-repeats", type=int, default=1, help="runs of each quantize_static (default suite)")
-    parser.add_argument("--rss-cap-gb", type=float, default=8.0,
-                        help="stop a quantize_static child whose RSS passes this (default suite)")
+    parser.add_argument(
+        "--rss-cap-gb",
+        type=float,
+        default=8.0,
+        help="stop a quantize_static child whose RSS passes this (default suite)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -446,11 +553,16 @@ def main() -> None:
                     np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
                 return target
 
-            rss = {n: statistics.median(_run_child("rss", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
-                   for n in args.rss_samples}
+            rss = {
+                n: statistics.median(_run_child("rss", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
+                for n in args.rss_samples
+            }
             if args.rss_only:
-                print(f"{label}: peak RSS (GB, median of {args.repeats}): "
-                      + ", ".join(f"{n} samples: {v:.2f}" for n, v in rss.items()), flush=True)
+                print(
+                    f"{label}: peak RSS (GB, median of {args.repeats}): "
+                    + ", ".join(f"{n} samples: {v:.2f}" for n, v in rss.items()),
+                    flush=True,
+                )
                 continue
             runs = [_run_child("ours", path, data(args.samples)) for _ in range(args.repeats)]
             ratio = statistics.median(r["ours_s"] / r["plain_s"] for r in runs)
@@ -466,14 +578,18 @@ def main() -> None:
     if args.rss_only:
         return
     print(f"\n{args.samples} samples, medians of {args.repeats} runs (ORT entropy: one run)")
-    print("| model | plain ORT s | activations only / plain | ours s | ours/plain | ORT entropy s | speed-up | "
-          "peak RSS ours (GB) | peak RSS ORT entropy |")
+    print(
+        "| model | plain ORT s | activations only / plain | ours s | ours/plain | ORT entropy s | speed-up | "
+        "peak RSS ours (GB) | peak RSS ORT entropy |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, plain_s, floor, ours_s, ratio, ort_s, rss, ort_rss in rows:
         speed = f"{ort_s / ours_s:.1f}x" if ort_s else "-"
         rss_text = ", ".join(f"{n}: {v:.2f}" for n, v in rss.items())
-        print(f"| {label} | {plain_s:.2f} | {floor:.2f} | {ours_s:.2f} | {ratio:.2f} | {f'{ort_s:.1f}' if ort_s else '-'} | {speed} | "
-              f"{rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |")
+        print(
+            f"| {label} | {plain_s:.2f} | {floor:.2f} | {ours_s:.2f} | {ratio:.2f} | {f'{ort_s:.1f}' if ort_s else '-'} | {speed} | "
+            f"{rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |"
+        )
 
 
 if __name__ == "__main__":

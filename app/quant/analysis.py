@@ -19,26 +19,36 @@ import onnxruntime as ort
 from onnx import ModelProto, TensorProto
 
 from app.graph import ModelDocument, WorkbenchError, save_model
+from app.quant import localize, sensitivity
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.errors import QuantError
-from app.quant import localize, sensitivity
 from app.quant.evaluate import OutputError, Reference, compare, compare_batches, float_outputs, summed, worst_sqnr
 from app.quant.fold import fold_layers
 from app.quant.histogram import DEFAULT_CAPACITY
 from app.quant.hybrid import CurvePoint, HybridResult, max_steps, point_graph, precision_curve
-from app.quant.sensitivity import GATE, PointSensitivity, StagedModel
-from app.quant.verdict import Thresholds
-from app.quant.model import (ActivationTensor, LoadedModel, WeightTensor, constant_values, infer_types, input_specs,
-                             load_model, quantization_points, weight_layers, weight_tensors)
+from app.quant.model import (
+    ActivationTensor,
+    LoadedModel,
+    WeightTensor,
+    constant_values,
+    infer_types,
+    input_specs,
+    load_model,
+    quantization_points,
+    weight_layers,
+    weight_tensors,
+)
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
 from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
 from app.quant.runtime import session
-from app.runtime.session import QDQ_LEVEL, in_lanes
+from app.quant.sensitivity import GATE, PointSensitivity, StagedModel
 from app.quant.stats import TensorStatistics, collect_statistics
 from app.quant.toolkits import DEFAULT_TOOLKIT, TIERS, TOOLKITS, Toolkit, toolkit
+from app.quant.verdict import Thresholds
 from app.quant.weights import WeightReport, analyse_weight
+from app.runtime.session import QDQ_LEVEL, in_lanes
 
 #: The whole-model configurations measured end to end (label -> precision tier, range algorithm); a
 #: tier is the toolkit's 8-bit ("uint8") or 16-bit ("int16") precision, see app.quant.toolkits.
@@ -50,7 +60,7 @@ CONFIGS: dict[str, tuple[str, str]] = {
 HYBRID = "hybrid"
 #: The data and the float outputs the end-to-end phase may hold, so the curve and the knee do not run the
 #: float model again (19 photos at 640x640 and PP-OCRv4's output: about 125 MB)
-REFERENCE_BYTES = 256 * 2 ** 20
+REFERENCE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -190,28 +200,39 @@ class QuantAnalysis:
         two are the target toolkit's 16-bit and 8-bit precisions.
         """
         grid = self.precision(base)
-        uint8_algorithm = CONFIGS[self.hybrid_base or "uint8/minmax"][1] if base == HYBRID else (
-            CONFIGS[base][1] if CONFIGS[base][0] == "uint8" else "minmax")
+        uint8_algorithm = (
+            CONFIGS[self.hybrid_base or "uint8/minmax"][1]
+            if base == HYBRID
+            else (CONFIGS[base][1] if CONFIGS[base][0] == "uint8" else "minmax")
+        )
         unknown = sorted(set(overrides) - set(self.tensors))
         if unknown:
             raise QuantError(f"not quantization points of this analysis: {unknown[:5]}")
         for name, choice in overrides.items():
             dtype, _, algorithm = str(choice).partition("/")
             if dtype not in ("uint8", "int16") or (algorithm and algorithm not in ALGORITHMS):
-                raise QuantError(f"precision {choice!r} of {name!r}: use uint8 or int16, optionally with /"
-                                 f"{'|'.join(ALGORITHMS)}")
+                raise QuantError(
+                    f"precision {choice!r} of {name!r}: use uint8 or int16, optionally with /{'|'.join(ALGORITHMS)}"
+                )
             algorithm = algorithm or ("minmax" if dtype == "int16" else uint8_algorithm)
-            grid[name] = ActivationQuant(self.toolkit.tier(dtype).activation, *self.tensors[name].ranges[algorithm],
-                                         algorithm)
+            grid[name] = ActivationQuant(
+                self.toolkit.tier(dtype).activation, *self.tensors[name].ranges[algorithm], algorithm
+            )
         return grid
 
-    def measure(self, activations: dict[str, ActivationQuant], data: CalibrationData,
-                progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> dict[str, OutputError]:
+    def measure(
+        self,
+        activations: dict[str, ActivationQuant],
+        data: CalibrationData,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> dict[str, OutputError]:
         """End-to-end error of a QDQ model with this precision against the float model."""
         reference = session(self.model, folder=self.folder)
         candidate = session(self.qdq_for(activations), QDQ_LEVEL, folder=self.folder)
-        return compare(reference, {"candidate": candidate}, data.batches(), data.num_samples, progress, cancel,
-                       "end_to_end")["candidate"]
+        return compare(
+            reference, {"candidate": candidate}, data.batches(), data.num_samples, progress, cancel, "end_to_end"
+        )["candidate"]
 
     def save(self, path: str | Path) -> None:
         """Pickle the analysis without the model and its weights (the caller keeps the model file)."""
@@ -222,8 +243,9 @@ class QuantAnalysis:
             pickle.dump(light, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
 
-    def weight_grids(self, activations: dict[str, ActivationQuant] | None = None
-                     ) -> dict[str, tuple[WeightTensor, WeightQuant]]:
+    def weight_grids(
+        self, activations: dict[str, ActivationQuant] | None = None
+    ) -> dict[str, tuple[WeightTensor, WeightQuant]]:
         """Each weight in the precision of its layer (the grid of the layer's output in ``activations``):
         the toolkit's weight quantizer of that precision, per tensor or per channel.
 
@@ -239,8 +261,10 @@ class QuantAnalysis:
         grids = {}
         for name, rep in self.weights.items():
             precision = high if layers.get(name, set()) & promoted else low
-            grids[name] = (rep.weight, WeightQuant(precision.weight,
-                                                   rep.weight.channel_axis if precision.per_channel else None))
+            grids[name] = (
+                rep.weight,
+                WeightQuant(precision.weight, rep.weight.channel_axis if precision.per_channel else None),
+            )
         return grids
 
     def qdq_model(self, label: str = HYBRID) -> ModelProto:
@@ -260,11 +284,13 @@ class QuantAnalysis:
         ``weights`` False leaves the weights in float."""
         if not weights:
             return build_qdq_model(self.qdq_source, activations, {}, {})
-        return build_qdq_model(self.qdq_source, activations, self.weight_grids(activations), self.weight_values,
-                               self.bias_values)
+        return build_qdq_model(
+            self.qdq_source, activations, self.weight_grids(activations), self.weight_values, self.bias_values
+        )
 
-    def export_qdq(self, path: str | Path, label: str = HYBRID,
-                   activations: dict[str, ActivationQuant] | None = None) -> list[Path]:
+    def export_qdq(
+        self, path: str | Path, label: str = HYBRID, activations: dict[str, ActivationQuant] | None = None
+    ) -> list[Path]:
         """Write the QDQ model of a configuration (or of an explicit precision); returns the files written.
 
         Weights go to ``<file>.data`` beside it when the float model kept them external or the result
@@ -283,8 +309,9 @@ def _tensor_result(stats: TensorStatistics, options: QuantOptions, profile: Tool
     if hist.count == 0:
         raise QuantError(f"tensor {stats.tensor.name!r} held no finite values")
     low = profile.tier("uint8").activation
-    ranges = all_ranges(hist, options.percentile, options.kl_bins or profile.kl_bins, options.kl_levels,
-                        options.kl_method, low)
+    ranges = all_ranges(
+        hist, options.percentile, options.kl_bins or profile.kl_bins, options.kl_levels, options.kl_method, low
+    )
     keys = [(tier, profile.tier(tier).activation, a) for tier in TIERS for a in ALGORITHMS]
     predicted = histogram_sqnr(hist, [(q, *ranges[a]) for _, q, a in keys])
     sqnr = {f"{tier}/{a}": v for (tier, _, a), v in zip(keys, predicted)}
@@ -318,13 +345,16 @@ def quantizable_points(model: ModelProto, target: str = DEFAULT_TOOLKIT) -> list
     """The quantization points (the target toolkit's layers), or a QuantError that says why the model has none."""
     points = quantization_points(model, infer_types(model), TOOLKITS[target].fuses_layers)
     if not points:
-        raise QuantError("the model has no float32 activation tensors to quantize (is it already quantized, "
-                         "or does it only take integer inputs to integer outputs?)")
+        raise QuantError(
+            "the model has no float32 activation tensors to quantize (is it already quantized, "
+            "or does it only take integer inputs to integer outputs?)"
+        )
     return points
 
 
-def _as_toolkit_sees_it(model: ModelProto, points: list[ActivationTensor], values: dict[str, np.ndarray],
-                        profile: Toolkit) -> tuple[ModelProto | None, dict[str, np.ndarray]]:
+def _as_toolkit_sees_it(
+    model: ModelProto, points: list[ActivationTensor], values: dict[str, np.ndarray], profile: Toolkit
+) -> tuple[ModelProto | None, dict[str, np.ndarray]]:
     """The float model and constant values the toolkit quantizes: with fused layers, BN and constant
     scale-and-shift folded into the weights and biases (None: the model as it is)."""
     if not profile.fuses_layers:
@@ -333,9 +363,14 @@ def _as_toolkit_sees_it(model: ModelProto, points: list[ActivationTensor], value
     return folded, {**values, **changed}
 
 
-def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData, options: QuantOptions | None = None,
-            validation: CalibrationData | None = None, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None) -> QuantAnalysis:
+def analyze(
+    model: str | Path | ModelProto | LoadedModel,
+    data: CalibrationData,
+    options: QuantOptions | None = None,
+    validation: CalibrationData | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> QuantAnalysis:
     """Run the analysis. Phases reported: statistics, ranges, end_to_end, hybrid.
 
     ``validation`` (optional) is used for the end-to-end runs instead of the calibration data.
@@ -352,8 +387,19 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     check_cancel(cancel)
     payload = loaded.payload()
     record = _record_for(proto) if options.end_to_end and validation is None else None
-    stats = collect_statistics(proto, points, data, progress, cancel, options.histogram_capacity,
-                               options.sample_size, options.seed, payload, loaded.folder, record)
+    stats = collect_statistics(
+        proto,
+        points,
+        data,
+        progress,
+        cancel,
+        options.histogram_capacity,
+        options.sample_size,
+        options.seed,
+        payload,
+        loaded.folder,
+        record,
+    )
 
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(points), "ranges")
@@ -371,9 +417,18 @@ def analyze(model: str | Path | ModelProto | LoadedModel, data: CalibrationData,
     source, values = _as_toolkit_sees_it(proto, points, constant_values(proto, loaded.folder), profile)
     weights = weight_tensors(proto, values)
     weight_reports = {w.name: analyse_weight(w, values[w.name], profile.tier("uint8").weight) for w in weights}
-    analysis = QuantAnalysis(proto, options, data.num_samples, data.synthetic, data.description, tensors,
-                             weight_reports, {w.name: values[w.name] for w in weights}, folder=loaded.folder,
-                             weight_layers=weight_layers(weights, points))
+    analysis = QuantAnalysis(
+        proto,
+        options,
+        data.num_samples,
+        data.synthetic,
+        data.description,
+        tensors,
+        weight_reports,
+        {w.name: values[w.name] for w in weights},
+        folder=loaded.folder,
+        weight_layers=weight_layers(weights, points),
+    )
     analysis.folded_model = source
     analysis.bias_values = bias_values(source, values) if source is not None else {}
     if options.end_to_end:
@@ -389,14 +444,21 @@ def _record_for(model: ModelProto) -> Reference | None:
     return Reference(outputs, REFERENCE_BYTES) if outputs and not inputs & set(outputs) else None
 
 
-def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, progress: ProgressCallback | None,
-                cancel: CancelCheck | None, kept_outputs: Reference | None = None) -> None:
+def _end_to_end(
+    analysis: QuantAnalysis,
+    payload: bytes,
+    data: CalibrationData,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+    kept_outputs: Reference | None = None,
+) -> None:
     """Measure the whole-model configurations, map where the base's error is born and which points
     cause it, measure the precision curve over that ranking and its knee (the hybrid). ``kept_outputs``:
     the data and float outputs the statistics pass kept, if it kept them all."""
     options = analysis.options
-    sessions = {label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=analysis.folder, lanes=True)
-                for label in CONFIGS}
+    sessions = {
+        label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=analysis.folder, lanes=True) for label in CONFIGS
+    }
     reference: ort.InferenceSession | None = None
     if kept_outputs is not None and kept_outputs.complete:
         record = kept_outputs
@@ -404,8 +466,9 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
     else:
         reference = session(payload, folder=analysis.folder, lanes=True)
         record = Reference(float_outputs(reference), REFERENCE_BYTES)
-        per_batch = compare_batches(reference, sessions, data.batches(), data.num_samples, progress, cancel,
-                                    record=record)
+        per_batch = compare_batches(
+            reference, sessions, data.batches(), data.num_samples, progress, cancel, record=record
+        )
     del sessions
     measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
@@ -428,60 +491,94 @@ def _end_to_end(analysis: QuantAnalysis, payload: bytes, data: CalibrationData, 
             measured[HYBRID] = {name: error + others.get(name, OutputError()) for name, error in knee.outputs.items()}
         else:
             assert reference is not None, "an incomplete record comes from the session run here"
-            measured.update(compare(reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress,
-                                    cancel, "recommendation"))
+            measured.update(
+                compare(
+                    reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress, cancel, "recommendation"
+                )
+            )
     analysis.end_to_end = measured
     analysis.end_to_end_samples = data.num_samples
     report(progress, 1, 1, "done")
 
 
-def _error_map(analysis: QuantAnalysis, few: list[Batch], progress: ProgressCallback | None,
-               cancel: CancelCheck | None) -> None:
+def _error_map(
+    analysis: QuantAnalysis, few: list[Batch], progress: ProgressCallback | None, cancel: CancelCheck | None
+) -> None:
     """Accumulated and local error at every point of the base, every point's sensitivity and whether
     weights or activations cause the error, on the samples ``few``."""
     grid = analysis.precision(analysis.error_config)
     weights = analysis.weight_grids(grid)
     analysis.accumulated, analysis.local, alone = localize.measure(
-        analysis.qdq_source, analysis.qdq_for(grid), grid, weights, analysis.weight_values, analysis.bias_values,
-        few, analysis.folder, progress, cancel)
+        analysis.qdq_source,
+        analysis.qdq_for(grid),
+        grid,
+        weights,
+        analysis.weight_values,
+        analysis.bias_values,
+        few,
+        analysis.folder,
+        progress,
+        cancel,
+    )
     # The gated model switches every point and every weight alone.
-    staged = StagedModel(build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
-                         analysis.qdq_source, list(grid), infer_types(analysis.qdq_source), analysis.folder)
+    staged = StagedModel(
+        build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
+        analysis.qdq_source,
+        list(grid),
+        infer_types(analysis.qdq_source),
+        analysis.folder,
+    )
     floats = [staged.float_values(batch) for batch in few]
     measured_points = sensitivity.measure(staged, floats, progress, cancel)
     # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it, and the hybrid is
     # ranked by the point's sensitivity with its layer's weights (estimated from the error map).
     if analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits:
         weighted = {point for layer_points in (analysis.weight_layers or {}).values() for point in layer_points}
-        measured_points = [sensitivity.with_weights(s, alone[s.tensor].sqnr_db, analysis.local[s.tensor].sqnr_db)
-                           if s.tensor in weighted and s.tensor in alone else s for s in measured_points]
+        measured_points = [
+            sensitivity.with_weights(s, alone[s.tensor].sqnr_db, analysis.local[s.tensor].sqnr_db)
+            if s.tensor in weighted and s.tensor in alone
+            else s
+            for s in measured_points
+        ]
     analysis.sensitivity = measured_points
     flags = {"activations_only": range(len(grid))}
     if weights:
         flags["weights_only"] = range(len(grid), len(grid) + len(weights))
-    analysis.error_source = dict(zip(flags, in_lanes(lambda on: sensitivity.errors_with(staged, floats, on),
-                                                     flags.values())))
+    analysis.error_source = dict(
+        zip(flags, in_lanes(lambda on: sensitivity.errors_with(staged, floats, on), flags.values()))
+    )
     analysis.sensitivity_samples = sum(_samples(b) for b in few)
 
 
-def _curve(analysis: QuantAnalysis, kept: Reference, on_subset: dict[str, dict[str, OutputError]],
-           progress: ProgressCallback | None, cancel: CancelCheck | None) -> CurvePoint:
+def _curve(
+    analysis: QuantAnalysis,
+    kept: Reference,
+    on_subset: dict[str, dict[str, OutputError]],
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> CurvePoint:
     """The precision curve over the sensitivity ranking, measured on ``kept`` (k = 0 and all-16-bit from the
     whole configurations' first batches, ``on_subset``); sets ``analysis.hybrid`` and returns the knee."""
     options, base = analysis.options, analysis.error_config
 
     def measure(promoted: set[str]) -> dict[str, OutputError]:
         check_cancel(cancel)
-        candidate = session(analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL,
-                            folder=analysis.folder, lanes=True)
+        candidate = session(
+            analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=analysis.folder, lanes=True
+        )
         return compare(kept, {HYBRID: candidate}, kept.batches, kept.samples, None, cancel)[HYBRID]
 
     ranking = [s.tensor for s in sorted(analysis.sensitivity, key=lambda s: s.layer_sqnr_db)]
     analysis.hybrid = precision_curve(
-        ranking, point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]), measure,
-        options.thresholds.grade_outputs, {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
-        options.target_sqnr_db, options.target_margin_db,
-        lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"))
+        ranking,
+        point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]),
+        measure,
+        options.thresholds.grade_outputs,
+        {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
+        options.target_sqnr_db,
+        options.target_margin_db,
+        lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"),
+    )
     return analysis.hybrid.curve[analysis.hybrid.knee]
 
 
@@ -489,8 +586,7 @@ def _samples(batch: Batch) -> int:
     return next(iter(batch.values())).shape[0]
 
 
-def _first(record: Reference, reference: ort.InferenceSession | None, data: CalibrationData, count: int
-           ) -> Reference:
+def _first(record: Reference, reference: ort.InferenceSession | None, data: CalibrationData, count: int) -> Reference:
     """The first ``count`` samples and their float outputs: from what the end-to-end phase kept, else the
     data read and the float model run again."""
     if record.complete:
@@ -526,9 +622,9 @@ def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel
     loaded = load_model(model)
     analysis.model, analysis.folder = loaded.proto, loaded.folder
     points = [t.stats.tensor for t in analysis.tensors.values()]
-    analysis.folded_model, values = _as_toolkit_sees_it(analysis.model, points,
-                                                         constant_values(analysis.model, analysis.folder),
-                                                         analysis.toolkit)
+    analysis.folded_model, values = _as_toolkit_sees_it(
+        analysis.model, points, constant_values(analysis.model, analysis.folder), analysis.toolkit
+    )
     analysis.weight_values = {name: values[name] for name in analysis.weights}
     analysis.bias_values = bias_values(analysis.folded_model, values) if analysis.folded_model is not None else {}
     return analysis
@@ -538,4 +634,3 @@ def model_inputs(model: str | Path | ModelProto) -> tuple[LoadedModel, list]:
     """Load a model and its input specs (to open calibration data for it); pass the model on to ``analyze``."""
     loaded = load_model(model)
     return loaded, input_specs(loaded.proto)
-

@@ -34,8 +34,7 @@ class Reference:
         self.complete = True
 
     @classmethod
-    def measured(cls, reference: ort.InferenceSession, batches: Iterable[Batch], limit: int | None = None
-                 ) -> Reference:
+    def measured(cls, reference: ort.InferenceSession, batches: Iterable[Batch], limit: int | None = None) -> Reference:
         """The float model ``reference`` run on ``batches``, its outputs kept."""
         kept = cls(float_outputs(reference), limit)
         for batch in batches:
@@ -65,10 +64,16 @@ class Reference:
         return Reference(self.outputs)
 
 
-def compare_batches(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],
-                    batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
-                    cancel: CancelCheck | None = None, phase: str = "end_to_end", record: Reference | None = None
-                    ) -> dict[str, list[dict[str, OutputError]]]:
+def compare_batches(
+    reference: ort.InferenceSession | Reference,
+    candidates: dict[str, ort.InferenceSession],
+    batches: Iterable[Batch],
+    total: int,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    phase: str = "end_to_end",
+    record: Reference | None = None,
+) -> dict[str, list[dict[str, OutputError]]]:
     """Per candidate, per batch, per float output: error sums against the reference (its kept outputs
     when it is a ``Reference``, whose batches are then the ones measured). ``record`` keeps the batches
     and the reference's outputs for later measurements. Batches run side by side (``in_lanes``): sessions
@@ -106,9 +111,15 @@ def summed(per_batch: list[dict[str, OutputError]], first: int | None = None) ->
     return {name: sum((b[name] for b in chosen), OutputError()) for name in (chosen[0] if chosen else {})}
 
 
-def compare(reference: ort.InferenceSession | Reference, candidates: dict[str, ort.InferenceSession],
-            batches: Iterable[Batch], total: int, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None, phase: str = "end_to_end") -> dict[str, dict[str, OutputError]]:
+def compare(
+    reference: ort.InferenceSession | Reference,
+    candidates: dict[str, ort.InferenceSession],
+    batches: Iterable[Batch],
+    total: int,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    phase: str = "end_to_end",
+) -> dict[str, dict[str, OutputError]]:
     """Per candidate, per float output: error sums against the reference over all batches."""
     per_batch = compare_batches(reference, candidates, batches, total, progress, cancel, phase)
     return {label: summed(errors) for label, errors in per_batch.items()}

@@ -43,8 +43,12 @@ class CurvePoint:
         return worst_sqnr(self.outputs)
 
     def to_json(self) -> dict:
-        return {"k": self.k, "int16": self.int16, "grade": self.grade,
-                "outputs": {name: e.to_json() for name, e in self.outputs.items()}}
+        return {
+            "k": self.k,
+            "int16": self.int16,
+            "grade": self.grade,
+            "outputs": {name: e.to_json() for name, e in self.outputs.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -140,10 +144,16 @@ def max_steps(candidates: int) -> int:
     return steps + REFINE_STEPS + max(0, min(MIN_CURVE_POINTS, candidates + 1) - steps)
 
 
-def precision_curve(ranking: list[str], neighbours: dict[str, set[str]],
-                    measure: Callable[[set[str]], dict[str, OutputError]], grade: Callable[[dict[str, OutputError]], str],
-                    measured: dict[int, dict[str, OutputError]], target_sqnr_db: float | None = None,
-                    margin_db: float = 3.0, on_step: Callable[[int], None] | None = None) -> HybridResult:
+def precision_curve(
+    ranking: list[str],
+    neighbours: dict[str, set[str]],
+    measure: Callable[[set[str]], dict[str, OutputError]],
+    grade: Callable[[dict[str, OutputError]], str],
+    measured: dict[int, dict[str, OutputError]],
+    target_sqnr_db: float | None = None,
+    margin_db: float = 3.0,
+    on_step: Callable[[int], None] | None = None,
+) -> HybridResult:
     """Measure the curve over ``ranking`` (worst first) and pick its knee.
 
     ``measured``: points already known by k (k = 0, the base, and k = len(ranking), all 16-bit, are
@@ -189,14 +199,21 @@ def precision_curve(ranking: list[str], neighbours: dict[str, set[str]],
             else:
                 below = mid
         knee, met = first, True
-        rule = (f"the fewest int16 points with every output at or above {target_sqnr_db} dB"
-                if target_sqnr_db is not None else "the fewest int16 points graded good on every output")
+        rule = (
+            f"the fewest int16 points with every output at or above {target_sqnr_db} dB"
+            if target_sqnr_db is not None
+            else "the fewest int16 points graded good on every output"
+        )
     else:
         best = max(p.worst_sqnr_db for p in points.values())
         knee = min(k for k, p in points.items() if p.worst_sqnr_db >= best - margin_db)
         met = False
-        rule = (f"no point meets the goal; the fewest int16 points within {margin_db} dB of the best measured "
-                f"({best:.1f} dB)" if math.isfinite(best) else "no point meets the goal")
+        rule = (
+            f"no point meets the goal; the fewest int16 points within {margin_db} dB of the best measured "
+            f"({best:.1f} dB)"
+            if math.isfinite(best)
+            else "no point meets the goal"
+        )
     while len(points) < min(MIN_CURVE_POINTS, n + 1):  # a curve of at least six points: halve the widest gap
         ks = sorted(points)
         low, high = max(zip(ks, ks[1:]), key=lambda pair: pair[1] - pair[0])
@@ -219,6 +236,8 @@ def _falls(curve: list[CurvePoint]) -> str | None:
             best = p
     if not falls:
         return None
-    return ("; ".join(falls) + ". Errors of different layers partly cancel at the model outputs: promoting some "
-            "of them to 16 bit can remove the error that cancelled another's, so more int16 is not always better; "
-            "these are measurements, not predictions.")
+    return (
+        "; ".join(falls) + ". Errors of different layers partly cancel at the model outputs: promoting some "
+        "of them to 16 bit can remove the error that cancelled another's, so more int16 is not always better; "
+        "these are measurements, not predictions."
+    )

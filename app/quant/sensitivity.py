@@ -52,15 +52,20 @@ class PointSensitivity:
 
     def to_json(self) -> dict:
         worst = min(self.outputs.values(), key=lambda e: -math.inf if e.sqnr_db is None else e.sqnr_db)
-        entry = {"tensor": self.tensor, "output_sqnr_db": self.output_sqnr_db, "cosine": worst.cosine,
-                 "outputs": {name: e.to_json() for name, e in self.outputs.items()}}
+        entry = {
+            "tensor": self.tensor,
+            "output_sqnr_db": self.output_sqnr_db,
+            "cosine": worst.cosine,
+            "outputs": {name: e.to_json() for name, e in self.outputs.items()},
+        }
         if self.with_weights_db is not None:
             entry["with_weights"] = {"output_sqnr_db": self.with_weights_db, "estimated": True}
         return entry
 
 
-def with_weights(sensitivity: PointSensitivity, activation_db: float | None, local_db: float | None
-                 ) -> PointSensitivity:
+def with_weights(
+    sensitivity: PointSensitivity, activation_db: float | None, local_db: float | None
+) -> PointSensitivity:
     """The point's sensitivity with its layer's weights quantized too, estimated without another run: the
     outputs' noise from the point grows with the noise at the point, and the layer's local error (weights
     and output, ``local_db``) is that much noisier than its activation alone (``activation_db``).
@@ -92,8 +97,7 @@ class _Stage:
     session: object
 
 
-def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: str, folder: Path | None
-            ) -> list[_Stage]:
+def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: str, folder: Path | None) -> list[_Stage]:
     """The model's nodes cut at ``cuts`` (node indices, first 0, last len), each part its own session."""
     graph = model.graph
     nodes = list(graph.node)
@@ -112,11 +116,17 @@ def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: st
         inputs = sorted(n for n in needed - made if n not in initializers)
         outputs = sorted(made & later)
         part = helper.make_graph(
-            nodes[lo:hi], f"stage_{len(stages)}",
-            [declared[n] if n in declared else helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None)
-             for n in inputs],
+            nodes[lo:hi],
+            f"stage_{len(stages)}",
+            [
+                declared[n]
+                if n in declared
+                else helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None)
+                for n in inputs
+            ],
             [helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), None) for n in outputs],
-            [initializers[n] for n in sorted(needed & initializers.keys())])
+            [initializers[n] for n in sorted(needed & initializers.keys())],
+        )
         staged = helper.make_model(part, opset_imports=list(model.opset_import), ir_version=model.ir_version)
         stages.append(_Stage(inputs, outputs, session(staged, level, folder=folder, lanes=True)))
     return stages
@@ -130,15 +140,26 @@ class StagedModel:
     (Ifs block its layout and fusion passes).
     """
 
-    def __init__(self, gated: ModelProto, source: ModelProto, points: Sequence[str], types: dict[str, int],
-                 folder: Path | None = None, stages: int = STAGES) -> None:
+    def __init__(
+        self,
+        gated: ModelProto,
+        source: ModelProto,
+        points: Sequence[str],
+        types: dict[str, int],
+        folder: Path | None = None,
+        stages: int = STAGES,
+    ) -> None:
         nodes = list(gated.graph.node)
         initializers = {t.name: t for t in gated.graph.initializer}
         # Each gated tensor's If reads a flag that a Gather takes from the gate at its index.
-        flags = {node.output[0]: int(numpy_helper.to_array(initializers[node.input[1]]))
-                 for node in nodes if node.op_type == "Gather" and node.input[0] == GATE}
-        gated_at = {k: flags[node.input[0]] for k, node in enumerate(nodes)
-                    if node.op_type == "If" and node.input[0] in flags}
+        flags = {
+            node.output[0]: int(numpy_helper.to_array(initializers[node.input[1]]))
+            for node in nodes
+            if node.op_type == "Gather" and node.input[0] == GATE
+        }
+        gated_at = {
+            k: flags[node.input[0]] for k, node in enumerate(nodes) if node.op_type == "If" and node.input[0] in flags
+        }
         point_flags = set(range(len(points)))
         cuts, per_stage = [0], max(1, math.ceil(len(points) / stages))
         count = 0
@@ -149,8 +170,10 @@ class StagedModel:
         cuts.append(len(nodes))
         made = [set(out for node in nodes[:cut] for out in node.output) for cut in cuts]
         source_nodes = list(source.graph.node)
-        source_cuts = [1 + max((j for j, node in enumerate(source_nodes) if node.output and node.output[0] in m),
-                               default=-1) for m in made]
+        source_cuts = [
+            1 + max((j for j, node in enumerate(source_nodes) if node.output and node.output[0] in m), default=-1)
+            for m in made
+        ]
         source_cuts[-1] = len(source_nodes)
         self.gated = _stages(gated, cuts, types, "basic", folder)
         self.float = _stages(source, source_cuts, types, "all", folder)
@@ -176,7 +199,7 @@ class StagedModel:
         stages = sorted({self.stage_of[flag] for flag in on})
         values = {**values, GATE: gate}
         if self.gated_only & set(on):
-            return self._run(self.gated[stages[0]:], values)
+            return self._run(self.gated[stages[0] :], values)
         for k in range(stages[0], len(self.gated)):
             values = self._run([(self.gated if k in stages else self.float)[k]], values)
         return values
@@ -192,8 +215,9 @@ class StagedModel:
         return values
 
 
-def errors_with(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], on: Sequence[int]
-                ) -> dict[str, OutputError]:
+def errors_with(
+    staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], on: Sequence[int]
+) -> dict[str, OutputError]:
     """The outputs' error with the flags ``on`` quantized, over the float runs ``floats`` of ``float_values``."""
     errors = {o: OutputError() for o in staged.outputs}
     if len(on) == 0:
@@ -205,10 +229,15 @@ def errors_with(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], on
     return errors
 
 
-def measure(staged: StagedModel, floats: Sequence[dict[str, np.ndarray]], progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None) -> list[PointSensitivity]:
+def measure(
+    staged: StagedModel,
+    floats: Sequence[dict[str, np.ndarray]],
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> list[PointSensitivity]:
     """Every point's sensitivity over the float runs ``floats`` (``staged.float_values`` of each batch), worst
     first."""
+
     def one(k: int) -> PointSensitivity:
         check_cancel(cancel)
         return PointSensitivity(staged.points[k], errors_with(staged, floats, [k]))

@@ -1,4 +1,5 @@
 """The FastAPI application factory: settings, session store, job runner, analyses, middleware, routes."""
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop.set()
         jobs.shutdown()
 
-    app = FastAPI(title="onnx-workbench", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Edit ONNX graphs for NPUs: private sessions, atomic edits with undo, static shapes. "
-                              "Every error is {\"error\": {\"code\", \"message\", \"details\"}}.")
+    app = FastAPI(
+        title="onnx-workbench",
+        version=VERSION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Edit ONNX graphs for NPUs: private sessions, atomic edits with undo, static shapes. "
+        'Every error is {"error": {"code", "message", "details"}}.',
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.jobs = jobs
@@ -91,8 +98,9 @@ def _declare_bearer(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = {"bearerToken": {
-                "type": "http", "scheme": "bearer", "description": "the value of ONNX_WORKBENCH_TOKEN"}}
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearerToken": {"type": "http", "scheme": "bearer", "description": "the value of ONNX_WORKBENCH_TOKEN"}
+            }
             for path, operations in schema["paths"].items():
                 if path.startswith("/api/"):
                     for operation in operations.values():

@@ -3,6 +3,7 @@
 Options become ONNX_WORKBENCH_* environment variables before uvicorn starts, so that every worker
 process builds the same app from the same settings (`create_app` reads them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,20 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[ENV_PREFIX + "MAX_UPLOAD_BYTES"] = str(args.max_upload_mb << 20)
     if args.session_ttl_hours is not None:
         os.environ[ENV_PREFIX + "SESSION_TTL_SECONDS"] = str(int(args.session_ttl_hours * 3600))
-    print(f"onnx-workbench: serving on http://{args.host}:{args.port} (data in {data_dir}, "
-          f"{args.workers} worker{'s' if args.workers > 1 else ''})", flush=True)
-    config = uvicorn.Config("app.server.app:create_app", factory=True, host=args.host, port=args.port,
-                            workers=args.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
+    print(
+        f"onnx-workbench: serving on http://{args.host}:{args.port} (data in {data_dir}, "
+        f"{args.workers} worker{'s' if args.workers > 1 else ''})",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        "app.server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
     if args.workers == 1:
         uvicorn.Server(config).run()
         return 0
@@ -65,11 +76,13 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="start the web service (REST API and browser editor)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive, default=8000, help="port (default 8000)")
-    serve.add_argument("--data-dir", type=Path, default=None,
-                       help=f"folder for sessions (default ${ENV_PREFIX}DATA, else ./data)")
+    serve.add_argument(
+        "--data-dir", type=Path, default=None, help=f"folder for sessions (default ${ENV_PREFIX}DATA, else ./data)"
+    )
     serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     serve.add_argument("--max-upload-mb", type=_positive, default=None, help="upload limit in MiB (default 4096)")
-    serve.add_argument("--session-ttl-hours", type=float, default=None,
-                       help="delete sessions idle this long (default 168, one week)")
+    serve.add_argument(
+        "--session-ttl-hours", type=float, default=None, help="delete sessions idle this long (default 168, one week)"
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=_serve)

@@ -7,6 +7,7 @@ dependency runs before the route's own parameters are checked, so only routes wh
 cannot be invalid (no body, no typed query) use it: elsewhere an unknown session would be answered
 404 before an invalid parameter 422, and the route opens the session itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

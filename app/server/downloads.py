@@ -40,14 +40,21 @@ def stream_file(handle: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
-def file_response(files: list[tuple[str, BinaryIO, int]], stem: str,
-                  background: BackgroundTask | None = None) -> StreamingResponse:
+def file_response(
+    files: list[tuple[str, BinaryIO, int]], stem: str, background: BackgroundTask | None = None
+) -> StreamingResponse:
     """One file as is; a model with its data file as a zip streamed while it is written."""
     if len(files) == 1:
         name, handle, size = files[0]
-        return StreamingResponse(stream_file(handle), media_type="application/octet-stream", background=background,
-                                 headers={"Content-Disposition": content_disposition(name),
-                                          "Content-Length": str(size)})
-    return StreamingResponse(zip_stream([(name, handle) for name, handle, _ in files]), media_type="application/zip",
-                             background=background,
-                             headers={"Content-Disposition": content_disposition(f"{stem}.zip")})
+        return StreamingResponse(
+            stream_file(handle),
+            media_type="application/octet-stream",
+            background=background,
+            headers={"Content-Disposition": content_disposition(name), "Content-Length": str(size)},
+        )
+    return StreamingResponse(
+        zip_stream([(name, handle) for name, handle, _ in files]),
+        media_type="application/zip",
+        background=background,
+        headers={"Content-Disposition": content_disposition(f"{stem}.zip")},
+    )

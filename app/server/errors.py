@@ -11,6 +11,7 @@ type; one handler answers them and the engine's errors with the status of their 
 refused is 422; a name in the URL path that does not exist is turned into a `NotFound` before it gets
 here. A full disk (or quota, or file size limit) is 507 wherever it happens.
 """
+
 from __future__ import annotations
 
 import errno
@@ -31,9 +32,17 @@ from ..runtime.errors import RuntimeFailure, TooBig
 
 log = logging.getLogger("onnx_workbench.server")
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-                 422: "invalid_request"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -101,9 +110,12 @@ def is_disk_full(err: BaseException) -> bool:
 def disk_full_error(err: BaseException) -> DiskFull:
     """The server's disk is full: 507, with the system's words but not the path (which is the server's)."""
     assert isinstance(err, OSError)
-    return DiskFull("insufficient_storage", f"the server's disk is full ({err.strerror}): nothing of this "
-                    "request was saved, and a session it touched is as it was. Try again when space has been freed",
-                    {"errno": errno.errorcode.get(err.errno or 0, str(err.errno))})
+    return DiskFull(
+        "insufficient_storage",
+        f"the server's disk is full ({err.strerror}): nothing of this "
+        "request was saved, and a session it touched is as it was. Try again when space has been freed",
+        {"errno": errno.errorcode.get(err.errno or 0, str(err.errno))},
+    )
 
 
 def unreadable_model(action: str, err: Exception) -> ServiceError:
@@ -111,8 +123,11 @@ def unreadable_model(action: str, err: Exception) -> ServiceError:
     if is_disk_full(err):
         return disk_full_error(err)
     log.exception("engine failed while %s", action)
-    return Invalid("unreadable_model", f"the model could not be {action}: {type(err).__name__}: {err}",
-                    {"type": type(err).__name__})
+    return Invalid(
+        "unreadable_model",
+        f"the model could not be {action}: {type(err).__name__}: {err}",
+        {"type": type(err).__name__},
+    )
 
 
 _HIDDEN: dict[str, str] = {}  # an absolute server folder, with its trailing separator -> what clients see instead
@@ -152,8 +167,9 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": client_text(message), "details": _client_value(details or {})}}
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message, _jsonable(details or {})), status_code=status, headers=headers)
 
 
@@ -173,8 +189,11 @@ def _jsonable(value: Any) -> Any:
 
 def internal_error(err: Exception) -> dict[str, Any]:
     """The body of a 500: what failed, never how (the log has the traceback)."""
-    return error_body("internal_error", "the server failed on this request; the session is unchanged unless the "
-                      "answer said otherwise", {"type": type(err).__name__})
+    return error_body(
+        "internal_error",
+        "the server failed on this request; the session is unchanged unless the answer said otherwise",
+        {"type": type(err).__name__},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -182,8 +201,13 @@ def install_error_handlers(app: FastAPI) -> None:
         """The one mapping of domain errors to HTTP: the service's by their kind, the engine's as 422, the
         runtime's (onnxruntime, numpy files) as 413 when over a limit, else 422."""
         assert isinstance(err, (ServiceError, WorkbenchError, RuntimeFailure))
-        status = err.status if isinstance(err, ServiceError) else \
-            TooLarge.status if isinstance(err, TooBig) else Invalid.status
+        status = (
+            err.status
+            if isinstance(err, ServiceError)
+            else TooLarge.status
+            if isinstance(err, TooBig)
+            else Invalid.status
+        )
         return error_response(status, err.code, err.message, err.details)
 
     app.add_exception_handler(ServiceError, _domain_error)

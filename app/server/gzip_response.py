@@ -1,4 +1,5 @@
 """Answering with JSON that is already gzipped (the graph view, its deltas, the layout), as is or unpacked."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """Ids of sessions, jobs and the folders under them."""
+
 from __future__ import annotations
 
 import secrets

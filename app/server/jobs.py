@@ -21,6 +21,7 @@ A job on a session takes the model as it is at that moment with
 `with store.open(sid) as handle: model = handle.export_to(job.folder)` and then works
 without holding the session's lock, so editing goes on meanwhile.
 """
+
 from __future__ import annotations
 
 import json
@@ -143,9 +144,20 @@ class LocalJobRunner(JobRunner):
         folder = (self.session_dir(session_id) / "jobs") if session_id else self.folder
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / f"{job_id}.json"
-        state = {"id": job_id, "kind": kind, "session": session_id, "state": "queued", "progress": 0.0,
-                 "message": "", "result": None, "error": None, "created": time.time(), "started": None,
-                 "finished": None, "owner": self.me}
+        state = {
+            "id": job_id,
+            "kind": kind,
+            "session": session_id,
+            "state": "queued",
+            "progress": 0.0,
+            "message": "",
+            "result": None,
+            "error": None,
+            "created": time.time(),
+            "started": None,
+            "finished": None,
+            "owner": self.me,
+        }
         _write(state_path, state)
         (self.index / job_id).write_text(session_id or "", encoding="utf-8")
         cancel = CancelEvent(state_path.with_suffix(".cancel"))
@@ -185,8 +197,12 @@ class LocalJobRunner(JobRunner):
                 full = disk_full_error(err)
                 state.update(state="failed", error=error_body(full.code, full.message, full.details)["error"])
             else:
-                state.update(state="failed", error=error_body("job_failed", f"{type(err).__name__}: {err}",
-                                                              {"trace": traceback.format_exc(limit=5)})["error"])
+                state.update(
+                    state="failed",
+                    error=error_body(
+                        "job_failed", f"{type(err).__name__}: {err}", {"trace": traceback.format_exc(limit=5)}
+                    )["error"],
+                )
         state["finished"] = time.time()
         self._events.pop(state["id"], None)
         if path.parent.exists():  # the session may have been deleted meanwhile
@@ -199,9 +215,11 @@ class LocalJobRunner(JobRunner):
         except (FileNotFoundError, json.JSONDecodeError):
             raise _unknown(job_id) from None
         if state["state"] not in TERMINAL and not _alive(state.get("owner") or {}):
-            state.update(state="interrupted", finished=time.time(),
-                         error={"code": "interrupted", "message": "the server process running this job stopped",
-                                "details": {}})
+            state.update(
+                state="interrupted",
+                finished=time.time(),
+                error={"code": "interrupted", "message": "the server process running this job stopped", "details": {}},
+            )
             _write(path, state)
         state["cancel_requested"] = path.with_suffix(".cancel").exists()
         state.pop("owner", None)

@@ -3,6 +3,7 @@ answer to an unexpected exception.
 
 Plain ASGI rather than BaseHTTPMiddleware, so streaming uploads and downloads pass through untouched.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -19,25 +20,33 @@ from .errors import error_body, internal_error, log
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 # the editor's pages: their scripts, styles and data come from this server only, and no page may frame them
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def streams_body(*content_types: str) -> Callable[[Endpoint], Endpoint]:
     """Declare that a route reads request bodies of these content types as a stream (to disk, under
     its own limit). Every other body, on any route, is read whole into memory by the framework and is
     held to the JSON cap: what the client declares cannot lift a route's cap."""
+
     def mark(endpoint: Endpoint) -> Endpoint:
         endpoint.streamed_types = frozenset(content_types)  # type: ignore[attr-defined]
         return endpoint
+
     return mark
 
 
 async def _send_json(send: Send, status: int, content: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
     body = json.dumps(content).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -115,8 +124,9 @@ class TokenAuth:
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
         if not hmac.compare_digest(given, self.expected):
-            refusal = error_body("unauthorized", "this server needs 'Authorization: Bearer <token>' (the value of "
-                                 "ONNX_WORKBENCH_TOKEN)")
+            refusal = error_body(
+                "unauthorized", "this server needs 'Authorization: Bearer <token>' (the value of ONNX_WORKBENCH_TOKEN)"
+            )
             await _send_json(send, 401, refusal, [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
@@ -136,8 +146,11 @@ class BodyLimit(_HttpMiddleware):
     def limit_of(self, scope: Scope) -> int:
         streamed = getattr(scope.get("endpoint"), "streamed_types", frozenset())
         content_type = dict(scope["headers"]).get(b"content-type", b"")
-        return self.stream_limit if parse_options_header(content_type)[0].decode("latin-1") in streamed \
+        return (
+            self.stream_limit
+            if parse_options_header(content_type)[0].decode("latin-1") in streamed
             else self.json_limit
+        )
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit: int | None = None
@@ -149,8 +162,9 @@ class BodyLimit(_HttpMiddleware):
                 limit = self.limit_of(scope)
                 declared = dict(scope["headers"]).get(b"content-length", b"")
                 if declared.isdigit() and int(declared) > limit:
-                    raise HTTPException(413, f"the request body is {int(declared):,} bytes; the limit for this "
-                                        f"request is {limit:,}")
+                    raise HTTPException(
+                        413, f"the request body is {int(declared):,} bytes; the limit for this request is {limit:,}"
+                    )
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -7,6 +7,7 @@ One table says what each answer provides; a link is added from that answer to ev
 path parameters it can all fill, and which takes something more specific than the session id (or
 whose session it has just created), so a new route is linked without being listed here.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,24 +25,38 @@ PROVIDES: dict[tuple[str, str, str], dict[str, str]] = {
     ("put", "/api/sessions/{session_id}/tensors/{name}", "200"): {"session": SESSION, "version": VERSION},
     ("get", "/api/sessions/{session_id}/history", "200"): {"session": SESSION, "version": VERSION},
     ("get", "/api/sessions/{session_id}/graph", "200"): {
-        "session": SESSION, "version": VERSION, "node": "$response.body#/graph/nodes/0/id",
+        "session": SESSION,
+        "version": VERSION,
+        "node": "$response.body#/graph/nodes/0/id",
         # a tensor the first node reads: an initializer when the graph opens on its weights
-        "tensor": "$response.body#/graph/nodes/0/inputs/0"},
+        "tensor": "$response.body#/graph/nodes/0/inputs/0",
+    },
     ("post", "/api/sessions/{session_id}/quant", "202"): {"session": SESSION, "job": "$response.body#/job_id"},
     ("post", "/api/sessions/{session_id}/quant/{job_id}/measure", "202"): {"job": "$response.body#/job_id"},
 }
 
 # parameter name -> the value it takes
-TAKES = {"session_id": "session", "expected_version": "version", "since": "version", "node_id": "node",
-         "name": "tensor", "tensor": "tensor", "job_id": "job"}
+TAKES = {
+    "session_id": "session",
+    "expected_version": "version",
+    "since": "version",
+    "node_id": "node",
+    "name": "tensor",
+    "tensor": "tensor",
+    "job_id": "job",
+}
 # the tensor download and upload routes take the name with ".npy" after it
 SUFFIXES = {("/api/sessions/{session_id}/tensors/{name}", "name"): ".npy"}
 
 
 def add_links(spec: dict[str, Any]) -> dict[str, Any]:
     """Add the links to a generated OpenAPI document (in place; returned for convenience)."""
-    operations = [(method, path, op) for path, item in spec.get("paths", {}).items()
-                  for method, op in item.items() if isinstance(op, dict) and "operationId" in op]
+    operations = [
+        (method, path, op)
+        for path, item in spec.get("paths", {}).items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
+    ]
     for (method, path, status), provides in PROVIDES.items():
         source = spec["paths"].get(path, {}).get(method)
         if source is None or status not in source.get("responses", {}):

@@ -4,6 +4,7 @@ durable (the log line fsynced before the answer), snapshots it, and saves it for
 `SessionHandle` is the interface routes and services use; `LocalHandle` is the local store's
 (app/server/session_store.py), on the folder layout described there.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ class SessionHandle(ABC):
     def check_version(self, expected: int | None) -> None:
         """Optimistic concurrency: a client that saw another version must fetch again first."""
         if expected is not None and expected != self.doc.version:
-            raise Conflict("version_conflict", f"the session is at version {self.doc.version}, not "
-                           f"{expected}: fetch it again and retry", {"version": self.doc.version})
+            raise Conflict(
+                "version_conflict",
+                f"the session is at version {self.doc.version}, not {expected}: fetch it again and retry",
+                {"version": self.doc.version},
+            )
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
@@ -85,7 +89,6 @@ class SessionHandle(ABC):
         """A folder inside the session for files that belong to it (job results, run outputs)."""
 
 
-
 @dataclass
 class OpenDocument:
     """A document held in this process's memory, and how far into the log it is."""
@@ -98,7 +101,6 @@ class OpenDocument:
     since_snapshot_ms: float = 0.0
     summary: tuple[int, dict[str, Any]] | None = None  # (version, model summary)
     meta: dict[str, Any] | None = None  # meta.json, written once when the session is created
-
 
 
 def fsync_dir(path: Path) -> None:
@@ -118,11 +120,9 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-
 class LocalHandle(SessionHandle):
     """A session of the local store, held under its lock: edits are applied in memory, then appended to the
     log and fsynced before the answer; a snapshot now and then keeps restores short."""
-
 
     def __init__(self, store: LocalSessionStore, session_id: str, folder: Path, state: OpenDocument):
         self.store = store
@@ -142,9 +142,15 @@ class LocalHandle(SessionHandle):
         if self.state.summary is None or self.state.summary[0] != self.doc.version:
             self.state.summary = (self.doc.version, model_summary(self.doc))
         summary = self.state.summary[1]
-        return {"id": self.session_id, "filename": meta["filename"], "created": meta["created"],
-                "version": self.doc.version, "can_undo": bool(self.doc.history.done),
-                "can_redo": bool(self.doc.history.undone), "summary": summary}
+        return {
+            "id": self.session_id,
+            "filename": meta["filename"],
+            "created": meta["created"],
+            "version": self.doc.version,
+            "can_undo": bool(self.doc.history.done),
+            "can_redo": bool(self.doc.history.undone),
+            "summary": summary,
+        }
 
     # -- mutations: apply in memory, then append + fsync, then answer ----------------------------
     def apply(self, edits: list[dict[str, Any]], expected_version: int | None = None) -> list[Transaction]:
@@ -193,8 +199,10 @@ class LocalHandle(SessionHandle):
         state.seq += 1
         state.since_snapshot_ms += entry["ms"]
         settings = self.store.settings
-        if state.seq - state.snapshot_seq >= settings.snapshot_every \
-                or state.since_snapshot_ms >= settings.snapshot_after_seconds * 1000:
+        if (
+            state.seq - state.snapshot_seq >= settings.snapshot_every
+            or state.since_snapshot_ms >= settings.snapshot_after_seconds * 1000
+        ):
             self._snapshot()
 
     def _snapshot(self) -> None:
@@ -219,8 +227,17 @@ class LocalHandle(SessionHandle):
             model_name = f"snap-{state.seq}.onnx"
             save_model(doc, tmp / model_name, reuse_external=True)
             with open(tmp / "state.pickle", "wb") as f:
-                pickle.dump({"seq": state.seq, "offset": state.offset, "version": doc.version,
-                             "history": doc.history, "model": model_name}, f, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    {
+                        "seq": state.seq,
+                        "offset": state.offset,
+                        "version": doc.version,
+                        "history": doc.history,
+                        "model": model_name,
+                    },
+                    f,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
                 f.flush()
                 os.fsync(f.fileno())
             (tmp / SNAPSHOT_READY).touch()
@@ -263,8 +280,11 @@ class LocalHandle(SessionHandle):
 
 def _external_locations(doc: ModelDocument) -> set[str]:
     """Data files read by the model's initializers or by tensors kept in its undo history."""
-    found = {external_info(t).get("location", "") for t in doc.model.graph.initializer
-             if t.data_location == TensorProto.EXTERNAL}
+    found = {
+        external_info(t).get("location", "")
+        for t in doc.model.graph.initializer
+        if t.data_location == TensorProto.EXTERNAL
+    }
     for tx in doc.history.done + doc.history.undone:
         for change in tx.changes:
             if isinstance(change, ItemChange):
@@ -273,5 +293,3 @@ def _external_locations(doc: ModelDocument) -> set[str]:
                         found.add(external_info(item).get("location", ""))
     found.discard("")
     return found
-
-

@@ -13,6 +13,7 @@ The log on disk is the truth. Every request takes the session's file lock (fcntl
 replays the log lines its in-memory document has not seen, so several worker processes share a
 session without diverging, and a restarted server finds every edit it acknowledged.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -71,14 +72,12 @@ class SessionStore(ABC):
     def session_dir(self, session_id: str) -> Path: ...
 
 
-
 @dataclass
 class _SessionLock:
     """A session's thread lock and how many threads hold or wait for it."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: int = 0
-
 
 
 class LocalSessionStore(SessionStore):
@@ -120,8 +119,13 @@ class LocalSessionStore(SessionStore):
             raise unreadable_model("read", err) from None
         session_id = new_id()
         model_size = model_path.stat().st_size
-        meta = {"id": session_id, "created": time.time(), "filename": filename,
-                "model": model_path.relative_to(original).as_posix(), "upload_bytes": _folder_size(original)}
+        meta = {
+            "id": session_id,
+            "created": time.time(),
+            "filename": filename,
+            "model": model_path.relative_to(original).as_posix(),
+            "upload_bytes": _folder_size(original),
+        }
         write_json(staging / "meta.json", meta)
         (staging / "log.jsonl").touch()
         (staging / "lock").touch()
@@ -174,8 +178,11 @@ class LocalSessionStore(SessionStore):
         with self._locked(session_id) as folder:
             last_used = folder / "last_used"
             if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
-                raise NotFound("session_expired", f"session '{session_id}' expired after "
-                               f"{self.settings.session_ttl_seconds} s without use", {"session": session_id})
+                raise NotFound(
+                    "session_expired",
+                    f"session '{session_id}' expired after {self.settings.session_ttl_seconds} s without use",
+                    {"session": session_id},
+                )
             os.utime(last_used)
             state = self._catch_up(session_id, folder)
             yield LocalHandle(self, session_id, folder, state)
@@ -218,8 +225,10 @@ class LocalSessionStore(SessionStore):
         with self._guard:
             self._cache[session_id] = state
             self._cache.move_to_end(session_id)
-            while len(self._cache) > 1 and (len(self._cache) > self.settings.cache_sessions or sum(
-                    o.memory for o in self._cache.values()) > self.settings.cache_bytes):
+            while len(self._cache) > 1 and (
+                len(self._cache) > self.settings.cache_sessions
+                or sum(o.memory for o in self._cache.values()) > self.settings.cache_bytes
+            ):
                 self._cache.popitem(last=False)  # least recently used; reloaded from disk when needed
 
     def _forget(self, session_id: str) -> None:
@@ -259,8 +268,9 @@ class LocalSessionStore(SessionStore):
                     saved = pickle.load(f)
                 doc = load_model(snap / saved["model"], guard=False)  # checked at upload, written by us
                 doc.restore_history(saved["history"], saved["version"])
-                return OpenDocument(doc, saved["seq"], saved["offset"], saved["seq"],
-                                    (snap / saved["model"]).stat().st_size, meta=meta)
+                return OpenDocument(
+                    doc, saved["seq"], saved["offset"], saved["seq"], (snap / saved["model"]).stat().st_size, meta=meta
+                )
         model = folder / "original" / meta["model"]
         return OpenDocument(load_model(model, guard=False), 0, 0, 0, model.stat().st_size, meta=meta)
 
@@ -282,5 +292,6 @@ def _folder_size(folder: Path) -> int:
 
 
 def _not_found(session_id: str) -> NotFound:
-    return NotFound("unknown_session", "no such session (it may have been deleted or expired)",
-                    {"session": session_id[:80]})
+    return NotFound(
+        "unknown_session", "no such session (it may have been deleted or expired)", {"session": session_id[:80]}
+    )

@@ -4,6 +4,7 @@
 `Settings.from_env()` reads them: each field from ONNX_WORKBENCH_<FIELD> (the data folder from
 ONNX_WORKBENCH_DATA). Tests build a `Settings` directly, which reads no environment.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,15 +19,18 @@ ENV_PREFIX = "ONNX_WORKBENCH_"
 
 def _number(minimum: int | None = None) -> BeforeValidator:
     """An environment value as an int: "8e9" is 8,000,000,000, and below `minimum` is raised to it."""
+
     def parse(value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             return value
         try:
             number = int(float(value.strip()))
         except ValueError:
-            raise SystemExit(f"onnx-workbench: {ENV_PREFIX}{(info.field_name or '').upper()} must be a number, "
-                             f"not '{value.strip()}'") from None
+            raise SystemExit(
+                f"onnx-workbench: {ENV_PREFIX}{(info.field_name or '').upper()} must be a number, not '{value.strip()}'"
+            ) from None
         return number if minimum is None else max(minimum, number)
+
     return BeforeValidator(parse)
 
 
@@ -67,11 +71,14 @@ class Settings(BaseSettings):
     reads_environment: ClassVar[bool] = False
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Built directly, the settings are exactly what is passed; `from_env` reads the environment only."""
         return (env_settings,) if cls.reads_environment else (init_settings,)
 

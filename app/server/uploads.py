@@ -6,6 +6,7 @@ are reduced to safe relative paths, and zip members are checked for traversal an
 upload takes on disk once unpacked is counted by one `DiskBudget` per upload, over all its files
 and zips, from the bytes actually written.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,11 @@ class DiskBudget:
     def add_files(self, count: int) -> None:
         self.files += count
         if self.files > self.max_files:
-            raise TooLarge("too_many_files", f"the upload holds more than {self.max_files:,} files (zip entries "
-                           "included); send fewer, larger files", {"limit": self.max_files})
+            raise TooLarge(
+                "too_many_files",
+                f"the upload holds more than {self.max_files:,} files (zip entries included); send fewer, larger files",
+                {"limit": self.max_files},
+            )
 
     def add_bytes(self, count: int) -> None:
         self.bytes += count
@@ -55,13 +59,19 @@ class DiskBudget:
     def check(self, total: int) -> None:
         """Refuse the upload if its files would come to `total` bytes on disk."""
         if total > self.max_bytes:
-            raise TooLarge("too_large", f"the upload unpacks to more than {self.max_bytes:,} bytes, the limit",
-                           {"limit": self.max_bytes})
+            raise TooLarge(
+                "too_large",
+                f"the upload unpacks to more than {self.max_bytes:,} bytes, the limit",
+                {"limit": self.max_bytes},
+            )
         if total > self.ratio_free and total > self.max_ratio * self.received:
-            raise Invalid("zip_bomb", f"the upload unpacks to more than {self.max_ratio} times the "
-                           f"{self.received:,} bytes sent; refused as a decompression bomb (a large model that is "
-                           "mostly zeros can be sent unzipped)", {"max_ratio": self.max_ratio,
-                                                                   "received": self.received})
+            raise Invalid(
+                "zip_bomb",
+                f"the upload unpacks to more than {self.max_ratio} times the "
+                f"{self.received:,} bytes sent; refused as a decompression bomb (a large model that is "
+                "mostly zeros can be sent unzipped)",
+                {"max_ratio": self.max_ratio, "received": self.received},
+            )
 
     def replace(self, size: int) -> None:
         """A received zip of `size` bytes gives way to its members: it no longer counts."""
@@ -92,10 +102,17 @@ def safe_relative_path(name: str, what: str = "file name") -> PurePosixPath:
     if not name or "\x00" in name or "\\" in name or any(ord(c) < 32 for c in name):
         raise BadRequest("bad_file_name", f"{what} '{name}' is not a plain relative path", {"name": name})
     path = PurePosixPath(name)
-    if path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")) or len(path.parts) > 16 \
-            or any(len(part.encode()) > 255 for part in path.parts):
-        raise BadRequest("bad_file_name", f"{what} '{name}' must be a relative path without '..', "
-                       "leading '/' or empty parts", {"name": name})
+    if (
+        path.is_absolute()
+        or any(part in ("", ".", "..") for part in name.split("/"))
+        or len(path.parts) > 16
+        or any(len(part.encode()) > 255 for part in path.parts)
+    ):
+        raise BadRequest(
+            "bad_file_name",
+            f"{what} '{name}' must be a relative path without '..', leading '/' or empty parts",
+            {"name": name},
+        )
     return path
 
 
@@ -119,9 +136,12 @@ class _Receiver:
 
     def callbacks(self) -> dict:
         return {
-            "on_part_begin": self.part_begin, "on_header_field": self.header_field_data,
-            "on_header_value": self.header_value_data, "on_header_end": self.header_end,
-            "on_headers_finished": self.headers_finished, "on_part_data": self.part_data,
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field_data,
+            "on_header_value": self.header_value_data,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
             "on_part_end": self.part_end,
         }
 
@@ -144,14 +164,20 @@ class _Receiver:
         filename = options.get(b"filename")
         if filename is None:
             if len(self.upload.fields) >= MAX_TEXT_FIELDS:
-                raise TooLarge("too_many_fields", f"the form has more than {MAX_TEXT_FIELDS} text fields",
-                               {"limit": MAX_TEXT_FIELDS})
+                raise TooLarge(
+                    "too_many_fields",
+                    f"the form has more than {MAX_TEXT_FIELDS} text fields",
+                    {"limit": MAX_TEXT_FIELDS},
+                )
             self.text, self.text_name = bytearray(), name
             self._count_text(len(name))
             return
         if name not in self.file_fields:
-            raise Invalid("unexpected_field", f"unexpected file field '{name}'; this endpoint takes "
-                           f"{', '.join(sorted(self.file_fields))}", {"field": name})
+            raise Invalid(
+                "unexpected_field",
+                f"unexpected file field '{name}'; this endpoint takes {', '.join(sorted(self.file_fields))}",
+                {"field": name},
+            )
         rel = safe_relative_path(filename.decode("utf-8", "replace") or name)
         if str(rel) in self.names:
             raise Invalid("duplicate_file", f"the upload holds two files named '{rel}'", {"name": str(rel)})
@@ -174,8 +200,12 @@ class _Receiver:
     def _count_text(self, count: int) -> None:
         self.text_bytes += count
         if self.text_bytes > MAX_TEXT_BYTES:
-            raise TooLarge("too_large", f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
-                           f"(at '{self.text_name}'); send large data as a file", {"limit": MAX_TEXT_BYTES})
+            raise TooLarge(
+                "too_large",
+                f"the form's text fields are over {MAX_TEXT_BYTES >> 20} MiB in all "
+                f"(at '{self.text_name}'); send large data as a file",
+                {"limit": MAX_TEXT_BYTES},
+            )
 
     def part_end(self) -> None:
         if self.out is not None and self.current is not None:
@@ -191,21 +221,24 @@ class _Receiver:
             self.out.close()
 
 
-async def receive_multipart(request: Request, dest: Path, limit: int, file_fields: set[str],
-                            settings: Settings) -> Upload:
+async def receive_multipart(
+    request: Request, dest: Path, limit: int, file_fields: set[str], settings: Settings
+) -> Upload:
     """Stream a multipart/form-data body of at most `limit` bytes into `dest` (created), its files within
     the disk budget of `settings`; text fields come back as strings."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise UnsupportedMedia("unsupported_media_type", "send the model as multipart/form-data (field 'file'), "
-                       f"not '{content_type.decode('latin-1') or 'no content type'}'")
+        raise UnsupportedMedia(
+            "unsupported_media_type",
+            "send the model as multipart/form-data (field 'file'), "
+            f"not '{content_type.decode('latin-1') or 'no content type'}'",
+        )
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("bad_multipart", "multipart/form-data without a boundary")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise TooLarge("too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}",
-                       {"limit": limit})
+        raise TooLarge("too_large", f"the upload is {int(declared):,} bytes; the limit is {limit:,}", {"limit": limit})
     dest.mkdir(parents=True, exist_ok=True)
     budget = DiskBudget(settings)
     receiver = _Receiver(dest, file_fields, budget)
@@ -247,12 +280,12 @@ def unpack_zip(archive: Path, dest: Path, budget: DiskBudget) -> list[Path]:
         budget.add_files(len(members))  # every entry becomes a file or folder
         budget.check(budget.bytes + sum(m.file_size for m in members))  # early, from what the zip declares
         for member in members:
-            rel = safe_relative_path(member.filename.rstrip("/") if member.is_dir() else member.filename,
-                                     "zip entry")
+            rel = safe_relative_path(member.filename.rstrip("/") if member.is_dir() else member.filename, "zip entry")
             kind = stat.S_IFMT(member.external_attr >> 16)  # 0 when the zip tool recorded no file type
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-                raise Invalid("bad_zip", f"zip entry '{member.filename}' is a link or special file",
-                               {"name": member.filename})
+                raise Invalid(
+                    "bad_zip", f"zip entry '{member.filename}' is a link or special file", {"name": member.filename}
+                )
             if member.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue

@@ -1,4 +1,5 @@
 """A zip archive produced while it is sent: no temporary copy of a multi-GB model and its data."""
+
 from __future__ import annotations
 
 import zipfile
@@ -31,8 +32,12 @@ def zip_stream(files: list[tuple[str, BinaryIO]]) -> Iterator[bytes]:
     """Yield a stored (uncompressed, zip64) archive of the open files, closing each when done."""
     sink = _Sink()
     try:
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED,  # type: ignore[arg-type]
-                             allowZip64=True) as archive:
+        with zipfile.ZipFile(
+            sink,
+            "w",
+            compression=zipfile.ZIP_STORED,  # type: ignore[arg-type]
+            allowZip64=True,
+        ) as archive:
             for name, handle in files:
                 info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
                 with handle, archive.open(info, "w", force_zip64=True) as entry:

@@ -4,6 +4,7 @@ Netron's picture: initializers, and Constant nodes read by a single node, are ro
 box ("W <32x3x3x3>"), so weights do not become thousands of sources in the first layer; then the key
 attributes. Box sizes follow from the text and BOX_METRICS, which the page draws with as well.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -26,27 +27,135 @@ BOX_METRICS: dict[str, float | int] = {
 lays out with and the page draws with, so a box's text fits the box the layout made room for."""
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
-    "layer": ("Conv", "ConvTranspose", "ConvInteger", "Gemm", "MatMul", "MatMulInteger", "QLinearConv",
-              "QLinearMatMul", "FusedConv", "FusedGemm", "FusedMatMul", "Attention", "MultiHeadAttention",
-              "LSTM", "GRU", "RNN", "Einsum", "DeformConv", "EmbedLayerNormalization"),
-    "activation": ("Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu",
-                   "Celu", "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Softplus", "Softsign", "Mish", "Swish",
-                   "Softmax", "LogSoftmax", "Hardmax", "ThresholdedRelu", "Clip", "Erf"),
-    "pool": ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool",
-             "MaxRoiPool", "RoiAlign", "MaxUnpool"),
-    "normalization": ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
-                      "LpNormalization", "LRN", "MeanVarianceNormalization", "SkipLayerNormalization",
-                      "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RMSNormalization",
-                      "Dropout"),
-    "shape": ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Shape", "Size", "Concat", "Split",
-              "Slice", "Gather", "GatherElements", "GatherND", "Scatter", "ScatterElements", "ScatterND", "Expand",
-              "Tile", "Pad", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "Identity", "Cast", "CastLike",
-              "ConstantOfShape", "Range", "NonZero", "Where", "TopK", "Compress", "OneHot", "Trilu",
-              "SplitToSequence", "SequenceAt", "SequenceConstruct", "ConcatFromSequence", "ReverseSequence"),
-    "quantization": ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul",
-                     "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat", "QLinearAveragePool",
-                     "QLinearGlobalAveragePool", "QGemm", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
-                     "MatMulNBits"),
+    "layer": (
+        "Conv",
+        "ConvTranspose",
+        "ConvInteger",
+        "Gemm",
+        "MatMul",
+        "MatMulInteger",
+        "QLinearConv",
+        "QLinearMatMul",
+        "FusedConv",
+        "FusedGemm",
+        "FusedMatMul",
+        "Attention",
+        "MultiHeadAttention",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "Einsum",
+        "DeformConv",
+        "EmbedLayerNormalization",
+    ),
+    "activation": (
+        "Relu",
+        "LeakyRelu",
+        "PRelu",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "Celu",
+        "Gelu",
+        "FastGelu",
+        "BiasGelu",
+        "QuickGelu",
+        "Softplus",
+        "Softsign",
+        "Mish",
+        "Swish",
+        "Softmax",
+        "LogSoftmax",
+        "Hardmax",
+        "ThresholdedRelu",
+        "Clip",
+        "Erf",
+    ),
+    "pool": (
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "LpPool",
+        "GlobalLpPool",
+        "MaxRoiPool",
+        "RoiAlign",
+        "MaxUnpool",
+    ),
+    "normalization": (
+        "BatchNormalization",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "GroupNormalization",
+        "LpNormalization",
+        "LRN",
+        "MeanVarianceNormalization",
+        "SkipLayerNormalization",
+        "SimplifiedLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "RMSNormalization",
+        "Dropout",
+    ),
+    "shape": (
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Shape",
+        "Size",
+        "Concat",
+        "Split",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "Scatter",
+        "ScatterElements",
+        "ScatterND",
+        "Expand",
+        "Tile",
+        "Pad",
+        "Resize",
+        "Upsample",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Identity",
+        "Cast",
+        "CastLike",
+        "ConstantOfShape",
+        "Range",
+        "NonZero",
+        "Where",
+        "TopK",
+        "Compress",
+        "OneHot",
+        "Trilu",
+        "SplitToSequence",
+        "SequenceAt",
+        "SequenceConstruct",
+        "ConcatFromSequence",
+        "ReverseSequence",
+    ),
+    "quantization": (
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearConcat",
+        "QLinearAveragePool",
+        "QLinearGlobalAveragePool",
+        "QGemm",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "MatMulNBits",
+    ),
     "control": ("If", "Loop", "Scan"),
     "constant": ("Constant",),
 }
@@ -54,8 +163,25 @@ _CATEGORY_OF = {op: cat for cat, ops in CATEGORIES.items() for op in ops}
 _STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 
 # Attributes worth showing in the box first, Netron-style; the sidebar shows all of them.
-_KEY_ATTRIBUTES = ("kernel_shape", "strides", "pads", "dilations", "group", "perm", "axis", "axes", "alpha",
-                   "beta", "epsilon", "to", "mode", "transA", "transB", "keepdims", "split")
+_KEY_ATTRIBUTES = (
+    "kernel_shape",
+    "strides",
+    "pads",
+    "dilations",
+    "group",
+    "perm",
+    "axis",
+    "axes",
+    "alpha",
+    "beta",
+    "epsilon",
+    "to",
+    "mode",
+    "transA",
+    "transB",
+    "keepdims",
+    "split",
+)
 
 
 def category(op_type: str, domain: str) -> str:
@@ -96,7 +222,7 @@ def _short(value: Any) -> str:
     else:
         text = str(value)
     limit = int(BOX_METRICS["max_row_chars"])
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _box_width(title: str, rows: list[list[str]]) -> float:
@@ -117,8 +243,14 @@ def io_box(name: str, kind: str, tensors: dict[str, Any]) -> dict[str, Any]:
     """The box of a graph input or output (kind "input" or "output"): its dtype and shape."""
     t = tensors.get(name, {})
     rows = [["", f"{t.get('dtype') or ''}[{shape_label(t.get('shape'))}]"]]
-    box = {"id": ("in:" if kind == "input" else "out:") + name, "kind": kind, "title": name, "cat": kind,
-           "rows": rows, "tensor": name}
+    box = {
+        "id": ("in:" if kind == "input" else "out:") + name,
+        "kind": kind,
+        "title": name,
+        "cat": kind,
+        "rows": rows,
+        "tensor": name,
+    }
     return _sized(box)
 
 
@@ -138,10 +270,16 @@ def op_box(node: dict[str, Any], graph: dict[str, Any], folded: set[str]) -> dic
             rows.append([label, f"\u27e8{shape_label(weight.get('shape'))}\u27e9"])
     attrs = node.get("attributes", {})
     keys = [k for k in _KEY_ATTRIBUTES if k in attrs] + [k for k in attrs if k not in _KEY_ATTRIBUTES]
-    for key in keys[:int(BOX_METRICS["max_attr_rows"])]:
+    for key in keys[: int(BOX_METRICS["max_attr_rows"])]:
         rows.append([key, _short(attrs[key])])
-    box = {"id": node["id"], "kind": "op", "title": node["op_type"], "name": node["name"],
-           "cat": category(node["op_type"], node["domain"]), "rows": rows}
+    box = {
+        "id": node["id"],
+        "kind": "op",
+        "title": node["op_type"],
+        "name": node["name"],
+        "cat": category(node["op_type"], node["domain"]),
+        "rows": rows,
+    }
     if node.get("subgraphs"):
         box["bodies"] = [[s["attribute"], s["index"]] for s in node["subgraphs"]]
     if "ref" in node:
@@ -158,5 +296,11 @@ def _sized(box: dict[str, Any]) -> dict[str, Any]:
 
 def edge(name: str, source: str, target: str, slot: int, route: list[float], tensors: dict[str, Any]) -> dict[str, Any]:
     """An edge of tensor `name` from box `source` to the `slot`th input of box `target`, labelled with its shape."""
-    return {"t": name, "from": source, "to": target, "slot": slot, "pts": route,
-            "label": shape_label(tensors.get(name, {}).get("shape"))}
+    return {
+        "t": name,
+        "from": source,
+        "to": target,
+        "slot": slot,
+        "pts": route,
+        "label": shape_label(tensors.get(name, {}).get("shape")),
+    }

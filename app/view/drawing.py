@@ -5,6 +5,7 @@ outputs), so what is drawn is exactly what the server holds. Box content comes f
 positions from placement.py; with a LayoutMemory (memory.py) of an earlier drawing of the same graph,
 known boxes stay where they were. layout.py moves a drawing along the graph's versions.
 """
+
 from __future__ import annotations
 
 import gc
@@ -83,19 +84,28 @@ class Drawing:
     def drawing(self) -> dict[str, Any]:
         """Boxes in order, edges and stubs naming boxes by position: what the editor draws."""
         index = {box_id: i for i, box_id in enumerate(self.order)}
-        edges = [{**e, "from": index[e["from"]], "to": index[e["to"]]}
-                 for tensor_edges in self.edges.values() for e in tensor_edges]
-        return {"nodes": [self.boxes[i] for i in self.order], "edges": edges,
-                "stubs": [{**stub, "to": index[stub["to"]]} for stub in self.stubs],
-                "broadcast": sorted(self.broadcast), "width": self.width, "height": self.height,
-                "incremental": self.incremental}
+        edges = [
+            {**e, "from": index[e["from"]], "to": index[e["to"]]}
+            for tensor_edges in self.edges.values()
+            for e in tensor_edges
+        ]
+        return {
+            "nodes": [self.boxes[i] for i in self.order],
+            "edges": edges,
+            "stubs": [{**stub, "to": index[stub["to"]]} for stub in self.stubs],
+            "broadcast": sorted(self.broadcast),
+            "width": self.width,
+            "height": self.height,
+            "incremental": self.incremental,
+        }
 
     # -- the parts -------------------------------------------------------------------------------
     def _io_boxes(self) -> list[dict[str, Any]]:
         """The boxes of the graph's inputs and outputs (remembered by id: the next graph may have others)."""
         tensors = self.graph["tensors"]
-        boxes = [io_box(name, "input", tensors) for name in self.graph["inputs"]] + \
-            [io_box(name, "output", tensors) for name in self.graph["outputs"]]
+        boxes = [io_box(name, "input", tensors) for name in self.graph["inputs"]] + [
+            io_box(name, "output", tensors) for name in self.graph["outputs"]
+        ]
         self._io_ids = [box["id"] for box in boxes]
         return boxes
 
@@ -111,9 +121,11 @@ class Drawing:
 
     def _order(self) -> list[str]:
         """Box ids in drawing order: graph inputs, nodes in graph order, graph outputs."""
-        return ["in:" + n for n in self.graph["inputs"]] + \
-            [n["id"] for n in self.graph["nodes"] if n["id"] not in self.folded] + \
-            ["out:" + n for n in self.graph["outputs"]]
+        return (
+            ["in:" + n for n in self.graph["inputs"]]
+            + [n["id"] for n in self.graph["nodes"] if n["id"] not in self.folded]
+            + ["out:" + n for n in self.graph["outputs"]]
+        )
 
     def _edges_of(self, name: str, t: dict[str, Any]) -> tuple[list[Edge], list[Unresolved]]:
         """One edge per (tensor, reader) from the producer box (or the input box) to the reader box;
@@ -124,8 +136,11 @@ class Drawing:
         if producer in self.folded:
             return [], []
         boxes = self.boxes
-        source = (producer if producer in boxes else None) if producer is not None else \
-            ("in:" + name if "in:" + name in boxes else None)
+        source = (
+            (producer if producer in boxes else None)
+            if producer is not None
+            else ("in:" + name if "in:" + name in boxes else None)
+        )
         edges: list[Edge] = []
         unresolved: list[Unresolved] = []
         for reader in dict.fromkeys(t.get("consumers", ())):
@@ -155,15 +170,22 @@ class Drawing:
                 layers = layers_of(len(self.order), [link for e, link in zip(edges, links) if e[0] not in broadcast])
             self._structure_key, self.layers, self.broadcast = key, layers, broadcast
         broadcast = self.broadcast
-        stubs: list[dict[str, Any]] = [{"t": name, "to": d, "slot": slot, "in": True}
-                                       for name, _, d, slot in edges if name in broadcast]
-        stubs += [{"t": name, "to": d, "slot": slot, "in": True}
-                  for _, unresolved in self.tensor_edges.values() for name, d, slot in unresolved]
+        stubs: list[dict[str, Any]] = [
+            {"t": name, "to": d, "slot": slot, "in": True} for name, _, d, slot in edges if name in broadcast
+        ]
+        stubs += [
+            {"t": name, "to": d, "slot": slot, "in": True}
+            for _, unresolved in self.tensor_edges.values()
+            for name, d, slot in unresolved
+        ]
         tensors = self.graph["tensors"]
         for name in sorted(broadcast):
             producer = tensors[name].get("producer")
-            source = (producer if producer in index else None) if producer is not None else \
-                ("in:" + name if "in:" + name in index else None)
+            source = (
+                (producer if producer in index else None)
+                if producer is not None
+                else ("in:" + name if "in:" + name in index else None)
+            )
             if source is not None:
                 stubs.append({"t": name, "to": source, "slot": 0, "in": False})
         for stub in stubs:
@@ -180,7 +202,8 @@ class Drawing:
         unknown = [i for i, box_id in enumerate(self.order) if box_id not in known]
         if unknown:
             self.was, self.tensor_was = self.memory.recognise(
-                self.graph["nodes"], self.nodes, {self.order[i] for i in unknown})
+                self.graph["nodes"], self.nodes, {self.order[i] for i in unknown}
+            )
             unknown = [i for i in unknown if self.order[i] not in known]
         if len(unknown) <= self.max_new and len(unknown) <= max(4, len(self.order) // 4):
             return unknown
@@ -191,16 +214,23 @@ class Drawing:
         if not unknown:
             return
         index = {box_id: i for i, box_id in enumerate(self.order)}
-        place_beside([self.boxes[i] for i in self.order], self.layers,
-                     [(index[s], index[d]) for _, s, d, _ in self.kept], unknown)
+        place_beside(
+            [self.boxes[i] for i in self.order],
+            self.layers,
+            [(index[s], index[d]) for _, s, d, _ in self.kept],
+            unknown,
+        )
 
     def _route(self, name: str, source: str, target: str) -> list[float]:
         """The remembered route of an edge when its ends did not move, else a straight line."""
         src, dst = self.boxes[source], self.boxes[target]
         start = [src["x"], round(src["y"] + src["h"], 1)]
         end = [dst["x"], dst["y"]]
-        old = None if self.memory is None else \
-            self.memory.route(name, source, target, start, end, self.was, self.tensor_was)
+        old = (
+            None
+            if self.memory is None
+            else self.memory.route(name, source, target, start, end, self.was, self.tensor_was)
+        )
         return start + end if old is None else old
 
     @staticmethod

@@ -28,6 +28,7 @@ conversion, or its undo, lies between), "subgraph_changed" (an If/Loop/Scan body
 (the inferred shapes of version S are no longer kept, or inference fails now) and "too_large" (more than
 MAX_FRACTION of the graph's nodes and tensors, and more than MIN_ITEMS, changed).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -103,8 +104,10 @@ def _delta(doc: ModelDocument, since: int) -> tuple[dict[str, Any], dict[str, An
     tensors = _touched_tensors(scope, nodes, changes, retyped)
     graph = scope.graph
     placed = sorted(((scope.index.position(n), n) for n in nodes.live.values()), key=lambda pn: pn[0])
-    upserted = [{"after": scope.node_id(graph.node[pos - 1]) if pos else None,
-                 "node": node_item(doc, scope, pos, node)} for pos, node in placed]
+    upserted = [
+        {"after": scope.node_id(graph.node[pos - 1]) if pos else None, "node": node_item(doc, scope, pos, node)}
+        for pos, node in placed
+    ]
     removed = sorted(i for i in nodes.candidate_ids if _node_with_id(scope, i) is None)
     tensor_entries: dict[str, Any] = {}
     gone: list[str] = []
@@ -240,20 +243,28 @@ def _retyped(before: dict[str, TypeProto], now: dict[str, TypeProto]) -> set[str
 
 def _exists(scope: Scope, name: str) -> bool:
     """Whether the full view lists this tensor: read, produced, or a graph input, output or initializer."""
-    return (name in scope.index.consumers or name in scope.index.producer or name in scope.inputs
-            or name in scope.names["output"] or name in scope.names["initializer"])
+    return (
+        name in scope.index.consumers
+        or name in scope.index.producer
+        or name in scope.inputs
+        or name in scope.names["output"]
+        or name in scope.names["initializer"]
+    )
 
 
 def _tensor_entry(scope: Scope, name: str, inferred: dict[str, TypeProto]) -> dict[str, Any]:
     index = scope.index
     producer = index.producer.get(name)
     readers = sorted(index.users(name), key=index.position)  # the view lists readers in graph order
-    entry: dict[str, Any] = {"producer": scope.node_id(producer) if producer is not None else None,
-                             "consumers": [scope.node_id(n) for n in readers]}
+    entry: dict[str, Any] = {
+        "producer": scope.node_id(producer) if producer is not None else None,
+        "consumers": [scope.node_id(n) for n in readers],
+    }
     pos = scope.find_item("initializer", name)
     initializer = scope.graph.initializer[pos] if pos is not None else None
-    describe_tensor(entry, name, _declared(scope, name) or inferred.get(name), initializer, scope.inputs,
-                    scope.names["output"])
+    describe_tensor(
+        entry, name, _declared(scope, name) or inferred.get(name), initializer, scope.inputs, scope.names["output"]
+    )
     return entry
 
 

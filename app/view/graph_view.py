@@ -11,6 +11,7 @@ std, exact up to SAMPLE_ELEMENTS (65,536) elements and beyond that from 16 conti
 evenly over the tensor, 65,536 elements in all ("sampled": true), so a view of 500 MB of weights reads
 a few MB; raw values of big tensors are never sent.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -32,7 +33,8 @@ from ..graph.index import subgraphs
 from ..graph.io import check_external, external_info
 from ..graph.shapes import inferred_types, shape_text
 from ..graph.skeleton import tensor_nbytes
-from ..graph.values import attribute_to_json, dtype_name as _dtype_name
+from ..graph.values import attribute_to_json
+from ..graph.values import dtype_name as _dtype_name
 
 SAMPLE_ELEMENTS = 1 << 16
 SAMPLE_CHUNKS = 16
@@ -126,8 +128,9 @@ def _graph(doc: ModelDocument, scope: Any, inferred: dict[str, TypeProto]) -> di
         "outputs": [v.name for v in graph.output],
         "nodes": nodes,
         "tensors": tensors,
-        "initializers": _initializer_summaries(doc, initializers) if not scope.path else
-        {name: initializer_summary(t, doc.base_dir) for name, t in initializers.items()},
+        "initializers": _initializer_summaries(doc, initializers)
+        if not scope.path
+        else {name: initializer_summary(t, doc.base_dir) for name, t in initializers.items()},
     }
 
 
@@ -135,23 +138,38 @@ def node_item(doc: ModelDocument, scope: Any, pos: int, node: NodeProto) -> dict
     """One node as the view lists it (bodies of If/Loop/Scan nested); `pos` is its place in its graph."""
     attributes = node.attribute
     item: dict[str, Any] = {
-        "id": scope.node_id(node), "name": node.name, "op_type": node.op_type, "domain": node.domain,
-        "inputs": list(node.input), "outputs": list(node.output),
+        "id": scope.node_id(node),
+        "name": node.name,
+        "op_type": node.op_type,
+        "domain": node.domain,
+        "inputs": list(node.input),
+        "outputs": list(node.output),
         "attributes": {a.name: attribute_to_json(a) for a in attributes} if attributes else {},
     }
     if scope.path:
         item["ref"] = doc.node_path(scope, node)
     if attributes:
-        bodies = [{"attribute": attr_name, "index": gi,
-                   "graph": _graph(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), {})}
-                  for attr_name, gi, _ in subgraphs(node)]
+        bodies = [
+            {
+                "attribute": attr_name,
+                "index": gi,
+                "graph": _graph(doc, doc.scope(scope.path + ((pos, attr_name, gi),)), {}),
+            }
+            for attr_name, gi, _ in subgraphs(node)
+        ]
         if bodies:
             item["subgraphs"] = bodies
     return item
 
 
-def describe_tensor(entry: dict[str, Any], name: str, type_proto: TypeProto | None, initializer: TensorProto | None,
-                    inputs: set[str] | dict[str, Any], outputs: set[str] | dict[str, Any]) -> None:
+def describe_tensor(
+    entry: dict[str, Any],
+    name: str,
+    type_proto: TypeProto | None,
+    initializer: TensorProto | None,
+    inputs: set[str] | dict[str, Any],
+    outputs: set[str] | dict[str, Any],
+) -> None:
     """Fill in a tensor entry's dtype, shape and flags: the declared or inferred type, else the initializer's."""
     if type_proto is None and initializer is not None:
         entry["dtype"], entry["shape"] = dtype_name(initializer.data_type), list(initializer.dims)
@@ -184,8 +202,13 @@ def initializer_summary(tensor: TensorProto, base_dir: Path | None) -> dict[str,
     external = tensor.data_location == TensorProto.EXTERNAL
     size = _itemsize(tensor.data_type)
     nbytes = math.prod(tensor.dims) * size if size and not external else tensor_nbytes(tensor)
-    return {"dtype": dtype_name(tensor.data_type), "shape": list(tensor.dims), "bytes": nbytes,
-            "external": external, "stats": tensor_stats(tensor, base_dir)}
+    return {
+        "dtype": dtype_name(tensor.data_type),
+        "shape": list(tensor.dims),
+        "bytes": nbytes,
+        "external": external,
+        "stats": tensor_stats(tensor, base_dir),
+    }
 
 
 @lru_cache(maxsize=64)
@@ -228,8 +251,9 @@ def tensor_stats(tensor: TensorProto, base_dir: Path | None) -> dict[str, Any] |
     return stats
 
 
-_PACKED_TYPES = {getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
-                 if hasattr(TensorProto, n)}
+_PACKED_TYPES = {
+    getattr(TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2") if hasattr(TensorProto, n)
+}
 
 
 def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: int) -> tuple[tuple | None, Any]:
@@ -262,7 +286,7 @@ def _compute(values: Any, count: int) -> dict[str, Any] | None:
     if sampled:
         chunk = SAMPLE_ELEMENTS // SAMPLE_CHUNKS
         starts = np.linspace(0, count - chunk, SAMPLE_CHUNKS).astype(np.int64)
-        data = np.concatenate([np.asarray(values[s:s + chunk]) for s in starts])
+        data = np.concatenate([np.asarray(values[s : s + chunk]) for s in starts])
     else:
         data = np.asarray(values)
     data = data.astype(np.float64)
@@ -277,5 +301,11 @@ def _compute(values: Any, count: int) -> dict[str, Any] | None:
         low, high = data.min(), data.max()
     mean = data.mean()
     data -= mean
-    return {"min": float(low), "max": float(high), "mean": float(mean),
-            "std": float(np.sqrt(np.dot(data, data) / data.size)), "sampled": sampled, "nonfinite": nonfinite}
+    return {
+        "min": float(low),
+        "max": float(high),
+        "mean": float(mean),
+        "std": float(np.sqrt(np.dot(data, data) / data.size)),
+        "sampled": sampled,
+        "nonfinite": nonfinite,
+    }

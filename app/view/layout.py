@@ -4,6 +4,7 @@ layout_graph lays out one graph of the view (drawing.py); a Layout kept between 
 next version of the graph by redoing only what a graph delta (graph_delta.py) names, so that after a
 local edit the page receives only the boxes and edges that changed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -65,8 +66,11 @@ class Layout(Drawing):
             if box is not None and box_id in self.memory.boxes:
                 self._put(box, self.memory.boxes[box_id])
         self._place_new(unknown)
-        moved = {box_id for box_id in fresh if box_id in self.boxes and
-                 _geometry(self.boxes[box_id]) != _geometry(before.get(box_id))}
+        moved = {
+            box_id
+            for box_id in fresh
+            if box_id in self.boxes and _geometry(self.boxes[box_id]) != _geometry(before.get(box_id))
+        }
         changed_edges = self._redraw(changed_tensors | (was_broadcast ^ self.broadcast), moved)
         self._measure()
         upserted_boxes = [self.boxes[i] for i in self.order if i in fresh and self.boxes[i] != before.get(i)]
@@ -75,9 +79,15 @@ class Layout(Drawing):
         self.memory.remember_nodes(graph["nodes"])
         self.incremental = True
         removed = sorted(box_id for box_id, box in before.items() if box is not None and box_id not in self.boxes)
-        return {"boxes": {"removed": removed, "upserted": upserted_boxes},
-                "edges": changed_edges, "stubs": self.stubs, "broadcast": sorted(self.broadcast),
-                "width": self.width, "height": self.height, "incremental": True}
+        return {
+            "boxes": {"removed": removed, "upserted": upserted_boxes},
+            "edges": changed_edges,
+            "stubs": self.stubs,
+            "broadcast": sorted(self.broadcast),
+            "width": self.width,
+            "height": self.height,
+            "incremental": True,
+        }
 
     def _take_nodes(self, change: dict[str, Any]) -> list[dict[str, Any]]:
         """Take the delta's node changes into the nodes by id; returns the upserted nodes."""
@@ -92,8 +102,9 @@ class Layout(Drawing):
         """Which Constant nodes are rows of their reader now; returns those that changed either way."""
         tensors = self.graph["tensors"]
         outputs = set(self.graph["outputs"])
-        candidates = {n["id"] for n in upserted} | {tensors[t]["producer"] for t in changed_tensors
-                                                   if t in tensors and tensors[t]["producer"] is not None}
+        candidates = {n["id"] for n in upserted} | {
+            tensors[t]["producer"] for t in changed_tensors if t in tensors and tensors[t]["producer"] is not None
+        }
         refolded: set[str] = set()
         self.folded = {f for f in self.folded if f in self.nodes}
         for node_id in candidates:
@@ -104,8 +115,9 @@ class Layout(Drawing):
                 (self.folded.add if folded else self.folded.discard)(node_id)
         return refolded
 
-    def _rebuild_boxes(self, removed: list[str], upserted: list[dict[str, Any]], refolded: set[str],
-                       touched: set[str]) -> tuple[dict[str, dict[str, Any] | None], set[str]]:
+    def _rebuild_boxes(
+        self, removed: list[str], upserted: list[dict[str, Any]], refolded: set[str], touched: set[str]
+    ) -> tuple[dict[str, dict[str, Any] | None], set[str]]:
         """Rebuild every op box whose node or weight rows may differ (its node upserted or refolded, or
         it reads a `touched` tensor or weight), and every input and output box; then the box order.
         Returns what each box touched here was (None: new) and the ids of the boxes built."""

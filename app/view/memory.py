@@ -1,4 +1,5 @@
 """What a session remembers of its last drawings, so that a local edit keeps the picture still."""
+
 from __future__ import annotations
 
 from collections.abc import Container
@@ -19,8 +20,9 @@ class LayoutMemory:
         changed in place)."""
         self.nodes = [(n["id"], n["op_type"], n["outputs"]) for n in nodes]
 
-    def recognise(self, nodes: list[dict[str, Any]], live: Container[str],
-                  unknown: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    def recognise(
+        self, nodes: list[dict[str, Any]], live: Container[str], unknown: set[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """Give each box of the `unknown` ids, among the graph's `nodes` (`live`: the ids the graph has),
         the place it had in the last drawing if it is a node whose id changed since. Returns the old id
         by new id of the boxes recognised, and the old name by new name of their outputs.
@@ -58,8 +60,16 @@ class LayoutMemory:
             tensor_was.update((o, p) for o, p in zip(node["outputs"], old[2]) if o and p and o != p)
         return was, tensor_was
 
-    def route(self, name: str, source: str, target: str, start: list[float], end: list[float],
-              was: dict[str, str], tensor_was: dict[str, str]) -> list[float] | None:
+    def route(
+        self,
+        name: str,
+        source: str,
+        target: str,
+        start: list[float],
+        end: list[float],
+        was: dict[str, str],
+        tensor_was: dict[str, str],
+    ) -> list[float] | None:
         """The remembered route of tensor `name`'s edge from box `source` to box `target` if it still
         runs from `start` to `end` (its ends did not move), under the old names of a renamed end."""
         old = self.routes.get((name, source, target))

@@ -10,6 +10,7 @@ igraph, as Netron does for the picture users expect:
   each box's width (least-squares placement under no-overlap constraints, per layer).
 Boxes are dicts with w and h; a placed box has x (its centre) and y (its top).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -71,12 +72,16 @@ def broadcast_tensors(reads: list[tuple[str, int]], layers: list[int]) -> set[st
     reader_layers: dict[str, list[int]] = {}
     for name, target in reads:
         reader_layers.setdefault(name, []).append(layers[target])
-    return {name for name, ls in reader_layers.items()
-            if len(ls) >= BROADCAST_MIN_READERS and max(ls) - min(ls) >= BROADCAST_MIN_SPAN}
+    return {
+        name
+        for name, ls in reader_layers.items()
+        if len(ls) >= BROADCAST_MIN_READERS and max(ls) - min(ls) >= BROADCAST_MIN_SPAN
+    }
 
 
-def place(boxes: list[dict[str, Any]], layers: list[int],
-          pairs: list[tuple[int, int]]) -> tuple[list[tuple[float, float]], list[list[float]]]:
+def place(
+    boxes: list[dict[str, Any]], layers: list[int], pairs: list[tuple[int, int]]
+) -> tuple[list[tuple[float, float]], list[list[float]]]:
     """Pixel positions (box top-left x is centre - w/2; we return centre x and top y) and edge routes."""
     import igraph
 
@@ -156,8 +161,9 @@ def _pack(desired: list[float], widths: list[float]) -> list[float]:
     return [y + s for y, s in zip(out, offsets)]
 
 
-def place_beside(boxes: list[dict[str, Any]], layers: list[int], pairs: list[tuple[int, int]],
-                 unknown: list[int]) -> None:
+def place_beside(
+    boxes: list[dict[str, Any]], layers: list[int], pairs: list[tuple[int, int]], unknown: list[int]
+) -> None:
     """Put the boxes at these positions, which have no place yet, beside a placed neighbour (along the
     edges `pairs` between positions), layer by layer; the other boxes stay where they are."""
     if not unknown:
@@ -194,9 +200,13 @@ def place_beside(boxes: list[dict[str, Any]], layers: list[int], pairs: list[tup
 def _free_x(boxes: list[dict[str, Any]], placed: set[int], x: float, y: float, w: float, h: float) -> float:
     """The first centre at or right of x where a w*h box at y overlaps no placed box."""
     while True:
-        clash = [boxes[j] for j in placed
-                 if boxes[j]["y"] < y + h and y < boxes[j]["y"] + boxes[j]["h"]
-                 and abs(boxes[j]["x"] - x) < (boxes[j]["w"] + w) / 2 + H_GAP / 2]
+        clash = [
+            boxes[j]
+            for j in placed
+            if boxes[j]["y"] < y + h
+            and y < boxes[j]["y"] + boxes[j]["h"]
+            and abs(boxes[j]["x"] - x) < (boxes[j]["w"] + w) / 2 + H_GAP / 2
+        ]
         if not clash:
             return x
         x = max(b["x"] + b["w"] / 2 for b in clash) + w / 2 + H_GAP

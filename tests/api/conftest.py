@@ -1,4 +1,5 @@
 """Fixtures of the API tests: an app on a temporary data folder, driven over HTTP by TestClient."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -5,6 +5,7 @@ edit script refers to (node ids, tensors, readers, graph inputs and outputs, att
 as each edit would change them. So every valid edit of a batch applies in order on the real model,
 and the invalid edit placed among them is the one the service refuses, at its index.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,10 @@ Draw = Callable[[st.SearchStrategy[Any]], Any]
 # Name fragments: slashes, dots, colons, spaces and CJK, as exported models and users name things.
 PREFIXES = ("n", "/model.3/Conv_", "权重.", "a b:", "x_")
 # Float attributes with a range every value of which the schema and the checker accept.
-FLOAT_ATTRIBUTES = {"BatchNormalization": {"epsilon": (1e-6, 1e-2), "momentum": (0.0, 1.0)},
-                    "HardSigmoid": {"alpha": (0.01, 1.0), "beta": (0.0, 1.0)}}
+FLOAT_ATTRIBUTES = {
+    "BatchNormalization": {"epsilon": (1e-6, 1e-2), "momentum": (0.0, 1.0)},
+    "HardSigmoid": {"alpha": (0.01, 1.0), "beta": (0.0, 1.0)},
+}
 # Input shapes consistent with each other: a batch dim of 1 and H x W = 48 x 192, fixed or named.
 INPUT_SHAPES = ([1, 3, 48, 192], ["N", 3, 48, 192], [1, 3, "H", "W"], ["N", 3, "H", "W"])
 DIM_VALUES = {"N": 1, "H": 48, "W": 192}
@@ -58,7 +61,7 @@ class ModelNames:
     counter: itertools.count = field(default_factory=itertools.count)
 
     @classmethod
-    def of(cls, model: onnx.ModelProto) -> "ModelNames":
+    def of(cls, model: onnx.ModelProto) -> ModelNames:
         nodes = []
         for n in model.graph.node:
             value = None
@@ -67,11 +70,13 @@ class ModelNames:
                 value = (str(array.dtype), array.shape)
             nodes.append(Node(n.name, n.op_type, list(n.input), list(n.output), {a.name for a in n.attribute}, value))
         (graph_input,) = model.graph.input
-        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param if d.dim_param in DIM_VALUES else None
-                 for d in graph_input.type.tensor_type.shape.dim]
+        shape = [
+            d.dim_value if d.HasField("dim_value") else d.dim_param if d.dim_param in DIM_VALUES else None
+            for d in graph_input.type.tensor_type.shape.dim
+        ]
         return cls(nodes, graph_input.name, shape, [o.name for o in model.graph.output])
 
-    def copy(self) -> "ModelNames":
+    def copy(self) -> ModelNames:
         return copy.deepcopy(self)
 
     # -- looking up ------------------------------------------------------------------------------
@@ -116,6 +121,7 @@ class ModelNames:
 # Each takes the names and a draw function and returns an edit that applies, after updating the
 # names as the edit changes them, or None when the model offers nothing for it now.
 
+
 def rename_node(names: ModelNames, draw: Draw) -> Edit:
     node = draw(st.sampled_from(names.nodes))
     edit = {"op": "rename_node", "node": names.node_id(node), "to": names.fresh(draw)}
@@ -134,8 +140,7 @@ def set_float_attribute(names: ModelNames, draw: Draw) -> Edit:
     node = draw(st.sampled_from([n for n in names.nodes if n.op_type in FLOAT_ATTRIBUTES]))
     attribute, (low, high) = draw(st.sampled_from(sorted(FLOAT_ATTRIBUTES[node.op_type].items())))
     node.attributes.add(attribute)
-    return {"op": "set_attribute", "node": names.node_id(node), "name": attribute,
-            "value": draw(st.floats(low, high))}
+    return {"op": "set_attribute", "node": names.node_id(node), "name": attribute, "value": draw(st.floats(low, high))}
 
 
 def set_list_attribute(names: ModelNames, draw: Draw) -> Edit:
@@ -144,8 +149,12 @@ def set_list_attribute(names: ModelNames, draw: Draw) -> Edit:
 
 
 def remove_attribute(names: ModelNames, draw: Draw) -> Edit:
-    present = [(n, a) for n in names.nodes if n.op_type in FLOAT_ATTRIBUTES
-               for a in sorted(n.attributes & FLOAT_ATTRIBUTES[n.op_type].keys())]
+    present = [
+        (n, a)
+        for n in names.nodes
+        if n.op_type in FLOAT_ATTRIBUTES
+        for a in sorted(n.attributes & FLOAT_ATTRIBUTES[n.op_type].keys())
+    ]
     if not present:
         return None
     node, attribute = draw(st.sampled_from(present))
@@ -154,8 +163,11 @@ def remove_attribute(names: ModelNames, draw: Draw) -> Edit:
 
 
 def set_initializer(names: ModelNames, draw: Draw) -> Edit:
-    node = draw(st.sampled_from([n for n in names.nodes if n.value and n.value[0] == "float32"
-                                 and math.prod(n.value[1]) <= SMALL_CONSTANT]))
+    node = draw(
+        st.sampled_from(
+            [n for n in names.nodes if n.value and n.value[0] == "float32" and math.prod(n.value[1]) <= SMALL_CONSTANT]
+        )
+    )
     seed = draw(st.integers(0, 2**32 - 1))
     value = np.random.default_rng(seed).standard_normal(node.value[1]).astype(np.float32)  # type: ignore[index]
     return {"op": "set_initializer", "name": node.outputs[0], "value": value.tolist()}
@@ -166,15 +178,27 @@ def insert_identity(names: ModelNames, draw: Draw) -> Edit:
     tensor = draw(st.sampled_from([names.graph_input] + [n.outputs[0] for n in names.compute()]))
     node = Node(names.fresh(draw), "Identity", [tensor], [names.fresh(draw)], set(), added=True)
     names.nodes.append(node)
-    return {"op": "add_node", "op_type": "Identity", "name": node.name, "inputs": node.inputs,
-            "outputs": node.outputs, "attributes": {}}
+    return {
+        "op": "add_node",
+        "op_type": "Identity",
+        "name": node.name,
+        "inputs": node.inputs,
+        "outputs": node.outputs,
+        "attributes": {},
+    }
 
 
 def rewire_to_identity(names: ModelNames, draw: Draw) -> Edit:
     """A reader of an inserted Identity's input reads the Identity's output instead."""
-    choices = [(identity, reader, index) for identity in names.nodes if identity.added
-               for reader in names.readers(identity.inputs[0]) if reader is not identity
-               for index, tensor in enumerate(reader.inputs) if tensor == identity.inputs[0]]
+    choices = [
+        (identity, reader, index)
+        for identity in names.nodes
+        if identity.added
+        for reader in names.readers(identity.inputs[0])
+        if reader is not identity
+        for index, tensor in enumerate(reader.inputs)
+        if tensor == identity.inputs[0]
+    ]
     if not choices:
         return None
     identity, reader, index = draw(st.sampled_from(choices))
@@ -230,10 +254,27 @@ def fix_dim(names: ModelNames, draw: Draw) -> Edit:
 
 
 # cheap edits often, the ones that infer shapes (add_output) seldom
-VALID = (rename_node,) * 4 + (rename_tensor,) * 4 + (set_float_attribute,) * 3 + (
-    set_list_attribute, remove_attribute, set_initializer, set_initializer, insert_identity, insert_identity,
-    rewire_to_identity, rewire_to_identity, delete_node, delete_node, remove_output, set_shape, fix_dim) + (
-    add_output,)
+VALID = (
+    (rename_node,) * 4
+    + (rename_tensor,) * 4
+    + (set_float_attribute,) * 3
+    + (
+        set_list_attribute,
+        remove_attribute,
+        set_initializer,
+        set_initializer,
+        insert_identity,
+        insert_identity,
+        rewire_to_identity,
+        rewire_to_identity,
+        delete_node,
+        delete_node,
+        remove_output,
+        set_shape,
+        fix_dim,
+    )
+    + (add_output,)
+)
 
 
 def valid_edit(names: ModelNames, draw: Draw) -> Edit:
@@ -246,40 +287,62 @@ def valid_edit(names: ModelNames, draw: Draw) -> Edit:
 # -- invalid edits -------------------------------------------------------------------------------
 # Each returns an edit the service must refuse in the state the names describe; names are not changed.
 
+
 def unknown_node(names: ModelNames, draw: Draw) -> Edit:
     missing = draw(st.sampled_from(["", "@"])) + names.fresh(draw)
-    return draw(st.sampled_from([
-        {"op": "rename_node", "node": missing, "to": names.fresh(draw)},
-        {"op": "delete_node", "node": missing, "reconnect": True},
-        {"op": "set_attribute", "node": missing, "name": "alpha", "value": 0.5},
-        {"op": "remove_attribute", "node": missing, "name": "alpha"},
-        {"op": "set_node_input", "node": [missing, "then_branch", "x"], "index": 0, "tensor": names.graph_input},
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                {"op": "rename_node", "node": missing, "to": names.fresh(draw)},
+                {"op": "delete_node", "node": missing, "reconnect": True},
+                {"op": "set_attribute", "node": missing, "name": "alpha", "value": 0.5},
+                {"op": "remove_attribute", "node": missing, "name": "alpha"},
+                {
+                    "op": "set_node_input",
+                    "node": [missing, "then_branch", "x"],
+                    "index": 0,
+                    "tensor": names.graph_input,
+                },
+            ]
+        )
+    )
 
 
 def unknown_tensor(names: ModelNames, draw: Draw) -> Edit:
     missing = names.fresh(draw)
     reader = draw(st.sampled_from(names.compute()))
-    return draw(st.sampled_from([
-        {"op": "rename_tensor", "tensor": missing, "to": names.fresh(draw)},
-        {"op": "set_node_input", "node": names.node_id(reader), "index": 0, "tensor": missing},
-        {"op": "add_output", "tensor": missing},
-        {"op": "remove_output", "name": missing},
-        {"op": "set_initializer", "name": missing, "value": [1.0]},
-        {"op": "set_shape", "tensor": missing, "shape": [1]},
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                {"op": "rename_tensor", "tensor": missing, "to": names.fresh(draw)},
+                {"op": "set_node_input", "node": names.node_id(reader), "index": 0, "tensor": missing},
+                {"op": "add_output", "tensor": missing},
+                {"op": "remove_output", "name": missing},
+                {"op": "set_initializer", "name": missing, "value": [1.0]},
+                {"op": "set_shape", "tensor": missing, "shape": [1]},
+            ]
+        )
+    )
 
 
 def bad_attribute_value(names: ModelNames, draw: Draw) -> Edit:
     conv = draw(st.sampled_from([n for n in names.nodes if n.op_type == "Conv"]))
     norm = draw(st.sampled_from([n for n in names.nodes if n.op_type == "BatchNormalization"]))
-    return draw(st.sampled_from([
-        {"op": "set_attribute", "node": names.node_id(conv), "name": "group", "value": draw(
-            st.sampled_from(["abc", 1.5, [1, 2], {"dtype": "float32", "value": [1.0]}]))},
-        {"op": "set_attribute", "node": names.node_id(conv), "name": "strides", "value": "fast"},
-        {"op": "set_attribute", "node": names.node_id(norm), "name": "epsilon", "value": "small"},
-        {"op": "set_attribute", "node": names.node_id(norm), "name": "no_such_attribute", "value": 1},
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                {
+                    "op": "set_attribute",
+                    "node": names.node_id(conv),
+                    "name": "group",
+                    "value": draw(st.sampled_from(["abc", 1.5, [1, 2], {"dtype": "float32", "value": [1.0]}])),
+                },
+                {"op": "set_attribute", "node": names.node_id(conv), "name": "strides", "value": "fast"},
+                {"op": "set_attribute", "node": names.node_id(norm), "name": "epsilon", "value": "small"},
+                {"op": "set_attribute", "node": names.node_id(norm), "name": "no_such_attribute", "value": 1},
+            ]
+        )
+    )
 
 
 def cycle(names: ModelNames, draw: Draw) -> Edit:
@@ -292,8 +355,14 @@ def cycle(names: ModelNames, draw: Draw) -> Edit:
 def taken_name(names: ModelNames, draw: Draw) -> Edit:
     a, b = draw(st.lists(st.sampled_from([n for n in names.nodes if n.name]), min_size=2, max_size=2, unique=True))
     t, u = draw(st.lists(st.sampled_from(names.tensors()), min_size=2, max_size=2, unique=True))
-    return draw(st.sampled_from([{"op": "rename_node", "node": names.node_id(a), "to": b.name},
-                                 {"op": "rename_tensor", "tensor": t, "to": u}]))
+    return draw(
+        st.sampled_from(
+            [
+                {"op": "rename_node", "node": names.node_id(a), "to": b.name},
+                {"op": "rename_tensor", "tensor": t, "to": u},
+            ]
+        )
+    )
 
 
 def dangling(names: ModelNames, draw: Draw) -> Edit:
@@ -303,20 +372,35 @@ def dangling(names: ModelNames, draw: Draw) -> Edit:
 
 
 def wrong_shape(names: ModelNames, draw: Draw) -> Edit:
-    node = draw(st.sampled_from([n for n in names.nodes if n.value and n.value[0] == "float32"
-                                 and 1 < math.prod(n.value[1]) <= SMALL_CONSTANT]))
+    node = draw(
+        st.sampled_from(
+            [
+                n
+                for n in names.nodes
+                if n.value and n.value[0] == "float32" and 1 < math.prod(n.value[1]) <= SMALL_CONSTANT
+            ]
+        )
+    )
     size = math.prod(node.value[1]) + draw(st.sampled_from([-1, 1]))  # type: ignore[index]
     return {"op": "set_initializer", "name": node.outputs[0], "value": [0.5] * size}
 
 
 def wrong_op(names: ModelNames, draw: Draw) -> Edit:
     node = names.node_id(draw(st.sampled_from(names.compute())))
-    return draw(st.sampled_from([
-        {"op": "frobnicate", "node": node}, {"op": 7}, {"node": node, "to": "x"}, {"op": "rename_node"},
-        {"op": "rename_node", "node": node, "to": ""}, {"op": "rename_node", "node": 5, "to": "x"},
-        {"op": "set_node_input", "node": node, "index": "zero", "tensor": names.graph_input},
-        {"op": "set_shape", "tensor": names.graph_input, "shape": "1x3"},
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                {"op": "frobnicate", "node": node},
+                {"op": 7},
+                {"node": node, "to": "x"},
+                {"op": "rename_node"},
+                {"op": "rename_node", "node": node, "to": ""},
+                {"op": "rename_node", "node": 5, "to": "x"},
+                {"op": "set_node_input", "node": node, "index": "zero", "tensor": names.graph_input},
+                {"op": "set_shape", "tensor": names.graph_input, "shape": "1x3"},
+            ]
+        )
+    )
 
 
 def not_an_object(names: ModelNames, draw: Draw) -> Edit:
@@ -329,8 +413,18 @@ def last_output(names: ModelNames, draw: Draw) -> Edit:
     return {"op": "remove_output", "name": names.outputs[0]}
 
 
-INVALID = (unknown_node, unknown_tensor, bad_attribute_value, cycle, taken_name, dangling, wrong_shape, wrong_op,
-           not_an_object, last_output)
+INVALID = (
+    unknown_node,
+    unknown_tensor,
+    bad_attribute_value,
+    cycle,
+    taken_name,
+    dangling,
+    wrong_shape,
+    wrong_op,
+    not_an_object,
+    last_output,
+)
 
 
 def non_finite(names: ModelNames, draw: Draw) -> Edit:
@@ -349,13 +443,19 @@ SIZES = st.one_of(st.sampled_from([1, 2, 63, 64, 65, 66, 300]), st.integers(1, 3
 
 
 @st.composite
-def batch_with_one_invalid(draw: Draw, model: onnx.ModelProto, invalid: tuple[Callable[..., Edit], ...] = INVALID,
-                           sizes: st.SearchStrategy[int] = SIZES, applied: int = 0) -> tuple[list[Edit], int]:
+def batch_with_one_invalid(
+    draw: Draw,
+    model: onnx.ModelProto,
+    invalid: tuple[Callable[..., Edit], ...] = INVALID,
+    sizes: st.SearchStrategy[int] = SIZES,
+    applied: int = 0,
+) -> tuple[list[Edit], int]:
     """(edits, index of the invalid one): valid edits in sequence, one invalid edit among them, after
     at least `applied` valid ones when the batch is long enough."""
     size = draw(sizes)
     position = draw(st.integers(min(applied, size - 1), size - 1))
     names = ModelNames.of(model)
-    edits = [draw(st.sampled_from(invalid))(names, draw) if i == position else valid_edit(names, draw)
-             for i in range(size)]
+    edits = [
+        draw(st.sampled_from(invalid))(names, draw) if i == position else valid_edit(names, draw) for i in range(size)
+    ]
     return edits, position

@@ -1,4 +1,5 @@
 """Small models built in the tests, for what the fixture models do not have (odd names, huge tensors, 20k nodes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,9 +15,12 @@ def odd_names_model(path: Path, weight: str = ODD_NAME) -> Path:
     """y = x + W, with W named like an exported PyTorch tensor (slashes, a colon and a space) or as given."""
     w = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), weight)
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", weight], ["y"], name="/model.23/Add")], "odd",
+        [helper.make_node("Add", ["x", weight], ["y"], name="/model.23/Add")],
+        "odd",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], [w])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -26,9 +30,12 @@ def big_tensor_model(path: Path, elements: int = 3_000_000) -> Path:
     values = np.random.default_rng(0).normal(2.0, 3.0, elements).astype(np.float32)
     w = numpy_helper.from_array(values, "W")
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "W"], ["y"], name="mul")], "big",
+        [helper.make_node("Mul", ["x", "W"], ["y"], name="mul")],
+        "big",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [elements])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [elements])], [w])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [elements])],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -42,7 +49,9 @@ def chain_model(path: Path, nodes: int, width: int = 16, matmul_every: int = 0) 
     for i in range(nodes):
         out = f"t{i}"
         if matmul_every and i % matmul_every == matmul_every - 1:
-            inits.append(numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32) / width, f"w{i}"))
+            inits.append(
+                numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32) / width, f"w{i}")
+            )
             graph_nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [out], name=f"n{i}"))
         elif i % 2 == 0:
             inits.append(numpy_helper.from_array(rng.standard_normal((1, width)).astype(np.float32), f"b{i}"))
@@ -50,8 +59,13 @@ def chain_model(path: Path, nodes: int, width: int = 16, matmul_every: int = 0) 
         else:
             graph_nodes.append(helper.make_node("Relu", [current], [out], name=f"n{i}"))
         current = out
-    graph = helper.make_graph(graph_nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
-                              [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])], inits)
+    graph = helper.make_graph(
+        graph_nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -69,9 +83,13 @@ def external_weights_model(folder: Path, megabytes: int) -> tuple[Path, Path]:
     for key, value in (("location", "w.bin"), ("offset", "0"), ("length", str(rows * 256 * 4))):
         entry = w.external_data.add()
         entry.key, entry.value = key, value
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "ext",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        "ext",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        [w],
+    )
     model = folder / "ext.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
     return model, data
@@ -88,8 +106,10 @@ def blocks_model(path: Path, nodes: int, width: int = 8) -> Path:
     shape = numpy_helper.from_array(np.array([1, width], np.int64))
     for i in range(nodes // 6):
         named = i % 3 != 2
-        inits += [numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32), f"W{i}"),
-                  numpy_helper.from_array(rng.standard_normal((1, width), dtype=np.float32), f"B{i}")]
+        inits += [
+            numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32), f"W{i}"),
+            numpy_helper.from_array(rng.standard_normal((1, width), dtype=np.float32), f"B{i}"),
+        ]
         graph_nodes += [
             helper.make_node("MatMul", [current, f"W{i}"], [f"mm{i}"], name=f"blk{i}/matmul"),
             helper.make_node("Add", [f"mm{i}", f"B{i}"], [f"add{i}"], name=f"blk{i}/add"),
@@ -99,7 +119,12 @@ def blocks_model(path: Path, nodes: int, width: int = 8) -> Path:
             helper.make_node("Add", [f"rs{i}", current], [f"h{i}"], name=f"blk{i}/skip"),
         ]
         current = f"h{i}"
-    graph = helper.make_graph(graph_nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
-                              [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])], inits)
+    graph = helper.make_graph(
+        graph_nodes,
+        "blocks",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])],
+        inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path

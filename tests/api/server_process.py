@@ -1,4 +1,5 @@
 """A real `uvicorn` process of the service on a free loopback port, for tests and the benchmark."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,14 @@ def free_port() -> int:
 class ServerProcess:
     """`onnx-workbench serve` (via `python -m app.cli`) with its own data folder; stop() always kills it."""
 
-    def __init__(self, data_dir: Path, workers: int = 1, port: int | None = None, env: dict[str, str] | None = None,
-                 prefix: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 1,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ):
         self.data_dir = data_dir
         self.prefix = prefix or []  # a command the server runs under, e.g. nsenter into a mount namespace
         self.workers = workers
@@ -31,13 +38,33 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         repo = Path(__file__).resolve().parents[2]
         self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--log-level", "warning"],
-            cwd=repo, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                *self.prefix,
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                "warning",
+            ],
+            cwd=repo,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -66,7 +93,7 @@ class ServerProcess:
         if hasattr(self, "log"):
             self.log.close()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

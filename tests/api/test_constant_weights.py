@@ -1,6 +1,7 @@
 """Weights held in Constant nodes (ppocrv4_det keeps all of them so) through the same REST routes as
 initializers: download as .npy, replace from a changed .npy, histogram and statistics; the downloaded
 model runs and its outputs reflect the change."""
+
 from __future__ import annotations
 
 import io
@@ -57,7 +58,8 @@ def test_constant_weight_download_replace_and_run(client: TestClient, open_sessi
     x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
     reference = onnx.load(source)
     next(n for n in reference.graph.node if n.output[0] == WEIGHT).attribute[0].t.CopyFrom(
-        numpy_helper.from_array(changed, WEIGHT))
+        numpy_helper.from_array(changed, WEIGHT)
+    )
     np.testing.assert_allclose(run(downloaded, x), run(reference.SerializeToString(), x), rtol=1e-5, atol=1e-6)
     assert not np.allclose(run(downloaded, x), run(source.read_bytes(), x))
 

@@ -1,4 +1,5 @@
 """Moving data in and out: downloads, initializer .npy get/put, runs, comparisons, stateless apply."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,10 @@ def test_unedited_download_equals_the_upload(client: TestClient, fixture_model) 
         sid = upload(client, path)
         r = client.get(f"/api/sessions/{sid}/model")
         assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
-        assert r.headers["content-disposition"] == \
-            f"attachment; filename=\"{name}.edited.onnx\"; filename*=UTF-8''{name}.edited.onnx"
+        assert (
+            r.headers["content-disposition"]
+            == f"attachment; filename=\"{name}.edited.onnx\"; filename*=UTF-8''{name}.edited.onnx"
+        )
         assert onnx.load_from_string(r.content) == onnx.load(str(path))
 
 
@@ -49,8 +52,9 @@ def test_edited_download_has_the_edit_and_runs(client: TestClient, fixture_model
     ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
 
 
-def test_model_with_external_data_downloads_as_zip(client: TestClient, external_model: list[Path],
-                                                    tmp_path: Path) -> None:
+def test_model_with_external_data_downloads_as_zip(
+    client: TestClient, external_model: list[Path], tmp_path: Path
+) -> None:
     sid = upload(client, *external_model)
     r = client.get(f"/api/sessions/{sid}/model")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
@@ -89,8 +93,13 @@ def test_node_ids_with_slashes_in_the_path(client: TestClient, tmp_path: Path) -
 
 def test_string_initializers_download_as_unicode_npy(client: TestClient, tmp_path: Path) -> None:
     labels = onnx.helper.make_tensor("labels", onnx.TensorProto.STRING, [3], [b"cat", b"dog", "\u00e9t\u00e9".encode()])
-    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["labels"], ["y"], name="id")], "s", [],
-                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.STRING, [3])], [labels])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["labels"], ["y"], name="id")],
+        "s",
+        [],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.STRING, [3])],
+        [labels],
+    )
     path = tmp_path / "s.onnx"
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
     sid = upload(client, path)
@@ -116,8 +125,9 @@ def test_put_tensor_refusals_leave_the_session_unchanged(client: TestClient, tmp
     lying = npy(np.zeros((2, 3), np.float32))[:-8]  # header says 24 bytes, 16 follow
     error_of(client.put(url, content=lying, headers=octet), 422, "bad_npy")
     error_of(client.put(url, json={"a": 1}), 415, "unsupported_media_type")
-    error_of(client.put(tensor_url(sid, "nope"), content=npy(np.zeros(1, np.float32)), headers=octet), 404,
-             "unknown_tensor")
+    error_of(
+        client.put(tensor_url(sid, "nope"), content=npy(np.zeros(1, np.float32)), headers=octet), 404, "unknown_tensor"
+    )
     error_of(client.get(tensor_url(sid, "nope")), 404, "unknown_tensor")
     error_of(client.get(f"/api/sessions/{sid}/tensors/{quote(ODD_NAME, safe='')}"), 404)  # no .npy suffix
     assert state(client, sid) == before
@@ -189,19 +199,26 @@ def test_sequence_and_map_outputs_come_as_json_text(client: TestClient, open_ses
 def test_run_refusals(client: TestClient, open_session) -> None:
     sid = open_session("ppocr_cls_v2")
     error_of(client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", b"garbage")}), 422, "bad_npz")
-    err = error_of(client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", _npz(y=np.zeros(3)))}),
-                   422, "bad_inputs")
+    err = error_of(
+        client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", _npz(y=np.zeros(3)))}), 422, "bad_inputs"
+    )
     assert "missing ['x']" in err["message"]
-    err = error_of(client.post(f"/api/sessions/{sid}/run",
-                               files={"inputs": ("in.npz", _npz(x=np.zeros((1, 3, 48, 192), np.float64)))}),
-                   422, "wrong_dtype")
+    err = error_of(
+        client.post(
+            f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", _npz(x=np.zeros((1, 3, 48, 192), np.float64)))}
+        ),
+        422,
+        "wrong_dtype",
+    )
     assert "float32" in err["message"]
     error_of(client.post(f"/api/sessions/{sid}/run", data={"dims": "[1]"}), 422, "bad_field")
     error_of(client.post(f"/api/sessions/{sid}/run", data={"dims": json.dumps({"x": 10**12})}), 422, "bad_field")
     sid2 = open_session("minilm_l6_int8")
-    err = error_of(client.post(f"/api/sessions/{sid2}/run", data={"dims": json.dumps({"batch": 100000,
-                                                                                       "sequence": 100000})}),
-                   413, "too_large")
+    err = error_of(
+        client.post(f"/api/sessions/{sid2}/run", data={"dims": json.dumps({"batch": 100000, "sequence": 100000})}),
+        413,
+        "too_large",
+    )
     assert "elements" in err["message"]
 
 
@@ -223,17 +240,29 @@ def test_stateless_apply(client: TestClient, fixture_model, external_model: list
     path = fixture_model("ppocrv4_det")
     first = onnx.load(str(path)).graph.node[0]
     node_id = first.name or "@" + first.output[0]
-    script = json.dumps({"format": "onnx-workbench/edits", "version": 1,
-                         "edits": [{"op": "rename_node", "node": node_id, "to": "renamed"}]})
-    r = client.post("/api/apply", files=[("file", (path.name, path.read_bytes())),
-                                         ("script", ("edits.json", script.encode()))])
+    script = json.dumps(
+        {
+            "format": "onnx-workbench/edits",
+            "version": 1,
+            "edits": [{"op": "rename_node", "node": node_id, "to": "renamed"}],
+        }
+    )
+    r = client.post(
+        "/api/apply", files=[("file", (path.name, path.read_bytes())), ("script", ("edits.json", script.encode()))]
+    )
     assert r.status_code == 200, r.text
     assert onnx.load_from_string(r.content).graph.node[0].name == "renamed"
     r = client.post("/api/apply", files=[("file", (path.name, path.read_bytes()))], data={"script": script})
     assert r.status_code == 200
     model, data = external_model
-    r = client.post("/api/apply", files=[("file", (model.name, model.read_bytes())), ("data", (data.name, data.read_bytes())),
-                                         ("script", ("e.json", b'{"edits": []}'))])
+    r = client.post(
+        "/api/apply",
+        files=[
+            ("file", (model.name, model.read_bytes())),
+            ("data", (data.name, data.read_bytes())),
+            ("script", ("e.json", b'{"edits": []}')),
+        ],
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     assert list(client.app.state.store.staging.iterdir()) == []  # temporary files are gone after the answer
 
@@ -244,21 +273,26 @@ def test_stateless_apply_refusals(client: TestClient, fixture_model) -> None:
     error_of(client.post("/api/apply", files=files), 422, "missing_field")
     error_of(client.post("/api/apply", files=files, data={"script": "{oops"}), 422, "bad_script")
     error_of(client.post("/api/apply", files=files, data={"script": '{"format": "other"}'}), 422, "bad_script")
-    err = error_of(client.post("/api/apply", files=files,
-                               data={"script": '{"edits": [{"op": "delete_node", "node": "ghost"}]}'}), 422,
-                   "unknown_node")
+    err = error_of(
+        client.post("/api/apply", files=files, data={"script": '{"edits": [{"op": "delete_node", "node": "ghost"}]}'}),
+        422,
+        "unknown_node",
+    )
     assert "ghost" in err["message"]
-    error_of(client.post("/api/apply", files={"file": ("x.onnx", b"nope")}, data={"script": "[]"}), 422,
-             "invalid_model_file")
+    error_of(
+        client.post("/api/apply", files={"file": ("x.onnx", b"nope")}, data={"script": "[]"}), 422, "invalid_model_file"
+    )
 
 
-def test_external_data_model_made_static_downloads_fully_static(client: TestClient, external_model: list[Path],
-                                                                 tmp_path: Path) -> None:
+def test_external_data_model_made_static_downloads_fully_static(
+    client: TestClient, external_model: list[Path], tmp_path: Path
+) -> None:
     """MiniLM with its weights in an external file, fixed to 1x128 through REST: the downloaded zip declares
     only static shapes and runs in onnxruntime with outputs of those shapes."""
     sid = upload(client, *external_model)
-    r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [
-        {"op": "make_static", "dims": {"batch": 1, "sequence": 128}}]})
+    r = client.post(
+        f"/api/sessions/{sid}/edits", json={"edits": [{"op": "make_static", "dims": {"batch": 1, "sequence": 128}}]}
+    )
     assert r.status_code == 200, r.text
     assert client.get(f"/api/sessions/{sid}/shapes").json()["all_static"]
     with zipfile.ZipFile(io.BytesIO(client.get(f"/api/sessions/{sid}/model").content)) as zf:

@@ -5,6 +5,7 @@ pipe, so it ends with the test); the server runs in that namespace through nsent
 reaches the folder through /proc/<holder>/root. Needs root (CI runs as root); skipped elsewhere.
 A file size limit (prlimit, no root needed) gives EFBIG, which is answered the same way.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -59,9 +60,20 @@ def mounted(tmp_path: Path, options: str) -> Iterator[SmallDisk]:
     data.mkdir()
     try:
         holder = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             f'mount -t tmpfs -o {options} tmpfs "$0" && echo ready && exec cat', str(data)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f'mount -t tmpfs -o {options} tmpfs "$0" && echo ready && exec cat',
+                str(data),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except FileNotFoundError:
         pytest.skip("unshare is not installed")
     assert holder.stdin and holder.stdout and holder.stderr
@@ -69,8 +81,11 @@ def mounted(tmp_path: Path, options: str) -> Iterator[SmallDisk]:
         holder.wait(10)
         pytest.skip(f"no tmpfs in a private mount namespace here: {holder.stderr.read().decode()[:200]}")
     try:
-        yield SmallDisk(data, Path(f"/proc/{holder.pid}/root") / data.relative_to("/"),
-                        ["nsenter", "-t", str(holder.pid), "-m", "--"])
+        yield SmallDisk(
+            data,
+            Path(f"/proc/{holder.pid}/root") / data.relative_to("/"),
+            ["nsenter", "-t", str(holder.pid), "-m", "--"],
+        )
     finally:
         holder.stdin.close()
         holder.wait(10)
@@ -91,8 +106,12 @@ def state_of(url: str, sid: str, disk: SmallDisk) -> dict[str, Any]:
     info = httpx.get(f"{url}/api/sessions/{sid}").json()
     graph = httpx.get(f"{url}/api/sessions/{sid}/graph").content
     graph = gzip.decompress(graph) if graph[:2] == b"\x1f\x8b" else graph
-    return {"info": info, "history": httpx.get(f"{url}/api/sessions/{sid}/history").json(),
-            "graph": json.loads(graph), "log": (disk.seen / "sessions" / sid / "log.jsonl").read_bytes()}
+    return {
+        "info": info,
+        "history": httpx.get(f"{url}/api/sessions/{sid}/history").json(),
+        "graph": json.loads(graph),
+        "log": (disk.seen / "sessions" / sid / "log.jsonl").read_bytes(),
+    }
 
 
 def assert_disk_full(r: httpx.Response) -> None:
@@ -120,8 +139,13 @@ def test_full_disk_answers_507_and_leaves_the_session_as_it_was(small_disk: Smal
         assert_disk_full(httpx.post(f"{url}/api/sessions", files={"file": ("mm.onnx", model.read_bytes())}))
         long_name = {"edits": [{"op": "rename_node", "node": "first", "to": "n" * 6000}]}  # past the log's last page
         assert_disk_full(httpx.post(f"{url}/api/sessions/{sid}/edits", json=long_name))
-        assert_disk_full(httpx.put(f"{url}/api/sessions/{sid}/tensors/W.npy", content=npy(np.zeros((4, 3), np.float32)),
-                                   headers={"content-type": "application/octet-stream"}))
+        assert_disk_full(
+            httpx.put(
+                f"{url}/api/sessions/{sid}/tensors/W.npy",
+                content=npy(np.zeros((4, 3), np.float32)),
+                headers={"content-type": "application/octet-stream"},
+            )
+        )
         assert_disk_full(httpx.post(f"{url}/api/sessions/{sid}/quant", data={"random": "2"}))
         assert_disk_full(httpx.get(f"{url}/api/sessions/{sid}/model"))  # the download is saved first
         assert state_of(url, sid, small_disk) == before
@@ -153,8 +177,10 @@ def test_a_snapshot_that_does_not_fit_does_not_fail_the_logged_edit(tmp_path: Pa
             with pytest.raises(OSError):
                 for i in range(1000):
                     (disk.seen / "fill" / str(i)).touch()
-            r = httpx.post(f"{first.url}/api/sessions/{sid}/edits",
-                           json={"edits": [{"op": "rename_node", "node": "mm", "to": "renamed"}]})
+            r = httpx.post(
+                f"{first.url}/api/sessions/{sid}/edits",
+                json={"edits": [{"op": "rename_node", "node": "mm", "to": "renamed"}]},
+            )
             assert r.status_code == 200, r.text
             assert not list((disk.seen / "sessions" / sid / "snapshots").glob("0*"))
             answered = state_of(first.url, sid, disk)
@@ -170,8 +196,9 @@ def test_a_file_size_limit_is_507_as_well(tmp_path: Path, fixture_model) -> None
     data.mkdir()
     model = fixture_model("logreg_iris").read_bytes()
     with ServerProcess(data, prefix=["prlimit", f"--fsize={1 << 20}", "--"]) as limited:
-        r = httpx.post(f"{limited.url}/api/sessions", files=[("file", ("m.onnx", model)),
-                                                             ("data", ("big.bin", bytes(2 << 20)))])
+        r = httpx.post(
+            f"{limited.url}/api/sessions", files=[("file", ("m.onnx", model)), ("data", ("big.bin", bytes(2 << 20)))]
+        )
         assert_disk_full(r)
         assert r.json()["error"]["details"]["errno"] == "EFBIG"
         packed = io.BytesIO()

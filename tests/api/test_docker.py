@@ -1,6 +1,7 @@
 """The Dockerfile, checked without a Docker engine: its install is the README's, its CMD is a real
 `serve` command line that starts, its HEALTHCHECK passes against that server, and its build context
 (.dockerignore applied) holds everything `pip install` needs."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -34,7 +35,7 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def exec_form(args: str) -> list[str]:
-    return json.loads(args[args.index("["):])
+    return json.loads(args[args.index("[") :])
 
 
 def test_base_user_volume_and_install_match_the_readme() -> None:
@@ -66,8 +67,14 @@ def test_cmd_is_a_valid_serve_command_and_the_healthcheck_passes(tmp_path: Path)
     with ServerProcess(data, port=port):
         probe = [sys.executable if a == "python" else a.replace(":8000/", f":{port}/") for a in check]
         assert subprocess.run(probe, timeout=30).returncode == 0
-    assert subprocess.run([sys.executable if a == "python" else a.replace(":8000/", f":{port}/") for a in check],
-                          capture_output=True, timeout=30).returncode != 0  # and fails when nothing answers
+    assert (
+        subprocess.run(
+            [sys.executable if a == "python" else a.replace(":8000/", f":{port}/") for a in check],
+            capture_output=True,
+            timeout=30,
+        ).returncode
+        != 0
+    )  # and fails when nothing answers
 
 
 def _ignored(rel: str, patterns: list[str]) -> bool:
@@ -76,16 +83,18 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
         candidates = [rel] + ([rel.rsplit("/", 1)[-1]] if pattern.startswith("**/") else [])
         parts = rel.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        if any(fnmatch.fnmatch(c, bare) for c in candidates + prefixes) or \
-                any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], bare) for p in prefixes if pattern.startswith("**/")):
+        if any(fnmatch.fnmatch(c, bare) for c in candidates + prefixes) or any(
+            fnmatch.fnmatch(p.rsplit("/", 1)[-1], bare) for p in prefixes if pattern.startswith("**/")
+        ):
             return True
     return False
 
 
 @pytest.mark.slow
 def test_build_context_installs_with_everything_the_service_needs(tmp_path: Path) -> None:
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     context = tmp_path / "context"
     for rel in tracked:
@@ -94,8 +103,12 @@ def test_build_context_installs_with_everything_the_service_needs(tmp_path: Path
             shutil.copy2(ROOT / rel, context / rel)
     assert not (context / "tests").exists() and not (context / ".git").exists()
     wheels = tmp_path / "wheels"
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                             "-w", str(wheels), str(context)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     names = zipfile.ZipFile(next(wheels.glob("*.whl"))).namelist()
     for needed in ("app/cli.py", "app/server/app.py", "app/server/cli.py", "app/graph/document.py"):

@@ -1,4 +1,5 @@
 """Edits over HTTP: all or nothing, optimistic versions, undo/redo, history, script, shape report."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,20 +48,25 @@ def test_stale_expected_version_is_409_and_changes_nothing(client: TestClient, o
     first = nodes(client, sid)[0]["id"]
     assert edit(client, sid, {"op": "rename_node", "node": first, "to": "a"}, expected=0).status_code == 200
     before = state(client, sid)
-    err = error_of(edit(client, sid, {"op": "rename_node", "node": "a", "to": "b"}, expected=0), 409,
-                   "version_conflict")
+    err = error_of(
+        edit(client, sid, {"op": "rename_node", "node": "a", "to": "b"}, expected=0), 409, "version_conflict"
+    )
     assert err["details"]["version"] == 1 and "version 1" in err["message"]
     assert state(client, sid) == before
 
 
-@pytest.mark.parametrize("bad, code, words", [
-    ({"op": "delete_node", "node": "no_such_node"}, "unknown_node", "no node 'no_such_node'"),
-    ({"op": "frobnicate"}, "unknown_op", "unknown edit op"),
-    ({"op": "set_initializer", "name": "W", "value": [[0.5]]}, "unknown_tensor", "no initializer"),
-    ({"op": "rename_node", "node": 5, "to": "x"}, "bad_field", "must be"),
-])
-def test_refused_edit_is_422_with_message_and_session_unchanged(client: TestClient, open_session, bad: dict,
-                                                                 code: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "bad, code, words",
+    [
+        ({"op": "delete_node", "node": "no_such_node"}, "unknown_node", "no node 'no_such_node'"),
+        ({"op": "frobnicate"}, "unknown_op", "unknown edit op"),
+        ({"op": "set_initializer", "name": "W", "value": [[0.5]]}, "unknown_tensor", "no initializer"),
+        ({"op": "rename_node", "node": 5, "to": "x"}, "bad_field", "must be"),
+    ],
+)
+def test_refused_edit_is_422_with_message_and_session_unchanged(
+    client: TestClient, open_session, bad: dict, code: str, words: str
+) -> None:
     sid = open_session("ppocr_cls_v2")
     before = state(client, sid)
     err = error_of(edit(client, sid, bad), 422, code)
@@ -80,8 +86,10 @@ def test_edit_that_would_leave_a_dangling_tensor_is_refused(client: TestClient, 
 def test_wrong_dtype_is_refused(client: TestClient, open_session) -> None:
     sid = open_session("minilm_l6_int8")
     graph = client.get(f"/api/sessions/{sid}/graph").json()["graph"]
-    name, info = min(((n, i) for n, i in graph["initializers"].items() if i["dtype"] == "int8" and len(i["shape"]) == 2),
-                     key=lambda item: math.prod(item[1]["shape"]))
+    name, info = min(
+        ((n, i) for n, i in graph["initializers"].items() if i["dtype"] == "int8" and len(i["shape"]) == 2),
+        key=lambda item: math.prod(item[1]["shape"]),
+    )
     before = state(client, sid)
     rows, cols = info["shape"]
     bad = {"op": "set_initializer", "name": name, "value": [[0.5] * cols] * rows}
@@ -94,8 +102,16 @@ def test_batch_is_all_or_nothing(client: TestClient, open_session) -> None:
     sid = open_session("ppocrv4_det")
     ids = [n["id"] for n in nodes(client, sid)[:2]]
     before = state(client, sid)
-    err = error_of(edit(client, sid, {"op": "rename_node", "node": ids[0], "to": "ok"},
-                        {"op": "rename_node", "node": "missing", "to": "x"}), 422, "unknown_node")
+    err = error_of(
+        edit(
+            client,
+            sid,
+            {"op": "rename_node", "node": ids[0], "to": "ok"},
+            {"op": "rename_node", "node": "missing", "to": "x"},
+        ),
+        422,
+        "unknown_node",
+    )
     assert err["details"]["edit_index"] == 1 and err["message"].startswith("edit 1")
     assert state(client, sid) == before
 
@@ -104,8 +120,11 @@ def test_malformed_bodies_are_422_in_the_error_shape(client: TestClient, open_se
     sid = open_session("logreg_iris")
     error_of(client.post(f"/api/sessions/{sid}/edits", json={"edit": []}), 422, "invalid_request")
     error_of(client.post(f"/api/sessions/{sid}/edits", json={"edits": [1, 2]}), 422, "invalid_request")
-    error_of(client.post(f"/api/sessions/{sid}/edits", content=b"{not json",
-                         headers={"content-type": "application/json"}), 422, "invalid_request")
+    error_of(
+        client.post(f"/api/sessions/{sid}/edits", content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+    )
     error_of(client.post(f"/api/sessions/{sid}/edits", json={"edits": [], "expected_version": "x"}), 422)
 
 
@@ -122,8 +141,11 @@ def test_undo_redo_history_and_script(client: TestClient, open_session) -> None:
     history = client.get(f"/api/sessions/{sid}/history").json()
     assert [e["to"] for e in history["done"]] == ["one"] and [e["to"] for e in history["undone"]] == ["two"]
     script = client.get(f"/api/sessions/{sid}/script").json()
-    assert script == {"format": "onnx-workbench/edits", "version": 1,
-                      "edits": [{"op": "rename_node", "node": ids[0], "to": "one"}]}
+    assert script == {
+        "format": "onnx-workbench/edits",
+        "version": 1,
+        "edits": [{"op": "rename_node", "node": ids[0], "to": "one"}],
+    }
     error_of(client.post(f"/api/sessions/{sid}/redo?expected_version=2"), 409, "version_conflict")
     assert client.post(f"/api/sessions/{sid}/redo?expected_version=3").json()["edit"]["to"] == "two"
     error_of(client.post(f"/api/sessions/{sid}/redo"), 409, "nothing_to_redo")

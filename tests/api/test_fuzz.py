@@ -7,6 +7,7 @@ Stateful: scenarios of calls chained by the spec's links (app/server/openapi_lin
 a real model, then the routes of the session it opened with its id, versions, node and tensor names
 and job ids taken from earlier answers, with generated values for the rest.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -18,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import onnx
-
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, settings
@@ -28,7 +28,6 @@ from schemathesis.specs.openapi.checks import ensure_resource_availability, use_
 from app.server.app import create_app
 from app.server.settings import Settings
 from tests.fixture_models import fixture_path
-
 
 
 def _app_on_a_temporary_folder() -> FastAPI:
@@ -93,7 +92,11 @@ def _names(model: str) -> dict[str, list[str]]:
     graph = onnx.load(fixture_path(model)).graph
     names = Counter(n.name for n in graph.node)
     nodes = [n.name if n.name and names[n.name] == 1 else "@" + n.output[0] for n in graph.node]
-    return {"node_id": nodes, "name": [t.name for t in graph.initializer], "tensor": [t.name for t in graph.initializer]}
+    return {
+        "node_id": nodes,
+        "name": [t.name for t in graph.initializer],
+        "tensor": [t.name for t in graph.initializer],
+    }
 
 
 class StatefulSessions(stateful_schema.as_state_machine()):  # type: ignore[misc]
@@ -134,10 +137,16 @@ class StatefulSessions(stateful_schema.as_state_machine()):  # type: ignore[misc
         return STATEFUL_MODELS[len(self.models) % len(STATEFUL_MODELS)]
 
     def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs or None,
-                               recorder=self.recorder)
+        case.validate_response(
+            response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs or None, recorder=self.recorder
+        )
 
 
 TestStatefulSessions = StatefulSessions.TestCase
-TestStatefulSessions.settings = settings(max_examples=40, stateful_step_count=12, deadline=None,
-                                         phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+TestStatefulSessions.settings = settings(
+    max_examples=40,
+    stateful_step_count=12,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)

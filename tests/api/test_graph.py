@@ -1,4 +1,5 @@
 """The graph view: what the browser draws, compressed, with subgraphs and summarised weights."""
+
 from __future__ import annotations
 
 import math

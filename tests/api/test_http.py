@@ -1,5 +1,6 @@
 """The HTTP layer against hostile input: download names, body limits, unexpected errors, security headers,
 server paths in error messages."""
+
 from __future__ import annotations
 
 import base64
@@ -41,10 +42,21 @@ from .models import odd_names_model
 from .server_process import ServerProcess, free_port
 from .test_quant_api import start, wait
 
-TENSOR_NAMES = ["权重", "ü Grüße", "😀", 'w"; filename="evil.sh', "w; filename*=UTF-8''evil.sh", "w\tSet-Cookie: a=1",
-                "back\\slash/and/slash", "100% sure", "\x7f\t"]
-DISPOSITION = re.compile(r"attachment; filename=\"([\x20-\x21\x23-\x24\x26-\x3a\x3c-\x5b\x5d-\x7e]+)\"; "
-                         r"filename\*=UTF-8''([A-Za-z0-9%._~-]+)")
+TENSOR_NAMES = [
+    "权重",
+    "ü Grüße",
+    "😀",
+    'w"; filename="evil.sh',
+    "w; filename*=UTF-8''evil.sh",
+    "w\tSet-Cookie: a=1",
+    "back\\slash/and/slash",
+    "100% sure",
+    "\x7f\t",
+]
+DISPOSITION = re.compile(
+    r"attachment; filename=\"([\x20-\x21\x23-\x24\x26-\x3a\x3c-\x5b\x5d-\x7e]+)\"; "
+    r"filename\*=UTF-8''([A-Za-z0-9%._~-]+)"
+)
 FILE_NAMES = ["模型.onnx", 'q"; filename=evil.sh;.onnx', "a;b=c.onnx", "Grüße 100%.onnx"]
 
 
@@ -90,8 +102,9 @@ def test_model_download_of_any_file_name_is_named_edited(client: TestClient, tmp
     assert onnx.load_from_string(r.content).graph.node[0].name == "节点"
 
 
-def test_zip_download_of_a_model_with_external_data_and_a_chinese_name(client: TestClient, tmp_path: Path,
-                                                                      fixture_model) -> None:
+def test_zip_download_of_a_model_with_external_data_and_a_chinese_name(
+    client: TestClient, tmp_path: Path, fixture_model
+) -> None:
     written = save_model(load_model(fixture_model("minilm_l6_int8")), tmp_path / "模型.onnx", external=True)
     sid = upload(client, *written)
     first = client.get(f"/api/sessions/{sid}/graph").json()["graph"]["nodes"][0]["id"]
@@ -118,8 +131,10 @@ def test_quant_downloads_of_a_chinese_named_session(client: TestClient, tmp_path
     job = start(client, sid, random=2)
     assert wait(client, job["job_id"])["state"] == "succeeded"
     base = f"/api/sessions/{sid}/quant/{job['job_id']}"
-    for url, name in ((f"{base}/qdq?config=uint8/minmax", "model.uint8-minmax.qdq.onnx"),
-                      (f"{base}/table?config=uint8/minmax", "quant-table.json")):
+    for url, name in (
+        (f"{base}/qdq?config=uint8/minmax", "model.uint8-minmax.qdq.onnx"),
+        (f"{base}/table?config=uint8/minmax", "quant-table.json"),
+    ):
         r = client.get(url)
         assert r.status_code == 200, r.text
         assert saved_name(r.headers["content-disposition"]) == name
@@ -129,8 +144,9 @@ def test_quant_downloads_of_a_chinese_named_session(client: TestClient, tmp_path
 GB = 1 << 30
 
 
-def post_streamed(url: str, path: str, content_type: str | None, size: int, chunked: bool,
-                  method: str = "POST") -> tuple[int, dict[str, str], bytes]:
+def post_streamed(
+    url: str, path: str, content_type: str | None, size: int, chunked: bool, method: str = "POST"
+) -> tuple[int, dict[str, str], bytes]:
     """Send `size` zero bytes from a generator (never held here) over a raw connection, with Content-Length
     or chunked, until the server answers; returns its status, headers and body."""
     host, port = url.removeprefix("http://").split(":")
@@ -161,16 +177,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield process
 
 
-def test_a_1gb_body_to_a_route_that_does_not_stream_it_is_413_without_buffering(server: ServerProcess,
-                                                                                 tmp_path: Path) -> None:
+def test_a_1gb_body_to_a_route_that_does_not_stream_it_is_413_without_buffering(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     """Whatever content type a client declares, and with or without Content-Length, a route that reads its
     body whole gets the JSON cap: the server's memory stays flat and the answer is 413 with the error shape."""
     model = odd_names_model(tmp_path / "m.onnx")
     r = httpx.post(server.url + "/api/sessions", files={"file": ("m.onnx", model.read_bytes())})
     sid = r.json()["id"]
     targets = [f"/api/sessions/{sid}/edits", f"/api/sessions/{sid}/quant/{'j' * 32}/measure"]
-    types = ["application/json", "application/octet-stream", "multipart/form-data; boundary=x", "application/x-npy",
-             "application/npy", "text/plain", None]
+    types = [
+        "application/json",
+        "application/octet-stream",
+        "multipart/form-data; boundary=x",
+        "application/x-npy",
+        "application/npy",
+        "text/plain",
+        None,
+    ]
     cases = [(path, ct, chunked) for path in targets for ct in types for chunked in (False, True)]
     cases += [(f"/api/sessions/{sid}/run", "application/x-www-form-urlencoded", chunked) for chunked in (False, True)]
     process = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
@@ -186,8 +210,10 @@ def test_a_1gb_body_to_a_route_that_does_not_stream_it_is_413_without_buffering(
             assert status == 413, (path, content_type, chunked, body[:300])
             assert error["code"] == "too_large" and "limit" in error["message"], error
     assert growth[0] < 300 << 20, f"RSS grew by {growth[0] >> 20} MiB from {idle >> 20} MiB"
-    r = httpx.post(f"{server.url}/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node",
-                                                                            "node": "/model.23/Add", "to": "a"}]})
+    r = httpx.post(
+        f"{server.url}/api/sessions/{sid}/edits",
+        json={"edits": [{"op": "rename_node", "node": "/model.23/Add", "to": "a"}]},
+    )
     assert r.status_code == 200 and r.json()["version"] == 1, r.text
 
 
@@ -196,22 +222,29 @@ def test_routes_that_stream_declare_it_and_keep_their_own_limits(data_dir: Path,
     JSON edit over 4 KB, or the same .npy sent to a route that reads its body whole, is 413."""
     with make_client(data_dir, max_json_body_bytes=4096) as client:
         sid = upload(client, odd_names_model(tmp_path / "m.onnx", weight="W"))
-        r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node", "node": "/model.23/Add",
-                                                                         "to": "n" * 5000}]})
+        r = client.post(
+            f"/api/sessions/{sid}/edits",
+            json={"edits": [{"op": "rename_node", "node": "/model.23/Add", "to": "n" * 5000}]},
+        )
         assert error_of(r, 413, "too_large")
         buf = io.BytesIO()
         np.save(buf, np.zeros((2, 3), np.float32))
         padded = buf.getvalue()
-        r = client.put(f"/api/sessions/{sid}/tensors/W.npy", content=padded,
-                       headers={"content-type": "application/octet-stream"})
+        r = client.put(
+            f"/api/sessions/{sid}/tensors/W.npy", content=padded, headers={"content-type": "application/octet-stream"}
+        )
         assert r.status_code == 200, r.text
         wide = io.BytesIO()
         np.save(wide, np.zeros((100, 100), np.float32))
-        r = client.put(f"/api/sessions/{sid}/tensors/W.npy", content=wide.getvalue(),
-                       headers={"content-type": "application/octet-stream"})
+        r = client.put(
+            f"/api/sessions/{sid}/tensors/W.npy",
+            content=wide.getvalue(),
+            headers={"content-type": "application/octet-stream"},
+        )
         assert error_of(r, 422)  # read in full (40 KB) and refused for its shape, not its size
-        r = client.post(f"/api/sessions/{sid}/edits", content=wide.getvalue(),
-                        headers={"content-type": "application/octet-stream"})
+        r = client.post(
+            f"/api/sessions/{sid}/edits", content=wide.getvalue(), headers={"content-type": "application/octet-stream"}
+        )
         assert error_of(r, 413, "too_large")
 
 
@@ -250,8 +283,13 @@ def test_an_unexpected_error_answers_the_error_shape_and_closes_the_connection(d
         response.begin()
         body = json.loads(response.read())
         assert response.status == 500 and response.getheader("connection") == "close"
-        assert body == {"error": {"code": "internal_error", "message": body["error"]["message"],
-                                  "details": {"type": "RuntimeError"}}}
+        assert body == {
+            "error": {
+                "code": "internal_error",
+                "message": body["error"]["message"],
+                "details": {"type": "RuntimeError"},
+            }
+        }
         assert "planted" not in body["error"]["message"]
         sock.settimeout(5)
         assert sock.recv(1) == b""  # closed by the server, as announced
@@ -263,9 +301,15 @@ def test_every_answer_has_the_security_headers_and_pages_a_policy(client: TestCl
     sid = upload(client, odd_names_model(tmp_path / "m.onnx"))
     page = client.get(f"/s/{sid}")
     script = page.text.split('<script type="module" src="', 1)[1].split('"', 1)[0]
-    answers = {"page": page, "index": client.get("/"), "api": client.get(f"/api/sessions/{sid}"),
-               "error": client.get("/api/nope"), "download": client.get(f"/api/sessions/{sid}/model"),
-               "static": client.get(script), "health": client.get("/healthz")}
+    answers = {
+        "page": page,
+        "index": client.get("/"),
+        "api": client.get(f"/api/sessions/{sid}"),
+        "error": client.get("/api/nope"),
+        "download": client.get(f"/api/sessions/{sid}/model"),
+        "static": client.get(script),
+        "health": client.get("/healthz"),
+    }
     for what, r in answers.items():
         assert r.headers["x-content-type-options"] == "nosniff", what
         assert r.headers["x-frame-options"] == "DENY", what
@@ -300,9 +344,12 @@ def test_with_a_token_openapi_declares_the_bearer_scheme_on_api_routes(data_dir:
 def test_errors_show_paths_relative_to_the_data_folder(client: TestClient, data_dir: Path) -> None:
     """onnxruntime names the file it cannot load; the client sees where it is in the data folder, never
     where the data folder is."""
-    graph = helper.make_graph([helper.make_node("Frob", ["x"], ["y"], domain="my.ops")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    graph = helper.make_graph(
+        [helper.make_node("Frob", ["x"], ["y"], domain="my.ops")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)])
     r = client.post("/api/sessions", files={"file": ("m.onnx", model.SerializeToString())})
     sid = r.json()["id"]

@@ -1,4 +1,5 @@
 """The job runner, tested with trivial jobs through the real HTTP endpoints (quantization comes later)."""
+
 from __future__ import annotations
 
 import json
@@ -56,6 +57,7 @@ def test_a_session_job_works_on_its_own_copy_of_the_current_model(client: TestCl
             version = handle.doc.version
             model = handle.export_to(job.folder)
         import onnx
+
         return {"version": version, "nodes": [n.name for n in onnx.load(str(model)).graph.node]}
 
     job_id = client.app.state.jobs.submit(inspect_model, session_id=sid, kind="inspect")
@@ -138,9 +140,23 @@ def test_a_job_whose_process_died_is_reported_interrupted(client: TestClient, da
     jobs_dir = data_dir / "jobs"
     job_id = "j" * 32
     (jobs_dir / "index" / job_id).write_text("")
-    (jobs_dir / f"{job_id}.json").write_text(json.dumps({
-        "id": job_id, "kind": "quant", "session": None, "state": "running", "progress": 0.4, "message": "",
-        "result": None, "error": None, "created": 1.0, "started": 1.0, "finished": None,
-        "owner": {"pid": 999_999_999, "started": 1.0}}))
+    (jobs_dir / f"{job_id}.json").write_text(
+        json.dumps(
+            {
+                "id": job_id,
+                "kind": "quant",
+                "session": None,
+                "state": "running",
+                "progress": 0.4,
+                "message": "",
+                "result": None,
+                "error": None,
+                "created": 1.0,
+                "started": 1.0,
+                "finished": None,
+                "owner": {"pid": 999_999_999, "started": 1.0},
+            }
+        )
+    )
     state = client.get(f"/api/jobs/{job_id}").json()
     assert state["state"] == "interrupted" and state["error"]["code"] == "interrupted"

@@ -8,6 +8,7 @@
 - a rename that changes node ids (rename_node, a namesake's id flipping, rename_tensor of an unnamed
   node's output) moves no box and no edge, in the delta and in a new layout, nor does its undo.
 """
+
 from __future__ import annotations
 
 import copy
@@ -66,29 +67,42 @@ def apply_layout_delta(drawing: dict[str, Any], delta: dict[str, Any], graph: di
             per_tensor[name] = edges
         else:
             del per_tensor[name]
-    order = [f"in:{n}" for n in graph["inputs"]] + [n["id"] for n in graph["nodes"] if n["id"] in boxes] + \
-        [f"out:{n}" for n in graph["outputs"]]
+    order = (
+        [f"in:{n}" for n in graph["inputs"]]
+        + [n["id"] for n in graph["nodes"] if n["id"] in boxes]
+        + [f"out:{n}" for n in graph["outputs"]]
+    )
     assert sorted(order) == sorted(boxes)
     index = {box_id: i for i, box_id in enumerate(order)}
-    return {"nodes": [boxes[i] for i in order],
-            "edges": [{**e, "from": index[e["from"]], "to": index[e["to"]]} for es in per_tensor.values() for e in es],
-            "stubs": [{**s, "to": index[s["to"]]} for s in delta["stubs"]],
-            "broadcast": delta["broadcast"], "width": delta["width"], "height": delta["height"],
-            "incremental": delta["incremental"], "version": delta["version"], "scope": []}
+    return {
+        "nodes": [boxes[i] for i in order],
+        "edges": [{**e, "from": index[e["from"]], "to": index[e["to"]]} for es in per_tensor.values() for e in es],
+        "stubs": [{**s, "to": index[s["to"]]} for s in delta["stubs"]],
+        "broadcast": delta["broadcast"],
+        "width": delta["width"],
+        "height": delta["height"],
+        "incremental": delta["incremental"],
+        "version": delta["version"],
+        "scope": [],
+    }
 
 
 def canonical(drawing: dict[str, Any]) -> dict[str, Any]:
     """A drawing with edges and stubs as sorted sets naming boxes by id (their order is not part of it)."""
     ids = [b["id"] for b in drawing["nodes"]]
-    return {"nodes": drawing["nodes"],
-            "edges": sorted(json.dumps({**e, "from": ids[e["from"]], "to": ids[e["to"]]}, sort_keys=True)
-                            for e in drawing["edges"]),
-            "stubs": sorted(json.dumps({**s, "to": ids[s["to"]]}, sort_keys=True) for s in drawing["stubs"]),
-            **{k: drawing[k] for k in ("broadcast", "width", "height", "incremental")}}
+    return {
+        "nodes": drawing["nodes"],
+        "edges": sorted(
+            json.dumps({**e, "from": ids[e["from"]], "to": ids[e["to"]]}, sort_keys=True) for e in drawing["edges"]
+        ),
+        "stubs": sorted(json.dumps({**s, "to": ids[s["to"]]}, sort_keys=True) for s in drawing["stubs"]),
+        **{k: drawing[k] for k in ("broadcast", "width", "height", "incremental")},
+    }
 
 
-def follows(client: TestClient, sid: str, before: dict[str, Any], memory: LayoutMemory,
-            reason: str | None) -> dict[str, Any]:
+def follows(
+    client: TestClient, sid: str, before: dict[str, Any], memory: LayoutMemory, reason: str | None
+) -> dict[str, Any]:
     """Check one step; returns the drawing of the new version (and updates `memory` like the server's)."""
     graph = client.get(f"/api/sessions/{sid}/graph").json()
     answer = layout_delta(client, sid, before["version"])
@@ -152,8 +166,9 @@ def test_the_same_delta_twice_and_a_version_not_held(client: TestClient, open_se
 def test_many_new_boxes_ask_for_a_new_layout(client: TestClient, open_session: Any) -> None:
     sid = open_session("ppocrv4_det")
     layout(client, sid)
-    edits = [{"op": "add_node", "op_type": "Relu", "inputs": ["hardswish_58.tmp_0"], "outputs": [f"r{k}"]}
-             for k in range(20)]
+    edits = [
+        {"op": "add_node", "op_type": "Relu", "inputs": ["hardswish_58.tmp_0"], "outputs": [f"r{k}"]} for k in range(20)
+    ]
     assert edit(client, sid, *edits).status_code == 200
     assert layout_delta(client, sid, 0)["reason"] == "relayout"
     drawing = layout(client, sid)
@@ -175,24 +190,44 @@ def test_scope_layouts_are_held_apart(client: TestClient, open_session: Any) -> 
 
 def twins_model(path: Path) -> Path:
     """x -> Relu 'twin' -> a -> Relu 'twin' -> b -> Relu (unnamed) -> c -> Relu 'last' -> y: ids @a, @b, @c, last."""
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="twin"), helper.make_node("Relu", ["a"], ["b"], name="twin"),
-             helper.make_node("Relu", ["b"], ["c"]), helper.make_node("Relu", ["c"], ["y"], name="last")]
-    graph = helper.make_graph(nodes, "twins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="twin"),
+        helper.make_node("Relu", ["a"], ["b"], name="twin"),
+        helper.make_node("Relu", ["b"], ["c"]),
+        helper.make_node("Relu", ["c"], ["y"], name="last"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "twins",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
 
 # model, the rename, and the ids it changes (old -> new)
 RENAMES: dict[str, tuple[Callable[[Path], Path], dict[str, Any], dict[str, str]]] = {
-    "rename_node": (lambda p: blocks_model(p, 60), {"op": "rename_node", "node": "blk4/matmul", "to": "mm"},
-                    {"blk4/matmul": "mm"}),
-    "rename_node of an unnamed node": (twins_model, {"op": "rename_node", "node": "@c", "to": "third"}, {"@c": "third"}),
-    "rename_node flipping a namesake's id": (twins_model, {"op": "rename_node", "node": "@a", "to": "first"},
-                                             {"@a": "first", "@b": "twin"}),
-    "rename_tensor of an unnamed node's output": (lambda p: blocks_model(p, 60),
-                                                  {"op": "rename_tensor", "tensor": "relu2", "to": "r"},
-                                                  {"@relu2": "@r"}),
+    "rename_node": (
+        lambda p: blocks_model(p, 60),
+        {"op": "rename_node", "node": "blk4/matmul", "to": "mm"},
+        {"blk4/matmul": "mm"},
+    ),
+    "rename_node of an unnamed node": (
+        twins_model,
+        {"op": "rename_node", "node": "@c", "to": "third"},
+        {"@c": "third"},
+    ),
+    "rename_node flipping a namesake's id": (
+        twins_model,
+        {"op": "rename_node", "node": "@a", "to": "first"},
+        {"@a": "first", "@b": "twin"},
+    ),
+    "rename_tensor of an unnamed node's output": (
+        lambda p: blocks_model(p, 60),
+        {"op": "rename_tensor", "tensor": "relu2", "to": "r"},
+        {"@relu2": "@r"},
+    ),
 }
 
 

@@ -6,6 +6,7 @@ route answers it.
 Strings that are not UTF-8 cannot be set through protobuf's Python API: the models are built with
 ASCII markers of the same length, and the serialized bytes are edited.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,13 @@ def guard_model(input_dims: list | None = None, names: dict[str, str] | None = N
 
     def branch(name: str, value: float) -> onnx.GraphProto:
         c = numpy_helper.from_array(np.full((2, 2), value, np.float32), f"C{name}")
-        return helper.make_graph([helper.make_node("Add", ["s", f"C{name}"], [f"o{name}"],
-                                                   name=n(f"SUB{name}", f"SUB{name}"))],
-                                 f"b{name}", [], [helper.make_tensor_value_info(f"o{name}", TensorProto.FLOAT, [2, 2])],
-                                 [c])
+        return helper.make_graph(
+            [helper.make_node("Add", ["s", f"C{name}"], [f"o{name}"], name=n(f"SUB{name}", f"SUB{name}"))],
+            f"b{name}",
+            [],
+            [helper.make_tensor_value_info(f"o{name}", TensorProto.FLOAT, [2, 2])],
+            [c],
+        )
 
     x, out = n("INPT", "INPT"), n("OUTP", "OUTP")
     nodes = [
@@ -44,15 +48,28 @@ def guard_model(input_dims: list | None = None, names: dict[str, str] | None = N
         helper.make_node("If", ["flag"], [out], name="iff", then_branch=branch("T", 1.0), else_branch=branch("E", 2.0)),
         helper.make_node("Twice", ["s"], ["f"], name="call", domain="local"),
     ]
-    twice = helper.make_function("local", "Twice", ["a"], ["b"],
-                                 [helper.make_node("Add", ["a", "a"], ["b"], name=n("FUNN", "FUNN"))],
-                                 [helper.make_opsetid("", 17)])
+    twice = helper.make_function(
+        "local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"], name=n("FUNN", "FUNN"))],
+        [helper.make_opsetid("", 17)],
+    )
     dims = input_dims or [n("DIMP", "DIMP"), 2]
-    graph = helper.make_graph(nodes, n("GRPH", "GRPH"), [helper.make_tensor_value_info(x, TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, [2, 2]),
-                               helper.make_tensor_value_info("f", TensorProto.FLOAT, [2, 2])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
-                              functions=[twice])
+    graph = helper.make_graph(
+        nodes,
+        n("GRPH", "GRPH"),
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info(out, TensorProto.FLOAT, [2, 2]),
+            helper.make_tensor_value_info("f", TensorProto.FLOAT, [2, 2]),
+        ],
+        [w],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)], functions=[twice]
+    )
     helper.set_model_props(model, {"KEY1": n("VALU", "VALU")})
     return model
 
@@ -85,8 +102,9 @@ NOT_UTF8 = [
 
 
 @pytest.mark.parametrize("what, marker, field, words", NOT_UTF8, ids=[c[0] for c in NOT_UTF8])
-def test_strings_that_are_not_utf8_are_refused_naming_the_field(client: TestClient, what: str, marker: bytes,
-                                                                field: str, words: str) -> None:
+def test_strings_that_are_not_utf8_are_refused_naming_the_field(
+    client: TestClient, what: str, marker: bytes, field: str, words: str
+) -> None:
     data = patched(guard_model(), marker, marker[:1] + BAD + marker[3:])
     err = error_of(upload_bytes(client, data), 422, "unsupported_model")
     assert err["details"]["field"] == field, err
@@ -96,8 +114,17 @@ def test_strings_that_are_not_utf8_are_refused_naming_the_field(client: TestClie
 
 def test_non_ascii_names_just_inside_pass_and_every_route_answers(client: TestClient, tmp_path: Path) -> None:
     """Valid UTF-8 in every place of the cases above: Chinese names, an accented dim name."""
-    names = {"NODE": "节点", "WGHT": "权重", "INPT": "入口", "OUTP": "出口", "GRPH": "图", "SUBT": "子图",
-             "FUNN": "函数", "DIMP": "dé", "VALU": "值"}
+    names = {
+        "NODE": "节点",
+        "WGHT": "权重",
+        "INPT": "入口",
+        "OUTP": "出口",
+        "GRPH": "图",
+        "SUBT": "子图",
+        "FUNN": "函数",
+        "DIMP": "dé",
+        "VALU": "值",
+    }
     sid = upload(client, _save(guard_model(names=names), tmp_path / "m.onnx"))
     for route in ("", "/graph", "/shapes", "/layout", "/script", "/history", "/operators", "/nodes/节点"):
         assert client.get(f"/api/sessions/{sid}{route}").status_code == 200, route
@@ -175,21 +202,35 @@ def _huge_output(model: ModelProto) -> None:
 
 
 BAD_VALUES: list[tuple[str, Callable[[ModelProto], TensorProto] | None, Callable, str, str]] = [
-    ("initializer dims over 2^62", _initializer, _huge_dims, "graph.initializer[0].dims",
-     "initializer 'WGHT' (graph.initializer[0]) declares dims [4611686018427387904, 4]"),
+    (
+        "initializer dims over 2^62",
+        _initializer,
+        _huge_dims,
+        "graph.initializer[0].dims",
+        "initializer 'WGHT' (graph.initializer[0]) declares dims [4611686018427387904, 4]",
+    ),
     ("initializer raw data short", _initializer, _short_raw, "graph.initializer[0]", "need 16 bytes, but holds 12"),
     ("initializer typed data short", _initializer, _short_typed, "graph.initializer[0]", "holds 3"),
     ("initializer negative dims", _initializer, _negative_dim, "graph.initializer[0].dims", "negative"),
     ("initializer unknown type", _initializer, _unknown_type, "graph.initializer[0].data_type", "999"),
     ("initializer rank over 64", _initializer, _rank_65, "graph.initializer[0].dims", "has 65 dims"),
-    ("string values not UTF-8", _initializer, _strings_not_utf8, "graph.initializer[0].string_data[2]",
-     "string 2 = b'\\xff\\xfe'"),
+    (
+        "string values not UTF-8",
+        _initializer,
+        _strings_not_utf8,
+        "graph.initializer[0].string_data[2]",
+        "string 2 = b'\\xff\\xfe'",
+    ),
     ("tensor segment", _initializer, _segment, "graph.initializer[0].segment", "segment"),
     ("input rank over 64", None, _input_rank_65, "graph.input[0].type.tensor_type.shape", "of 65 dims"),
-    ("constant tensor dims over 2^62", _constant, _huge_dims, "graph.node[1].attribute[0].t.dims",
-     "tensor 'FLAG'"),
-    ("subgraph initializer short", _branch_initializer, _short_raw,
-     "graph.node[2].attribute[1].g.initializer[0]", "initializer 'CT'"),
+    ("constant tensor dims over 2^62", _constant, _huge_dims, "graph.node[1].attribute[0].t.dims", "tensor 'FLAG'"),
+    (
+        "subgraph initializer short",
+        _branch_initializer,
+        _short_raw,
+        "graph.node[2].attribute[1].g.initializer[0]",
+        "initializer 'CT'",
+    ),
     ("input dims overflow int64", None, _huge_input, "graph.input[0].type.tensor_type.shape", "input 'INPT'"),
     ("input dim negative", None, _negative_input, "graph.input[0].type.tensor_type.shape.dim[0]", "-7"),
     ("output dims over 2^62", None, _huge_output, "graph.output[0].type.tensor_type.shape", "output 'OUTP'"),
@@ -197,8 +238,9 @@ BAD_VALUES: list[tuple[str, Callable[[ModelProto], TensorProto] | None, Callable
 
 
 @pytest.mark.parametrize("what, target, damage, field, words", BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
-def test_dims_sizes_and_types_nothing_can_handle_are_refused(client: TestClient, what: str, target, damage,
-                                                             field: str, words: str) -> None:
+def test_dims_sizes_and_types_nothing_can_handle_are_refused(
+    client: TestClient, what: str, target, damage, field: str, words: str
+) -> None:
     model = guard_model(input_dims=[2, 2])
     damage(target(model) if target else model)
     err = error_of(upload_bytes(client, model.SerializeToString()), 422, "unsupported_model")
@@ -241,13 +283,19 @@ def test_rank_64_just_inside_runs_everywhere(client: TestClient, tmp_path: Path)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1] * 62 + [2, 2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1] * 62 + [2, 2])
     graph = helper.make_graph([helper.make_node("Add", ["x", "W"], ["y"], name="add")], "g", [x], [y], [w])
-    sid = upload(client, _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                               tmp_path / "rank64.onnx"))
+    sid = upload(
+        client, _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "rank64.onnx")
+    )
     for route in ("/graph", "/shapes", "/layout", "/tensors/W.npy", "/weight-view/W", "/nodes/add"):
         assert client.get(f"/api/sessions/{sid}{route}").status_code == 200, route
     assert client.post(f"/api/sessions/{sid}/run").status_code == 200
-    error_of(client.post(f"/api/sessions/{sid}/edits", json={"edits": [
-        {"op": "set_shape", "tensor": "x", "shape": [1] * 65}]}), 422, "bad_shape")
+    error_of(
+        client.post(
+            f"/api/sessions/{sid}/edits", json={"edits": [{"op": "set_shape", "tensor": "x", "shape": [1] * 65}]}
+        ),
+        422,
+        "bad_shape",
+    )
 
 
 def test_run_element_guard_counts_in_python_integers(client: TestClient, tmp_path: Path) -> None:
@@ -255,11 +303,13 @@ def test_run_element_guard_counts_in_python_integers(client: TestClient, tmp_pat
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", "a", "a", "a"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "a", "a", "a"])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y])
-    sid = upload(client, _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                               tmp_path / "named.onnx"))
+    sid = upload(
+        client, _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "named.onnx")
+    )
     for route in ("run", "compare"):
-        err = error_of(client.post(f"/api/sessions/{sid}/{route}", data={"dims": json.dumps({"a": 65536})}), 413,
-                       "too_large")
+        err = error_of(
+            client.post(f"/api/sessions/{sid}/{route}", data={"dims": json.dumps({"a": 65536})}), 413, "too_large"
+        )
         assert "18,446,744,073,709,551,616 elements" in err["message"]
     assert client.post(f"/api/sessions/{sid}/run", data={"dims": json.dumps({"a": 3})}).status_code == 200
 

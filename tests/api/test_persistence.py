@@ -1,5 +1,6 @@
 """Durability: every acknowledged edit survives a restart, snapshots restore with their history,
 and several processes on one data folder never diverge (simulated here by several apps)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,14 +49,15 @@ def test_snapshots_restore_fast_and_keep_undo_history(data_dir: Path, fixture_mo
         assert state(second, sid)[2] == original
 
 
-def test_snapshot_of_a_model_with_external_data_keeps_its_weights(data_dir: Path,
-                                                                  external_model: list[Path]) -> None:
+def test_snapshot_of_a_model_with_external_data_keeps_its_weights(data_dir: Path, external_model: list[Path]) -> None:
     with make_client(data_dir, snapshot_every=2) as first:
         sid = upload(first, *external_model)
         original = state(first, sid)[2]
         graph = first.get(f"/api/sessions/{sid}/graph").json()["graph"]
-        name, info = min(((n, i) for n, i in graph["initializers"].items() if i["external"] and i["dtype"] == "int8"),
-                         key=lambda item: math.prod(item[1]["shape"]))
+        name, info = min(
+            ((n, i) for n, i in graph["initializers"].items() if i["external"] and i["dtype"] == "int8"),
+            key=lambda item: math.prod(item[1]["shape"]),
+        )
         value = np.ones(info["shape"], np.int8).tolist()
         assert edit(first, sid, {"op": "set_initializer", "name": name, "value": value}).status_code == 200
         first_node = graph["nodes"][0]["id"]
@@ -91,8 +93,9 @@ def test_two_processes_on_one_data_folder_stay_in_step(data_dir: Path, fixture_m
         assert edit(a, sid, {"op": "rename_node", "node": ids[0], "to": "by_a"}, expected=0).status_code == 200
         assert nodes(b, sid)[0]["name"] == "by_a"  # b catches up with the log before answering
         assert edit(b, sid, {"op": "rename_node", "node": ids[1], "to": "by_b"}, expected=1).status_code == 200
-        error_of(edit(a, sid, {"op": "rename_node", "node": ids[2], "to": "stale"}, expected=1), 409,
-                 "version_conflict")
+        error_of(
+            edit(a, sid, {"op": "rename_node", "node": ids[2], "to": "stale"}, expected=1), 409, "version_conflict"
+        )
         assert a.post(f"/api/sessions/{sid}/undo").json()["edit"]["to"] == "by_b"
         assert b.get(f"/api/sessions/{sid}/history").json()["undone"][0]["to"] == "by_b"
         assert state(a, sid) == state(b, sid)

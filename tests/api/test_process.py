@@ -1,4 +1,5 @@
 """The service as users run it: a real uvicorn process, killed with SIGKILL mid-stream, and two workers."""
+
 from __future__ import annotations
 
 import threading
@@ -27,7 +28,9 @@ def test_sigkill_during_a_stream_of_edits_loses_no_acknowledged_edit(tmp_path: P
     server = ServerProcess(data).start()
     try:
         sid = _open(server.url, fixture_model("ppocrv4_det"))
-        ids = [n["id"] for n in httpx.get(f"{server.url}/api/sessions/{sid}/graph", timeout=60).json()["graph"]["nodes"]]
+        ids = [
+            n["id"] for n in httpx.get(f"{server.url}/api/sessions/{sid}/graph", timeout=60).json()["graph"]["nodes"]
+        ]
         acknowledged: list[str] = []
         stop = threading.Event()
 
@@ -37,8 +40,10 @@ def test_sigkill_during_a_stream_of_edits_loses_no_acknowledged_edit(tmp_path: P
                     if stop.is_set():
                         return
                     try:
-                        r = client.post(f"/api/sessions/{sid}/edits",
-                                        json={"edits": [{"op": "rename_node", "node": node, "to": f"k{i}"}]})
+                        r = client.post(
+                            f"/api/sessions/{sid}/edits",
+                            json={"edits": [{"op": "rename_node", "node": node, "to": f"k{i}"}]},
+                        )
                     except httpx.HTTPError:
                         return  # the server died under this request: not acknowledged
                     if r.status_code == 200:
@@ -77,16 +82,20 @@ def test_two_workers_share_sessions_without_diverging(tmp_path: Path, fixture_mo
                 pids.add(fresh.get(server.url + "/healthz").json()["pid"])
         assert len(pids) == 2, "both workers should answer"
         sessions = [_open(server.url, fixture_model("ppocrv4_det")) for _ in range(2)]
-        ids = [n["id"] for n in httpx.get(f"{server.url}/api/sessions/{sessions[0]}/graph",
-                                          timeout=60).json()["graph"]["nodes"]]
+        ids = [
+            n["id"]
+            for n in httpx.get(f"{server.url}/api/sessions/{sessions[0]}/graph", timeout=60).json()["graph"]["nodes"]
+        ]
         errors: list[str] = []
 
         def writer(sid: str, offset: int) -> None:
             version = 0
             for i in range(30):
                 with httpx.Client(timeout=30) as fresh:  # new connection: either worker
-                    body = {"edits": [{"op": "rename_node", "node": ids[offset + i], "to": f"w{offset + i}"}],
-                            "expected_version": version}
+                    body = {
+                        "edits": [{"op": "rename_node", "node": ids[offset + i], "to": f"w{offset + i}"}],
+                        "expected_version": version,
+                    }
                     r = fresh.post(f"{server.url}/api/sessions/{sid}/edits", json=body)
                     if r.status_code != 200:
                         errors.append(r.text)
@@ -105,9 +114,11 @@ def test_two_workers_share_sessions_without_diverging(tmp_path: Path, fixture_mo
         for k, sid in enumerate(sessions):
             done = httpx.get(f"{server.url}/api/sessions/{sid}/history", timeout=30).json()["done"]
             assert [e["to"] for e in done] == [f"w{k * 100 + i}" for i in range(30)]
-        stale = httpx.post(f"{server.url}/api/sessions/{sessions[0]}/edits",
-                           json={"edits": [{"op": "rename_node", "node": ids[250], "to": "late"}],
-                                 "expected_version": 5}, timeout=30)
+        stale = httpx.post(
+            f"{server.url}/api/sessions/{sessions[0]}/edits",
+            json={"edits": [{"op": "rename_node", "node": ids[250], "to": "late"}], "expected_version": 5},
+            timeout=30,
+        )
         assert stale.status_code == 409 and stale.json()["error"]["details"]["version"] == 30
 
 
@@ -121,8 +132,11 @@ def test_uploads_stream_to_disk_and_weights_stay_there(tmp_path: Path) -> None:
     with ServerProcess(folder) as server:
         assert server.proc is not None
         with peak_rss_growth(server.proc.pid) as growth:
-            with httpx.Client(base_url=server.url, timeout=120) as client, open(model, "rb") as m, \
-                    open(data, "rb") as d:
+            with (
+                httpx.Client(base_url=server.url, timeout=120) as client,
+                open(model, "rb") as m,
+                open(data, "rb") as d,
+            ):
                 r = client.post("/api/sessions", files=[("file", (model.name, m)), ("data", (data.name, d))])
                 assert r.status_code == 201, r.text
                 sid = r.json()["id"]

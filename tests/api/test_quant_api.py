@@ -1,6 +1,7 @@
 """The quantization analysis through the real HTTP API: upload, job, progress (JSON and server-sent
 events), report, one tensor's histogram, QDQ download run in onnxruntime, re-measuring a chosen
 precision, cancelling, and the refusals of bad input."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,8 @@ import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
-import yaml
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from tests.memory import peak_rss_growth
@@ -28,10 +29,12 @@ from .conftest import error_of, make_client, upload
 from .server_process import ServerProcess
 
 
-def start(client: TestClient, sid: str, files: list[tuple[str, tuple[str, bytes]]] | None = None,
-          **settings: Any) -> dict[str, Any]:
-    r = client.post(f"/api/sessions/{sid}/quant", files=files or None,
-                    data={"settings": json.dumps(settings)} if settings else None)
+def start(
+    client: TestClient, sid: str, files: list[tuple[str, tuple[str, bytes]]] | None = None, **settings: Any
+) -> dict[str, Any]:
+    r = client.post(
+        f"/api/sessions/{sid}/quant", files=files or None, data={"settings": json.dumps(settings)} if settings else None
+    )
     assert r.status_code == 202, r.text
     return r.json()
 
@@ -70,7 +73,7 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], per_channel=True)
     assert job["version"] == 0 and job["session"] == sid and job["links"]["job"] == f"/api/jobs/{job['job_id']}"
     with client.stream("GET", f"/api/jobs/{job['job_id']}", headers={"Accept": "text/event-stream"}) as stream:
-        events = [json.loads(line[len("data: "):]) for line in stream.iter_lines() if line.startswith("data: ")]
+        events = [json.loads(line[len("data: ") :]) for line in stream.iter_lines() if line.startswith("data: ")]
     final = events[-1]
     assert final["state"] == "succeeded", final
     assert final["kind"] == "quant" and final["progress"] == 1.0
@@ -87,7 +90,10 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     assert report["samples"] == 6 and report["synthetic"] is False
     assert report["recommendation"]["meets_target"] and "r1" in report["recommendation"]["int16"]
     light = client.get(f"{base}/report?histograms=false").json()
-    assert "histogram" not in light["tensors"]["r1"] and light["tensors"]["r1"]["ranges"] == report["tensors"]["r1"]["ranges"]
+    assert (
+        "histogram" not in light["tensors"]["r1"]
+        and light["tensors"]["r1"]["ranges"] == report["tensors"]["r1"]["ranges"]
+    )
 
     # one tensor's histogram: the report's numbers, at full resolution (the report's is thinned) or resampled
     one = client.get(f"{base}/histogram/r1").json()
@@ -102,14 +108,15 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     error_of(client.get(f"{base}/histogram/w1"), 404, "unknown_tensor")
 
     # QDQ downloads run in onnxruntime with default options and measure what the report says
-    reference = ort.InferenceSession(conv_net(outlier=True, seed=1).SerializeToString(),
-                                     providers=["CPUExecutionProvider"])
-    expected = np.concatenate([reference.run(None, {"x": x[i:i + 1]})[0] for i in range(6)])
+    reference = ort.InferenceSession(
+        conv_net(outlier=True, seed=1).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    expected = np.concatenate([reference.run(None, {"x": x[i : i + 1]})[0] for i in range(6)])
     for config in ("uint8/minmax", "int16/minmax", "hybrid"):
         r = client.get(f"{base}/qdq", params={"config": config})
         assert r.status_code == 200 and r.headers["x-model-version"] == "0"
         sess = ort.InferenceSession(r.content, providers=["CPUExecutionProvider"])
-        got = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(6)])
+        got = np.concatenate([sess.run(None, {"x": x[i : i + 1]})[0] for i in range(6)])
         assert abs(sqnr_db(expected, got) - report["end_to_end"][config]["y"]["sqnr_db"]) < 0.01, config
     table = client.get(f"{base}/table", params={"config": "uint8/kl"}).json()
     assert table["format"] == "onnx-workbench/quant-table" and table["configuration"] == "uint8/kl"
@@ -137,13 +144,15 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     error_of(client.post(f"{base}/measure", json={"int16": ["r1"], "overrides": {"c2": "int4"}}), 422, "bad_precision")
 
     # a later edit does not touch the results, which still name the version they were computed on
-    r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node", "node": "conv2",
-                                                                   "to": "stem"}]})
+    r = client.post(
+        f"/api/sessions/{sid}/edits", json={"edits": [{"op": "rename_node", "node": "conv2", "to": "stem"}]}
+    )
     assert r.status_code == 200 and r.json()["version"] == 1
     listing = client.get(f"/api/sessions/{sid}/quant").json()
     assert listing["version"] == 1
-    assert [(a["job_id"], a["version"], a["current"], a["state"]) for a in listing["analyses"]] == \
-        [(job["job_id"], 0, False, "succeeded")]
+    assert [(a["job_id"], a["version"], a["current"], a["state"]) for a in listing["analyses"]] == [
+        (job["job_id"], 0, False, "succeeded")
+    ]
     assert client.get(f"{base}/report").json()["tensors"]["c2"]["node"] == "conv2"
     qdq = onnx.load_from_string(client.get(f"{base}/qdq").content)
     assert "conv2" in {n.name for n in qdq.graph.node}
@@ -166,9 +175,17 @@ def test_images_with_preprocessing_fields_and_random_data(client: TestClient, tm
             png = io.BytesIO()
             Image.fromarray(_image_like(rng, 64)).save(png, format="PNG")
             z.writestr(f"imgs/{k}.png", png.getvalue())
-    r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("images.zip", archive.getvalue()))],
-                    data={"size": "24x20", "mean": "123.675,116.28,103.53", "std": "58.395,57.12,57.375",
-                          "channel_order": "bgr", "end_to_end": "false"})
+    r = client.post(
+        f"/api/sessions/{sid}/quant",
+        files=[("data", ("images.zip", archive.getvalue()))],
+        data={
+            "size": "24x20",
+            "mean": "123.675,116.28,103.53",
+            "std": "58.395,57.12,57.375",
+            "channel_order": "bgr",
+            "end_to_end": "false",
+        },
+    )
     assert r.status_code == 202, r.text
     state = wait(client, r.json()["job_id"])
     assert state["state"] == "succeeded", state
@@ -179,16 +196,18 @@ def test_images_with_preprocessing_fields_and_random_data(client: TestClient, tm
     error_of(client.get(f"/api/sessions/{sid}/quant/{state['id']}/qdq"), 409, "no_hybrid")
 
     # random data needs static dims: given here as shapes
-    r = client.post(f"/api/sessions/{sid}/quant", data={"random": "2", "shapes": '{"x": [1, 3, 8, 8]}',
-                                                        "end_to_end": "false"})
+    r = client.post(
+        f"/api/sessions/{sid}/quant", data={"random": "2", "shapes": '{"x": [1, 3, 8, 8]}', "end_to_end": "false"}
+    )
     assert r.status_code == 202, r.text
     state = wait(client, r.json()["job_id"])
     report = client.get(f"/api/sessions/{sid}/quant/{state['id']}/report?histograms=false").json()
     assert report["synthetic"] is True and report["tensors"]["x"]["count"] == 2 * 3 * 8 * 8
 
 
-def test_bad_input_is_refused_with_the_analysis_message(client: TestClient, tmp_path: Path,
-                                                        conv_session: tuple[str, np.ndarray]) -> None:
+def test_bad_input_is_refused_with_the_analysis_message(
+    client: TestClient, tmp_path: Path, conv_session: tuple[str, np.ndarray]
+) -> None:
     sid, x = conv_session
     cases = [
         ({"x_wrong": x}, "missing \\['x'\\]"),
@@ -196,16 +215,23 @@ def test_bad_input_is_refused_with_the_analysis_message(client: TestClient, tmp_
         ({"x": x.astype(np.int64)}, "dtype int64 but input x"),
     ]
     for arrays, pattern in cases:
-        err = error_of(client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(**arrays)))]),
-                       422, "bad_quant_input")
+        err = error_of(
+            client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(**arrays)))]),
+            422,
+            "bad_quant_input",
+        )
         assert re.search(pattern, err["message"]), err
     err = error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": "{not json"}), 422, "bad_settings")
-    err = error_of(client.post(f"/api/sessions/{sid}/quant", data={"percentile": "20", "random": "1"}), 422,
-                   "bad_settings")
+    err = error_of(
+        client.post(f"/api/sessions/{sid}/quant", data={"percentile": "20", "random": "1"}), 422, "bad_settings"
+    )
     assert "percentile" in err["message"]
     error_of(client.post(f"/api/sessions/{sid}/quant", data={"seed": "1"}), 422, "missing_data")
-    error_of(client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(x=x)))],
-                         data={"random": "2"}), 422, "bad_settings")
+    error_of(
+        client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(x=x)))], data={"random": "2"}),
+        422,
+        "bad_settings",
+    )
 
     onnx.save(conv_net(input_dims=["batch", 3, "height", "width"]), tmp_path / "dynamic.onnx")
     dynamic = upload(client, tmp_path / "dynamic.onnx")
@@ -225,16 +251,18 @@ def test_bad_input_is_refused_with_the_analysis_message(client: TestClient, tmp_
     assert not [p for p in (client.app.state.store.sessions / sid / "quant").iterdir() if p.name != "jobs"]
 
 
-def test_a_file_named_npy_that_is_not_an_npy_array_is_refused(client: TestClient,
-                                                                conv_session: tuple[str, np.ndarray]) -> None:
+def test_a_file_named_npy_that_is_not_an_npy_array_is_refused(
+    client: TestClient, conv_session: tuple[str, np.ndarray]
+) -> None:
     """Empty, an .npz, a cut .npz, text, an array of Python objects: 422 naming the file, never a 500."""
     sid, x = conv_session
     whole = npz(x=x)
     objects = io.BytesIO()
     np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for body in (b"", whole, whole[:100], b"not an array", objects.getvalue()):
-        err = error_of(client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npy", body))]), 422,
-                       "bad_quant_input")
+        err = error_of(
+            client.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npy", body))]), 422, "bad_quant_input"
+        )
         assert "d.npy is not a valid .npy array" in err["message"], err
     assert client.get(f"/api/sessions/{sid}/quant").json()["analyses"] == []
 
@@ -278,7 +306,10 @@ def test_ppocrv4_det_fixed_by_edits_with_images(client: TestClient, open_session
     base = f"/api/sessions/{sid}/quant/{job['job_id']}"
     report = client.get(f"{base}/report?histograms=false").json()
     (output,) = report["end_to_end"]["int16/minmax"]
-    assert report["end_to_end"]["int16/minmax"][output]["sqnr_db"] > report["end_to_end"]["uint8/minmax"][output]["sqnr_db"]
+    assert (
+        report["end_to_end"]["int16/minmax"][output]["sqnr_db"]
+        > report["end_to_end"]["uint8/minmax"][output]["sqnr_db"]
+    )
     qdq = client.get(f"{base}/qdq", params={"config": "hybrid"}).content
     sess = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])  # default optimizations
     (y,) = sess.run(None, {"x": x[:1]})
@@ -288,8 +319,9 @@ def test_ppocrv4_det_fixed_by_edits_with_images(client: TestClient, open_session
 def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Path) -> None:
     """A session whose weights are external: the job reads them in place and the QDQ download is a zip
     of the model and its data file, which runs in onnxruntime once unpacked."""
-    onnx.save(conv_net(seed=5), tmp_path / "conv.onnx", save_as_external_data=True, location="conv.bin",
-              size_threshold=0)
+    onnx.save(
+        conv_net(seed=5), tmp_path / "conv.onnx", save_as_external_data=True, location="conv.bin", size_threshold=0
+    )
     sid = upload(client, tmp_path / "conv.onnx", tmp_path / "conv.bin")
     x = np.random.default_rng(6).standard_normal((3, 3, 16, 16)).astype(np.float32)
     # onnxruntime keeps the float biases, so they stay external (acuity's QDQ model has rounded copies)
@@ -310,26 +342,36 @@ def test_external_data_model_gives_a_zipped_qdq(client: TestClient, tmp_path: Pa
 
 def test_int16_weights_setting_reaches_the_analysis(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
     sid, x = conv_session
-    job = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", int16_weights=True, target_sqnr_db=30.0)
+    job = start(
+        client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", int16_weights=True, target_sqnr_db=30.0
+    )
     assert wait(client, job["job_id"])["state"] == "succeeded"
     base = f"/api/sessions/{sid}/quant/{job['job_id']}"
     report = client.get(f"{base}/report?histograms=false").json()
     assert report["settings"]["int16"] == "activations and the weights of their layers (W16A16)"
     table = client.get(f"{base}/table", params={"config": "int16/minmax"}).json()["tensors"]
     assert {table[w]["dtype"] for w in ("w1", "w2", "w3", "w4", "w5")} == {"int16"}
-    error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"int16_weights": "maybe"}),
-                                                                "random": "2"}), 422, "bad_settings")
+    error_of(
+        client.post(
+            f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"int16_weights": "maybe"}), "random": "2"}
+        ),
+        422,
+        "bad_settings",
+    )
 
 
-def test_quant_data_over_the_run_element_limit_is_refused_before_the_job(client: TestClient, data_dir: Path,
-                                                                         tmp_path: Path) -> None:
+def test_quant_data_over_the_run_element_limit_is_refused_before_the_job(
+    client: TestClient, data_dir: Path, tmp_path: Path
+) -> None:
     """Random data of absurd shapes, images resized to an absurd size and arrays whose batches are too
     big answer 413 at request time, like /run; a batch at the limit is accepted."""
     onnx.save(conv_net(input_dims=[1, 3, "h", "w"]), tmp_path / "dyn.onnx")
     sid = upload(client, tmp_path / "dyn.onnx")
-    for fields in ({"random": "1", "shapes": '{"x": [1, 3, 17000, 17000]}'},
-                   {"random": "1", "size": "17000x17000"},
-                   {"random": "1", "shapes": '{"x": [1, 3, 4294967296, 4294967296]}'}):
+    for fields in (
+        {"random": "1", "shapes": '{"x": [1, 3, 17000, 17000]}'},
+        {"random": "1", "size": "17000x17000"},
+        {"random": "1", "shapes": '{"x": [1, 3, 4294967296, 4294967296]}'},
+    ):
         err = error_of(client.post(f"/api/sessions/{sid}/quant", data=fields), 413, "too_large")
         assert "elements; the limit is 268,435,456" in err["message"] and err["details"]["input"] == "x"
     assert not [p for p in (client.app.state.store.sessions / sid / "quant").iterdir() if p.name != "jobs"]
@@ -337,8 +379,11 @@ def test_quant_data_over_the_run_element_limit_is_refused_before_the_job(client:
     with make_client(data_dir, max_run_elements=3 * 8 * 8) as small:
         sid = upload(small, tmp_path / "dyn.onnx")
         start(small, sid, random=1, shapes={"x": [1, 3, 8, 8]}, end_to_end=False)
-        error_of(small.post(f"/api/sessions/{sid}/quant", data={"random": "1", "shapes": '{"x": [1, 3, 8, 9]}'}),
-                 413, "too_large")
+        error_of(
+            small.post(f"/api/sessions/{sid}/quant", data={"random": "1", "shapes": '{"x": [1, 3, 8, 9]}'}),
+            413,
+            "too_large",
+        )
         x = np.zeros((2, 3, 8, 9), np.float32)
         error_of(small.post(f"/api/sessions/{sid}/quant", files=[("data", ("d.npz", npz(x=x)))]), 413, "too_large")
 
@@ -353,8 +398,9 @@ def test_absurd_random_quant_shapes_leave_a_real_server_s_memory_alone(tmp_path:
         sid = http.post("/api/sessions", files={"file": ("dyn.onnx", model)}).json()["id"]
         with peak_rss_growth(server.proc.pid) as growth:
             for shape in ([1, 3, 17000, 17000], [1, 3, 1 << 20, 1 << 20], [1, 3, 40000, 40000]):
-                r = http.post(f"/api/sessions/{sid}/quant", data={"random": "10000",
-                                                                   "shapes": json.dumps({"x": shape})})
+                r = http.post(
+                    f"/api/sessions/{sid}/quant", data={"random": "10000", "shapes": json.dumps({"x": shape})}
+                )
                 if r.status_code == 202:  # the job would allocate: give it the time to show
                     time.sleep(5)
                 assert r.status_code == 413, r.text
@@ -377,16 +423,26 @@ def test_target_toolkit_setting_table_and_file(client: TestClient, conv_session:
     r = client.get(f"{base}/toolkit-file", params={"config": "uint8/minmax", "int16": json.dumps(["t3"])})
     assert r.status_code == 200 and "model.quantization.cfg" in r.headers["content-disposition"]
     cfg = yaml.safe_load(r.text)
-    assert cfg["custom_quantize_layers"] == {"t3": "int16"} and set(report["tensors"]) <= set(cfg["quantize_parameters"])
+    assert cfg["custom_quantize_layers"] == {"t3": "int16"} and set(report["tensors"]) <= set(
+        cfg["quantize_parameters"]
+    )
     error_of(client.get(f"{base}/toolkit-file", params={"config": "int4"}), 422, "bad_config")
     r = client.post(f"{base}/measure", json={"int16": ["t3"]})
     assert wait(client, r.json()["job_id"])["result"]["int16"] == ["t3"]
     onnxruntime = start(client, sid, [("data", ("calib.npz", npz(x=x)))], target="onnxruntime", end_to_end=False)
     assert wait(client, onnxruntime["job_id"])["state"] == "succeeded"
-    error_of(client.get(f"/api/sessions/{sid}/quant/{onnxruntime['job_id']}/toolkit-file",
-                        params={"config": "uint8/minmax"}), 409, "no_toolkit_file")
-    error_of(client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"target": "tensorrt"}),
-                                                                "random": "2"}), 422, "bad_settings")
+    error_of(
+        client.get(
+            f"/api/sessions/{sid}/quant/{onnxruntime['job_id']}/toolkit-file", params={"config": "uint8/minmax"}
+        ),
+        409,
+        "no_toolkit_file",
+    )
+    error_of(
+        client.post(f"/api/sessions/{sid}/quant", data={"settings": json.dumps({"target": "tensorrt"}), "random": "2"}),
+        422,
+        "bad_settings",
+    )
 
 
 def test_verdict_thresholds_setting(client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
@@ -399,13 +455,17 @@ def test_verdict_thresholds_setting(client: TestClient, conv_session: tuple[str,
     for judged in report["verdict"].values():
         assert judged["thresholds"] == {"good_cosine": 0.99, "good_sqnr_db": 1000.0, "marginal_cosine": 0.5}
         assert judged["grade"] in ("marginal", "poor")  # no SQNR reaches 1000 dB
-    r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("calib.npz", npz(x=x)))],
-                    data={"settings": json.dumps({"good_cosine": 0.9, "marginal_cosine": 0.95})})
+    r = client.post(
+        f"/api/sessions/{sid}/quant",
+        files=[("data", ("calib.npz", npz(x=x)))],
+        data={"settings": json.dumps({"good_cosine": 0.9, "marginal_cosine": 0.95})},
+    )
     assert "marginal cosine <= good cosine" in error_of(r, 422, "bad_settings")["message"]
 
 
 def test_curve_points_export_and_bad_curve_requests_leave_the_session_alone(
-        client: TestClient, conv_session: tuple[str, np.ndarray]) -> None:
+    client: TestClient, conv_session: tuple[str, np.ndarray]
+) -> None:
     """?k= exports a measured point of the precision curve; an unmeasured k, k with an int16 list and a
     sensitivity_samples of 0 are refused with a 4xx that says why, and the session stays as it was."""
     sid, x = conv_session
@@ -417,15 +477,21 @@ def test_curve_points_export_and_bad_curve_requests_leave_the_session_alone(
     curve = report["recommendation"]["curve"]
     point = curve[1]
     table = client.get(f"{base}/table", params={"k": point["k"]}).json()
-    assert {t for t, e in table["tensors"].items() if e["dtype"] == "int16" and t in report["tensors"]} \
-        == set(point["int16"])
+    assert {t for t, e in table["tensors"].items() if e["dtype"] == "int16" and t in report["tensors"]} == set(
+        point["int16"]
+    )
     assert client.get(f"{base}/qdq", params={"k": point["k"]}).status_code == 200
     unmeasured = max(p["k"] for p in curve) + 1
-    assert "not a measured point" in error_of(client.get(f"{base}/qdq", params={"k": unmeasured}), 404,
-                                              "no_curve_point")["message"]
+    assert (
+        "not a measured point"
+        in error_of(client.get(f"{base}/qdq", params={"k": unmeasured}), 404, "no_curve_point")["message"]
+    )
     error_of(client.get(f"{base}/table", params={"k": 0, "int16": "[]"}), 422, "bad_precision")
     assert client.get(f"{base}/qdq", params={"k": -1}).status_code == 422
-    r = client.post(f"/api/sessions/{sid}/quant", files=[("data", ("calib.npz", npz(x=x)))],
-                    data={"settings": json.dumps({"sensitivity_samples": 0})})
+    r = client.post(
+        f"/api/sessions/{sid}/quant",
+        files=[("data", ("calib.npz", npz(x=x)))],
+        data={"settings": json.dumps({"sensitivity_samples": 0})},
+    )
     assert "sensitivity_samples" in error_of(r, 422, "bad_settings")["message"]
     assert client.get(f"/api/sessions/{sid}").json() == before

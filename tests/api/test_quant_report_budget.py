@@ -1,6 +1,7 @@
 """The report's size budget: histograms thinned to a fixed number of bins keep the report of a model with
 ~500 quantization points and wide (heavy-tailed) histograms within a few kB a point and under 5 MB,
 while the histogram route still serves each tensor at the analysis' full resolution."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ from .test_quant_api import npz, start, wait
 BYTES_PER_POINT = 8_000
 
 
-def test_report_stays_small_and_the_route_serves_full_histograms(client: TestClient, data_dir: Path,
-                                                                 tmp_path: Path) -> None:
+def test_report_stays_small_and_the_route_serves_full_histograms(
+    client: TestClient, data_dir: Path, tmp_path: Path
+) -> None:
     model = chain_model(tmp_path / "chain.onnx", 998, width=512)  # Add and Relu in turn: 499 Adds + the input
     x = np.random.default_rng(1).standard_t(2, (8, 512)).astype(np.float32)  # heavy tails: wide histograms
     sid = upload(client, model)
@@ -54,6 +56,6 @@ def test_report_stays_small_and_the_route_serves_full_histograms(client: TestCli
         edges, counts = np.array(full["edges"]), np.array(full["counts"])
         first = np.searchsorted(edges, thinned["edges"][:-1], side="right") - 1  # full bins under each thinned one
         last = np.searchsorted(edges, thinned["edges"][1:], side="left")
-        assert [int(counts[max(a, 0):b].sum()) for a, b in zip(first, last)] == thinned["counts"], name
+        assert [int(counts[max(a, 0) : b].sum()) for a, b in zip(first, last)] == thinned["counts"], name
         for lo, hi in entry["ranges"].values():  # the clip lines fall inside the thinned chart's span
             assert thinned["edges"][0] <= max(lo, entry["min"]) and min(hi, entry["max"]) <= thinned["edges"][-1]

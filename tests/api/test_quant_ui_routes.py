@@ -1,4 +1,5 @@
 """The editor's derived quantization route: a weight's histogram and per-channel ranges."""
+
 from __future__ import annotations
 
 from urllib.parse import quote

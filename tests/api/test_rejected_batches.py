@@ -5,6 +5,7 @@ nodes, rewiring, outputs, shapes) with one invalid edit at a random place: the a
 the error shape naming that edit, and the session's model, version, history, edit script and files
 on disk are byte-equal to before, in the running server and after a restart or a `kill -9`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,14 +30,17 @@ from .server_process import ServerProcess
 MODEL = "ppocr_cls_v2"  # 566 nodes, 0.6 MB: real, and quick to edit
 EXAMPLES = 20
 # each example posts up to 300 edits to a server: no shrinking, the failure names the refused edit
-PROPERTY = settings(deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                    suppress_health_check=list(HealthCheck))
+PROPERTY = settings(
+    deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=list(HealthCheck)
+)
 # a snapshot every two log lines: the restarts restore from a snapshot and replay the log after it
 ENV = {"ONNX_WORKBENCH_SNAPSHOT_EVERY": "2"}
-SETUP = [{"op": "rename_node", "node": "Conv@0", "to": "stem"},
-         {"op": "set_attribute", "node": "HardSigmoid@0", "name": "alpha", "value": 0.25},
-         {"op": "rename_tensor", "tensor": "x", "to": "image"},
-         {"op": "set_shape", "tensor": "image", "shape": [1, 3, 48, 192]}]
+SETUP = [
+    {"op": "rename_node", "node": "Conv@0", "to": "stem"},
+    {"op": "set_attribute", "node": "HardSigmoid@0", "name": "alpha", "value": 0.25},
+    {"op": "rename_tensor", "tensor": "x", "to": "image"},
+    {"op": "set_shape", "tensor": "image", "shape": [1, 3, 48, 192]},
+]
 VOLATILE = {"last_used", "lock"}  # touched by every request
 
 
@@ -66,8 +70,11 @@ class Service:
 
     def edits(self, edits: list[Any]) -> httpx.Response:
         """POST edits as Python writes JSON: a NaN goes out as the bare token NaN, as a careless script sends it."""
-        return self.client.post(f"/api/sessions/{self.sid}/edits", content=json.dumps({"edits": edits}),
-                                headers={"content-type": "application/json"})
+        return self.client.post(
+            f"/api/sessions/{self.sid}/edits",
+            content=json.dumps({"edits": edits}),
+            headers={"content-type": "application/json"},
+        )
 
     def get(self, route: str) -> bytes:
         r = self.client.get(f"/api/sessions/{self.sid}{route}")
@@ -82,10 +89,18 @@ class Service:
         """Everything a refused request must leave as it was, as bytes. The session's cached exports are
         removed first, so the model is serialized from the document the server holds in memory."""
         shutil.rmtree(self.folder / "exports", ignore_errors=True)
-        files = {p.relative_to(self.folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                 for p in sorted(self.folder.rglob("*")) if p.is_file() and p.name not in VOLATILE}
-        return {"info": self.get(""), "history": self.get("/history"), "script": self.get("/script"),
-                "model": self.get("/model"), "files": files}
+        files = {
+            p.relative_to(self.folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(self.folder.rglob("*"))
+            if p.is_file() and p.name not in VOLATILE
+        }
+        return {
+            "info": self.get(""),
+            "history": self.get("/history"),
+            "script": self.get("/script"),
+            "model": self.get("/model"),
+            "files": files,
+        }
 
 
 @pytest.fixture(scope="module")

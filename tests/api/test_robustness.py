@@ -1,4 +1,5 @@
 """Odd uploads that parse as protobuf: the answer is always a 4xx with a message, never a 5xx."""
+
 from __future__ import annotations
 
 import onnx
@@ -22,9 +23,12 @@ def test_model_without_graph_or_opset(client: TestClient) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.binary(max_size=512), cut=st.integers(min_value=1, max_value=400))
 def test_random_and_truncated_bytes(client: TestClient, data: bytes, cut: int) -> None:
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     valid = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     for body in (data, valid[:cut], valid + data):
         r = _post(client, body)

@@ -1,4 +1,5 @@
 """`onnx-workbench serve` refuses bad options with a message before starting anything."""
+
 from __future__ import annotations
 
 import socket
@@ -8,8 +9,13 @@ from pathlib import Path
 
 
 def serve(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "serve", *args], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_bad_numbers_are_refused(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """The per-session thread locks: bounded by the sessions in use, and still mutually exclusive."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Uploading models into sessions, and everything an upload can get wrong."""
+
 from __future__ import annotations
 
 import io
@@ -106,8 +107,9 @@ def test_external_data_upload_as_files_and_as_zip(client: TestClient, external_m
 
 def test_missing_external_data_file_is_422(client: TestClient, external_model: list[Path]) -> None:
     model, _ = external_model
-    err = error_of(client.post("/api/sessions", files={"file": (model.name, model.read_bytes())}), 422,
-                   "missing_external_data")
+    err = error_of(
+        client.post("/api/sessions", files={"file": (model.name, model.read_bytes())}), 422, "missing_external_data"
+    )
     assert "upload it together with the model" in err["message"]
 
 
@@ -122,11 +124,14 @@ def _with_location(model: Path, location: str) -> bytes:
 
 
 @pytest.mark.parametrize("location", ["/etc/passwd", "../outside.data", "sub/../../x.data"])
-def test_external_data_outside_the_session_folder_is_refused(client: TestClient, external_model: list[Path],
-                                                             location: str) -> None:
+def test_external_data_outside_the_session_folder_is_refused(
+    client: TestClient, external_model: list[Path], location: str
+) -> None:
     model, data = external_model
-    r = client.post("/api/sessions", files=[("file", ("m.onnx", _with_location(model, location))),
-                                            ("data", (data.name, data.read_bytes()))])
+    r = client.post(
+        "/api/sessions",
+        files=[("file", ("m.onnx", _with_location(model, location))), ("data", (data.name, data.read_bytes()))],
+    )
     err = error_of(r, 422, "unsafe_external_data")
     assert location in err["message"]
 

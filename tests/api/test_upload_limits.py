@@ -3,6 +3,7 @@
 The limits are lowered through Settings so that each bomb stays small; the default policy is checked
 on DiskBudget with the sizes of the attack that walked around the old per-member check.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,7 +48,8 @@ def assert_nothing_left(client: TestClient) -> None:
 
 
 def test_many_members_each_under_a_per_member_threshold_are_refused_by_the_total(
-        data_dir: Path, tmp_path: Path, fixture_model) -> None:
+    data_dir: Path, tmp_path: Path, fixture_model
+) -> None:
     """The attack of issue 12, scaled down: 120 members of 1 MiB of zeros (the old check let any member of
     up to 1 MiB pass, so 1,500 of them left 1.5 GB on disk). The total ratio trips once past the free size."""
     pads = ((f"pad/{i}.bin", MIB) for i in range(120))
@@ -130,8 +132,9 @@ def test_a_nested_zip_stays_packed(data_dir: Path, tmp_path: Path, fixture_model
         assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < MIB
 
 
-def test_a_zipped_model_with_external_data_passes_the_ratio(data_dir: Path, tmp_path: Path,
-                                                            external_model: list[Path]) -> None:
+def test_a_zipped_model_with_external_data_passes_the_ratio(
+    data_dir: Path, tmp_path: Path, external_model: list[Path]
+) -> None:
     """Real weights pack about 1:1, so the ratio never trips on them, even when it applies from 1 MiB."""
     model, data = external_model
     archive = tmp_path / "model.zip"
@@ -142,8 +145,10 @@ def test_a_zipped_model_with_external_data_passes_the_ratio(data_dir: Path, tmp_
         r = post_zip(client, archive)
         assert r.status_code == 201, r.text
         assert r.json()["summary"]["external_data"] is True and r.json()["summary"]["weights_bytes"] > 20_000_000
-        r = client.post("/api/sessions", files=[("file", (model.name, model.read_bytes())),
-                                                ("data", (data.name, data.read_bytes()))])
+        r = client.post(
+            "/api/sessions",
+            files=[("file", (model.name, model.read_bytes())), ("data", (data.name, data.read_bytes()))],
+        )
         assert r.status_code == 201, r.text
         assert list(client.app.state.store.staging.iterdir()) == []
 
@@ -200,9 +205,19 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ONNX_WORKBENCH_MAX_UPLOAD_BYTES", "8e9")
     settings = Settings.from_env()
     assert settings.max_upload_bytes == settings.max_unpacked_bytes == 8_000_000_000  # follows the upload limit
-    for name, value in (("MAX_UNPACKED_BYTES", "16e9"), ("MAX_UNPACK_RATIO", "200"), ("MAX_UPLOAD_FILES", "50"),
-                        ("UNPACK_RATIO_FREE_BYTES", "1e9"), ("MAX_RUN_ELEMENTS", "1000")):
+    for name, value in (
+        ("MAX_UNPACKED_BYTES", "16e9"),
+        ("MAX_UNPACK_RATIO", "200"),
+        ("MAX_UPLOAD_FILES", "50"),
+        ("UNPACK_RATIO_FREE_BYTES", "1e9"),
+        ("MAX_RUN_ELEMENTS", "1000"),
+    ):
         monkeypatch.setenv("ONNX_WORKBENCH_" + name, value)
     settings = Settings.from_env()
-    assert (settings.max_unpacked_bytes, settings.max_unpack_ratio, settings.max_upload_files,
-            settings.unpack_ratio_free_bytes, settings.max_run_elements) == (16e9, 200, 50, 1e9, 1000)
+    assert (
+        settings.max_unpacked_bytes,
+        settings.max_unpack_ratio,
+        settings.max_upload_files,
+        settings.unpack_ratio_free_bytes,
+        settings.max_run_elements,
+    ) == (16e9, 200, 50, 1e9, 1000)

@@ -2,6 +2,7 @@
 Each is checked against what the server really does with it: the layout's boxes are sized with the box
 metrics, every dtype makes a model input of that type, and the analysis knows every algorithm,
 configuration and toolkit by the names given."""
+
 from __future__ import annotations
 
 import io
@@ -17,9 +18,22 @@ from .conftest import get_ok, upload
 from .test_quant_api import start, wait
 
 # the ONNX element type each offered dtype must give a new model input, in the order the dialog offers them
-DTYPES = {"float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16", "float64": "DOUBLE", "int8": "INT8",
-          "uint8": "UINT8", "int16": "INT16", "uint16": "UINT16", "int32": "INT32", "uint32": "UINT32",
-          "int64": "INT64", "uint64": "UINT64", "bool": "BOOL", "string": "STRING"}
+DTYPES = {
+    "float32": "FLOAT",
+    "float16": "FLOAT16",
+    "bfloat16": "BFLOAT16",
+    "float64": "DOUBLE",
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "int16": "INT16",
+    "uint16": "UINT16",
+    "int32": "INT32",
+    "uint32": "UINT32",
+    "int64": "INT64",
+    "uint64": "UINT64",
+    "bool": "BOOL",
+    "string": "STRING",
+}
 
 
 def test_the_box_metrics_are_those_the_layout_sizes_boxes_with(client: TestClient, open_session) -> None:

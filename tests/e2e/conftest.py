@@ -3,6 +3,7 @@
 Every page fails its test on a console error or an uncaught page error. Screenshots go to
 test-artifacts/ (gitignored).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -36,9 +44,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "ONNX_WORKBENCH_DATA": str(data)}
     env.pop("ONNX_WORKBENCH_TOKEN", None)
     log = open(data / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.server.app:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.server.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -75,8 +97,11 @@ def browser() -> Iterator[object]:
 def page(browser: object, server: str) -> Iterator[object]:
     # Playwright's wait_for_function evaluates strings, which the pages' Content-Security-Policy refuses;
     # test_editor.py::test_pages_work_under_their_content_security_policy runs the pages with it enforced
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True,  # type: ignore[attr-defined]
-                                  bypass_csp=True)
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900},
+        accept_downloads=True,  # type: ignore[attr-defined]
+        bypass_csp=True,
+    )
     pg = context.new_page()
     problems: list[str] = []
     pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)

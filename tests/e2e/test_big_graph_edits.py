@@ -1,6 +1,7 @@
 """Edits on a 20,000-node graph in the browser: the page reads what changed (graph and layout deltas),
 never the whole graph or layout again, and what it then draws is what a fresh load of the same version
 draws, box for box, edge for edge and pixel for pixel."""
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,11 @@ def test_edits_redraw_from_deltas_as_a_fresh_load_draws(page: Any, server: str, 
     assert version(fresh) == v
     assert json.loads(fresh.evaluate(SNAPSHOT)) == patched
     for node in ("renamed", "blk900/relu", "blk901/matmul"):
-        cam = page.evaluate("""(id) => { const gv = window.__editor.graphView; gv.centerOn(gv.byId.get(id), 1);
-                                         return gv.cam; }""", node)
+        cam = page.evaluate(
+            """(id) => { const gv = window.__editor.graphView; gv.centerOn(gv.byId.get(id), 1);
+                                         return gv.cam; }""",
+            node,
+        )
         assert page.evaluate(PIXELS, cam) == fresh.evaluate(PIXELS, cam), f"the picture around {node} differs"
     fresh.close()
 

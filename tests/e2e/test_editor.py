@@ -1,5 +1,6 @@
 """The editor in a real browser: open, select, delete with descendants, undo, rename, fix dims, cut,
 download, then load and run the downloaded model."""
+
 from __future__ import annotations
 
 import json
@@ -56,14 +57,17 @@ def download_weight(page: Any, name: str, path: Path, screenshot: str) -> np.nda
 
 def click_node(page: Any, node_id: str, button: str = "left") -> None:
     """Bring the node's box on screen and click it where it is drawn, as a user would."""
-    pos = page.evaluate("""(id) => {
+    pos = page.evaluate(
+        """(id) => {
         const gv = window.__editor.graphView;
         const i = gv.byId.get(id);
         gv.centerOn(i);
         const b = gv.drawing.nodes[i];
         const r = gv.canvas.getBoundingClientRect();
         return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y + 8 - gv.cam.y) * gv.cam.k];
-    }""", node_id)
+    }""",
+        node_id,
+    )
     page.wait_for_timeout(100)
     page.mouse.click(pos[0], pos[1], button=button)
 
@@ -153,6 +157,7 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     assert "static" in page.inner_text("#shapes-summary")
     shot(page, "05-history-and-shapes")
     from .conftest import ARTIFACTS
+
     shutil.copy(ARTIFACTS / "05-history-and-shapes.png", tmp_path / "editor.png")
 
     # download the model and the script
@@ -171,8 +176,9 @@ def test_edit_session_end_to_end(page: Any, server: str, fixture_model: Any, tmp
     model = onnx.load(str(model_path))
     onnx.checker.check_model(model, full_check=True)
     assert_declared_static(model)
-    assert [o.name for o in model.graph.output] == ["batch_norm_1.tmp_4", "logits"] or \
-        sorted(o.name for o in model.graph.output) == ["batch_norm_1.tmp_4", "logits"]
+    assert [o.name for o in model.graph.output] == ["batch_norm_1.tmp_4", "logits"] or sorted(
+        o.name for o in model.graph.output
+    ) == ["batch_norm_1.tmp_4", "logits"]
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     outputs = session.run(["logits"], {"x": np.random.default_rng(0).random((1, 3, 640, 640), dtype=np.float32)})
     assert outputs[0].shape == (1, 1, 640, 640)
@@ -205,13 +211,19 @@ def test_subgraph_body_opens(page: Any, server: str, fixture_model: Any) -> None
     open_model(page, server, fixture_model("silero_vad_v6"))
     owner = page.evaluate("window.__editor.drawing.nodes.find(b => b.bodies).id")
     # the If's outputs leave its box from one point: their labels are stacked, not drawn over each other
-    lines = page.evaluate("""(id) => { const gv = window.__editor.graphView; const d = gv.drawing;
+    lines = page.evaluate(
+        """(id) => { const gv = window.__editor.graphView; const d = gv.drawing;
         return d.edges.map((e, k) => [e, gv.labelled[k]]).filter(([e, l]) => l && e.label && d.nodes[e.from].id === id)
-          .map(([e, l]) => l); }""", owner)
+          .map(([e, l]) => l); }""",
+        owner,
+    )
     assert len(lines) >= 2 and len(set(lines)) == len(lines), lines
-    pos = page.evaluate("""(id) => { const gv = window.__editor.graphView; const i = gv.byId.get(id); gv.centerOn(i);
+    pos = page.evaluate(
+        """(id) => { const gv = window.__editor.graphView; const i = gv.byId.get(id); gv.centerOn(i);
         const b = gv.drawing.nodes[i]; const r = gv.canvas.getBoundingClientRect();
-        return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y + 8 - gv.cam.y) * gv.cam.k]; }""", owner)
+        return [r.left + (b.x - gv.cam.x) * gv.cam.k, r.top + (b.y + 8 - gv.cam.y) * gv.cam.k]; }""",
+        owner,
+    )
     page.wait_for_timeout(100)
     camera = page.evaluate("({...window.__editor.graphView.cam})")
     page.mouse.dblclick(pos[0], pos[1])
@@ -249,7 +261,9 @@ def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, se
 def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
     open_model(page, server, fixture_model("minilm_l6_int8"))
     v = version(page)
-    weight = page.evaluate("Object.keys(window.__editor.view.graph.initializers).find(n => window.__editor.view.graph.initializers[n].shape.length === 2)")
+    weight = page.evaluate(
+        "Object.keys(window.__editor.view.graph.initializers).find(n => window.__editor.view.graph.initializers[n].shape.length === 2)"
+    )
     assert download_weight(page, weight, tmp_path / "w.npy", "07-initializer").ndim == 2
 
     # add a Relu reading the first graph output's producer output
@@ -268,8 +282,11 @@ def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_m
 
     # apply an edit script from a file: make the new tensor an output
     script = tmp_path / "script.json"
-    script.write_text(json.dumps({"format": "onnx-workbench/edits", "version": 1,
-                                  "edits": [{"op": "add_output", "tensor": "relu_extra"}]}))
+    script.write_text(
+        json.dumps(
+            {"format": "onnx-workbench/edits", "version": 1, "edits": [{"op": "add_output", "tensor": "relu_extra"}]}
+        )
+    )
     page.click("#btn-tools")
     with page.expect_file_chooser() as chooser:
         page.click("[data-action=apply-script]")
@@ -311,8 +328,9 @@ def test_editor_screenshot_for_readme(page: Any, server: str, fixture_model: Any
     shutil.copy(path, docs / "screenshot-editor.png")
 
 
-def test_recognizer_fixed_in_the_dims_dialog_downloads_fully_static(page: Any, server: str, fixture_model: Any,
-                                                                     tmp_path: Path) -> None:
+def test_recognizer_fixed_in_the_dims_dialog_downloads_fully_static(
+    page: Any, server: str, fixture_model: Any, tmp_path: Path
+) -> None:
     """PP-OCRv4's recognizer: 3 input dims among 70-odd derived ones; fixed in the dialog, the shapes panel
     and the downloaded file agree that every shape is static, and onnxruntime gives outputs of those shapes."""
     open_model(page, server, fixture_model("ppocrv4_rec"))
@@ -320,8 +338,11 @@ def test_recognizer_fixed_in_the_dims_dialog_downloads_fully_static(page: Any, s
     page.click("#btn-tools")
     page.click("[data-action=dims]")
     inputs = page.locator("#dims-inputs [data-dim]")
-    assert sorted(inputs.evaluate_all("els => els.map(e => e.dataset.dim)")) == \
-        ["?", "p2o.DynamicDimension.0", "p2o.DynamicDimension.1"]
+    assert sorted(inputs.evaluate_all("els => els.map(e => e.dataset.dim)")) == [
+        "?",
+        "p2o.DynamicDimension.0",
+        "p2o.DynamicDimension.1",
+    ]
     assert not page.locator("#dims-others [data-dim]").first.is_visible()  # derived dims behind "show all"
     for dim, size in (("p2o.DynamicDimension.0", "1"), ("?", "48"), ("p2o.DynamicDimension.1", "320")):
         page.fill(f"#dims-inputs [data-dim='{dim}']", size)
@@ -370,14 +391,16 @@ def test_post_processing_cut_from_the_readiness_box(page: Any, server: str, tmp_
     feeds = {"images": np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)}
     model.graph.output.extend([onnx.helper.make_empty_tensor_value_info(t) for t in ("h0.out", "h1.out")])
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        ["h0.out", "h1.out"], feeds)
+        ["h0.out", "h1.out"], feeds
+    )
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["h0.out", "h1.out"], feeds)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
 
 
-def test_constant_node_weight_shown_downloaded_and_replaced(page: Any, server: str, fixture_model: Any,
-                                                             tmp_path: Path) -> None:
+def test_constant_node_weight_shown_downloaded_and_replaced(
+    page: Any, server: str, fixture_model: Any, tmp_path: Path
+) -> None:
     """ppocrv4_det keeps its weights in Constant nodes: the tensor panel shows their values, statistics and
     histogram, and downloads and replaces them as .npy like an initializer's."""
     open_model(page, server, fixture_model("ppocrv4_det"))

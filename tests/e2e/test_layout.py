@@ -1,4 +1,5 @@
 """The server-side layout and the editor's own routes (layout, histogram, operators), without a browser."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ def _no_overlap(drawing: dict[str, Any]) -> None:
 def test_transformer_mask_is_a_broadcast_stub_and_boxes_do_not_overlap() -> None:
     graph = transformer(2000)
     drawing = layout_graph(graph)
-    mask_readers = [n for n in graph["nodes"] if any(t.startswith("t") and t in graph["tensors"] and
-                                                     len(graph["tensors"][t]["consumers"]) > 8 for t in n["inputs"])]
+    mask_readers = [
+        n
+        for n in graph["nodes"]
+        if any(
+            t.startswith("t") and t in graph["tensors"] and len(graph["tensors"][t]["consumers"]) > 8
+            for t in n["inputs"]
+        )
+    ]
     assert mask_readers
     assert len(drawing["broadcast"]) == 1
     assert sum(1 for s in drawing["stubs"] if s["in"]) >= 8
@@ -50,8 +57,12 @@ def test_incremental_layout_keeps_positions(fixture_model: Any) -> None:
     memory = LayoutMemory()
     first = layout_graph(graph_view(doc)["graph"], memory)
     assert not first["incremental"]
-    doc.apply([{"op": "add_output", "tensor": "p2o.Add.281"},
-               {"op": "delete_node", "node": "p2o.Sigmoid.0", "descendants": True}])
+    doc.apply(
+        [
+            {"op": "add_output", "tensor": "p2o.Add.281"},
+            {"op": "delete_node", "node": "p2o.Sigmoid.0", "descendants": True},
+        ]
+    )
     second = layout_graph(graph_view(doc)["graph"], memory)
     assert second["incremental"]
     before = {b["id"]: (b["x"], b["y"]) for b in first["nodes"]}
@@ -68,10 +79,20 @@ def _get(url: str) -> Any:
 def _upload(server: str, path: Any) -> str:
     boundary = "----owb"
     data = path.read_bytes()
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(server + "/api/sessions", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        server + "/api/sessions",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())["id"]
 

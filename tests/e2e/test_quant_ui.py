@@ -1,6 +1,7 @@
 """The quantization UI in a real browser on PP-OCRv4 det: fix the dims, upload a calibration .npz,
 follow the job, check the histogram's clip lines against the report, sort the per-layer table and
 click the worst row, switch on the heat-map, export the hybrid QDQ model and run it."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,12 @@ def readiness_text(page: Any) -> str:
 def fix_dims_by_api(server: str, sid: str) -> int:
     """PP-OCRv4 det's dynamic dims fixed to 1x3x640x640 through the REST API; the new version."""
     edits = [{"op": "fix_dim", "dim": f"p2o.DynamicDimension.{k}", "value": v} for k, v in enumerate((1, 640, 640))]
-    request = urllib.request.Request(f"{server}/api/sessions/{sid}/edits", data=json.dumps({"edits": edits}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        f"{server}/api/sessions/{sid}/edits",
+        data=json.dumps({"edits": edits}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     return json.loads(urllib.request.urlopen(request, timeout=60).read())["version"]
 
 
@@ -83,8 +88,10 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     page.click("#dialog-submit")
     wait_after(page, v)
     page.keyboard.press("Escape")
-    page.wait_for_function("document.querySelector('#readiness .ready-list') && "
-                           "document.querySelector('#readiness').innerText.includes('No dynamic input dims')")
+    page.wait_for_function(
+        "document.querySelector('#readiness .ready-list') && "
+        "document.querySelector('#readiness').innerText.includes('No dynamic input dims')"
+    )
 
     # the analyse dialog: upload the .npz, watch the job's progress
     page.click("#btn-quant")
@@ -140,20 +147,29 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     # the weight view of the same node: per-channel ranges, one bar per output channel
     page.wait_for_selector(".weight-view svg.channel-ranges")
     weight = page.get_attribute(".weight-view", "data-weight")
-    assert int(page.get_attribute(".weight-view svg.channel-ranges", "data-channels")) == report["weights"][weight]["shape"][0]
+    assert (
+        int(page.get_attribute(".weight-view svg.channel-ranges", "data-channels"))
+        == report["weights"][weight]["shape"][0]
+    )
 
     # the per-layer table sorted by uint8 Min-Max SQNR: the first row is the worst; a click selects its node
     page.click("th[data-key='uint8/minmax']")
-    worst = min((e["sqnr_db"]["uint8/minmax"], t) for t, e in report["tensors"].items()
-                if e["sqnr_db"].get("uint8/minmax") is not None)[1]
+    worst = min(
+        (e["sqnr_db"]["uint8/minmax"], t)
+        for t, e in report["tensors"].items()
+        if e["sqnr_db"].get("uint8/minmax") is not None
+    )[1]
     first = page.locator("#q-table tbody tr").first
     assert first.get_attribute("data-tensor") == worst
     first.click()
     producer = page.evaluate("(t) => window.__editor.model.tensor(t).producer", worst)
     assert page.evaluate("window.__editor.selection.nodes") == [producer]
-    centred = page.evaluate("""(id) => { const gv = window.__editor.graphView;
+    centred = page.evaluate(
+        """(id) => { const gv = window.__editor.graphView;
         const b = gv.drawing.nodes[gv.byId.get(id)];
-        const cx = gv.cam.x + gv.freeWidth() / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""", producer)
+        const cx = gv.cam.x + gv.freeWidth() / gv.cam.k / 2; return Math.abs(cx - b.x) < 2; }""",
+        producer,
+    )
     assert centred
     page.wait_for_selector("#q-histogram svg line.clip-minmax", state="attached")
     shot(page, "q03-table-worst-row")
@@ -170,12 +186,14 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     # the heat-map: every quantized node coloured by its uint8 SQNR, with a legend
     page.check("#q-heatmap")
     page.wait_for_selector("#heat-legend:not([hidden]) svg.heat-legend")
-    colours = page.evaluate("""(id) => { const gv = window.__editor.graphView;
+    colours = page.evaluate(
+        """(id) => { const gv = window.__editor.graphView;
         const ops = gv.drawing.nodes.map((b, i) => [b, i]).filter(([b]) => b.kind === 'op');
         return { worst: gv.colorOverride(gv.byId.get(id)), distinct: new Set(ops.map(([, i]) => gv.colorOverride(i))).size }; }""",
-                            producer)
+        producer,
+    )
     assert colours["distinct"] > 5
-    r, g, _ = (int(colours["worst"][k:k + 2], 16) for k in (1, 3, 5))
+    r, g, _ = (int(colours["worst"][k : k + 2], 16) for k in (1, 3, 5))
     assert r > g  # the worst node is on the red side of the scale
     page.evaluate("window.__editor.graphView.zoomAt(0.7); document.getElementById('sidebar').scrollTop = 0")
     page.wait_for_timeout(300)
@@ -198,8 +216,11 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     # switch the worst tensor the recommendation keeps in 8 bits to int16
     recommended = set(report["recommendation"]["int16"])
     page.click("#q-tab-layers")
-    switch = next(t for t in page.eval_on_selector_all("#q-table tbody tr", "trs => trs.map(tr => tr.dataset.tensor)")
-                  if t not in recommended)
+    switch = next(
+        t
+        for t in page.eval_on_selector_all("#q-table tbody tr", "trs => trs.map(tr => tr.dataset.tensor)")
+        if t not in recommended
+    )
     page.locator(f"#q-table tr[data-tensor='{switch}'] button[data-precision='16']").click()
     page.click("#q-tab-hybrid")
     assert switch in page.inner_text("#q-int16-list")
@@ -282,11 +303,20 @@ def analyse_by_api(server: str, sid: str, npz: Path) -> str:
     """Start the default analysis of the session's model on `npz` through the REST API; wait until it
     has succeeded and return its job id."""
     boundary = "----onnx-workbench-e2e"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"{npz.name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + npz.read_bytes() + \
-        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"settings\"\r\n\r\n{{}}\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{server}/api/sessions/{sid}/quant", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="data"; filename="{npz.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + npz.read_bytes()
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="settings"\r\n\r\n{{}}\r\n--{boundary}--\r\n'.encode()
+    )
+    request = urllib.request.Request(
+        f"{server}/api/sessions/{sid}/quant",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     job = json.loads(urllib.request.urlopen(request, timeout=60).read())["job_id"]
     deadline = time.monotonic() + 240
     while True:
@@ -308,6 +338,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     """Where the error is born and the precision curve, on a page that shows `report`: the table's
     columns, the heat-map modes, the chart along the graph's depth, the curve and its export."""
     names = list(report["tensors"])
+
     def producer(tensor: str) -> str:
         return page.evaluate("(t) => window.__editor.quant.producerOf(t)", tensor)
 
@@ -332,10 +363,16 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     assert cell("sens") == ("\u221e" if sens is None else f"{sens:.1f}")
     # sorted by accumulated cosine: the point where the fully quantized model is furthest from the float one
     page.click("th[data-key='acc/cosine']")
-    lowest = min((e["cosine"], names.index(t), t) for t, e in report["accumulated"].items() if e["cosine"] is not None)[2]
+    lowest = min((e["cosine"], names.index(t), t) for t, e in report["accumulated"].items() if e["cosine"] is not None)[
+        2
+    ]
     assert page.locator("#q-table tbody tr").first.get_attribute("data-tensor") == lowest
-    numbers = page.eval_on_selector_all("#q-table tbody td[data-col='acc/cosine']", "tds => tds.map(td => td.textContent)")
-    assert sum(1 for v in numbers if v.replace(".", "", 1).isdigit()) == sum(1 for e in report["accumulated"].values() if e["cosine"] is not None)
+    numbers = page.eval_on_selector_all(
+        "#q-table tbody td[data-col='acc/cosine']", "tds => tds.map(td => td.textContent)"
+    )
+    assert sum(1 for v in numbers if v.replace(".", "", 1).isdigit()) == sum(
+        1 for e in report["accumulated"].values() if e["cosine"] is not None
+    )
 
     # the heat-map: switching the mode recolours the nodes, and the legend names the mode
     page.check("#q-heatmap")
@@ -346,7 +383,7 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     after = op_colours(page)
     assert sum(before[n] != after[n] for n in before) > len(before) // 4
     assert "accumulated cosine" in page.inner_text("#heat-legend")
-    r, g, _ = (int(after[producer(lowest)][k:k + 2], 16) for k in (1, 3, 5))
+    r, g, _ = (int(after[producer(lowest)][k : k + 2], 16) for k in (1, 3, 5))
     assert r > g  # the lowest cosine is on the red side of the scale
     page.select_option("#heat-metric", "sensitivity")
     page.wait_for_selector("#heat-legend[data-mode='sensitivity']")
@@ -359,11 +396,18 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     page.click("#q-tab-depth")
     page.wait_for_selector("#q-depth-chart svg")
     assert page.locator("#q-depth-chart rect.point").count() == len(names)
-    marks = page.eval_on_selector_all("#q-depth-chart circle.mark[data-series='acc-cosine']", "cs => cs.map(c => c.dataset.key)")
+    marks = page.eval_on_selector_all(
+        "#q-depth-chart circle.mark[data-series='acc-cosine']", "cs => cs.map(c => c.dataset.key)"
+    )
     assert marks == [t for t in names if report["accumulated"].get(t, {}).get("cosine") is not None]
     assert len(marks) > len(names) // 2
     band = page.locator(f"#q-depth-chart rect.point[data-key='{lowest}']")
-    assert band.locator("title").text_content().split("\n")[0].endswith(f"{lowest} ({report['tensors'][lowest].get('op_type') or ''})")
+    assert (
+        band.locator("title")
+        .text_content()
+        .split("\n")[0]
+        .endswith(f"{lowest} ({report['tensors'][lowest].get('op_type') or ''})")
+    )
     band.click()
     assert page.evaluate("window.__editor.selection.nodes") == [producer(lowest)]
     assert band.get_attribute("class") == "point selected"
@@ -374,9 +418,12 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     page.click("#q-tab-hybrid")
     curve, knee = report["recommendation"]["curve"], report["recommendation"]["knee"]
     assert page.locator("#q-curve-chart circle.mark[data-series='sqnr']").count() == sum(
-        1 for c in curve if any(o["sqnr_db"] is not None or o["cosine"] == 1 for o in c["outputs"].values()))
+        1 for c in curve if any(o["sqnr_db"] is not None or o["cosine"] == 1 for o in c["outputs"].values())
+    )
     assert "knee" in page.inner_text("#q-curve-chart")
-    grades = page.eval_on_selector_all("#q-curve-chart circle.mark[data-series='sqnr']", "cs => cs.map(c => c.getAttribute('fill'))")
+    grades = page.eval_on_selector_all(
+        "#q-curve-chart circle.mark[data-series='sqnr']", "cs => cs.map(c => c.getAttribute('fill'))"
+    )
     assert set(grades) <= {"#15803d", "#d97706", "#c62828"}
     pick = next(i for i, c in enumerate(curve) if i != knee and c["int16"])
     page.locator(f"#q-curve-chart rect.point[data-index='{pick}']").click()
@@ -403,7 +450,9 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     assert top10 == [s["tensor"] for s in report["sensitivity"][:10]]
 
 
-def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str, fixture_model: Any, tmp_path: Path) -> None:
+def test_where_the_error_is_born_and_the_precision_curve(
+    page: Any, server: str, fixture_model: Any, tmp_path: Path
+) -> None:
     sid = open_model(page, server, fixture_model("ppocrv4_det"))
     fix_dims_by_api(server, sid)
     analyse_by_api(server, sid, calibration_npz(tmp_path / "calib.npz"))
@@ -417,9 +466,12 @@ def test_where_the_error_is_born_and_the_precision_curve(page: Any, server: str,
     # the most sensitive point's link selects its node; the picture shows it on the accumulated-cosine heat-map
     page.select_option("#heat-metric", "accumulated/cosine")
     page.locator("#q-sensitivity-top button").first.click()
-    assert page.evaluate("window.__editor.selection.nodes") == [page.evaluate("(t) => window.__editor.quant.producerOf(t)",
-                                                                            report["sensitivity"][0]["tensor"])]
-    page.evaluate("document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0")
+    assert page.evaluate("window.__editor.selection.nodes") == [
+        page.evaluate("(t) => window.__editor.quant.producerOf(t)", report["sensitivity"][0]["tensor"])
+    ]
+    page.evaluate(
+        "document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0"
+    )
     page.wait_for_timeout(300)
     path = shot(page, "q06-precision-curve")
     shutil.copy(path, ROOT / "docs" / "screenshot-quant-curve.png")

@@ -1,4 +1,5 @@
 """A rejected batch leaves the document exactly as it was, however long the batch and the journal."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """docs/edit-script.md documents every edit op, and each example is a well-formed edit."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Node edits on small models: exact protobuf results, refusals that leave the model untouched."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -132,8 +133,18 @@ def test_set_node_input_unknown_tensor(doc):
 
 
 def test_add_node_exact_position_and_schema(doc):
-    doc.apply([{"op": "add_node", "op_type": "LeakyRelu", "name": "leaky", "inputs": ["relu_out"],
-                "outputs": ["leaky_out"], "attributes": {"alpha": 0.2}}])
+    doc.apply(
+        [
+            {
+                "op": "add_node",
+                "op_type": "LeakyRelu",
+                "name": "leaky",
+                "inputs": ["relu_out"],
+                "outputs": ["leaky_out"],
+                "attributes": {"alpha": 0.2},
+            }
+        ]
+    )
     node = doc.model.graph.node[2]
     assert node == helper.make_node("LeakyRelu", ["relu_out"], ["leaky_out"], name="leaky", alpha=0.2)
     doc.apply([{"op": "add_output", "tensor": "leaky_out"}])
@@ -146,8 +157,9 @@ def test_add_node_refusals(doc):
     with pytest.raises(EditError, match="no operator 'Relux'"):
         doc.apply([{"op": "add_node", "op_type": "Relux", "inputs": ["x"], "outputs": ["q"]}])
     with pytest.raises(EditError, match="has no attribute 'beta'"):
-        doc.apply([{"op": "add_node", "op_type": "LeakyRelu", "inputs": ["x"], "outputs": ["q"],
-                    "attributes": {"beta": 1.0}}])
+        doc.apply(
+            [{"op": "add_node", "op_type": "LeakyRelu", "inputs": ["x"], "outputs": ["q"], "attributes": {"beta": 1.0}}]
+        )
     with pytest.raises(EditError, match="already exists"):
         doc.apply([{"op": "add_node", "op_type": "Relu", "inputs": ["x"], "outputs": ["y"]}])
     with pytest.raises(EditError, match="input size 2"):
@@ -156,8 +168,18 @@ def test_add_node_refusals(doc):
 
 
 def test_add_custom_domain_node_adds_opset(doc):
-    doc.apply([{"op": "add_node", "op_type": "MyOp", "domain": "com.example", "inputs": ["relu_out"],
-                "outputs": ["custom"], "attributes": {"mode": "fast", "k": 3, "scales": [1.0, 2.5]}}])
+    doc.apply(
+        [
+            {
+                "op": "add_node",
+                "op_type": "MyOp",
+                "domain": "com.example",
+                "inputs": ["relu_out"],
+                "outputs": ["custom"],
+                "attributes": {"mode": "fast", "k": 3, "scales": [1.0, 2.5]},
+            }
+        ]
+    )
     assert {o.domain: o.version for o in doc.model.opset_import} == {"": 17, "com.example": 1}
     node = next(n for n in doc.model.graph.node if n.op_type == "MyOp")
     assert node.domain == "com.example"
@@ -168,12 +190,15 @@ def test_add_custom_domain_node_adds_opset(doc):
     assert {o.domain for o in doc.model.opset_import} == {""}
 
 
-@pytest.mark.parametrize("name,value,expected", [
-    ("pads", [0, 0, 0, 0], [0, 0, 0, 0]),
-    ("strides", [2, 2], [2, 2]),
-    ("auto_pad", "SAME_UPPER", b"SAME_UPPER"),
-    ("group", 1, 1),
-])
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("pads", [0, 0, 0, 0], [0, 0, 0, 0]),
+        ("strides", [2, 2], [2, 2]),
+        ("auto_pad", "SAME_UPPER", b"SAME_UPPER"),
+        ("group", 1, 1),
+    ],
+)
 def test_set_attribute_types_from_schema(doc, name, value, expected):
     if name == "auto_pad":
         doc.apply([{"op": "remove_attribute", "node": "conv", "name": "pads"}])
@@ -194,12 +219,24 @@ def test_set_attribute_wrong_type_refused(doc):
 
 def test_set_tensor_attribute(tmp_path):
     model = chain_model()
-    model.graph.node.insert(0, helper.make_node("Constant", [], ["k"], name="const",
-                                                value=helper.make_tensor("v", TensorProto.FLOAT, [2], [1, 2])))
+    model.graph.node.insert(
+        0,
+        helper.make_node(
+            "Constant", [], ["k"], name="const", value=helper.make_tensor("v", TensorProto.FLOAT, [2], [1, 2])
+        ),
+    )
     model.graph.output.append(helper.make_tensor_value_info("k", TensorProto.FLOAT, [2]))
     doc = doc_of(model, tmp_path)
-    doc.apply([{"op": "set_attribute", "node": "const", "name": "value",
-                "value": {"dtype": "float32", "value": [3.0, 4.0, 5.0]}}])
+    doc.apply(
+        [
+            {
+                "op": "set_attribute",
+                "node": "const",
+                "name": "value",
+                "value": {"dtype": "float32", "value": [3.0, 4.0, 5.0]},
+            }
+        ]
+    )
     out = run(doc.model, feeds_for(doc.model))
     np.testing.assert_array_equal(out["k"], [3, 4, 5])
 
@@ -222,8 +259,9 @@ def test_batch_is_all_or_nothing_and_keeps_redo(doc):
     doc.undo()
     before = snapshot(doc)
     with pytest.raises(EditError, match="edit 1"):
-        doc.apply([{"op": "rename_node", "node": "conv", "to": "c1"},
-                   {"op": "rename_node", "node": "missing", "to": "c2"}])
+        doc.apply(
+            [{"op": "rename_node", "node": "conv", "to": "c1"}, {"op": "rename_node", "node": "missing", "to": "c2"}]
+        )
     assert doc.model == before
     assert len(doc.history.undone) == 1
     doc.redo()

@@ -1,4 +1,5 @@
 """Tensor, interface and whole-graph edits on small models."""
+
 from __future__ import annotations
 
 import base64
@@ -27,9 +28,13 @@ def npy_b64(array: np.ndarray) -> str:
 def test_rename_tensor_everywhere_keeps_function(doc):
     feeds = feeds_for(doc.model)
     expected = run(doc.model, feeds)
-    doc.apply([{"op": "rename_tensor", "tensor": "relu_out", "to": "/model.1/Relu_output_0"},
-               {"op": "rename_tensor", "tensor": "y", "to": "out:0"},
-               {"op": "rename_tensor", "tensor": "W", "to": "conv.weight"}])
+    doc.apply(
+        [
+            {"op": "rename_tensor", "tensor": "relu_out", "to": "/model.1/Relu_output_0"},
+            {"op": "rename_tensor", "tensor": "y", "to": "out:0"},
+            {"op": "rename_tensor", "tensor": "W", "to": "conv.weight"},
+        ]
+    )
     graph = doc.model.graph
     assert list(graph.node[1].output) == ["/model.1/Relu_output_0"]
     assert list(graph.node[2].input) == ["/model.1/Relu_output_0"]
@@ -50,14 +55,27 @@ def test_rename_tensor_refusals(doc):
 
 
 def test_rename_tensor_inside_if_bodies(tmp_path):
-    then = helper.make_graph([helper.make_node("Relu", ["x"], ["a"])], "then", [],
-                             [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])])
-    other = helper.make_graph([helper.make_node("Neg", ["x"], ["b"])], "else", [],
-                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])])
+    then = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["b"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])],
+    )
     graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+        [helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     doc = doc_of(model, tmp_path)
     assert doc.main.index.users("x")[0].name == "if"  # outer-scope use indexed on the If node
@@ -106,8 +124,9 @@ def test_set_initializer_reshape(doc):
 def test_set_initializer_on_constant_node(tmp_path):
     model = chain_model()
     model.graph.initializer.pop()  # C becomes a Constant node
-    model.graph.node.insert(0, helper.make_node("Constant", [], ["C"], name="c",
-                                                value=numpy_helper.from_array(np.float32(0.5), "")))
+    model.graph.node.insert(
+        0, helper.make_node("Constant", [], ["C"], name="c", value=numpy_helper.from_array(np.float32(0.5), ""))
+    )
     doc = doc_of(model, tmp_path)
     doc.apply([{"op": "set_initializer", "name": "C", "value": 3}])
     assert numpy_helper.to_array(doc.model.graph.node[0].attribute[0].t) == np.float32(3)
@@ -156,8 +175,10 @@ def test_set_shape_and_fix_dim(tmp_path):
     del model.graph.value_info[:]
     doc = doc_of(model, tmp_path)
     doc.apply([{"op": "fix_dim", "dim": "batch", "value": 1}])
-    shapes = [[d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
-              for v in list(doc.model.graph.input) + list(doc.model.graph.output)]
+    shapes = [
+        [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+        for v in list(doc.model.graph.input) + list(doc.model.graph.output)
+    ]
     assert shapes == [[1, 3, "H", 8], [1, 4, "H", 8], [1, 4, "H", 8]]
     with pytest.raises(NotFoundError, match="named dims are: H"):
         doc.apply([{"op": "fix_dim", "dim": "W", "value": 8}])

@@ -1,4 +1,5 @@
 """Whole-graph edits: extract, cleanup, fold_constants, infer_shapes, convert_opset; shape report."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,12 @@ def test_extract_open_boundary_refused(doc):
 
 def test_cleanup_drops_dead_nodes(doc):
     feeds = feeds_for(doc.model)
-    doc.apply([{"op": "add_node", "op_type": "Neg", "name": "dead", "inputs": ["relu_out"], "outputs": ["n"]},
-               {"op": "remove_output", "name": "z"}])
+    doc.apply(
+        [
+            {"op": "add_node", "op_type": "Neg", "name": "dead", "inputs": ["relu_out"], "outputs": ["n"]},
+            {"op": "remove_output", "name": "z"},
+        ]
+    )
     doc.apply([{"op": "cleanup"}])
     assert [n.name for n in doc.model.graph.node] == ["conv", "relu", "ident", "add"]
     np.testing.assert_array_equal(run(doc.model, feeds)["y"], run(chain_model(), feeds)["y"])
@@ -65,13 +70,20 @@ def shape_chain_model() -> onnx.ModelProto:
         helper.make_node("Add", ["c1", "c2"], ["c3"], name="const_add"),
         helper.make_node("Mul", ["r", "c3"], ["y"], name="mul"),
     ]
-    inits = [numpy_helper.from_array(np.array(0, np.int64), "i0"),
-             numpy_helper.from_array(np.array([0], np.int64), "ax"),
-             numpy_helper.from_array(np.array([32], np.int64), "tail"),
-             numpy_helper.from_array(np.array([2.0], np.float32), "c1"),
-             numpy_helper.from_array(np.array([3.0], np.float32), "c2")]
-    graph = helper.make_graph(nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "i0"),
+        numpy_helper.from_array(np.array([0], np.int64), "ax"),
+        numpy_helper.from_array(np.array([32], np.int64), "tail"),
+        numpy_helper.from_array(np.array([2.0], np.float32), "c1"),
+        numpy_helper.from_array(np.array([3.0], np.float32), "c2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shapes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -116,12 +128,19 @@ def test_data_dependent_nodes_and_suggested_cut(tmp_path):
         helper.make_node("Slice", ["idx_shape", "one", "two"], ["k"], name="k"),
         helper.make_node("TopK", ["flat", "k"], ["top", "top_i"], name="topk", axis=1),
     ]
-    inits = [numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "W"),
-             numpy_helper.from_array(np.array(0.5, np.float32), "thr"),
-             numpy_helper.from_array(np.array([1], np.int64), "one"),
-             numpy_helper.from_array(np.array([2], np.int64), "two")]
-    graph = helper.make_graph(nodes, "det", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("top", TensorProto.FLOAT, None)], inits)
+    inits = [
+        numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "W"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "thr"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+        numpy_helper.from_array(np.array([2], np.int64), "two"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("top", TensorProto.FLOAT, None)],
+        inits,
+    )
     doc = doc_of(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path)
     report = shape_report(doc)
     flagged = {d["node"]: d["reason"] for d in report["data_dependent"]}
@@ -151,19 +170,35 @@ def test_convert_opset_keeps_function(tmp_path):
 
 
 def test_subgraph_nodes_are_addressable(tmp_path):
-    then = helper.make_graph([helper.make_node("LeakyRelu", ["x"], ["a"], name="inner", alpha=0.1)], "then", [],
-                             [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])])
-    other = helper.make_graph([helper.make_node("Neg", ["x"], ["b"], name="neg")], "else", [],
-                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])])
+    then = helper.make_graph(
+        [helper.make_node("LeakyRelu", ["x"], ["a"], name="inner", alpha=0.1)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["b"], name="neg")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])],
+    )
     graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
-         helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+        [helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     doc = doc_of(model, tmp_path)
-    doc.apply([{"op": "set_attribute", "node": ["if", "then_branch", "inner"], "name": "alpha", "value": 0.5},
-               {"op": "rename_node", "node": ["if", "else_branch", "neg"], "to": "negate"}])
+    doc.apply(
+        [
+            {"op": "set_attribute", "node": ["if", "then_branch", "inner"], "name": "alpha", "value": 0.5},
+            {"op": "rename_node", "node": ["if", "else_branch", "neg"], "to": "negate"},
+        ]
+    )
     x = np.array([-2.0, 2.0], np.float32)
     np.testing.assert_allclose(run(doc.model, {"x": x, "c": np.array(True)})["y"], [-1.0, 2.0])
     scope, node = doc.resolve(["if", "else_branch", "negate"])

@@ -1,5 +1,6 @@
 """The graph engine knows nothing of drawing or of the web: importing any of its modules loads neither
 the view package, the server nor FastAPI, and no engine source names them."""
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,19 @@ assert not loaded, loaded
 
 def test_importing_the_engine_loads_no_view_and_no_web() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_no_engine_source_names_the_view_or_the_server() -> None:
     sources = sorted(ENGINE.rglob("*.py"))
     assert len(sources) > 10
-    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in sources
-             for n, line in enumerate(path.read_text().splitlines(), 1) if MENTION.search(line)]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sources
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if MENTION.search(line)
+    ]
     assert not found, "\n".join(found)

@@ -7,6 +7,7 @@ cover every operator and many protobuf features), the real fixture models, and o
 with the rarely used fields (functions, training info, sparse initializers, doc strings).
 Edits that must keep the model's function are checked against onnxruntime's outputs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,15 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from app.graph import ModelDocument, WorkbenchError, load_model, save_model
 
-FIXTURES = ("ppocr_cls_v2", "ppocrv4_det", "silero_vad_v6", "magika_v3_3", "minilm_l6_int8",
-            "light_resnet50", "logreg_iris")
+FIXTURES = (
+    "ppocr_cls_v2",
+    "ppocrv4_det",
+    "silero_vad_v6",
+    "magika_v3_3",
+    "minilm_l6_int8",
+    "light_resnet50",
+    "logreg_iris",
+)
 BACKEND_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 
 # Inputs whose symbolic dims need particular sizes for the model to run, or whose values matter.
@@ -38,9 +46,16 @@ INPUT_VALUES: dict[str, dict[str, np.ndarray]] = {
     "silero_vad_v6": {"sr": np.array(16000, dtype=np.int64), "state": np.zeros((2, 1, 128), np.float32)},
     "minilm_l6_int8": {"attention_mask": np.ones((1, 8), np.int64), "token_type_ids": np.zeros((1, 8), np.int64)},
 }
-ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-              "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -69,10 +84,8 @@ def describe_difference(expected: onnx.ModelProto, actual: onnx.ModelProto) -> s
 
 
 def check_all(sources: list[tuple[str, Path]], out_dir: Path) -> None:
-    failures = [f"{name}: {why}" for name, path in sources
-                if (why := round_trip_failure(path, out_dir)) is not None]
-    assert not failures, f"{len(failures)} of {len(sources)} models changed in a round trip:\n" + \
-        "\n".join(failures)
+    failures = [f"{name}: {why}" for name, path in sources if (why := round_trip_failure(path, out_dir)) is not None]
+    assert not failures, f"{len(failures)} of {len(sources)} models changed in a round trip:\n" + "\n".join(failures)
 
 
 def backend_node_cases() -> Iterator[tuple[str, onnx.ModelProto]]:
@@ -137,7 +150,7 @@ def snapshot(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def baseline(path: Path, name: str) -> tuple[bool, dict[str, Any]]:
     """Whether the original passes onnx's checker, and its onnxruntime outputs (computed once)."""
     model = onnx.load(path)
@@ -174,7 +187,7 @@ def inner_tensor(doc: ModelDocument, typed: bool = False) -> str:
     outputs = set(scope.index.output_names())
     known = {vi.name for vi in onnx.shape_inference.infer_shapes(doc.model).graph.value_info} if typed else set()
     nodes = list(doc.model.graph.node)
-    for node in nodes[len(nodes) // 2:] + nodes[:len(nodes) // 2]:
+    for node in nodes[len(nodes) // 2 :] + nodes[: len(nodes) // 2]:
         for name in node.output:
             if name and name not in outputs and scope.index.users(name) and (not typed or name in known):
                 return name
@@ -191,15 +204,24 @@ def attribute_json(attr: AttributeProto) -> Any:
     return value
 
 
-PLAIN_ATTRIBUTES = (AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.STRING, AttributeProto.INTS,
-                    AttributeProto.FLOATS, AttributeProto.STRINGS)
+PLAIN_ATTRIBUTES = (
+    AttributeProto.INT,
+    AttributeProto.FLOAT,
+    AttributeProto.STRING,
+    AttributeProto.INTS,
+    AttributeProto.FLOATS,
+    AttributeProto.STRINGS,
+)
 
 
 def same_value_attribute_edits(doc: ModelDocument) -> list[dict[str, Any]]:
     """set_attribute of every plain (number/string/list) attribute, bodies included, to its own value."""
-    return [{"op": "set_attribute", "node": doc.node_path(scope, node), "name": attr.name,
-             "value": attribute_json(attr)}
-            for scope, node in doc.walk() for attr in node.attribute if attr.type in PLAIN_ATTRIBUTES]
+    return [
+        {"op": "set_attribute", "node": doc.node_path(scope, node), "name": attr.name, "value": attribute_json(attr)}
+        for scope, node in doc.walk()
+        for attr in node.attribute
+        if attr.type in PLAIN_ATTRIBUTES
+    ]
 
 
 def no_op_edits(doc: ModelDocument) -> dict[str, list[dict[str, Any]]]:
@@ -212,8 +234,10 @@ def no_op_edits(doc: ModelDocument) -> dict[str, list[dict[str, Any]]]:
         "rename_node": [{"op": "rename_node", "node": doc.main.node_id(first), "to": "renamed_by_test"}],
         "rename_tensor": [{"op": "rename_tensor", "tensor": inner_tensor(doc), "to": "renamed_tensor_by_test"}],
         "add_output": [{"op": "add_output", "tensor": typed}],
-        "add_output+remove_output": [{"op": "add_output", "tensor": typed},
-                                     {"op": "remove_output", "name": last_output}],
+        "add_output+remove_output": [
+            {"op": "add_output", "tensor": typed},
+            {"op": "remove_output", "name": last_output},
+        ],
     }
 
 
@@ -248,17 +272,33 @@ def rich_model() -> onnx.ModelProto:
     rng = np.random.default_rng(1)
     weight = numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "W")
     weight.doc_string = "weight doc"
-    sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "S"),
-                                       numpy_helper.from_array(np.array([1, 6], np.int64), "S_idx"), [2, 4])
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "S"),
+        numpy_helper.from_array(np.array([1, 6], np.int64), "S_idx"),
+        [2, 4],
+    )
     label = helper.make_tensor("labels", TensorProto.STRING, [2], [b"a", b"b"])
-    then_graph = helper.make_graph([helper.make_node("Identity", ["y"], ["t_out"])], "then", [],
-                                   [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, [2, 4])])
-    else_graph = helper.make_graph([helper.make_node("Neg", ["y"], ["e_out"], doc_string="inner doc")], "else", [],
-                                   [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, [2, 4])])
+    then_graph = helper.make_graph(
+        [helper.make_node("Identity", ["y"], ["t_out"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, [2, 4])],
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Neg", ["y"], ["e_out"], doc_string="inner doc")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, [2, 4])],
+    )
     function = helper.make_function(
-        "custom.fn", "AddTwice", ["a", "b"], ["c"],
+        "custom.fn",
+        "AddTwice",
+        ["a", "b"],
+        ["c"],
         [helper.make_node("Add", ["a", "b"], ["ab"]), helper.make_node("Add", ["ab", "b"], ["c"])],
-        [helper.make_opsetid("", 18)], doc_string="a local function")
+        [helper.make_opsetid("", 18)],
+        doc_string="a local function",
+    )
     nodes = [
         helper.make_node("MatMul", ["x", "W"], ["xw"], name="mm", doc_string="node doc"),
         helper.make_node("AddTwice", ["xw", "S"], ["y"], domain="custom.fn", name="fn_call"),
@@ -269,22 +309,39 @@ def rich_model() -> onnx.ModelProto:
         helper.make_node("Identity", ["y"], ["y2"], name="same"),
     ]
     graph = helper.make_graph(
-        nodes, "rich", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4]),
-         helper.make_tensor_value_info("labels_out", TensorProto.STRING, [2]),
-         helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)],
+        nodes,
+        "rich",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, "n"])],
+        [
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("labels_out", TensorProto.STRING, [2]),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, None),
+        ],
         [weight, label, numpy_helper.from_array(np.array(0.0, np.float32), "zero")],
-        doc_string="graph doc", value_info=[helper.make_tensor_value_info("xw", TensorProto.FLOAT, [2, 4])],
-        sparse_initializer=[sparse])
+        doc_string="graph doc",
+        value_info=[helper.make_tensor_value_info("xw", TensorProto.FLOAT, [2, 4])],
+        sparse_initializer=[sparse],
+    )
     annotation = graph.quantization_annotation.add(tensor_name="xw")
     annotation.quant_parameter_tensor_names.add(key="SCALE_TENSOR", value="W")
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("custom.fn", 1)],
-                              functions=[function], producer_name="fidelity-test", producer_version="1.0",
-                              domain="org.test", model_version=7, doc_string="model doc")
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("custom.fn", 1)],
+        functions=[function],
+        producer_name="fidelity-test",
+        producer_version="1.0",
+        domain="org.test",
+        model_version=7,
+        doc_string="model doc",
+    )
     model.ir_version = 9
     helper.set_model_props(model, {"author": "tests", "license": "none"})
-    algorithm = helper.make_graph([helper.make_node("Identity", ["W"], ["W_next"])], "training", [],
-                                  [helper.make_tensor_value_info("W_next", TensorProto.FLOAT, [4, 4])])
+    algorithm = helper.make_graph(
+        [helper.make_node("Identity", ["W"], ["W_next"])],
+        "training",
+        [],
+        [helper.make_tensor_value_info("W_next", TensorProto.FLOAT, [4, 4])],
+    )
     model.training_info.add(algorithm=algorithm).update_binding.add(key="W", value="W_next")
     return model
 
@@ -299,6 +356,7 @@ def test_rich_model_round_trip(tmp_path: Path) -> None:
 def with_unknown_fields(model: onnx.ModelProto) -> bytes:
     """The model's bytes with a field this onnx does not know (number 99) in ModelProto and GraphProto,
     as a file written by a newer onnx would have them."""
+
     def varint(value: int) -> bytes:
         out = bytearray()
         while value > 0x7F:
@@ -338,8 +396,9 @@ def test_edits_undone_give_original(fixture_model: Callable[[str], Path], name: 
             assert_same_values(expected[key], outputs[key], f"{name} after {label}: output {key}", 1e-6, 1e-7)
         for _ in batch:
             doc.undo()
-        assert doc.model == original, f"{name}: apply + undo of {label} changed the model: " + \
-            describe_difference(original, doc.model)
+        assert doc.model == original, f"{name}: apply + undo of {label} changed the model: " + describe_difference(
+            original, doc.model
+        )
     everything = [e for batch in edits.values() if len(batch) == 1 for e in batch if e["op"] != "add_output"]
     doc.apply(everything)
     edited = snapshot(doc.model)

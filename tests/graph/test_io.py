@@ -1,4 +1,5 @@
 """Saving choices the service relies on: snapshots that reuse external data, -1 dims read as unknown."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ def test_reuse_external_writes_no_weights(tmp_path):
     weight = np.random.default_rng(0).standard_normal((128, 128)).astype(np.float32)
     src = tmp_path / "src"
     src.mkdir()
-    onnx.save_model(matmul_model(weight), src / "m.onnx", save_as_external_data=True, location="w.bin",
-                    size_threshold=0)
+    onnx.save_model(
+        matmul_model(weight), src / "m.onnx", save_as_external_data=True, location="w.bin", size_threshold=0
+    )
     doc = load_model(src / "m.onnx")
     doc.apply([{"op": "rename_node", "node": "mm", "to": "matmul"}])
     snap = tmp_path / "snap"
@@ -32,9 +34,12 @@ def test_reuse_external_writes_no_weights(tmp_path):
 
 
 def test_minus_one_dims_read_as_unknown(tmp_path):
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 3])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 3])],
+    )
     onnx.save_model(helper.make_model(graph), tmp_path / "m.onnx")
     summary = model_summary(load_model(tmp_path / "m.onnx"))
     assert summary["inputs"][0]["shape"] == [None, 3]

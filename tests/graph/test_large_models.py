@@ -5,6 +5,7 @@ weights on disk while editing, write them back file to file, never follow a loca
 model's folder (an upload could name /etc/passwd or ../other_user/model.bin), and stay within a
 small fraction of the weights' size in memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,11 @@ RNG_SEED = 0
 # -- a small model with external weights -------------------------------------------------------
 def mlp_weights() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(RNG_SEED)
-    return {"W1": rng.standard_normal((64, 256)).astype(np.float32),
-            "B1": rng.standard_normal(256).astype(np.float32),
-            "W2": rng.standard_normal((256, 16)).astype(np.float32)}
+    return {
+        "W1": rng.standard_normal((64, 256)).astype(np.float32),
+        "B1": rng.standard_normal(256).astype(np.float32),
+        "W2": rng.standard_normal((256, 16)).astype(np.float32),
+    }
 
 
 def mlp_model(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -38,13 +41,18 @@ def mlp_model(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
         helper.make_node("Add", ["h", "B1"], ["hb"], name="add1"),
         helper.make_node("Relu", ["hb"], ["r"], name="relu"),
         helper.make_node("MatMul", ["r", "W2"], ["m2"], name="mm2"),
-        helper.make_node("Constant", [], ["shift"], name="const",
-                         value=numpy_helper.from_array(np.full((1, 16), 0.25, np.float32))),
+        helper.make_node(
+            "Constant", [], ["shift"], name="const", value=numpy_helper.from_array(np.full((1, 16), 0.25, np.float32))
+        ),
         helper.make_node("Add", ["m2", "shift"], ["y"], name="add2"),
     ]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
-                              [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -59,8 +67,14 @@ def external_model(tmp_path: Path) -> Path:
     """model.onnx + w.bin in their own folder; every tensor external (the Constant's too)."""
     folder = tmp_path / "src"
     folder.mkdir()
-    onnx.save_model(mlp_model(mlp_weights()), folder / "model.onnx", save_as_external_data=True,
-                    location="w.bin", size_threshold=0, convert_attribute=True)
+    onnx.save_model(
+        mlp_model(mlp_weights()),
+        folder / "model.onnx",
+        save_as_external_data=True,
+        location="w.bin",
+        size_threshold=0,
+        convert_attribute=True,
+    )
     return folder / "model.onnx"
 
 
@@ -93,9 +107,13 @@ def test_edit_and_save_external_model(external_model: Path, tmp_path: Path) -> N
     source_bytes = (external_model.parent / "w.bin").read_bytes()
     doc = load_model(external_model)
     new_bias = np.linspace(-1, 1, 256, dtype=np.float32)
-    doc.apply([{"op": "rename_node", "node": "mm1", "to": "first_matmul"},
-               {"op": "rename_tensor", "tensor": "W2", "to": "W2_renamed"},
-               {"op": "set_initializer", "name": "B1", "value": new_bias.tolist()}])
+    doc.apply(
+        [
+            {"op": "rename_node", "node": "mm1", "to": "first_matmul"},
+            {"op": "rename_tensor", "tensor": "W2", "to": "W2_renamed"},
+            {"op": "set_initializer", "name": "B1", "value": new_bias.tolist()},
+        ]
+    )
     out = tmp_path / "out"
     out.mkdir()
     written = save_model(doc, out / "edited.onnx")
@@ -103,8 +121,9 @@ def test_edit_and_save_external_model(external_model: Path, tmp_path: Path) -> N
     assert_self_contained(written, out)
     saved = onnx.load(written[0])
     assert [n.name for n in saved.graph.node][:1] == ["first_matmul"]
-    np.testing.assert_array_equal(numpy_helper.to_array(next(t for t in saved.graph.initializer if t.name == "B1")),
-                                  new_bias)
+    np.testing.assert_array_equal(
+        numpy_helper.to_array(next(t for t in saved.graph.initializer if t.name == "B1")), new_bias
+    )
     x = np.random.default_rng(1).standard_normal((1, 64)).astype(np.float32)
     expected = mlp_reference({**weights, "B1": new_bias}, x)
     np.testing.assert_allclose(run_model(written[0], x), expected, rtol=1e-5, atol=1e-5)
@@ -116,8 +135,12 @@ def test_undo_restores_external_references(external_model: Path) -> None:
     doc = load_model(external_model)
     before = onnx.ModelProto()
     before.CopyFrom(doc.model)
-    doc.apply([{"op": "set_initializer", "name": "W1", "value": np.zeros((64, 256)).tolist()},
-               {"op": "rename_tensor", "tensor": "W1", "to": "W1b"}])
+    doc.apply(
+        [
+            {"op": "set_initializer", "name": "W1", "value": np.zeros((64, 256)).tolist()},
+            {"op": "rename_tensor", "tensor": "W1", "to": "W1b"},
+        ]
+    )
     doc.undo()
     doc.undo()
     assert doc.model == before
@@ -224,9 +247,20 @@ def make_constant_outside(model: Path, outside: Path) -> None:
     model.write_bytes(proto.SerializeToString())
 
 
-@pytest.mark.parametrize("corrupt", [make_absolute, make_parent, make_nested_parent, make_symlink_file,
-                                     make_symlink_folder, make_missing, make_past_end, make_constant_outside],
-                         ids=lambda f: f.__name__.removeprefix("make_"))
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        make_absolute,
+        make_parent,
+        make_nested_parent,
+        make_symlink_file,
+        make_symlink_folder,
+        make_missing,
+        make_past_end,
+        make_constant_outside,
+    ],
+    ids=lambda f: f.__name__.removeprefix("make_"),
+)
 def test_unsafe_external_data_refused(external_model: Path, tmp_path: Path, corrupt) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -255,17 +289,29 @@ def write_huge_model(folder: Path) -> int:
         for t in range(HUGE_TENSORS):
             for c in range(HUGE_ROWS // CHUNK_ROWS):
                 data.write(np.full((CHUNK_ROWS, HUGE_COLS), chunk_value(t, c), np.float32).tobytes())
-            tensor = TensorProto(name=f"W{t}", data_type=TensorProto.FLOAT, dims=[HUGE_ROWS, HUGE_COLS],
-                                 data_location=TensorProto.EXTERNAL)
-            for key, value in (("location", "weights.bin"), ("offset", str(t * tensor_bytes)),
-                               ("length", str(tensor_bytes))):
+            tensor = TensorProto(
+                name=f"W{t}",
+                data_type=TensorProto.FLOAT,
+                dims=[HUGE_ROWS, HUGE_COLS],
+                data_location=TensorProto.EXTERNAL,
+            )
+            for key, value in (
+                ("location", "weights.bin"),
+                ("offset", str(t * tensor_bytes)),
+                ("length", str(tensor_bytes)),
+            ):
                 tensor.external_data.add(key=key, value=value)
             initializers.append(tensor)
-    nodes = [helper.make_node("Gather", [f"W{t}", "rows"], [f"y{t}"], name=f"gather{t}", axis=0)
-             for t in range(HUGE_TENSORS)]
-    graph = helper.make_graph(nodes, "huge", [helper.make_tensor_value_info("rows", TensorProto.INT64, ["n"])],
-                              [helper.make_tensor_value_info(f"y{t}", TensorProto.FLOAT, ["n", HUGE_COLS])
-                               for t in range(HUGE_TENSORS)], initializers)
+    nodes = [
+        helper.make_node("Gather", [f"W{t}", "rows"], [f"y{t}"], name=f"gather{t}", axis=0) for t in range(HUGE_TENSORS)
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "huge",
+        [helper.make_tensor_value_info("rows", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info(f"y{t}", TensorProto.FLOAT, ["n", HUGE_COLS]) for t in range(HUGE_TENSORS)],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     (folder / "model.onnx").write_bytes(model.SerializeToString())
@@ -293,8 +339,12 @@ def check_huge_round_trip(src: Path, out: Path) -> None:
     assert weights_bytes > 2**31
     with peak_rss_growth() as growth:
         doc = load_model(src / "model.onnx")
-        doc.apply([{"op": "rename_tensor", "tensor": "W1", "to": "W1_renamed"},
-                   {"op": "rename_node", "node": "gather2", "to": "last_gather"}])
+        doc.apply(
+            [
+                {"op": "rename_tensor", "tensor": "W1", "to": "W1_renamed"},
+                {"op": "rename_node", "node": "gather2", "to": "last_gather"},
+            ]
+        )
         written = save_model(doc, out / "huge.onnx")
     assert growth[0] < weights_bytes // 10, f"RSS grew by {growth[0] / 2**20:.0f} MiB while editing 2.2 GiB of weights"
     assert written == [out / "huge.onnx", out / "huge.onnx.data"]
@@ -308,5 +358,5 @@ def check_huge_round_trip(src: Path, out: Path) -> None:
         assert info["length"] == HUGE_ROWS * HUGE_COLS * 4
         for chunk in (0, HUGE_ROWS // CHUNK_ROWS - 1):
             start = info["offset"] + chunk * CHUNK_ROWS * HUGE_COLS * 4
-            values = data[start:start + 4 * HUGE_COLS].view(np.float32)
+            values = data[start : start + 4 * HUGE_COLS].view(np.float32)
             assert np.all(values == chunk_value(t, chunk)), (tensor.name, chunk)

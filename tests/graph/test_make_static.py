@@ -4,6 +4,7 @@ Each model is made static the way a user does it (fix_dim / set_shape edits, or 
 loaded back with plain onnx, and run in onnxruntime: every graph output and value_info must declare
 integer dims only, and the outputs must have exactly the declared shapes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from app.graph import EditError, load_model, save_model, shape_report
 from app.cli import main as cli_main
+from app.graph import EditError, load_model, save_model, shape_report
 
 from .builders import chain_model, doc_of, feeds_for, run, snapshot, yolo_like_model
 
@@ -51,7 +52,10 @@ def check_saved(doc, tmp_path) -> dict[str, list[int]]:
 REAL = {
     "ppocrv4_det": [{"op": "set_shape", "tensor": "x", "shape": [1, 3, 640, 640]}],
     "ppocrv4_rec": [{"op": "set_shape", "tensor": "x", "shape": [1, 3, 48, 320]}],
-    "minilm_l6_int8": [{"op": "fix_dim", "dim": "batch", "value": 1}, {"op": "fix_dim", "dim": "sequence", "value": 128}],
+    "minilm_l6_int8": [
+        {"op": "fix_dim", "dim": "batch", "value": 1},
+        {"op": "fix_dim", "dim": "sequence", "value": 128},
+    ],
 }
 
 
@@ -120,14 +124,17 @@ def test_custom_op_declaration_inference_cannot_tell_is_kept(tmp_path):
     assert kept and [d.dim_value for d in kept[0].type.tensor_type.shape.dim] == [1, 4, 8, 8]
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"op": "make_static"}, "make_static takes"),
-    ({"op": "make_static", "shapes": {"nope": [1]}}, "not a model input"),
-    ({"op": "make_static", "shapes": {"images": [1, 3, 320]}}, "has 4 dims"),
-    ({"op": "make_static", "shapes": {"images": [1, 3, 0, 320]}}, "positive sizes"),
-    ({"op": "make_static", "dims": {"height": "big"}}, "positive size"),
-    ({"op": "make_static", "dims": {"nope": 3}}, "no symbolic dim named 'nope'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"op": "make_static"}, "make_static takes"),
+        ({"op": "make_static", "shapes": {"nope": [1]}}, "not a model input"),
+        ({"op": "make_static", "shapes": {"images": [1, 3, 320]}}, "has 4 dims"),
+        ({"op": "make_static", "shapes": {"images": [1, 3, 0, 320]}}, "positive sizes"),
+        ({"op": "make_static", "dims": {"height": "big"}}, "positive size"),
+        ({"op": "make_static", "dims": {"nope": 3}}, "no symbolic dim named 'nope'"),
+    ],
+)
 def test_make_static_refuses_bad_input_and_changes_nothing(tmp_path, edit, message):
     doc = doc_of(yolo_like_model(), tmp_path)
     before = snapshot(doc)
@@ -151,10 +158,13 @@ def test_cli_make_static(tmp_path, capsys):
     assert cli_main(["make-static", str(source), "--dim", "batch=0", "-o", str(out)]) == 2
 
 
-@pytest.mark.parametrize("name, dims, output", [
-    ("yolo_dyn", {"batch": 1, "height": 640, "width": 480}, [1, 7, 80 * 60 + 40 * 30 + 20 * 15]),
-    ("yolo_topk", {"batch": 2, "height": 320, "width": 320}, [2, 50, 5]),
-])
+@pytest.mark.parametrize(
+    "name, dims, output",
+    [
+        ("yolo_dyn", {"batch": 1, "height": 640, "width": 480}, [1, 7, 80 * 60 + 40 * 30 + 20 * 15]),
+        ("yolo_topk", {"batch": 2, "height": 320, "width": 320}, [2, 50, 5]),
+    ],
+)
 def test_torch_exported_yolo_with_dynamic_batch_height_width(tmp_path, name, dims, output):
     """A YOLOv8-style export by torch.onnx (tests/data/yolo/export.py): anchors computed from the feature-map
     shapes with Range/Shape arithmetic, symbolic output dims named by the exporter."""

@@ -1,5 +1,6 @@
 """Detectors' post-processing (TopK with a constant k, NonMaxSuppression) is found whatever its shapes,
 and the suggested cut keeps the network's outputs exactly as the original model computes them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,7 +62,9 @@ def test_torch_exported_yolo_cut_keeps_the_six_head_convolutions(tmp_path, name)
     assert found["anchors"][0]["node"] == "/dfl/conv/Conv"
     assert found["outputs"] == [f"/cv{k}.{i}/Conv_output_0" for i in range(3) for k in (2, 3)]
     doc.apply([found["edit"]])
-    assert {n.op_type for n in doc.model.graph.node} >= {"Conv"} and "TopK" not in {n.op_type for n in doc.model.graph.node}
+    assert {n.op_type for n in doc.model.graph.node} >= {"Conv"} and "TopK" not in {
+        n.op_type for n in doc.model.graph.node
+    }
     feeds = {"images": np.random.default_rng(0).standard_normal((1, 3, 256, 320)).astype(np.float32)}
     original = onnx.load(path)
     original.graph.output.extend([onnx.helper.make_empty_tensor_value_info(t) for t in found["outputs"]])

@@ -1,4 +1,5 @@
 """The engine on real released models: the cases the issue names, and what onnx-modifier gets wrong."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,13 +15,16 @@ from .builders import doc_of, run, snapshot
 def test_ppocrv4_det_fixed_to_640_is_all_static_and_runs(fixture_model, tmp_path):
     doc = load_model(fixture_model("ppocrv4_det"))
     before = shape_report(doc)
-    assert set(before["dynamic_dims"]) == {"p2o.DynamicDimension.0", "p2o.DynamicDimension.1",
-                                           "p2o.DynamicDimension.2"}
+    assert set(before["dynamic_dims"]) == {"p2o.DynamicDimension.0", "p2o.DynamicDimension.1", "p2o.DynamicDimension.2"}
     assert not before["all_static"]
-    doc.apply([{"op": "fix_dim", "dim": "p2o.DynamicDimension.0", "value": 1},
-               {"op": "fix_dim", "dim": "p2o.DynamicDimension.1", "value": 640},
-               {"op": "fix_dim", "dim": "p2o.DynamicDimension.2", "value": 640},
-               {"op": "infer_shapes"}])
+    doc.apply(
+        [
+            {"op": "fix_dim", "dim": "p2o.DynamicDimension.0", "value": 1},
+            {"op": "fix_dim", "dim": "p2o.DynamicDimension.1", "value": 640},
+            {"op": "fix_dim", "dim": "p2o.DynamicDimension.2", "value": 640},
+            {"op": "infer_shapes"},
+        ]
+    )
     report = shape_report(doc)
     assert report["all_static"], [k for k, v in report["tensors"].items() if v["status"] != "static"][:10]
     assert report["summary"] == f"all {report['total']} tensors static"
@@ -34,12 +38,17 @@ def test_ppocrv4_det_fixed_to_640_is_all_static_and_runs(fixture_model, tmp_path
     assert next(iter(result.values())).shape == (1, 1, 640, 640)
 
 
-@pytest.mark.parametrize("name,edits", [
-    ("ppocr_cls_v2", [{"op": "set_shape", "tensor": "x", "shape": [1, 3, 48, 192]}]),
-    ("magika_v3_3", [{"op": "fix_dim", "dim": "unk__214", "value": 1}]),
-    ("minilm_l6_int8", [{"op": "fix_dim", "dim": "batch", "value": 1},
-                        {"op": "fix_dim", "dim": "sequence", "value": 128}]),
-])
+@pytest.mark.parametrize(
+    "name,edits",
+    [
+        ("ppocr_cls_v2", [{"op": "set_shape", "tensor": "x", "shape": [1, 3, 48, 192]}]),
+        ("magika_v3_3", [{"op": "fix_dim", "dim": "unk__214", "value": 1}]),
+        (
+            "minilm_l6_int8",
+            [{"op": "fix_dim", "dim": "batch", "value": 1}, {"op": "fix_dim", "dim": "sequence", "value": 128}],
+        ),
+    ],
+)
 def test_computed_shapes_resolve_once_inputs_are_static(fixture_model, name, edits):
     """Shape -> Gather -> Concat -> Reshape chains: onnx inference alone leaves these unresolved."""
     doc = load_model(fixture_model(name))
@@ -58,9 +67,11 @@ def test_minilm_plain_inference_is_not_enough(fixture_model):
     plain.CopyFrom(doc.model)
     del plain.graph.value_info[:]
     inferred = onnx.shape_inference.infer_shapes(plain, data_prop=True)
-    static = {v.name for v in list(inferred.graph.value_info) + list(inferred.graph.output)
-              if v.type.tensor_type.HasField("shape")
-              and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)}
+    static = {
+        v.name
+        for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+        if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
+    }
     produced = [o for n in doc.model.graph.node for o in n.output]
     assert len([o for o in produced if o not in static]) > 100
     report = shape_report(doc)
@@ -71,8 +82,12 @@ def test_minilm_plain_inference_is_not_enough(fixture_model):
 def test_set_attribute_keeps_ml_domain(fixture_model, tmp_path):
     doc = load_model(fixture_model("logreg_iris"))
     feeds = {"float_input": np.array([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]], np.float32)}
-    doc.apply([{"op": "set_attribute", "node": "Normalizer", "name": "norm", "value": "L1"},
-               {"op": "set_attribute", "node": "LinearClassifier", "name": "intercepts", "value": [0.0, 0.0, 0.0]}])
+    doc.apply(
+        [
+            {"op": "set_attribute", "node": "Normalizer", "name": "norm", "value": "L1"},
+            {"op": "set_attribute", "node": "LinearClassifier", "name": "intercepts", "value": [0.0, 0.0, 0.0]},
+        ]
+    )
     node = doc.main.find_node("Normalizer")
     assert node.domain == "ai.onnx.ml"
     assert helper.get_attribute_value(next(a for a in node.attribute if a.name == "norm")) == b"L1"
@@ -89,11 +104,15 @@ def test_set_attribute_on_com_microsoft_node(tmp_path):
     and onnxruntime runs the result with the new value."""
     node = helper.make_node("FusedMatMul", ["a", "b"], ["y"], name="fmm", domain="com.microsoft", alpha=1.0)
     graph = helper.make_graph(
-        [node], "ms", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])],
+        [node],
+        "ms",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
-        [onnx.numpy_helper.from_array(np.ones((3, 4), np.float32), "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("com.microsoft", 1)])
+        [onnx.numpy_helper.from_array(np.ones((3, 4), np.float32), "b")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
     doc = doc_of(model, tmp_path)
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     base = run(doc.model, {"a": a})["y"]
@@ -107,8 +126,11 @@ def test_set_attribute_on_com_microsoft_node(tmp_path):
 def test_silero_delete_with_descendants_keeps_needed_inputs(fixture_model, tmp_path):
     """onnx-modifier dropped inputs the If bodies still read; here they stay and the model runs."""
     doc = load_model(fixture_model("silero_vad_v6"))
-    feeds = {"input": np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32),
-             "state": np.zeros((2, 1, 128), np.float32), "sr": np.array(16000, np.int64)}
+    feeds = {
+        "input": np.random.default_rng(0).standard_normal((1, 512)).astype(np.float32),
+        "state": np.zeros((2, 1, 128), np.float32),
+        "sr": np.array(16000, np.int64),
+    }
     expected = run(doc.model, feeds)
     doc.apply([{"op": "delete_node", "node": "Introduce_0_id1", "descendants": True}])
     assert [v.name for v in doc.model.graph.input] == ["input", "state", "sr"]

@@ -6,8 +6,9 @@ import numpy as np
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 
-def conv_net(outlier: bool = False, seed: int = 0, opset: int = 17, size: int = 16,
-             input_dims: list | None = None) -> ModelProto:
+def conv_net(
+    outlier: bool = False, seed: int = 0, opset: int = 17, size: int = 16, input_dims: list | None = None
+) -> ModelProto:
     """A small CNN with Relu, Add, Sigmoid, Mul and Tanh activations (about 12 quantization points).
 
     ``outlier`` plants one channel with a huge offset whose later weights are tiny: it
@@ -20,11 +21,16 @@ def conv_net(outlier: bool = False, seed: int = 0, opset: int = 17, size: int = 
         return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
 
     inits = {
-        "w1": weight(8, 3, 3, 3), "b1": (rng.standard_normal(8) * 0.1).astype(np.float32),
-        "w2": weight(8, 8, 3, 3), "b2": (rng.standard_normal(8) * 0.1).astype(np.float32),
-        "w3": weight(8, 8, 1, 1), "b3": np.zeros(8, np.float32),
-        "w4": weight(8, 8, 3, 3), "b4": np.zeros(8, np.float32),
-        "w5": weight(4, 8, 1, 1), "b5": np.zeros(4, np.float32),
+        "w1": weight(8, 3, 3, 3),
+        "b1": (rng.standard_normal(8) * 0.1).astype(np.float32),
+        "w2": weight(8, 8, 3, 3),
+        "b2": (rng.standard_normal(8) * 0.1).astype(np.float32),
+        "w3": weight(8, 8, 1, 1),
+        "b3": np.zeros(8, np.float32),
+        "w4": weight(8, 8, 3, 3),
+        "b4": np.zeros(8, np.float32),
+        "w5": weight(4, 8, 1, 1),
+        "b5": np.zeros(4, np.float32),
     }
     if outlier:
         inits["b1"][3] = 200.0
@@ -45,19 +51,26 @@ def conv_net(outlier: bool = False, seed: int = 0, opset: int = 17, size: int = 
     ]
     dims = input_dims or [1, 3, size, size]
     graph = helper.make_graph(
-        nodes, "conv_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        nodes,
+        "conv_net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def integer_model() -> ModelProto:
     """A model with no float tensor at all."""
     graph = helper.make_graph(
-        [helper.make_node("Add", ["a", "b"], ["c"])], "ints",
-        [helper.make_tensor_value_info("a", TensorProto.INT64, [2]),
-         helper.make_tensor_value_info("b", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("c", TensorProto.INT64, [2])])
+        [helper.make_node("Add", ["a", "b"], ["c"])],
+        "ints",
+        [
+            helper.make_tensor_value_info("a", TensorProto.INT64, [2]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.INT64, [2])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -86,10 +99,17 @@ def picodet_like(seed: int = 0, size: int = 32) -> ModelProto:
         return node("Conv", inputs, name, pads=[1] * 4)
 
     def bn(x: str, name: str, c: int) -> str:
-        return node("BatchNormalization", [x, const(f"{name}.scale", rng.uniform(0.5, 2, c)),
-                                           const(f"{name}.bias", rng.standard_normal(c) * 0.1),
-                                           const(f"{name}.mean", rng.standard_normal(c) * 0.1),
-                                           const(f"{name}.var", rng.uniform(0.5, 2, c))], name)
+        return node(
+            "BatchNormalization",
+            [
+                x,
+                const(f"{name}.scale", rng.uniform(0.5, 2, c)),
+                const(f"{name}.bias", rng.standard_normal(c) * 0.1),
+                const(f"{name}.mean", rng.standard_normal(c) * 0.1),
+                const(f"{name}.var", rng.uniform(0.5, 2, c)),
+            ],
+            name,
+        )
 
     def hardswish(x: str, name: str, div_first: bool = False) -> str:
         a = node("Add", [x, const(f"{name}.three", 3.0)], f"{name}.add")
@@ -111,8 +131,14 @@ def picodet_like(seed: int = 0, size: int = 32) -> ModelProto:
     b4 = node("Mul", [c4, node("Sigmoid", [c4], "swish.sigmoid")], "swish.mul")
     b5 = node("LeakyRelu", [bn(conv(b4, "conv5", 8, 8), "bn5", 8)], "leaky", alpha=0.1)
     c6 = conv(b5, "conv6", 8, 8, bias=True)
-    shift = node("Add", [node("Mul", [c6, const("scale6", rng.uniform(0.5, 2, (1, 8, 1, 1)))], "scale6.mul"),
-                         const("shift6", rng.standard_normal((1, 8, 1, 1)))], "shift6.add")
+    shift = node(
+        "Add",
+        [
+            node("Mul", [c6, const("scale6", rng.uniform(0.5, 2, (1, 8, 1, 1)))], "scale6.mul"),
+            const("shift6", rng.standard_normal((1, 8, 1, 1))),
+        ],
+        "shift6.add",
+    )
     b6 = node("HardSigmoid", [shift], "hsig", alpha=1 / 6, beta=0.5)
     b7 = node("PRelu", [conv(b6, "conv7", 8, 8, bias=True), const("slope", np.full((8, 1, 1), 0.2))], "prelu")
     b8 = node("Clip", [conv(b7, "conv8", 8, 8, bias=True), const("lo8", 0.0), const("hi8", 6.0)], "relu6")
@@ -120,11 +146,16 @@ def picodet_like(seed: int = 0, size: int = 32) -> ModelProto:
     t = node("Transpose", [b8], "transpose", perm=[0, 2, 3, 1])
     node("Sigmoid", [node("Reshape", [t, "shape"], "reshape")], "scores")
     graph = helper.make_graph(
-        nodes, "picodet_like", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)],
+        nodes,
+        "picodet_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, None),
+        ],
         [numpy_helper.from_array(v, k) for k, v in inits.items()]
-        + [numpy_helper.from_array(np.array([1, -1, 8], np.int64), "shape")])
+        + [numpy_helper.from_array(np.array([1, -1, 8], np.int64), "shape")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -151,12 +182,18 @@ def planted_culprit(size: int = 128, seed: int = 0, spike: float = 700.0, decoy_
     hot_decoy = np.zeros((1, 64, size, size), np.float32)
     hot_decoy[0, 5, size // 3, size // 3] = decoy_spike
     inits = {
-        "w1": weight(8, 3, 3, 3), "b1": np.zeros(8, np.float32),
-        "w2": weight(16, 8, 3, 3), "b2": np.zeros(16, np.float32), "hot": hot,
-        "w3": weight(8, 16, 3, 3), "b3": np.zeros(8, np.float32),
-        "wd": weight(64, 8, 3, 3), "hot_decoy": hot_decoy,
+        "w1": weight(8, 3, 3, 3),
+        "b1": np.zeros(8, np.float32),
+        "w2": weight(16, 8, 3, 3),
+        "b2": np.zeros(16, np.float32),
+        "hot": hot,
+        "w3": weight(8, 16, 3, 3),
+        "b3": np.zeros(8, np.float32),
+        "wd": weight(64, 8, 3, 3),
+        "hot_decoy": hot_decoy,
         "we": weight(8, 64, 1, 1, gain=1e-3),
-        "w5": weight(4, 8, 3, 3), "b5": np.zeros(4, np.float32),
+        "w5": weight(4, 8, 3, 3),
+        "b5": np.zeros(4, np.float32),
     }
     inits["w3"][:, 3] *= 1e-3
     nodes = [
@@ -173,7 +210,10 @@ def planted_culprit(size: int = 128, seed: int = 0, spike: float = 700.0, decoy_
         helper.make_node("Conv", ["joined", "w5", "b5"], ["y"], pads=[1] * 4, name="conv5"),
     ]
     graph = helper.make_graph(
-        nodes, "planted_culprit", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        nodes,
+        "planted_culprit",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

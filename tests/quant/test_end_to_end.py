@@ -10,9 +10,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from app.quant import QuantCancelled, QuantError, QuantOptions, analyze, build_report, open_calibration_data, quant_table
-from app.quant.calibration import ArrayData, RandomData
 from app.cli import main
+from app.quant import (
+    QuantCancelled,
+    QuantError,
+    QuantOptions,
+    analyze,
+    build_report,
+    open_calibration_data,
+    quant_table,
+)
+from app.quant.calibration import ArrayData, RandomData
 from app.quant.model import input_specs
 from tests.quant.models import conv_net, integer_model
 
@@ -58,13 +66,17 @@ def test_exported_qdq_runs_and_matches_measurement(outlier_analysis, tmp_path) -
     exported = onnx.load(path)
     ops = {n.op_type for n in exported.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    int16_points = [n for n in exported.graph.initializer if n.name.endswith("/zero_point") and n.data_type == onnx.TensorProto.INT16]
+    int16_points = [
+        n
+        for n in exported.graph.initializer
+        if n.name.endswith("/zero_point") and n.data_type == onnx.TensorProto.INT16
+    ]
     assert int16_points
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     y, r = sess.run(None, {"x": x[:1]})[0], ref.run(None, {"x": x[:1]})[0]
     e2e = build_report(analysis)["end_to_end"]
-    assert 10 * np.log10(np.sum(r ** 2) / np.sum((r - y) ** 2)) > e2e["uint8/minmax"]["y"]["sqnr_db"] + 5
+    assert 10 * np.log10(np.sum(r**2) / np.sum((r - y) ** 2)) > e2e["uint8/minmax"]["y"]["sqnr_db"] + 5
     table = quant_table(analysis)
     assert table["tensors"]["r1"]["dtype"] == "int16" and table["tensors"]["w1"]["dtype"] == "uint8"
     for entry in table["tensors"].values():
@@ -74,9 +86,21 @@ def test_exported_qdq_runs_and_matches_measurement(outlier_analysis, tmp_path) -
 def test_cli_writes_report_table_and_model(outlier_analysis, tmp_path) -> None:
     folder, model, _, _ = outlier_analysis
     onnx.save(model, tmp_path / "m.onnx")
-    code = _cli(str(tmp_path / "m.onnx"), "--data", str(folder / "x.npz"), "--report", str(tmp_path / "r.json"),
-                "--export-qdq", str(tmp_path / "q.onnx"), "--table", str(tmp_path / "t.json"), "--per-channel",
-                "--export-config", "uint8/kl", "--quiet")
+    code = _cli(
+        str(tmp_path / "m.onnx"),
+        "--data",
+        str(folder / "x.npz"),
+        "--report",
+        str(tmp_path / "r.json"),
+        "--export-qdq",
+        str(tmp_path / "q.onnx"),
+        "--table",
+        str(tmp_path / "t.json"),
+        "--per-channel",
+        "--export-config",
+        "uint8/kl",
+        "--quiet",
+    )
     assert code == 0
     assert (tmp_path / "r.json").stat().st_size > 0 and (tmp_path / "t.json").is_file()
     ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
@@ -114,8 +138,10 @@ def test_bad_calibration_data(tmp_path) -> None:
     assert _cli("missing.onnx", "--random", "1", "--report", str(tmp_path / "r.json")) == 2
 
 
-@pytest.mark.parametrize("options", [{"seed": -1}, {"target_margin_db": float("nan")},
-                                     {"target_sqnr_db": float("inf")}, {"percentile": float("nan")}])
+@pytest.mark.parametrize(
+    "options",
+    [{"seed": -1}, {"target_margin_db": float("nan")}, {"target_sqnr_db": float("inf")}, {"percentile": float("nan")}],
+)
 def test_options_numpy_or_the_report_cannot_take_are_refused(options: dict) -> None:
     with pytest.raises(QuantError):
         QuantOptions(**options)
@@ -191,11 +217,12 @@ def test_int16_weights_follow_their_layers(outlier_analysis, opset: int) -> None
     reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     unoptimized = ort.SessionOptions()  # as the analysis measures: ORT's optimizer would fold the bias into int32
     unoptimized.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # at int16 x int16 scales
-    qdq = ort.InferenceSession(analysis.qdq_model("hybrid").SerializeToString(), unoptimized,
-                               providers=["CPUExecutionProvider"])
-    got = np.concatenate([qdq.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))]).astype(np.float64)
-    expected = np.concatenate([reference.run(None, {"x": x[i:i + 1]})[0] for i in range(len(x))]).astype(np.float64)
-    sqnr = 10 * np.log10(np.sum(expected ** 2) / np.sum((expected - got) ** 2))
+    qdq = ort.InferenceSession(
+        analysis.qdq_model("hybrid").SerializeToString(), unoptimized, providers=["CPUExecutionProvider"]
+    )
+    got = np.concatenate([qdq.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))]).astype(np.float64)
+    expected = np.concatenate([reference.run(None, {"x": x[i : i + 1]})[0] for i in range(len(x))]).astype(np.float64)
+    sqnr = 10 * np.log10(np.sum(expected**2) / np.sum((expected - got) ** 2))
     assert abs(sqnr - report["end_to_end"]["hybrid"]["y"]["sqnr_db"]) < 0.01 and sqnr >= 30.0
 
 
@@ -203,9 +230,25 @@ def test_cli_int16_weights_flag(outlier_analysis, tmp_path) -> None:
     folder, model, _, _ = outlier_analysis
     onnx.save(model, tmp_path / "m.onnx")
     table = tmp_path / "table.json"
-    assert _cli(str(tmp_path / "m.onnx"), "--data", str(folder / "x.npz"), "--report", str(tmp_path / "r.json"),
-                "--target", "onnxruntime", "--int16-weights", "--no-end-to-end", "--export-config", "int16/minmax", "--table", str(table),
-                "--quiet") == 0
+    assert (
+        _cli(
+            str(tmp_path / "m.onnx"),
+            "--data",
+            str(folder / "x.npz"),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--target",
+            "onnxruntime",
+            "--int16-weights",
+            "--no-end-to-end",
+            "--export-config",
+            "int16/minmax",
+            "--table",
+            str(table),
+            "--quiet",
+        )
+        == 0
+    )
     tensors = json.loads(table.read_text())["tensors"]
     assert tensors["w2"]["dtype"] == "int16" and tensors["c2"]["dtype"] == "int16"
 
@@ -216,6 +259,19 @@ def test_report_histograms_thinned_unless_the_cli_asks_for_full_ones(outlier_ana
     thinned = build_report(analysis)["tensors"]["r1"]["histogram"]
     assert len(thinned["counts"]) <= 256 < thinned["thinned_from"] == len(full["counts"])
     onnx.save(model, tmp_path / "m.onnx")
-    assert _cli(str(tmp_path / "m.onnx"), "--data", str(folder / "x.npz"), "--report", str(tmp_path / "r.json"),
-                "--target", "onnxruntime", "--no-end-to-end", "--full-histograms", "--quiet") == 0
+    assert (
+        _cli(
+            str(tmp_path / "m.onnx"),
+            "--data",
+            str(folder / "x.npz"),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--target",
+            "onnxruntime",
+            "--no-end-to-end",
+            "--full-histograms",
+            "--quiet",
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "r.json").read_text())["tensors"]["r1"]["histogram"] == full

@@ -53,7 +53,7 @@ def test_the_accumulated_cosine_drops_at_the_culprit(report: dict) -> None:
     assert report["error_config"] == "uint8/minmax"
     order = list(report["tensors"])
     accumulated = report["accumulated"]
-    before = order[:order.index(CULPRIT)]
+    before = order[: order.index(CULPRIT)]
     assert before and set(before) <= set(accumulated)
     cosine = {name: accumulated[name]["cosine"] for name in order if name in accumulated}
     print(f"\n{report['toolkit']['name']}: accumulated cosine", {k: round(v, 4) for k, v in cosine.items()})

@@ -8,8 +8,10 @@ from app.quant.histogram import Histogram
 
 
 def _batches(rng: np.random.Generator) -> list[np.ndarray]:
-    return [(rng.standard_normal(5000) * s + o).astype(np.float32)
-            for s, o in [(0.01, 0), (1, 2), (30, -5), (3, 0), (300, 100)]]
+    return [
+        (rng.standard_normal(5000) * s + o).astype(np.float32)
+        for s, o in [(0.01, 0), (1, 2), (30, -5), (3, 0), (300, 100)]
+    ]
 
 
 def test_batched_equals_whole_and_numpy() -> None:
@@ -71,7 +73,7 @@ def test_values_on_edges_and_far_below_the_width_land_in_their_own_bin() -> None
 def test_a_subnormal_in_wide_bins_is_not_rounded_to_zero() -> None:
     """x / w of -1e-45 with w = 2**18 underflows to -0.0 in float32 and would land in the bin above 0."""
     h = Histogram(capacity=16)
-    h.add(np.array([-2.0**20, 2.0**20], dtype=np.float32))
+    h.add(np.array([-(2.0**20), 2.0**20], dtype=np.float32))
     assert h.width == 2.0**18
     x = np.array([-1e-45, 1e-45, -1e-38, 0.0], dtype=np.float32)
     before = h.counts.copy()

@@ -1,5 +1,6 @@
 """The precision curve: its progress total is known before it starts and never exceeded, its knee is
 the fewest measured int16 points that meet the goal, and a falling point is explained."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -37,18 +38,17 @@ def test_curve_measures_at_most_max_steps_and_knee_is_fewest_meeting(n, needed):
     assert result.meets_target == (needed <= n) and result.note is None
     if needed <= n:
         assert len(knee.int16) >= needed and knee.grade == "good"
-        assert all(p.grade == "poor" for p in result.curve[:result.knee])  # nothing fewer measured meets it
-    assert result.int16 == knee.int16 == ranking[:knee.k]
+        assert all(p.grade == "poor" for p in result.curve[: result.knee])  # nothing fewer measured meets it
+    assert result.int16 == knee.int16 == ranking[: knee.k]
 
 
 def test_knee_without_a_good_point_is_within_the_margin_of_the_best() -> None:
     ranking = [f"t{i}" for i in range(40)]
-    result = precision_curve(ranking, {}, lambda chosen: error(5.0 + min(len(chosen), 10)), grade,
-                             {}, margin_db=3.0)
+    result = precision_curve(ranking, {}, lambda chosen: error(5.0 + min(len(chosen), 10)), grade, {}, margin_db=3.0)
     assert not result.meets_target and "no point meets" in result.rule
     best = max(p.worst_sqnr_db for p in result.curve)
     assert result.curve[result.knee].worst_sqnr_db >= best - 3.0
-    assert all(p.worst_sqnr_db < best - 3.0 for p in result.curve[:result.knee])
+    assert all(p.worst_sqnr_db < best - 3.0 for p in result.curve[: result.knee])
 
 
 def test_a_falling_point_is_explained() -> None:

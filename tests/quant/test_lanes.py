@@ -1,5 +1,6 @@
 """Runs side by side (app.runtime.session.in_lanes): results in order, no read-ahead beyond the free lanes,
 errors raised to the caller, and an analysis whose numbers do not depend on how many lanes ran it."""
+
 from __future__ import annotations
 
 import threading
@@ -8,9 +9,9 @@ import time
 import pytest
 
 from app.quant import QuantOptions, analyze, build_report
-from app.runtime import session as runtime
 from app.quant.calibration import RandomData
 from app.quant.model import input_specs
+from app.runtime import session as runtime
 from tests.quant.models import picodet_like
 
 
@@ -65,6 +66,12 @@ def test_the_analysis_measures_the_same_in_one_lane_and_in_two(monkeypatch: pyte
         monkeypatch.setattr(runtime, "LANES", lanes)
         analysis = analyze(model, RandomData(input_specs(model), 6, seed=3), QuantOptions(search_samples=2))
         report = build_report(analysis)
-        reports[lanes] = (report["end_to_end"], report["sensitivity"], report["accumulated"], report["local"],
-                          report["error_source"], report["recommendation"]["curve"])
+        reports[lanes] = (
+            report["end_to_end"],
+            report["sensitivity"],
+            report["accumulated"],
+            report["local"],
+            report["error_source"],
+            report["recommendation"]["curve"],
+        )
     assert reports[1] == reports[2]

@@ -1,6 +1,7 @@
 """Models with external data: the analysis leaves the weights on disk (onnxruntime reads them from
 the model's folder, the weight analysis maps them), so a model past protobuf's 2 GB is analysed
 end to end in a fraction of its size, and the QDQ export copies the float data file to file."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,13 @@ from tests.quant.models import conv_net
 def test_external_data_gives_the_same_analysis_and_a_standalone_qdq(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
-    onnx.save(conv_net(outlier=True, seed=3), source / "conv.onnx", save_as_external_data=True, location="conv.weights", size_threshold=0)
+    onnx.save(
+        conv_net(outlier=True, seed=3),
+        source / "conv.onnx",
+        save_as_external_data=True,
+        location="conv.weights",
+        size_threshold=0,
+    )
     assert (source / "conv.weights").stat().st_size > 0
     x = np.random.default_rng(4).standard_normal((4, 3, 16, 16)).astype(np.float32)
     np.save(tmp_path / "calib.npy", x)
@@ -46,7 +53,9 @@ def test_external_data_gives_the_same_analysis_and_a_standalone_qdq(tmp_path: Pa
     moved = tmp_path / "moved"
     shutil.move(tmp_path / "out", moved)
     qdq = ort.InferenceSession(str(moved / "conv.qdq.onnx"), providers=["CPUExecutionProvider"])
-    inline_qdq = ort.InferenceSession(inline.qdq_model("hybrid").SerializeToString(), providers=["CPUExecutionProvider"])
+    inline_qdq = ort.InferenceSession(
+        inline.qdq_model("hybrid").SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     assert np.array_equal(qdq.run(None, {"x": x[:1]})[0], inline_qdq.run(None, {"x": x[:1]})[0])
 
 
@@ -61,17 +70,23 @@ def _embedding_model(folder: Path) -> Path:
         data.truncate(nbytes)
         data.seek(7 * COLS * 4)
         data.write(np.arange(1, COLS + 1, dtype="<f4").tobytes())
-    table = TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[ROWS, COLS],
-                        data_location=TensorProto.EXTERNAL)
+    table = TensorProto(
+        name="table", data_type=TensorProto.FLOAT, dims=[ROWS, COLS], data_location=TensorProto.EXTERNAL
+    )
     for key, value in (("location", "table.bin"), ("offset", "0"), ("length", str(nbytes))):
         entry = table.external_data.add()
         entry.key, entry.value = key, value
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup"),
-         helper.make_node("Relu", ["rows"], ["act"], name="relu"),
-         helper.make_node("ReduceMean", ["act"], ["out"], axes=[1], keepdims=0, name="mean")],
-        "embedding", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 4])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, COLS])], [table])
+        [
+            helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup"),
+            helper.make_node("Relu", ["rows"], ["act"], name="relu"),
+            helper.make_node("ReduceMean", ["act"], ["out"], axes=[1], keepdims=0, name="mean"),
+        ],
+        "embedding",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, COLS])],
+        [table],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "embedding.onnx")
     return folder / "embedding.onnx"
 
@@ -85,7 +100,9 @@ def test_model_over_2gb_is_analysed_without_loading_its_weights(tmp_path: Path) 
         analysis = analyze(loaded, open_calibration_data(specs, tmp_path / "ids.npy"))
     report = build_report(analysis)
     assert report["tensors"]["act"]["min"] == 0.0 and report["tensors"]["act"]["max"] == COLS
-    assert report["end_to_end"]["int16/minmax"]["out"]["sqnr_db"] > report["end_to_end"]["uint8/minmax"]["out"]["sqnr_db"]
+    assert (
+        report["end_to_end"]["int16/minmax"]["out"]["sqnr_db"] > report["end_to_end"]["uint8/minmax"]["out"]["sqnr_db"]
+    )
     assert growth[0] < 512 * 2**20, f"peak RSS grew by {growth[0] / 2**20:.0f} MiB for 2.06 GiB of weights"
 
     if shutil.disk_usage(tmp_path).free < 6 * 1024**3:

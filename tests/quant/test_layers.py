@@ -88,7 +88,8 @@ def test_ppocrv4_det_layers(fixture_model) -> None:
         assert heads[op] == 0 and sum(by_name[n].op_type == op for p in points for n in p.nodes) == ops[op]
     assert heads["GlobalAveragePool"] == ops["GlobalAveragePool"] and heads["Sigmoid"] == ops["Sigmoid"]
     assert not {o for n in model.graph.node if n.op_type in ("Resize", "Concat") for o in n.output} & {
-        p.name for p in points}
+        p.name for p in points
+    }
     # 64 convs, 24 post-HardSwish scale-and-shift layers, 11 residual Adds, 10 SE gates (Mul), 10
     # GlobalAveragePool, 1 Sigmoid and the input: 121 layers, where onnxruntime has 295 points
     assert (heads["Mul"], heads["Add"]) == (24 + 10, 11)

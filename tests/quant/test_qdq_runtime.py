@@ -18,8 +18,12 @@ from app.runtime.session import QDQ_CONFIG, QDQ_LEVEL
 from tests.quant.models import conv_net
 
 
-def _run(payload: bytes, level: ort.GraphOptimizationLevel, feeds: dict[str, np.ndarray],
-         config: dict[str, str] | None = None) -> np.ndarray:
+def _run(
+    payload: bytes,
+    level: ort.GraphOptimizationLevel,
+    feeds: dict[str, np.ndarray],
+    config: dict[str, str] | None = None,
+) -> np.ndarray:
     options = ort.SessionOptions()
     options.graph_optimization_level = level
     for key, value in (config or {}).items():
@@ -33,13 +37,19 @@ def _qdq_level(payload: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def test_opset_12_model_is_exported_at_13_and_loads_optimized() -> None:
     model = conv_net(opset=12, size=8)
-    analysis = analyze(model, RandomData(input_specs(model), 2), QuantOptions(target="onnxruntime", end_to_end=False, per_channel_weights=True))
+    analysis = analyze(
+        model,
+        RandomData(input_specs(model), 2),
+        QuantOptions(target="onnxruntime", end_to_end=False, per_channel_weights=True),
+    )
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     for label in ("uint8/minmax", "int16/minmax"):
         qdq = analysis.qdq_model(label)
         assert opset_version(qdq) == 13 and opset_version(analysis.model) == 12
-        assert any(n.op_type == "DequantizeLinear" and n.domain == "" and any(a.name == "axis" for a in n.attribute)
-                   for n in qdq.graph.node)  # per-channel weights use the standard op
+        assert any(
+            n.op_type == "DequantizeLinear" and n.domain == "" and any(a.name == "axis" for a in n.attribute)
+            for n in qdq.graph.node
+        )  # per-channel weights use the standard op
         payload = qdq.SerializeToString()
         optimized = _run(payload, ort.GraphOptimizationLevel.ORT_ENABLE_ALL, {"x": x})
         plain = _run(payload, ort.GraphOptimizationLevel.ORT_DISABLE_ALL, {"x": x})
@@ -54,19 +64,34 @@ def _int16_conv(bias: float) -> bytes:
     w = (np.random.default_rng(0).standard_normal((4, 2, 1, 1)) * 0.01).astype(np.float32)
     sw = np.float32(np.abs(w).max() * 2 / 255)
     out_scale = np.float32(max(abs(bias), 1.0) * 2 / 65534)
-    inits = [numpy_helper.from_array(v, n) for n, v in [
-        ("sx", np.array(1e-5, np.float32)), ("zx", np.array(0, np.int16)),
-        ("wq", np.clip(np.rint(w / sw) + 128, 0, 255).astype(np.uint8)), ("sw", np.array(sw)),
-        ("zw", np.array(128, np.uint8)), ("b", np.full(4, bias, np.float32)),
-        ("sy", np.array(out_scale)), ("zy", np.array(0, np.int16))]]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
-             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
-             helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"]),
-             helper.make_node("Conv", ["xd", "wd", "b"], ["y"]),
-             helper.make_node("QuantizeLinear", ["y", "sy", "zy"], ["yq"]),
-             helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["out"])]
-    graph = helper.make_graph(nodes, "int16_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])], inits)
+    inits = [
+        numpy_helper.from_array(v, n)
+        for n, v in [
+            ("sx", np.array(1e-5, np.float32)),
+            ("zx", np.array(0, np.int16)),
+            ("wq", np.clip(np.rint(w / sw) + 128, 0, 255).astype(np.uint8)),
+            ("sw", np.array(sw)),
+            ("zw", np.array(128, np.uint8)),
+            ("b", np.full(4, bias, np.float32)),
+            ("sy", np.array(out_scale)),
+            ("zy", np.array(0, np.int16)),
+        ]
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd", "b"], ["y"]),
+        helper.make_node("QuantizeLinear", ["y", "sy", "zy"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "int16_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]).SerializeToString()
 
 
@@ -95,22 +120,37 @@ def test_qdq_level_folds_no_constant_into_conv_weights() -> None:
     rng = np.random.default_rng(0)
     w = (rng.standard_normal((8, 4, 3, 3)) * 0.2).astype(np.float32)
     sw = np.float32(np.abs(w).max() * 2 / 255)
-    inits = [numpy_helper.from_array(v, n) for n, v in [
-        ("sx", np.array(1e-4, np.float32)), ("zx", np.array(0, np.int16)),
-        ("wq", np.clip(np.rint(w / sw) + 128, 0, 255).astype(np.uint8)), ("sw", np.array(sw)),
-        ("zw", np.array(128, np.uint8)), ("b", (rng.standard_normal(8) * 0.1).astype(np.float32)),
-        ("m", rng.uniform(0.3, 3, (1, 8, 1, 1)).astype(np.float32)),
-        ("a", rng.standard_normal((1, 8, 1, 1)).astype(np.float32))]]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], domain="com.microsoft"),
-             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"], domain="com.microsoft"),
-             helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"]),
-             helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1] * 4),
-             helper.make_node("Mul", ["c", "m"], ["cm"]),
-             helper.make_node("Add", ["cm", "a"], ["y"])]
-    graph = helper.make_graph(nodes, "conv_scale_shift", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], inits)
-    payload = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
-                                ).SerializeToString()
+    inits = [
+        numpy_helper.from_array(v, n)
+        for n, v in [
+            ("sx", np.array(1e-4, np.float32)),
+            ("zx", np.array(0, np.int16)),
+            ("wq", np.clip(np.rint(w / sw) + 128, 0, 255).astype(np.uint8)),
+            ("sw", np.array(sw)),
+            ("zw", np.array(128, np.uint8)),
+            ("b", (rng.standard_normal(8) * 0.1).astype(np.float32)),
+            ("m", rng.uniform(0.3, 3, (1, 8, 1, 1)).astype(np.float32)),
+            ("a", rng.standard_normal((1, 8, 1, 1)).astype(np.float32)),
+        ]
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], domain="com.microsoft"),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"], domain="com.microsoft"),
+        helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"]),
+        helper.make_node("Conv", ["xd", "wd", "b"], ["c"], pads=[1] * 4),
+        helper.make_node("Mul", ["c", "m"], ["cm"]),
+        helper.make_node("Add", ["cm", "a"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_scale_shift",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        inits,
+    )
+    payload = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    ).SerializeToString()
     feeds = {"x": rng.standard_normal((1, 4, 16, 16)).astype(np.float32)}
     unoptimized = _run(payload, ort.GraphOptimizationLevel.ORT_DISABLE_ALL, feeds)
     folded = _run(payload, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, feeds, QDQ_CONFIG)

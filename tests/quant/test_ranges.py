@@ -14,15 +14,15 @@ from app.quant.calibration import ArrayData
 from app.quant.histogram import Histogram
 from app.quant.model import input_specs
 from app.quant.quantizers import UINT8, histogram_sqnr, sample_sqnr
+from app.quant.ranges import kl_divergences, kl_range, mse_range, percentile_range
 from app.quant.runtime import session
 from app.quant.stats import augmented_model
-from app.quant.ranges import kl_divergences, kl_range, mse_range, percentile_range
 from tests.quant.models import conv_net
 
 
 class _Reader(CalibrationDataReader):
     def __init__(self, x: np.ndarray) -> None:
-        self.items = iter([{"x": x[i:i + 1]} for i in range(len(x))])
+        self.items = iter([{"x": x[i : i + 1]} for i in range(len(x))])
 
     def get_next(self) -> dict | None:
         return next(self.items, None)
@@ -40,15 +40,22 @@ def calibrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     ours = analyze(model, data, QuantOptions(target="onnxruntime", end_to_end=False))
     # Same histogram settings as ORT's: its 2048-bin grid, onto which our exact histogram is
     # resampled; a finer histogram makes that resampling all but exact.
-    ort_style = analyze(model, data, QuantOptions(target="onnxruntime", end_to_end=False, kl_method="onnxruntime",
-                                                  histogram_capacity=1 << 16))
+    ort_style = analyze(
+        model,
+        data,
+        QuantOptions(target="onnxruntime", end_to_end=False, kl_method="onnxruntime", histogram_capacity=1 << 16),
+    )
     return folder, x, ours, ort_style
 
 
 def test_minmax_equals_onnxruntime(calibrated) -> None:
     folder, x, ours, _ = calibrated
-    calibrator = create_calibrator(folder / "m.onnx", [], augmented_model_path=str(folder / "aug_minmax.onnx"),
-                                   calibrate_method=CalibrationMethod.MinMax)
+    calibrator = create_calibrator(
+        folder / "m.onnx",
+        [],
+        augmented_model_path=str(folder / "aug_minmax.onnx"),
+        calibrate_method=CalibrationMethod.MinMax,
+    )
     calibrator.collect_data(_Reader(x))
     theirs = calibrator.compute_data()
     common = [name for name in ours.tensors if name in theirs]
@@ -65,9 +72,13 @@ _AGREEMENT: list[tuple[int, int]] = []
 def test_kl_onnxruntime_method_agrees_with_entropy_calibrater(calibrated) -> None:
     """Within one of ORT's bins on at least 95% of the tensors of both seeds together."""
     folder, x, _, ort_style = calibrated
-    calibrator = create_calibrator(folder / "m.onnx", [], augmented_model_path=str(folder / "aug_entropy.onnx"),
-                                   calibrate_method=CalibrationMethod.Entropy,
-                                   extra_options={"num_bins": 2048, "num_quantized_bins": 128})
+    calibrator = create_calibrator(
+        folder / "m.onnx",
+        [],
+        augmented_model_path=str(folder / "aug_entropy.onnx"),
+        calibrate_method=CalibrationMethod.Entropy,
+        extra_options={"num_bins": 2048, "num_quantized_bins": 128},
+    )
     calibrator.collect_data(_Reader(x))
     theirs = calibrator.compute_data()
     agree = 0
@@ -111,8 +122,12 @@ def _reference_kl(counts: np.ndarray, levels: int) -> list[float]:
 @pytest.mark.parametrize("kind", ["gauss", "relu", "heavy", "outlier"])
 def test_kl_matches_plain_loop_of_published_algorithm(kind: str) -> None:
     rng = np.random.default_rng(7)
-    x = {"gauss": rng.standard_normal(50000), "relu": np.maximum(rng.standard_normal(50000), 0),
-         "heavy": rng.standard_t(3, 50000), "outlier": np.append(rng.standard_normal(50000), 40.0)}[kind]
+    x = {
+        "gauss": rng.standard_normal(50000),
+        "relu": np.maximum(rng.standard_normal(50000), 0),
+        "heavy": rng.standard_t(3, 50000),
+        "outlier": np.append(rng.standard_normal(50000), 40.0),
+    }[kind]
     hist = Histogram()
     hist.add(x.astype(np.float32))
     bins, levels = 512, 64  # a smaller grid keeps the plain loop quick; the code path is the same
@@ -151,8 +166,8 @@ def test_histogram_sqnr_matches_fake_quantization(calibrated) -> None:
     outputs = [o.name for o in sess.get_outputs()]
     values = {n: [] for n in names}
     for i in range(len(x)):
-        got = dict(zip(outputs, sess.run(None, {"x": x[i:i + 1]})))
-        got["x"] = x[i:i + 1]
+        got = dict(zip(outputs, sess.run(None, {"x": x[i : i + 1]})))
+        got["x"] = x[i : i + 1]
         for n in names:
             values[n].append(got[n].reshape(-1))
     for name, t in ours.tensors.items():

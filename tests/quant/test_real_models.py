@@ -39,7 +39,7 @@ def _image_like(rng: np.random.Generator, size: int) -> np.ndarray:
     image = np.repeat(base, 1, axis=2).astype(np.float32)
     for _ in range(12):
         r, c = rng.integers(0, size - 40, 2)
-        image[r:r + 12, c:c + rng.integers(60, 200)] = rng.integers(0, 60)
+        image[r : r + 12, c : c + rng.integers(60, 200)] = rng.integers(0, 60)
     return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
 
 
@@ -53,8 +53,17 @@ def test_ppocrv4_det_images(fixture_model, tmp_path) -> None:
             Image.fromarray(_image_like(rng, 640)).save(buffer, format="PNG")
             archive.writestr(f"img{k}.png", buffer.getvalue())
     data = [str(tmp_path / "images.zip"), "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375"]
-    code = _cli(str(tmp_path / "det.onnx"), "--data", *data, "--report", str(tmp_path / "r.json"),
-                "--export-qdq", str(tmp_path / "q.onnx"), "--per-channel", "--quiet")
+    code = _cli(
+        str(tmp_path / "det.onnx"),
+        "--data",
+        *data,
+        "--report",
+        str(tmp_path / "r.json"),
+        "--export-qdq",
+        str(tmp_path / "q.onnx"),
+        "--per-channel",
+        "--quiet",
+    )
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["samples"] == 2 and report["synthetic"] is False
@@ -74,11 +83,20 @@ def test_minilm_tokens(fixture_model, tmp_path) -> None:
     samples, length = 3, 16
     ids = rng.integers(1000, 5000, (samples, length)).astype(np.int64)
     ids[:, 0], ids[:, -1] = 101, 102
-    np.savez(tmp_path / "tokens.npz", input_ids=ids, attention_mask=np.ones_like(ids),
-             token_type_ids=np.zeros_like(ids))
-    code = _cli(str(fixture_model("minilm_l6_int8")), "--data", str(tmp_path / "tokens.npz"),
-                "--report", str(tmp_path / "r.json"), "--table", str(tmp_path / "t.json"), "--quiet",
-                "--no-histograms")
+    np.savez(
+        tmp_path / "tokens.npz", input_ids=ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids)
+    )
+    code = _cli(
+        str(fixture_model("minilm_l6_int8")),
+        "--data",
+        str(tmp_path / "tokens.npz"),
+        "--report",
+        str(tmp_path / "r.json"),
+        "--table",
+        str(tmp_path / "t.json"),
+        "--quiet",
+        "--no-histograms",
+    )
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())
     ops = {t["op_type"] for t in report["tensors"].values()}

@@ -1,5 +1,6 @@
 """The float outputs kept for later measurements: the same errors as running the float model again,
 and nothing held once they pass their bound."""
+
 from __future__ import annotations
 
 import math

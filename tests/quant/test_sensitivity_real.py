@@ -104,9 +104,11 @@ def test_hybrid_sqnr_equals_a_plain_run_of_its_exported_model(photos, analysis, 
     for label, level in [("default options", None), ("optimizations off", ort.GraphOptimizationLevel.ORT_DISABLE_ALL)]:
         exported = _session(str(tmp_path / "hybrid.onnx"), level)
         measured[label] = _sqnr_db(expected, [exported.run([output], b)[0] for b in batches])
-    print(f"\nhybrid (k={report['recommendation']['k']}, {len(report['recommendation']['int16'])} int16 points) on "
-          f"{len(batches)} photos: reported {reported:.3f} dB; exported model in onnxruntime: "
-          + ", ".join(f"{label} {value:.3f} dB" for label, value in measured.items()))
+    print(
+        f"\nhybrid (k={report['recommendation']['k']}, {len(report['recommendation']['int16'])} int16 points) on "
+        f"{len(batches)} photos: reported {reported:.3f} dB; exported model in onnxruntime: "
+        + ", ".join(f"{label} {value:.3f} dB" for label, value in measured.items())
+    )
     assert report["end_to_end_samples"] == len(batches)
     assert abs(measured["default options"] - reported) <= 0.5
 
@@ -131,12 +133,20 @@ def test_staged_runs_equal_one_run_of_the_whole_gated_model(photos, analysis) ->
     whole = _session(gated.SerializeToString(), ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
     index = {name: k for k, name in enumerate([*grid, *weights])}
     points = list(grid)
-    layered = next(p for p in points[len(points) // 3:]
-                   if any(p in readers for readers in (analysis.weight_layers or {}).values()))
+    layered = next(
+        p
+        for p in points[len(points) // 3 :]
+        if any(p in readers for readers in (analysis.weight_layers or {}).values())
+    )
     layer_weights = [index[w] for w, readers in analysis.weight_layers.items() if layered in readers]
-    runs = {"no flag": [], "first point": [0], "middle point": [len(points) // 2], "last point": [len(points) - 1],
-            "a point and its layer's weights": [index[layered], *layer_weights],
-            "three points at once": [1, len(points) // 2, len(points) - 2]}
+    runs = {
+        "no flag": [],
+        "first point": [0],
+        "middle point": [len(points) // 2],
+        "last point": [len(points) - 1],
+        "a point and its layer's weights": [index[layered], *layer_weights],
+        "three points at once": [1, len(points) // 2, len(points) - 2],
+    }
     batch = next(data.batches())
     floats = staged.float_values(batch)
     for label, flags in runs.items():
@@ -146,11 +156,16 @@ def test_staged_runs_equal_one_run_of_the_whole_gated_model(photos, analysis) ->
         got = staged.run_with(floats, flags) if flags else floats
         for name in staged.outputs:
             difference = np.abs(got[name] - expected[name])
-            sqnr = {"staged": _sqnr_db([floats[name]], [got[name]]), "whole": _sqnr_db([floats[name]], [expected[name]])}
-            print(f"{label} {flags}: max |staged - whole| {difference.max():.2e} ({int((difference > 1e-5).sum())} "
-                  f"values over 1e-5 of {difference.size}); max |whole - float| "
-                  f"{np.abs(expected[name] - floats[name]).max():.2e}; SQNR staged {sqnr['staged']:.3f} dB, "
-                  f"whole {sqnr['whole']:.3f} dB")
+            sqnr = {
+                "staged": _sqnr_db([floats[name]], [got[name]]),
+                "whole": _sqnr_db([floats[name]], [expected[name]]),
+            }
+            print(
+                f"{label} {flags}: max |staged - whole| {difference.max():.2e} ({int((difference > 1e-5).sum())} "
+                f"values over 1e-5 of {difference.size}); max |whole - float| "
+                f"{np.abs(expected[name] - floats[name]).max():.2e}; SQNR staged {sqnr['staged']:.3f} dB, "
+                f"whole {sqnr['whole']:.3f} dB"
+            )
             assert difference.max() < 1e-3 and (difference > 1e-5).mean() < 1e-3, label
             if flags:
                 assert sqnr["whole"] < 80, label  # the flags did quantize something

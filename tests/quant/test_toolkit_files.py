@@ -23,13 +23,32 @@ def files(tmp_path_factory: pytest.TempPathFactory):
     np.savez(folder / "x.npz", x=x)
     written = {}
     for target, flag, name in (("acuity", "--export-acuity", "m.quantize"), ("rknn", "--export-rknn", "m.cfg")):
-        code = main(["quant", str(folder / "m.onnx"), "--data", str(folder / "x.npz"), "--target", target,
-                     "--report", str(folder / f"{target}.json"), "--table", str(folder / f"{target}.table.json"),
-                     "--target-sqnr-db", "39", flag, str(folder / name), "--quiet"])
+        code = main(
+            [
+                "quant",
+                str(folder / "m.onnx"),
+                "--data",
+                str(folder / "x.npz"),
+                "--target",
+                target,
+                "--report",
+                str(folder / f"{target}.json"),
+                "--table",
+                str(folder / f"{target}.table.json"),
+                "--target-sqnr-db",
+                "39",
+                flag,
+                str(folder / name),
+                "--quiet",
+            ]
+        )
         assert code == 0
-        written[target] = (yaml.safe_load((folder / name).read_text()), (folder / name).read_text(),
-                           json.loads((folder / f"{target}.json").read_text()),
-                           json.loads((folder / f"{target}.table.json").read_text()))
+        written[target] = (
+            yaml.safe_load((folder / name).read_text()),
+            (folder / name).read_text(),
+            json.loads((folder / f"{target}.json").read_text()),
+            json.loads((folder / f"{target}.table.json").read_text()),
+        )
     return folder, written
 
 
@@ -85,7 +104,20 @@ def test_rknn_cfg_file(files) -> None:
 
 def test_toolkit_file_needs_its_target(tmp_path) -> None:
     onnx.save(conv_net(), tmp_path / "m.onnx")
-    code = main(["quant", str(tmp_path / "m.onnx"), "--random", "1", "--report", str(tmp_path / "r.json"),
-                 "--export-rknn", str(tmp_path / "m.cfg"), "--no-end-to-end", "--export-config", "uint8/minmax",
-                 "--quiet"])
+    code = main(
+        [
+            "quant",
+            str(tmp_path / "m.onnx"),
+            "--random",
+            "1",
+            "--report",
+            str(tmp_path / "r.json"),
+            "--export-rknn",
+            str(tmp_path / "m.cfg"),
+            "--no-end-to-end",
+            "--export-config",
+            "uint8/minmax",
+            "--quiet",
+        ]
+    )
     assert code == 2 and not (tmp_path / "m.cfg").exists()

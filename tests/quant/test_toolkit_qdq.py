@@ -26,8 +26,9 @@ STD = np.array([58.395, 57.12, 57.375], np.float32)
 def _photos(size: int) -> np.ndarray:
     """Four of scikit-image's sample photos, resized and normalised as PaddleOCR feeds them (NCHW)."""
     images = [skimage_data.astronaut(), skimage_data.coffee(), skimage_data.chelsea(), skimage_data.rocket()]
-    batch = [(np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR), np.float32) - MEAN) / STD
-             for im in images]
+    batch = [
+        (np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR), np.float32) - MEAN) / STD for im in images
+    ]
     return np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32)
 
 
@@ -42,7 +43,7 @@ def _run(model: onnx.ModelProto | bytes, x: np.ndarray, outputs: list[str] | Non
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     payload = model if isinstance(model, bytes) else model.SerializeToString()
     sess = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
-    return [sess.run(outputs, {"x": x[i:i + 1]}) for i in range(len(x))]
+    return [sess.run(outputs, {"x": x[i : i + 1]}) for i in range(len(x))]
 
 
 def _fl(absmax: float) -> int:
@@ -52,8 +53,8 @@ def _fl(absmax: float) -> int:
 
 def _on_grid(values: np.ndarray, fl: int, name: str, bits: int) -> onnx.TensorProto:
     """Dynamic fixed point: values rounded to multiples of 2^-fl, clipped to a signed ``bits`` integer."""
-    q = np.clip(np.rint(values.astype(np.float64) * 2.0 ** fl), -2.0 ** (bits - 1), 2.0 ** (bits - 1) - 1)
-    return numpy_helper.from_array((q * 2.0 ** -fl).astype(np.float32), name)
+    q = np.clip(np.rint(values.astype(np.float64) * 2.0**fl), -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+    return numpy_helper.from_array((q * 2.0**-fl).astype(np.float32), name)
 
 
 def _w16a16_reference(model: onnx.ModelProto, points: list[str], x: np.ndarray) -> onnx.ModelProto:
@@ -83,8 +84,9 @@ def _w16a16_reference(model: onnx.ModelProto, points: list[str], x: np.ndarray) 
             while source not in absmax:
                 source = producers[source].input[0]
             fl_b = _fl(absmax[source]) + fl_w
-            tensors[node.input[2]].CopyFrom(_on_grid(numpy_helper.to_array(tensors[node.input[2]]), fl_b,
-                                                     node.input[2], 64))
+            tensors[node.input[2]].CopyFrom(
+                _on_grid(numpy_helper.to_array(tensors[node.input[2]]), fl_b, node.input[2], 64)
+            )
     nodes = []
     for node in ref.graph.node:
         nodes.append(node)
@@ -104,11 +106,17 @@ def _w16a16_reference(model: onnx.ModelProto, points: list[str], x: np.ndarray) 
 
 
 def _qdq(model: onnx.ModelProto, source: str, target: str, fl: int) -> list[onnx.NodeProto]:
-    model.graph.initializer.extend([numpy_helper.from_array(np.array(2.0 ** -fl, np.float32), f"{target}_s"),
-                                    numpy_helper.from_array(np.array(0, np.int16), f"{target}_z")])
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(2.0**-fl, np.float32), f"{target}_s"),
+            numpy_helper.from_array(np.array(0, np.int16), f"{target}_z"),
+        ]
+    )
     args = [f"{target}_s", f"{target}_z"]
-    return [helper.make_node("QuantizeLinear", [source, *args], [f"{target}_q"], domain="com.microsoft"),
-            helper.make_node("DequantizeLinear", [f"{target}_q", *args], [target], domain="com.microsoft")]
+    return [
+        helper.make_node("QuantizeLinear", [source, *args], [f"{target}_q"], domain="com.microsoft"),
+        helper.make_node("DequantizeLinear", [f"{target}_q", *args], [target], domain="com.microsoft"),
+    ]
 
 
 @pytest.mark.slow
@@ -142,8 +150,9 @@ def test_exported_qdq_runs_optimized_as_measured(target: str, tmp_path) -> None:
     model = conv_net(outlier=True, seed=1)
     x = np.random.default_rng(2).standard_normal((3, 3, 16, 16)).astype(np.float32)
     np.savez(tmp_path / "x.npz", x=x)
-    analysis = analyze(model, ArrayData(tmp_path / "x.npz", input_specs(model)),
-                       QuantOptions(target=target, end_to_end=False))
+    analysis = analyze(
+        model, ArrayData(tmp_path / "x.npz", input_specs(model)), QuantOptions(target=target, end_to_end=False)
+    )
     qdq = analysis.qdq_for(analysis.precision("int16/minmax"))
     assert [n.name for n in qdq.graph.node if n.name.endswith("/bias_add")] == ["c1/bias_add"]
     assert sum(t.name.endswith("/on_grid") for t in qdq.graph.initializer) == 4  # the other biases
@@ -151,5 +160,5 @@ def test_exported_qdq_runs_optimized_as_measured(target: str, tmp_path) -> None:
     optimized = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = _run(qdq, x)
     for i in range(len(x)):
-        for got, want in zip(optimized.run(None, {"x": x[i:i + 1]}), expected[i]):
+        for got, want in zip(optimized.run(None, {"x": x[i : i + 1]}), expected[i]):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))

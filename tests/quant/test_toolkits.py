@@ -30,14 +30,14 @@ def test_acuity_dynamic_fixed_point_fraction_lengths() -> None:
     assert DFP16.fraction_length(-0.73, 0.999) == 15  # weights with |w| < 1
     assert DFP8.fraction_length(0.0, 6.0) == 4
     scale, zero_point = DFP16.params(-23.27, 19.82)
-    assert float(scale) == 2.0 ** -10 and zero_point == 0
+    assert float(scale) == 2.0**-10 and zero_point == 0
     # A power-of-two grid clips nothing inside the observed range and rounds to the nearest step.
     x = np.array([-23.27, 19.82, 0.3, 1 / 3], dtype=np.float32)
     y = DFP16.fake_quantize(x, float(scale), 0)
-    assert np.abs(x - y).max() <= 2.0 ** -11
-    np.testing.assert_array_equal(y * 2 ** 10, np.rint(x * 2 ** 10))
+    assert np.abs(x - y).max() <= 2.0**-11
+    np.testing.assert_array_equal(y * 2**10, np.rint(x * 2**10))
     scales, _ = DFP16.params_of(np.array([-23.27, 0.0, -0.5]), np.array([19.82, 6.0, 0.5]))
-    np.testing.assert_array_equal(scales, np.float32([2.0 ** -10, 2.0 ** -12, 2.0 ** -16]))
+    np.testing.assert_array_equal(scales, np.float32([2.0**-10, 2.0**-12, 2.0**-16]))
 
 
 def test_dfp_bias_fraction_length_is_input_plus_weight() -> None:
@@ -58,7 +58,7 @@ def test_rknn_w8a8_is_asymmetric_int8_with_symmetric_per_channel_weights() -> No
 
 def test_algorithm_names_map_onto_ours() -> None:
     acuity = toolkit("acuity").to_json()
-    assert acuity["algorithms"]["kl_divergence"] == {"ours": "kl"} and acuity["kl_bins"] == 2 ** 11
+    assert acuity["algorithms"]["kl_divergence"] == {"ours": "kl"} and acuity["kl_bins"] == 2**11
     assert acuity["algorithms"]["normal"] == {"ours": "minmax"} and "note" in acuity["algorithms"]["moving_average"]
     assert toolkit("rknn").to_json()["algorithms"]["mmse"] == {"ours": "mse"}
     assert toolkit("onnxruntime").tier("int16").weight is UINT8  # today's A16W8

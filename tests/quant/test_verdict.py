@@ -1,4 +1,5 @@
 """The verdict grades measured outputs against absolute thresholds: never good unless they are met."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,13 @@ def test_grades_at_the_thresholds():
 
 
 def test_the_worst_output_decides_and_the_report_states_the_thresholds():
-    result = verdict({"hybrid": {"boxes": error_of(0.01), "scores": error_of(1.5)},
-                      "int16/minmax": {"boxes": error_of(0.001), "scores": error_of(0.002)}}, Thresholds())
+    result = verdict(
+        {
+            "hybrid": {"boxes": error_of(0.01), "scores": error_of(1.5)},
+            "int16/minmax": {"boxes": error_of(0.001), "scores": error_of(0.002)},
+        },
+        Thresholds(),
+    )
     assert result["hybrid"]["grade"] == "poor" and result["hybrid"]["outputs"]["boxes"]["grade"] == "good"
     assert result["int16/minmax"]["grade"] == "good"
     assert result["hybrid"]["thresholds"] == {"good_cosine": 0.99, "good_sqnr_db": 20.0, "marginal_cosine": 0.95}

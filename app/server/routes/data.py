@@ -1,4 +1,5 @@
 """Routes that move a session's data: the model download, and weights as .npy out and in."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,8 +26,11 @@ NPY_TYPES = {"application/octet-stream", "application/x-npy", "application/npy",
 router = APIRouter(tags=["data"], responses=ERRORS)
 
 
-@router.get("/api/sessions/{session_id}/model", summary="Download the current model (.onnx, or .zip with its "
-            "external data)", responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}})
+@router.get(
+    "/api/sessions/{session_id}/model",
+    summary="Download the current model (.onnx, or .zip with its external data)",
+    responses={200: {"content": {"application/octet-stream": {}, "application/zip": {}}}},
+)
 def download_model(session_id: str, handle: OpenSession) -> StreamingResponse:
     paths = handle.export()
     return file_response(open_files(paths), paths[0].stem)
@@ -38,9 +42,11 @@ def _tensor_name(path: str) -> str:
     return path[:-4]
 
 
-@router.get("/api/sessions/{session_id}/tensors/{name:path}", summary="Download a weight (an initializer, or "
-            "a Constant node's value) as .npy (name URL-encoded, then .npy)",
-            responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get(
+    "/api/sessions/{session_id}/tensors/{name:path}",
+    summary="Download a weight (an initializer, or a Constant node's value) as .npy (name URL-encoded, then .npy)",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 def get_tensor(session_id: str, name: str, store: Store) -> StreamingResponse:
     tensor_name = _tensor_name(name)
     header, flat = tensor_npy(store, session_id, tensor_name)
@@ -48,33 +54,54 @@ def get_tensor(session_id: str, name: str, store: Store) -> StreamingResponse:
     def body() -> Iterator[bytes]:
         yield header
         for start in range(0, flat.size, CHUNK):
-            yield flat[start:start + CHUNK].tobytes()
+            yield flat[start : start + CHUNK].tobytes()
 
-    return StreamingResponse(body(), media_type="application/octet-stream",
-                             headers={"Content-Length": str(len(header) + flat.size),
-                                      "Content-Disposition": content_disposition(f"{tensor_name}.npy")})
+    return StreamingResponse(
+        body(),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(len(header) + flat.size),
+            "Content-Disposition": content_disposition(f"{tensor_name}.npy"),
+        },
+    )
 
 
-@router.put("/api/sessions/{session_id}/tensors/{name:path}", response_model=EditsResponse,
-            summary="Replace a weight (an initializer, or a Constant node's value) from an uploaded .npy (same "
-                    "dtype and shape); undoable like any edit",
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+@router.put(
+    "/api/sessions/{session_id}/tensors/{name:path}",
+    response_model=EditsResponse,
+    summary="Replace a weight (an initializer, or a Constant node's value) from an uploaded .npy (same "
+    "dtype and shape); undoable like any edit",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 @streams_body(*NPY_TYPES)
-async def put_tensor(session_id: str, name: str, request: Request, store: Store, settings: AppSettings,
-                     expected_version: int | None = Query(default=None)) -> dict[str, Any]:
+async def put_tensor(
+    session_id: str,
+    name: str,
+    request: Request,
+    store: Store,
+    settings: AppSettings,
+    expected_version: int | None = Query(default=None),
+) -> dict[str, Any]:
     tensor_name = _tensor_name(name)
     content_type = parse_options_header(request.headers.get("content-type", ""))[0].decode("latin-1")
     if content_type not in NPY_TYPES:
-        raise UnsupportedMedia("unsupported_media_type", f"send the .npy file as the raw body "
-                               f"(application/octet-stream), not {content_type}")
+        raise UnsupportedMedia(
+            "unsupported_media_type",
+            f"send the .npy file as the raw body (application/octet-stream), not {content_type}",
+        )
     await run_in_threadpool(store.session_dir, session_id)  # a malformed id is a 404 before any upload
     staging = await run_in_threadpool(store.staging_dir)
     try:
         path = staging / "tensor.npy"
         await _receive_body(request, path, settings.max_tensor_upload_bytes)
-        return await run_in_threadpool(replace_tensor, store, session_id, tensor_name, path, expected_version,
-                                       settings.max_run_elements)
+        return await run_in_threadpool(
+            replace_tensor, store, session_id, tensor_name, path, expected_version, settings.max_run_elements
+        )
     finally:
         await run_in_threadpool(shutil.rmtree, staging, True)
 

@@ -1,4 +1,5 @@
 """Routes of editing a session: edits all or nothing, undo and redo, the history, the edit script."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,7 +40,10 @@ def get_history(session_id: str, handle: OpenSession) -> dict[str, Any]:
     return sessions.history(handle)
 
 
-@router.get("/{session_id}/script", response_model=EditScript,
-            summary="The applied edits as an edit script (replayable with /api/apply)")
+@router.get(
+    "/{session_id}/script",
+    response_model=EditScript,
+    summary="The applied edits as an edit script (replayable with /api/apply)",
+)
 def get_script(session_id: str, handle: OpenSession) -> dict[str, Any]:
     return script_document(handle.doc.history.script())

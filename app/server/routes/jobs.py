@@ -1,4 +1,5 @@
 """Routes of background jobs: state as JSON or as server-sent events, and cancelling."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,21 @@ SSE_KEEPALIVE = 15.0
 SSE_MAX_SECONDS = 6 * 3600
 
 
-@router.get("/{job_id}", response_model=JobState,
-            summary="A job's state; with 'Accept: text/event-stream', server-sent events until it ends",
-            responses={200: {"content": {"text/event-stream": {}}}})
+@router.get(
+    "/{job_id}",
+    response_model=JobState,
+    summary="A job's state; with 'Accept: text/event-stream', server-sent events until it ends",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 async def get_job(job_id: str, request: Request, jobs: Jobs) -> Any:
     state = await run_in_threadpool(jobs.get, job_id)
     if "text/event-stream" not in request.headers.get("accept", ""):
         return state
-    return StreamingResponse(_events(jobs, job_id, state, request), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        _events(jobs, job_id, state, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _events(jobs: JobRunner, job_id: str, state: dict[str, Any], request: Request) -> AsyncIterator[bytes]:
@@ -46,8 +53,11 @@ async def _events(jobs: JobRunner, job_id: str, state: dict[str, Any], request: 
         elif time.monotonic() - last_sent > SSE_KEEPALIVE:
             yield b": keep-alive\n\n"
             last_sent = time.monotonic()
-        if state["state"] in TERMINAL or time.monotonic() - started > SSE_MAX_SECONDS \
-                or await request.is_disconnected():
+        if (
+            state["state"] in TERMINAL
+            or time.monotonic() - started > SSE_MAX_SECONDS
+            or await request.is_disconnected()
+        ):
             return
         await asyncio.sleep(SSE_POLL)
         state = await run_in_threadpool(jobs.get, job_id)

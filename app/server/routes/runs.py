@@ -1,4 +1,5 @@
 """Routes that run a session's model in onnxruntime: its outputs as .npz, or compared with the original's."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,12 +24,18 @@ from ..uploads import Upload, receive_multipart
 
 router = APIRouter(tags=["data"], responses=ERRORS)
 
-RUN_BODY = multipart_body({
-    "inputs": file_field(".npz with one array per model input; random inputs when absent"),
-    "dims": {"type": "string", "description": "JSON object: sizes of named dims for random inputs "
-                                              "(others are 1), e.g. {\"batch\": 1, \"seq\": 128}"},
-    "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "description": "seed of the random inputs"},
-}, optional=True)
+RUN_BODY = multipart_body(
+    {
+        "inputs": file_field(".npz with one array per model input; random inputs when absent"),
+        "dims": {
+            "type": "string",
+            "description": "JSON object: sizes of named dims for random inputs "
+            '(others are 1), e.g. {"batch": 1, "seq": 128}',
+        },
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "description": "seed of the random inputs"},
+    },
+    optional=True,
+)
 
 
 async def _receive_run_request(request: Request, staging: Path, settings: Settings) -> Upload:
@@ -45,15 +52,20 @@ def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResp
     out = staging / "outputs.npz"
     np.savez(out, **arrays)
     handle = open(out, "rb")
-    return StreamingResponse(stream_file(handle), media_type="application/octet-stream",
-                             background=BackgroundTask(shutil.rmtree, staging, True),
-                             headers={"Content-Disposition": content_disposition("outputs.npz"),
-                                      "Content-Length": str(out.stat().st_size)})
+    return StreamingResponse(
+        stream_file(handle),
+        media_type="application/octet-stream",
+        background=BackgroundTask(shutil.rmtree, staging, True),
+        headers={"Content-Disposition": content_disposition("outputs.npz"), "Content-Length": str(out.stat().st_size)},
+    )
 
 
-@router.post("/api/sessions/{session_id}/run", openapi_extra=RUN_BODY,
-             summary="Run the current model in onnxruntime; outputs as .npz",
-             responses={200: {"content": {"application/octet-stream": {}}}})
+@router.post(
+    "/api/sessions/{session_id}/run",
+    openapi_extra=RUN_BODY,
+    summary="Run the current model in onnxruntime; outputs as .npz",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 @streams_body("multipart/form-data")
 async def run(session_id: str, request: Request, store: Store, settings: AppSettings) -> StreamingResponse:
     await run_in_threadpool(store.session_dir, session_id)
@@ -70,8 +82,12 @@ async def run(session_id: str, request: Request, store: Store, settings: AppSett
         raise
 
 
-@router.post("/api/sessions/{session_id}/compare", openapi_extra=RUN_BODY, response_model=CompareReport,
-             summary="Run the original upload and the current model on the same inputs and compare outputs")
+@router.post(
+    "/api/sessions/{session_id}/compare",
+    openapi_extra=RUN_BODY,
+    response_model=CompareReport,
+    summary="Run the original upload and the current model on the same inputs and compare outputs",
+)
 @streams_body("multipart/form-data")
 async def compare_models(session_id: str, request: Request, store: Store, settings: AppSettings) -> dict[str, Any]:
     await run_in_threadpool(store.session_dir, session_id)

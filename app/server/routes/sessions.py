@@ -1,4 +1,5 @@
 """Routes of a session's life: upload a model to open one, read its state, delete it."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,15 +17,20 @@ from ..uploads import receive_multipart, stage_model
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
 
 
-@router.post("", status_code=201, response_model=SessionCreated, openapi_extra=UPLOAD_BODY,
-             summary="Upload a model and open a session on it")
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionCreated,
+    openapi_extra=UPLOAD_BODY,
+    summary="Upload a model and open a session on it",
+)
 @streams_body("multipart/form-data")
-async def create_session(request: Request, response: Response, store: Store, settings: AppSettings
-                         ) -> dict[str, Any]:
+async def create_session(request: Request, response: Response, store: Store, settings: AppSettings) -> dict[str, Any]:
     staging = await run_in_threadpool(store.staging_dir)
     try:
-        upload = await receive_multipart(request, staging / "original", settings.max_upload_bytes, {"file", "data"},
-                                         settings)
+        upload = await receive_multipart(
+            request, staging / "original", settings.max_upload_bytes, {"file", "data"}, settings
+        )
         model_path = await run_in_threadpool(stage_model, upload, staging / "original")
         filename = upload.file("file").name  # type: ignore[union-attr]
         session_id, summary = await run_in_threadpool(store.create, staging, model_path, filename)

@@ -1,4 +1,5 @@
 """What every area shares: the error body, the error responses routers declare, multipart request bodies."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_SEED = (1 << 63) - 1  # seeds go to numpy's generators, which refuse negative ones
 
 
-def multipart_body(properties: dict[str, dict[str, Any]], required: list[str] | None = None,
-                   optional: bool = False) -> dict[str, Any]:
+def multipart_body(
+    properties: dict[str, dict[str, Any]], required: list[str] | None = None, optional: bool = False
+) -> dict[str, Any]:
     """``openapi_extra`` describing a multipart/form-data request: the routes parse uploads themselves
     (streamed to disk), so FastAPI cannot derive the form from their parameters."""
     schema: dict[str, Any] = {"type": "object", "properties": properties}
@@ -35,8 +37,9 @@ class ErrorResponse(BaseModel):
 
 
 #: The error answers of a REST router (507: the disk is full).
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse}
-                                          for code in (400, 404, 409, 413, 415, 422, 507)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422, 507)
+}
 
 
 class Health(BaseModel):

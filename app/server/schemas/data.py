@@ -1,4 +1,5 @@
 """What the data routes answer besides files: the comparison of the original and the current model."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel

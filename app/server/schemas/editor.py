@@ -1,5 +1,6 @@
 """What the browser editor's own routes answer: the layout and its deltas, a weight's histogram and its
 per-channel ranges, the operators of the model's opsets."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,8 +36,9 @@ class WeightHistogram(BaseModel):
     counts: list[int]
     edges: list[float]
     sampled: bool = Field(description="made from an even sample of the values")
-    summary: dict[str, Any] | None = Field(default=None, description="dtype, shape, bytes, statistics; absent "
-                                           "when no value is finite")
+    summary: dict[str, Any] | None = Field(
+        default=None, description="dtype, shape, bytes, statistics; absent when no value is finite"
+    )
 
 
 class Histogram(BaseModel):

@@ -1,4 +1,5 @@
 """Sessions and their edits: the upload, a session's state and history, edits, undo and redo."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,20 +10,26 @@ from .common import Delta, file_field, multipart_body
 
 MAX_EDITS_PER_REQUEST = 10_000
 
-UPLOAD_BODY = multipart_body({
-    "file": file_field("the .onnx model, or one .zip holding the model and its data files"),
-    "data": file_field("external-data files of the model, named as the model refers to them", many=True),
-}, required=["file"])
+UPLOAD_BODY = multipart_body(
+    {
+        "file": file_field("the .onnx model, or one .zip holding the model and its data files"),
+        "data": file_field("external-data files of the model, named as the model refers to them", many=True),
+    },
+    required=["file"],
+)
 
 
 class EditsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    edits: list[dict[str, Any]] = Field(max_length=MAX_EDITS_PER_REQUEST,
-                                        description="edits in the engine's vocabulary, applied all or nothing",
-                                        examples=[[{"op": "rename_node", "node": "Conv_0", "to": "stem"}]])
-    expected_version: int | None = Field(default=None, description="refuse with 409 unless the session is at "
-                                         "this version (optimistic concurrency)")
+    edits: list[dict[str, Any]] = Field(
+        max_length=MAX_EDITS_PER_REQUEST,
+        description="edits in the engine's vocabulary, applied all or nothing",
+        examples=[[{"op": "rename_node", "node": "Conv_0", "to": "stem"}]],
+    )
+    expected_version: int | None = Field(
+        default=None, description="refuse with 409 unless the session is at this version (optimistic concurrency)"
+    )
 
 
 class Changes(BaseModel):

@@ -1,4 +1,5 @@
 """The page's vocabulary: the constants and names the server decides and the browser reads once."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, Field

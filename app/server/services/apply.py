@@ -1,4 +1,5 @@
 """The stateless edit: an edit script applied to an uploaded model, with no session."""
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ app/view/layout.py). The last layout of a few scopes is held with the view it wa
 version is answered without work, and GET /layout/delta?since=N moves the main graph's layout along the
 graph delta (app/view/graph_delta.py) and answers only the boxes and edges that changed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -29,7 +30,7 @@ _MEMORY_SESSIONS = 32
 LAYOUT_DELTA = "onnx-workbench/layout-delta"
 
 _lock = threading.Lock()
-_states: OrderedDict[tuple[str, str], "_Drawn"] = OrderedDict()
+_states: OrderedDict[tuple[str, str], _Drawn] = OrderedDict()
 _memories: OrderedDict[tuple[str, str], LayoutMemory] = OrderedDict()
 
 
@@ -63,11 +64,20 @@ def _scope_graph(view: dict[str, Any], scope: list[str]) -> dict[str, Any]:
         attr, _, gi = scope[i + 1].partition(":")
         body = None
         if owner is not None:
-            body = next((s["graph"] for s in owner.get("subgraphs", ())
-                         if s["attribute"] == attr and s["index"] == (int(gi) if gi.isdigit() else 0)), None)
+            body = next(
+                (
+                    s["graph"]
+                    for s in owner.get("subgraphs", ())
+                    if s["attribute"] == attr and s["index"] == (int(gi) if gi.isdigit() else 0)
+                ),
+                None,
+            )
         if body is None:
-            raise NotFound("unknown_scope", f"no body '{scope[i + 1]}' of node '{scope[i]}' in this graph",
-                           {"scope": scope[: i + 2]})
+            raise NotFound(
+                "unknown_scope",
+                f"no body '{scope[i + 1]}' of node '{scope[i]}' in this graph",
+                {"scope": scope[: i + 2]},
+            )
         graph = body
     return graph
 
@@ -145,8 +155,9 @@ def compute_layout_delta(store: SessionStore, session_id: str, since: int) -> by
         graph_delta = graph_delta_gzip(session_id, handle.doc, since) if drawn is not None else None
 
     def fallback(reason: str) -> bytes:
-        return gzip.compress(orjson.dumps({"format": LAYOUT_DELTA, "since": since, "version": version,
-                                           "full": True, "reason": reason}))
+        return gzip.compress(
+            orjson.dumps({"format": LAYOUT_DELTA, "since": since, "version": version, "full": True, "reason": reason})
+        )
 
     if drawn is None or graph_delta is None:
         return fallback("no_layout")

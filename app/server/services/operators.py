@@ -1,5 +1,6 @@
 """The operators a model may use: those of its opsets, with inputs and typed attributes (the editor's
 "add node" dialog)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -32,14 +33,29 @@ def _operator_list(opset_items: tuple[tuple[str, int], ...]) -> list[dict[str, A
             found[key] = schema
     ops = []
     for (domain, name), schema in sorted(found.items(), key=lambda kv: (kv[0][0] != "", kv[0])):
-        ops.append({
-            "op_type": name, "domain": domain, "since_version": schema.since_version,
-            "inputs": [{"name": i.name, "optional": i.option == onnx.defs.OpSchema.FormalParameterOption.Optional,
-                        "variadic": i.option == onnx.defs.OpSchema.FormalParameterOption.Variadic}
-                       for i in schema.inputs],
-            "outputs": [{"name": o.name} for o in schema.outputs],
-            "min_output": schema.min_output,
-            "attributes": [{"name": a.name, "type": onnx.AttributeProto.AttributeType.Name(int(a.type)).lower(),
-                            "required": a.required} for a in schema.attributes.values()],
-        })
+        ops.append(
+            {
+                "op_type": name,
+                "domain": domain,
+                "since_version": schema.since_version,
+                "inputs": [
+                    {
+                        "name": i.name,
+                        "optional": i.option == onnx.defs.OpSchema.FormalParameterOption.Optional,
+                        "variadic": i.option == onnx.defs.OpSchema.FormalParameterOption.Variadic,
+                    }
+                    for i in schema.inputs
+                ],
+                "outputs": [{"name": o.name} for o in schema.outputs],
+                "min_output": schema.min_output,
+                "attributes": [
+                    {
+                        "name": a.name,
+                        "type": onnx.AttributeProto.AttributeType.Name(int(a.type)).lower(),
+                        "required": a.required,
+                    }
+                    for a in schema.attributes.values()
+                ],
+            }
+        )
     return ops

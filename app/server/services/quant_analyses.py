@@ -5,6 +5,7 @@ was when the analysis was asked for (results name that version, so a later edit 
 the calibration files, the pickled analysis and the report; `quant/jobs/<job id>` names the folder of
 a job. Any worker process can serve them; each process keeps the last analyses it loaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,9 @@ from ...quant.export import acuity_quantize, rknn_cfg
 from ...quant.model import LoadedModel, input_specs
 from ..downloads import open_files
 from ..errors import Conflict, Invalid, NotFound, ServiceError, TooLarge
+from ..ids import new_id
 from ..jobs import JOB_ID, JobRunner
 from ..schemas.quant import MeasureRequest, QuantSettings, parse_settings
-from ..ids import new_id
 from ..session_store import SessionStore
 from ..uploads import Upload
 from .quant_jobs import ANALYSIS, REPORT, data_paths, engine_options, open_data, run_analysis, run_measure
@@ -33,8 +34,10 @@ from .quant_jobs import ANALYSIS, REPORT, data_paths, engine_options, open_data,
 META = "meta.json"
 LOADED_ANALYSES = 2  # per process: histogram requests of the page hit the same analysis in a row
 #: The toolkit files: target -> (writer, file name)
-TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {"acuity": (acuity_quantize, "model.quantize"),
-                                                           "rknn": (rknn_cfg, "model.quantization.cfg")}
+TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {
+    "acuity": (acuity_quantize, "model.quantize"),
+    "rknn": (rknn_cfg, "model.quantization.cfg"),
+}
 
 
 class QuantAnalyses:
@@ -55,8 +58,9 @@ class QuantAnalyses:
         """The folder of an analysis job of this session (404 for another session's or an unknown job)."""
         pointer = self.root(session_id) / "jobs" / job_id
         if not JOB_ID.match(job_id) or not pointer.is_file():  # checked before the name reaches the filesystem
-            raise NotFound("unknown_analysis", "this session has no quantization analysis with that job id",
-                           {"job": job_id[:80]})
+            raise NotFound(
+                "unknown_analysis", "this session has no quantization analysis with that job id", {"job": job_id[:80]}
+            )
         return pointer.parent.parent / pointer.read_text(encoding="utf-8")
 
     def check_session(self, session_id: str) -> None:
@@ -96,8 +100,11 @@ class QuantAnalyses:
 
     def _not_ready(self, job_id: str) -> Conflict:
         state = self.jobs.get(job_id)
-        return Conflict("analysis_not_ready", f"the analysis is {state['state']}; its results exist once it has "
-                        "succeeded", {"state": state["state"]})
+        return Conflict(
+            "analysis_not_ready",
+            f"the analysis is {state['state']}; its results exist once it has succeeded",
+            {"state": state["state"]},
+        )
 
     def listing(self, session_id: str) -> dict[str, Any]:
         """The session's analyses, newest first, each with the model version it ran on."""
@@ -111,8 +118,16 @@ class QuantAnalyses:
                 state = self.jobs.get(pointer.name)
             except (OSError, ValueError, ServiceError):
                 continue  # a job being created or removed
-            found.append({"job_id": pointer.name, "version": meta["version"], "current": meta["version"] == current,
-                          "state": state["state"], "created": meta["created"], "settings": meta["settings"]})
+            found.append(
+                {
+                    "job_id": pointer.name,
+                    "version": meta["version"],
+                    "current": meta["version"] == current,
+                    "state": state["state"],
+                    "created": meta["created"],
+                    "settings": meta["settings"],
+                }
+            )
         found.sort(key=lambda a: -a["created"])
         return {"version": current, "analyses": found}
 
@@ -126,8 +141,11 @@ class QuantAnalyses:
         if has_files and settings.random is not None:
             raise Invalid("bad_settings", "give either calibration files or random = N, not both")
         if not has_files and settings.random is None:
-            raise Invalid("missing_data", "no calibration data: upload files in 'data' (.npz, .npy, images or "
-                          "a .zip of images) or set random = N for synthetic data")
+            raise Invalid(
+                "missing_data",
+                "no calibration data: upload files in 'data' (.npz, .npy, images or "
+                "a .zip of images) or set random = N for synthetic data",
+            )
         root = self.root(session_id)
         (root / "jobs").mkdir(parents=True, exist_ok=True)
         folder = root / new_id()
@@ -144,11 +162,17 @@ class QuantAnalyses:
         meta["job_id"] = job_id
         (folder / META).write_text(json.dumps(meta), encoding="utf-8")
         (root / "jobs" / job_id).write_text(folder.name, encoding="utf-8")
-        return {"job_id": job_id, "session": session_id, "version": meta["version"], "state": "queued",
-                "links": {"job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"}}
+        return {
+            "job_id": job_id,
+            "session": session_id,
+            "version": meta["version"],
+            "state": "queued",
+            "links": {"job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"},
+        }
 
-    def _prepare(self, session_id: str, folder: Path, upload: Upload, settings: QuantSettings
-                 ) -> tuple[dict[str, Any], tuple[LoadedModel, CalibrationData, CalibrationData | None]]:
+    def _prepare(
+        self, session_id: str, folder: Path, upload: Upload, settings: QuantSettings
+    ) -> tuple[dict[str, Any], tuple[LoadedModel, CalibrationData, CalibrationData | None]]:
         """The analysis' meta, and the model, data and validation data its job reads."""
         calibration = data_paths(upload, "data")
         validation_paths = data_paths(upload, "validation")
@@ -159,14 +183,23 @@ class QuantAnalyses:
             model, specs = model_inputs(model_path)
             quantizable_points(model.proto, settings.target)
             data = open_data(specs, settings, calibration, self.max_run_elements)
-            validation = open_data(specs, settings.model_copy(update={"random": None}), validation_paths,
-                                   self.max_run_elements) if validation_paths else None
+            validation = (
+                open_data(specs, settings.model_copy(update={"random": None}), validation_paths, self.max_run_elements)
+                if validation_paths
+                else None
+            )
         except QuantError as err:
             raise Invalid("bad_quant_input", str(err)) from None
-        meta = {"session": session_id, "version": version, "model": model_path.name, "kind": "quant",
-                "created": time.time(), "settings": settings.model_dump(exclude_none=True),
-                "data": [str(p.relative_to(folder)) for p in calibration],
-                "validation": [str(p.relative_to(folder)) for p in validation_paths]}
+        meta = {
+            "session": session_id,
+            "version": version,
+            "model": model_path.name,
+            "kind": "quant",
+            "created": time.time(),
+            "settings": settings.model_dump(exclude_none=True),
+            "data": [str(p.relative_to(folder)) for p in calibration],
+            "validation": [str(p.relative_to(folder)) for p in validation_paths],
+        }
         return meta, (model, data, validation)
 
     def measure(self, session_id: str, job_id: str, body: MeasureRequest) -> dict[str, Any]:
@@ -182,14 +215,21 @@ class QuantAnalyses:
             raise Invalid("bad_quant_input", str(err)) from None
         high = analysis.toolkit.tier("int16").activation
         int16 = sorted(name for name, aq in grid.items() if aq.quantizer == high)
-        measure_id = self.jobs.submit(run_measure(analysis, meta, grid, data, base, int16),
-                                      session_id=session_id, kind="quant-measure")
-        return {"job_id": measure_id, "session": session_id, "version": meta["version"], "state": "queued",
-                "links": {"job": f"/api/jobs/{measure_id}"}}
+        measure_id = self.jobs.submit(
+            run_measure(analysis, meta, grid, data, base, int16), session_id=session_id, kind="quant-measure"
+        )
+        return {
+            "job_id": measure_id,
+            "session": session_id,
+            "version": meta["version"],
+            "state": "queued",
+            "links": {"job": f"/api/jobs/{measure_id}"},
+        }
 
     # -- results -------------------------------------------------------------------------------------
-    def export_qdq(self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
-                   ) -> tuple[list[tuple[str, BinaryIO, int]], Path, dict[str, Any]]:
+    def export_qdq(
+        self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
+    ) -> tuple[list[tuple[str, BinaryIO, int]], Path, dict[str, Any]]:
         """The QDQ model of a configuration written into a new folder of the job's, which the caller
         removes once it has sent them: its files opened, the folder and the analysis' meta."""
         analysis, meta = self.analysis(session_id, job_id)
@@ -207,8 +247,9 @@ class QuantAnalyses:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def table(self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
-              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def table(
+        self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The quantization table of a configuration, and the analysis' meta."""
         analysis, meta = self.analysis(session_id, job_id)
         label, grid = configuration(analysis, config, int16, k)
@@ -216,14 +257,18 @@ class QuantAnalyses:
         table["model"] = {"session": session_id, "version": meta["version"]}
         return table, meta
 
-    def toolkit_file(self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
-                     ) -> tuple[str, str, dict[str, Any]]:
+    def toolkit_file(
+        self, session_id: str, job_id: str, config: str, int16: str | None, k: int | None
+    ) -> tuple[str, str, dict[str, Any]]:
         """The plan in the target toolkit's own file: its text, its file name and the analysis' meta."""
         analysis, meta = self.analysis(session_id, job_id)
         target = analysis.toolkit.name
         if target not in TOOLKIT_FILES:
-            raise Conflict("no_toolkit_file", f"the analysis simulated {target}, which has no quantization file of "
-                           f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}")
+            raise Conflict(
+                "no_toolkit_file",
+                f"the analysis simulated {target}, which has no quantization file of "
+                f"its own: analyse with target {' or '.join(TOOLKIT_FILES)}",
+            )
         label, grid = configuration(analysis, config, int16, k)
         write, name = TOOLKIT_FILES[target]
         return write(analysis, label, grid), name, meta
@@ -242,8 +287,7 @@ def custom_grid(analysis: QuantAnalysis, request_: MeasureRequest) -> tuple[str,
         raise Invalid("bad_precision", str(err)) from None
 
 
-def configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: int | None = None
-                  ) -> tuple[str, dict]:
+def configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: int | None = None) -> tuple[str, dict]:
     """The per-tensor grid of ?config=...[&int16=[...]] (an int16 list replaces the hybrid's own), or of
     ?k=K, the precision curve's point K (its int16 points over the hybrid's base)."""
     if config not in (*CONFIGS, HYBRID):

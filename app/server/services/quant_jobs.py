@@ -1,5 +1,6 @@
 """The work of a quantization job: the engine's options and data from the request's settings and files,
 and the job bodies of an analysis and of a measurement, with their progress."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,8 +9,17 @@ from typing import Any
 
 from ...graph import WorkbenchError
 from ...graph.guard import element_count
-from ...quant import (ImagePreprocess, QuantAnalysis, QuantCancelled, QuantError, QuantOptions, analyze, build_report,
-                      open_calibration_data, write_json)
+from ...quant import (
+    ImagePreprocess,
+    QuantAnalysis,
+    QuantCancelled,
+    QuantError,
+    QuantOptions,
+    analyze,
+    build_report,
+    open_calibration_data,
+    write_json,
+)
 from ...quant.calibration import CalibrationData
 from ...quant.model import LoadedModel
 from ...quant.verdict import Thresholds
@@ -21,24 +31,44 @@ from ..uploads import Upload, unpack_zip
 ANALYSIS = "analysis.pickle"
 REPORT = "report.json"
 #: Each phase's share of the job, from its measured share of the default analysis on real detectors.
-PROGRESS_SPANS = {"statistics": (0.0, 0.15), "ranges": (0.15, 0.18), "end_to_end": (0.18, 0.38),
-                  "error_map": (0.38, 0.42), "sensitivity": (0.42, 0.72),
-                  "hybrid": (0.72, 0.9), "recommendation": (0.9, 0.99)}
-UNITS = {"statistics": "samples", "ranges": "tensors", "end_to_end": "samples", "error_map": "samples",
-         "sensitivity": "points", "hybrid": "QDQ runs", "recommendation": "samples"}
+PROGRESS_SPANS = {
+    "statistics": (0.0, 0.15),
+    "ranges": (0.15, 0.18),
+    "end_to_end": (0.18, 0.38),
+    "error_map": (0.38, 0.42),
+    "sensitivity": (0.42, 0.72),
+    "hybrid": (0.72, 0.9),
+    "recommendation": (0.9, 0.99),
+}
+UNITS = {
+    "statistics": "samples",
+    "ranges": "tensors",
+    "end_to_end": "samples",
+    "error_map": "samples",
+    "sensitivity": "points",
+    "hybrid": "QDQ runs",
+    "recommendation": "samples",
+}
 
 
 def engine_options(settings: QuantSettings) -> QuantOptions:
     """The engine's options of the request's settings (422 bad_settings for a combination it refuses)."""
     try:
-        return QuantOptions(target=settings.target, percentile=settings.percentile, kl_method=settings.kl_method,
-                            per_channel_weights=settings.per_channel, int16_weights=settings.int16_weights,
-                            end_to_end=settings.end_to_end,
-                            target_margin_db=settings.target_margin_db, target_sqnr_db=settings.target_sqnr_db,
-                            hybrid_base=settings.hybrid_base, search_samples=settings.search_samples,
-                            sensitivity_samples=settings.sensitivity_samples,
-                            seed=settings.seed, thresholds=Thresholds(settings.good_cosine, settings.good_sqnr_db,
-                                                                      settings.marginal_cosine))
+        return QuantOptions(
+            target=settings.target,
+            percentile=settings.percentile,
+            kl_method=settings.kl_method,
+            per_channel_weights=settings.per_channel,
+            int16_weights=settings.int16_weights,
+            end_to_end=settings.end_to_end,
+            target_margin_db=settings.target_margin_db,
+            target_sqnr_db=settings.target_sqnr_db,
+            hybrid_base=settings.hybrid_base,
+            search_samples=settings.search_samples,
+            sensitivity_samples=settings.sensitivity_samples,
+            seed=settings.seed,
+            thresholds=Thresholds(settings.good_cosine, settings.good_sqnr_db, settings.marginal_cosine),
+        )
     except QuantError as err:
         raise Invalid("bad_settings", str(err)) from None
 
@@ -57,10 +87,13 @@ def _image_setup(settings: QuantSettings, specs: list) -> tuple[ImagePreprocess,
         batch = declared[0] if isinstance(declared[0], int) else 1
         height, width = pre.size
         shapes[specs[0].name] = [batch, height, width, channels] if nhwc else [batch, channels, height, width]
-    preprocess = ImagePreprocess(mean=tuple(pre.mean) if pre.mean else (0.0,),
-                                 scale=tuple(pre.scale) if pre.scale else None,
-                                 std=tuple(pre.std) if pre.std else None,
-                                 channel_order=pre.channel_order, layout=pre.layout)
+    preprocess = ImagePreprocess(
+        mean=tuple(pre.mean) if pre.mean else (0.0,),
+        scale=tuple(pre.scale) if pre.scale else None,
+        std=tuple(pre.std) if pre.std else None,
+        channel_order=pre.channel_order,
+        layout=pre.layout,
+    )
     return preprocess, shapes
 
 
@@ -90,9 +123,11 @@ def open_data(specs: list, settings: QuantSettings, paths: list[Path], max_eleme
     for name, shape in data.shapes.items():
         count = element_count(shape)
         if count > max_elements:
-            raise TooLarge("too_large", f"input '{name}': a batch of shape {list(shape)} has {count:,} elements; "
-                           f"the limit is {max_elements:,}",
-                           {"input": name, "shape": list(shape), "limit": max_elements})
+            raise TooLarge(
+                "too_large",
+                f"input '{name}': a batch of shape {list(shape)} has {count:,} elements; the limit is {max_elements:,}",
+                {"input": name, "shape": list(shape), "limit": max_elements},
+            )
     return data
 
 
@@ -110,12 +145,25 @@ class _Progress:
         self.fraction = max(self.fraction, low + (high - low) * min(share, 1.0))
         unit = UNITS.get(phase, "")
         message = f"{phase}: {done} of {total} {unit}".strip() if phase in UNITS else phase
-        self.job.progress(self.fraction, message, phase=phase, done=done, total=total, unit=unit,
-                          percent=round(100 * self.fraction, 1))
+        self.job.progress(
+            self.fraction,
+            message,
+            phase=phase,
+            done=done,
+            total=total,
+            unit=unit,
+            percent=round(100 * self.fraction, 1),
+        )
 
 
-def run_analysis(folder: Path, model: LoadedModel, data: CalibrationData, validation: CalibrationData | None,
-                 options: QuantOptions, meta: dict[str, Any]) -> Callable[[JobContext], dict[str, Any]]:
+def run_analysis(
+    folder: Path,
+    model: LoadedModel,
+    data: CalibrationData,
+    validation: CalibrationData | None,
+    options: QuantOptions,
+    meta: dict[str, Any],
+) -> Callable[[JobContext], dict[str, Any]]:
     def work(job: JobContext) -> dict[str, Any]:
         try:
             analysis = analyze(model, data, options, validation, _Progress(job, options.end_to_end), job.cancel)
@@ -128,22 +176,36 @@ def run_analysis(folder: Path, model: LoadedModel, data: CalibrationData, valida
         report["model"] = {"session": meta["session"], "version": meta["version"]}
         write_json(report, folder / REPORT)
         rec = report.get("recommendation")
-        return {"session": meta["session"], "version": meta["version"], "samples": analysis.samples,
-                "synthetic": analysis.synthetic, "tensors": len(analysis.tensors),
-                "end_to_end": report["end_to_end"],
-                "verdict": {label: v["grade"] for label, v in report["verdict"].items()},
-                "recommendation": {"int16": rec["int16"], "meets_target": rec["meets_target"],
-                                   "base": rec["base"]} if rec else None}
+        return {
+            "session": meta["session"],
+            "version": meta["version"],
+            "samples": analysis.samples,
+            "synthetic": analysis.synthetic,
+            "tensors": len(analysis.tensors),
+            "end_to_end": report["end_to_end"],
+            "verdict": {label: v["grade"] for label, v in report["verdict"].items()},
+            "recommendation": {"int16": rec["int16"], "meets_target": rec["meets_target"], "base": rec["base"]}
+            if rec
+            else None,
+        }
 
     return work
 
 
-def run_measure(analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data: CalibrationData,
-                base: str, int16: list[str]) -> Callable[[JobContext], dict[str, Any]]:
+def run_measure(
+    analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data: CalibrationData, base: str, int16: list[str]
+) -> Callable[[JobContext], dict[str, Any]]:
     def work(job: JobContext) -> dict[str, Any]:
         def progress(done: int, total: int, phase: str) -> None:
-            job.progress(done / total if total else 1.0, f"measuring: {done} of {total} samples", phase=phase,
-                         done=done, total=total, unit="samples", percent=round(100 * done / total, 1) if total else 100)
+            job.progress(
+                done / total if total else 1.0,
+                f"measuring: {done} of {total} samples",
+                phase=phase,
+                done=done,
+                total=total,
+                unit="samples",
+                percent=round(100 * done / total, 1) if total else 100,
+            )
 
         try:
             errors = analysis.measure(grid, data, progress, job.cancel)
@@ -151,9 +213,14 @@ def run_measure(analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data:
             raise JobCancelled() from None
         except QuantError as err:
             raise WorkbenchError(str(err), code="quant_failed") from None
-        return {"session": meta["session"], "version": meta["version"], "analysis": meta["job_id"], "base": base,
-                "int16": int16, "samples": data.num_samples,
-                "end_to_end": {"custom": {o: e.to_json() for o, e in errors.items()}}}
+        return {
+            "session": meta["session"],
+            "version": meta["version"],
+            "analysis": meta["job_id"],
+            "base": base,
+            "int16": int16,
+            "samples": data.num_samples,
+            "end_to_end": {"custom": {o: e.to_json() for o, e in errors.items()}},
+        }
 
     return work
-

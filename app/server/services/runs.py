@@ -4,6 +4,7 @@ original upload on the same inputs.
 Sessions, input checks, .npz reading, random values and the comparison are app.runtime's; its errors reach
 the client through the one error handler (app.server.errors). Here: the service's limits and the outputs
 made .npz-ready."""
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,10 @@ def run_options(upload: Upload) -> tuple[dict[str, int], int]:
         dims = json.loads(upload.fields.get("dims") or "{}")
         seed = int(upload.fields.get("seed") or "0")
     except (ValueError, json.JSONDecodeError):
-        raise Invalid("bad_field", "'dims' must be a JSON object of dim name to size, 'seed' an integer") \
-            from None
-    if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31
-                                             for v in dims.values()):
+        raise Invalid("bad_field", "'dims' must be a JSON object of dim name to size, 'seed' an integer") from None
+    if not isinstance(dims, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31 for v in dims.values()
+    ):
         raise Invalid("bad_field", "'dims' must map dim names to positive integers, e.g. {\"batch\": 1}")
     if not 0 <= seed <= MAX_SEED:
         raise Invalid("bad_field", f"'seed' must be an integer from 0 to {MAX_SEED}, not {seed}")
@@ -50,8 +51,9 @@ def _inputs_for(handle: SessionHandle, upload: Upload, settings: Settings) -> di
     return random_model_inputs(handle.doc, dims, seed, settings.max_run_elements)
 
 
-def run_session(store: SessionStore, session_id: str, upload: Upload, staging: Path, settings: Settings
-                ) -> dict[str, np.ndarray]:
+def run_session(
+    store: SessionStore, session_id: str, upload: Upload, staging: Path, settings: Settings
+) -> dict[str, np.ndarray]:
     """The current model's outputs on the upload's inputs; the model is exported into `staging`."""
     with store.open(session_id) as handle:
         inputs = _inputs_for(handle, upload, settings)
@@ -59,8 +61,9 @@ def run_session(store: SessionStore, session_id: str, upload: Upload, staging: P
     return run_model(model, inputs)
 
 
-def compare_session(store: SessionStore, session_id: str, upload: Upload, staging: Path, settings: Settings
-                    ) -> dict[str, Any]:
+def compare_session(
+    store: SessionStore, session_id: str, upload: Upload, staging: Path, settings: Settings
+) -> dict[str, Any]:
     """The original upload and the current model run on the same inputs, their outputs compared."""
     with store.open(session_id) as handle:
         inputs = _inputs_for(handle, upload, settings)
@@ -73,21 +76,28 @@ def compare_session(store: SessionStore, session_id: str, upload: Upload, stagin
     return report
 
 
-def random_model_inputs(doc: ModelDocument, dims: dict[str, int], seed: int, max_elements: int
-                        ) -> dict[str, np.ndarray]:
+def random_model_inputs(
+    doc: ModelDocument, dims: dict[str, int], seed: int, max_elements: int
+) -> dict[str, np.ndarray]:
     """Inputs matching the declared shapes; named dims from `dims`, other unknown dims 1 (values: see
     ``app.runtime.inputs.random_value``)."""
     specs = input_specs(doc.model)
     shapes = {}
     for spec in specs:
         if spec.shape is None:
-            raise Invalid("unknown_input_shape", f"input '{spec.name}' has no declared shape; upload inputs "
-                          "as .npz instead", {"input": spec.name})
+            raise Invalid(
+                "unknown_input_shape",
+                f"input '{spec.name}' has no declared shape; upload inputs as .npz instead",
+                {"input": spec.name},
+            )
         shape = [d if isinstance(d, int) else dims.get(d, 1) if isinstance(d, str) else 1 for d in spec.shape]
         count = element_count(shape)  # Python ints: an int64 product of huge dims wraps round to small
         if count > max_elements:
-            raise TooLarge("too_large", f"input '{spec.name}' of shape {shape} has {count:,} elements; the "
-                           f"limit is {max_elements:,}", {"input": spec.name, "shape": shape})
+            raise TooLarge(
+                "too_large",
+                f"input '{spec.name}' of shape {shape} has {count:,} elements; the limit is {max_elements:,}",
+                {"input": spec.name, "shape": shape},
+            )
         shapes[spec.name] = shape
     return random_inputs(np.random.default_rng(seed), specs, shapes)
 

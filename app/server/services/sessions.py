@@ -1,5 +1,6 @@
 """What the session routes answer, from a session held open: a node in full, edits applied, undone and
 redone, the history, the static-shape report."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,10 +23,16 @@ def node_detail(handle: SessionHandle, node_id: str) -> dict[str, Any]:
         node = scope.find_node(node_id)
     except WorkbenchError as err:
         raise NotFound(err.code, err.message, err.details) from None
-    return {"id": scope.node_id(node), "name": node.name, "op_type": node.op_type, "domain": node.domain,
-            "inputs": list(node.input), "outputs": list(node.output), "doc_string": node.doc_string,
-            "attributes": {a.name: attribute_to_json(a, max_elements=NODE_ATTRIBUTE_ELEMENTS)
-                           for a in node.attribute}}
+    return {
+        "id": scope.node_id(node),
+        "name": node.name,
+        "op_type": node.op_type,
+        "domain": node.domain,
+        "inputs": list(node.input),
+        "outputs": list(node.output),
+        "doc_string": node.doc_string,
+        "attributes": {a.name: attribute_to_json(a, max_elements=NODE_ATTRIBUTE_ELEMENTS) for a in node.attribute},
+    }
 
 
 def apply_edits(handle: SessionHandle, edits: list[dict[str, Any]], expected_version: int | None) -> dict[str, Any]:
@@ -58,8 +65,11 @@ def _conflict_on_empty(step: Callable[[], Transaction]) -> Transaction:
 
 def history(handle: SessionHandle) -> dict[str, Any]:
     done = handle.doc.history
-    return {"version": handle.doc.version, "done": [tx.edit for tx in done.done],
-            "undone": [tx.edit for tx in reversed(done.undone)]}
+    return {
+        "version": handle.doc.version,
+        "done": [tx.edit for tx in done.done],
+        "undone": [tx.edit for tx in reversed(done.undone)],
+    }
 
 
 def shapes(handle: SessionHandle) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """A session's weights as the editor shows them: a weight's histogram and its per-channel ranges (the
 outlier channels a per-tensor scale must cover), for initializers and for weights held by Constant nodes."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,7 @@ def weight_of(doc: ModelDocument, name: str) -> TensorProto:
     """A weight named in the URL: an initializer or a Constant node's value (404 when neither)."""
     tensor = weight_tensor(doc.main, name)
     if tensor is None:
-        raise NotFound("unknown_tensor", f"no initializer or Constant node output named '{name}'",
-                       {"tensor": name})
+        raise NotFound("unknown_tensor", f"no initializer or Constant node output named '{name}'", {"tensor": name})
     return tensor
 
 
@@ -51,8 +51,13 @@ def weight_histogram(store: SessionStore, session_id: str, name: str) -> dict[st
     if data.size == 0:
         return {"version": version, "counts": [], "edges": [], "sampled": sampled}
     counts, edges = np.histogram(data, bins=HISTOGRAM_BINS)
-    return {"version": version, "counts": counts.tolist(), "edges": edges.tolist(), "sampled": sampled,
-            "summary": initializer_summary(tensor, base_dir)}
+    return {
+        "version": version,
+        "counts": counts.tolist(),
+        "edges": edges.tolist(),
+        "sampled": sampled,
+        "summary": initializer_summary(tensor, base_dir),
+    }
 
 
 def _weight_values(handle: SessionHandle, name: str) -> np.ndarray:
@@ -72,21 +77,33 @@ def weight_view(store: SessionStore, session_id: str, name: str, axis: int) -> d
     if values.dtype.kind not in "fiu" or values.size == 0:
         raise Invalid("no_values", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
     if values.ndim == 0 or not -values.ndim <= axis < values.ndim:
-        raise Invalid("bad_axis", f"axis {axis} does not exist in '{name}' of rank {values.ndim}",
-                       {"tensor": name, "axis": axis, "rank": values.ndim})
+        raise Invalid(
+            "bad_axis",
+            f"axis {axis} does not exist in '{name}' of rank {values.ndim}",
+            {"tensor": name, "axis": axis, "rank": values.ndim},
+        )
     axis %= values.ndim
     if values.shape[axis] > MAX_CHANNELS:
-        raise TooLarge("too_many_channels", f"'{name}' has {values.shape[axis]} channels on axis {axis} "
-                       f"(at most {MAX_CHANNELS} are drawn)", {"tensor": name, "axis": axis})
+        raise TooLarge(
+            "too_many_channels",
+            f"'{name}' has {values.shape[axis]} channels on axis {axis} (at most {MAX_CHANNELS} are drawn)",
+            {"tensor": name, "axis": axis},
+        )
     rows = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1).astype(np.float64)
     finite = np.isfinite(rows)
     lo = np.where(finite, rows, np.inf).min(axis=1)
     hi = np.where(finite, rows, -np.inf).max(axis=1)
     empty = ~finite.any(axis=1)
     data = rows[finite]
-    counts, edges = np.histogram(data, bins=CHANNEL_HISTOGRAM_BINS) if data.size \
-        else (np.zeros(0, np.int64), np.zeros(0))
-    return {"version": version, "tensor": name, "axis": axis, "shape": list(values.shape),
-            "min": [None if e else float(v) for v, e in zip(lo, empty)],
-            "max": [None if e else float(v) for v, e in zip(hi, empty)],
-            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+    counts, edges = (
+        np.histogram(data, bins=CHANNEL_HISTOGRAM_BINS) if data.size else (np.zeros(0, np.int64), np.zeros(0))
+    )
+    return {
+        "version": version,
+        "tensor": name,
+        "axis": axis,
+        "shape": list(values.shape),
+        "min": [None if e else float(v) for v, e in zip(lo, empty)],
+        "max": [None if e else float(v) for v, e in zip(hi, empty)],
+        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+    }
