@@ -7,25 +7,22 @@ progress per phase and checks for cancellation between batches and between tenso
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import pickle
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from onnx import ModelProto, TensorProto
+from onnx import ModelProto
 
 from app.graph import ModelDocument, WorkbenchError, save_model
-from app.quant import localize, sensitivity
-from app.quant.calibration import Batch, CalibrationData
+from app.quant.calibration import CalibrationData
+from app.quant.configs import CONFIGS, HYBRID
+from app.quant.end_to_end import end_to_end, record_for
 from app.quant.errors import QuantError
-from app.quant.evaluate import OutputError, Reference, compare, compare_batches, float_outputs, summed, worst_sqnr
+from app.quant.evaluate import OutputError, compare
 from app.quant.fold import fold_layers
-from app.quant.histogram import DEFAULT_CAPACITY
-from app.quant.hybrid import CurvePoint, HybridResult, max_steps, point_graph, precision_curve
+from app.quant.hybrid import HybridResult
 from app.quant.model import (
     ActivationTensor,
     LoadedModel,
@@ -38,85 +35,17 @@ from app.quant.model import (
     weight_layers,
     weight_tensors,
 )
-from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
+from app.quant.options import QuantOptions
+from app.quant.progress import CancelCheck, ProgressCallback, check_cancel
 from app.quant.qdq import ActivationQuant, WeightQuant, bias_values, build_qdq_model, qdq_opset
-from app.quant.quantizers import expected_squared_error, histogram_bins, histogram_sqnr, sample_sqnr
-from app.quant.ranges import ALGORITHMS, KlMethod, Range, all_ranges
+from app.quant.ranges import ALGORITHMS
 from app.quant.runtime import session
-from app.quant.sensitivity import GATE, PointSensitivity, StagedModel
-from app.quant.stats import TensorStatistics, collect_statistics
-from app.quant.toolkits import DEFAULT_TOOLKIT, TIERS, TOOLKITS, Toolkit, toolkit
-from app.quant.verdict import Thresholds
+from app.quant.sensitivity import PointSensitivity
+from app.quant.stats import collect_statistics
+from app.quant.tensor_results import TensorResult, tensor_results
+from app.quant.toolkits import DEFAULT_TOOLKIT, TOOLKITS, Toolkit, toolkit
 from app.quant.weights import WeightReport, analyse_weight
-from app.runtime.session import QDQ_LEVEL, in_lanes
-
-#: The whole-model configurations measured end to end (label -> precision tier, range algorithm); a
-#: tier is the toolkit's 8-bit ("uint8") or 16-bit ("int16") precision, see app.quant.toolkits.
-CONFIGS: dict[str, tuple[str, str]] = {
-    "uint8/minmax": ("uint8", "minmax"),
-    "uint8/kl": ("uint8", "kl"),
-    "int16/minmax": ("int16", "minmax"),
-}
-HYBRID = "hybrid"
-#: The data and the float outputs the end-to-end phase may hold, so the curve and the knee do not run the
-#: float model again (19 photos at 640x640 and PP-OCRv4's output: about 125 MB)
-REFERENCE_BYTES = 256 * 2**20
-
-
-@dataclass(frozen=True)
-class QuantOptions:
-    """Knobs of the analysis; ``target`` is the toolkit whose arithmetic and layers are simulated."""
-
-    target: str = DEFAULT_TOOLKIT
-    percentile: float = 99.99
-    #: histogram bins of the KL search; None: the toolkit's default (Acuity 2^11)
-    kl_bins: int | None = None
-    kl_levels: int = 128
-    kl_method: KlMethod = "tensorrt"
-    histogram_capacity: int = DEFAULT_CAPACITY
-    sample_size: int = 4096
-    #: onnxruntime target: per-channel weight scales, and int16 layers with int16 weights too (W16A16,
-    #: as Acuity's and RKNN's int16 layers always have); default A16W8. The NPU toolkits fix both.
-    per_channel_weights: bool = False
-    int16_weights: bool = False
-    end_to_end: bool = True
-    target_margin_db: float = 3.0
-    target_sqnr_db: float | None = None
-    hybrid_base: str | None = None
-    #: samples of the precision curve and of the weights-only / activations-only runs
-    search_samples: int = 4
-    #: samples of the error map (accumulated and local error) and of the sensitivity ranking: a run per
-    #: point each, so few; one 640x640 image holds millions of values per tensor
-    sensitivity_samples: int = 1
-    seed: int = 0
-    #: absolute thresholds of the verdict on each configuration's measured outputs
-    thresholds: Thresholds = Thresholds()
-
-    def __post_init__(self) -> None:
-        if self.target not in TOOLKITS:
-            raise QuantError(f"unknown target toolkit {self.target!r}; choose from {list(TOOLKITS)}")
-        if not 50 < self.percentile <= 100:
-            raise QuantError("percentile must be in (50, 100]")
-        if self.kl_levels < 2 or (self.kl_bins is not None and self.kl_bins < 2 * self.kl_levels):
-            raise QuantError("KL search needs at least 2 levels and twice as many bins as levels")
-        if self.hybrid_base not in (None, "uint8/minmax", "uint8/kl"):
-            raise QuantError("hybrid base must be uint8/minmax or uint8/kl")
-        if self.search_samples < 1 or self.sensitivity_samples < 1:
-            raise QuantError("search_samples and sensitivity_samples must be at least 1")
-        if self.seed < 0:
-            raise QuantError(f"the seed must be 0 or more (numpy's generators take no negative seed), not {self.seed}")
-        if not all(math.isfinite(v) for v in (self.target_margin_db, self.target_sqnr_db or 0.0)):
-            raise QuantError("the SQNR targets must be finite numbers")
-
-
-@dataclass
-class TensorResult:
-    """Per-tensor outcome: ranges of every algorithm and predicted (and spot-checked) SQNR."""
-
-    stats: TensorStatistics
-    ranges: dict[str, Range]
-    sqnr_db: dict[str, float | None]
-    sampled_sqnr_db: dict[str, float | None]
+from app.runtime.session import QDQ_LEVEL
 
 
 @dataclass
@@ -303,44 +232,6 @@ class QuantAnalysis:
             raise QuantError(str(exc)) from exc
 
 
-def _tensor_result(stats: TensorStatistics, options: QuantOptions, profile: Toolkit) -> TensorResult:
-    """Ranges of every algorithm and the predicted SQNR of each (tier, algorithm) in the toolkit's arithmetic."""
-    hist = stats.histogram
-    if hist.count == 0:
-        raise QuantError(f"tensor {stats.tensor.name!r} held no finite values")
-    low = profile.tier("uint8").activation
-    ranges = all_ranges(
-        hist, options.percentile, options.kl_bins or profile.kl_bins, options.kl_levels, options.kl_method, low
-    )
-    keys = [(tier, profile.tier(tier).activation, a) for tier in TIERS for a in ALGORITHMS]
-    predicted = histogram_sqnr(hist, [(q, *ranges[a]) for _, q, a in keys])
-    sqnr = {f"{tier}/{a}": v for (tier, _, a), v in zip(keys, predicted)}
-    sampled = {f"{tier}/{a}": sample_sqnr(stats.sample, q, *ranges[a]) for tier, q, a in keys}
-    return TensorResult(stats, ranges, sqnr, sampled)
-
-
-def _sensitivity(result: TensorResult, config: str, profile: Toolkit) -> float:
-    """Mean squared error of ``config`` relative to the tensor's typical (median non-zero) x**2.
-
-    Why not 1/SQNR: an outlier channel carries most of a tensor's energy, so its SQNR looks
-    fine while the other channels drown in the coarse steps the outlier forced.
-    """
-    hist = result.stats.histogram
-    tier, algorithm = CONFIGS[config]
-    quantizer = profile.tier(tier).activation
-    edges, counts = histogram_bins(hist)
-    scale, zero_point = quantizer.params(*result.ranges[algorithm])
-    total = counts.sum()
-    if total <= 0:
-        return 0.0
-    mse = float(expected_squared_error(edges, counts, float(scale), zero_point, quantizer.qmin, quantizer.qmax)) / total
-    abs_counts = hist.resample_abs(2048, drop_zeros=True)
-    cum = np.cumsum(abs_counts)
-    top = max(abs(hist.min), abs(hist.max))
-    typical = (np.searchsorted(cum, 0.5 * cum[-1]) + 0.5) * top / len(abs_counts) if cum[-1] > 0 else 0.0
-    return mse / max(typical * typical, 1e-30)
-
-
 def quantizable_points(model: ModelProto, target: str = DEFAULT_TOOLKIT) -> list[ActivationTensor]:
     """The quantization points (the target toolkit's layers), or a QuantError that says why the model has none."""
     points = quantization_points(model, infer_types(model), TOOLKITS[target].fuses_layers)
@@ -386,7 +277,7 @@ def analyze(
     profile = toolkit(options.target, options.per_channel_weights, options.int16_weights)
     check_cancel(cancel)
     payload = loaded.payload()
-    record = _record_for(proto) if options.end_to_end and validation is None else None
+    record = record_for(proto) if options.end_to_end and validation is None else None
     stats = collect_statistics(
         proto,
         points,
@@ -401,18 +292,7 @@ def analyze(
         record,
     )
 
-    tensors: dict[str, TensorResult] = {}
-    report(progress, 0, len(points), "ranges")
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="quant-ranges") as pool:
-        futures = {name: pool.submit(_tensor_result, st, options, profile) for name, st in stats.items()}
-        try:
-            for done, (name, future) in enumerate(futures.items(), start=1):
-                check_cancel(cancel)
-                tensors[name] = future.result()
-                report(progress, done, len(points), "ranges")
-        finally:
-            for future in futures.values():
-                future.cancel()
+    tensors = tensor_results(stats, options, profile, progress, cancel)
 
     source, values = _as_toolkit_sees_it(proto, points, constant_values(proto, loaded.folder), profile)
     weights = weight_tensors(proto, values)
@@ -432,173 +312,8 @@ def analyze(
     analysis.folded_model = source
     analysis.bias_values = bias_values(source, values) if source is not None else {}
     if options.end_to_end:
-        _end_to_end(analysis, payload, validation or data, progress, cancel, record)
+        end_to_end(analysis, payload, validation or data, progress, cancel, record)
     return analysis
-
-
-def _record_for(model: ModelProto) -> Reference | None:
-    """Where the statistics pass can keep the float outputs for the end-to-end phase: outputs a run can
-    fetch (none of them a graph input), held up to REFERENCE_BYTES."""
-    inputs = {i.name for i in model.graph.input}
-    outputs = [o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
-    return Reference(outputs, REFERENCE_BYTES) if outputs and not inputs & set(outputs) else None
-
-
-def _end_to_end(
-    analysis: QuantAnalysis,
-    payload: bytes,
-    data: CalibrationData,
-    progress: ProgressCallback | None,
-    cancel: CancelCheck | None,
-    kept_outputs: Reference | None = None,
-) -> None:
-    """Measure the whole-model configurations, map where the base's error is born and which points
-    cause it, measure the precision curve over that ranking and its knee (the hybrid). ``kept_outputs``:
-    the data and float outputs the statistics pass kept, if it kept them all."""
-    options = analysis.options
-    sessions = {
-        label: session(analysis.qdq_model(label), QDQ_LEVEL, folder=analysis.folder, lanes=True) for label in CONFIGS
-    }
-    reference: ort.InferenceSession | None = None
-    if kept_outputs is not None and kept_outputs.complete:
-        record = kept_outputs
-        per_batch = compare_batches(record, sessions, [], record.samples, progress, cancel)
-    else:
-        reference = session(payload, folder=analysis.folder, lanes=True)
-        record = Reference(float_outputs(reference), REFERENCE_BYTES)
-        per_batch = compare_batches(
-            reference, sessions, data.batches(), data.num_samples, progress, cancel, record=record
-        )
-    del sessions
-    measured = {label: summed(batches) for label, batches in per_batch.items()}
-    base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
-    analysis.hybrid_base, analysis.error_config = base, base
-    _error_map(analysis, _first(record, reference, data, options.sensitivity_samples).batches, progress, cancel)
-    kept = _first(record, reference, data, options.search_samples)
-    analysis.curve_samples = kept.samples
-    on_subset = {label: summed(batches, len(kept.batches)) for label, batches in per_batch.items()}
-    knee = _curve(analysis, kept, on_subset, progress, cancel)
-    ranking = [s.tensor for s in analysis.sensitivity]
-    if knee.k == 0:
-        measured[HYBRID] = measured[base]
-    elif set(knee.int16) == set(ranking):
-        measured[HYBRID] = measured["int16/minmax"]
-    else:  # the knee was measured on the curve's samples: only the others are left
-        candidate = session(analysis.qdq_model(HYBRID), QDQ_LEVEL, folder=analysis.folder, lanes=True)
-        if record.complete:
-            rest = record.split(kept.samples)[1]
-            others = compare(rest, {HYBRID: candidate}, [], rest.samples, progress, cancel, "recommendation")[HYBRID]
-            measured[HYBRID] = {name: error + others.get(name, OutputError()) for name, error in knee.outputs.items()}
-        else:
-            assert reference is not None, "an incomplete record comes from the session run here"
-            measured.update(
-                compare(
-                    reference, {HYBRID: candidate}, data.batches(), data.num_samples, progress, cancel, "recommendation"
-                )
-            )
-    analysis.end_to_end = measured
-    analysis.end_to_end_samples = data.num_samples
-    report(progress, 1, 1, "done")
-
-
-def _error_map(
-    analysis: QuantAnalysis, few: list[Batch], progress: ProgressCallback | None, cancel: CancelCheck | None
-) -> None:
-    """Accumulated and local error at every point of the base, every point's sensitivity and whether
-    weights or activations cause the error, on the samples ``few``."""
-    grid = analysis.precision(analysis.error_config)
-    weights = analysis.weight_grids(grid)
-    analysis.accumulated, analysis.local, alone = localize.measure(
-        analysis.qdq_source,
-        analysis.qdq_for(grid),
-        grid,
-        weights,
-        analysis.weight_values,
-        analysis.bias_values,
-        few,
-        analysis.folder,
-        progress,
-        cancel,
-    )
-    # The gated model switches every point and every weight alone.
-    staged = StagedModel(
-        build_qdq_model(analysis.qdq_source, grid, weights, analysis.weight_values, gate=GATE),
-        analysis.qdq_source,
-        list(grid),
-        infer_types(analysis.qdq_source),
-        analysis.folder,
-    )
-    floats = [staged.float_values(batch) for batch in few]
-    measured_points = sensitivity.measure(staged, floats, progress, cancel)
-    # Where the toolkit's 16-bit layers have 16-bit weights, a layer's weights go with it, and the hybrid is
-    # ranked by the point's sensitivity with its layer's weights (estimated from the error map).
-    if analysis.toolkit.tier("int16").weight.bits > analysis.toolkit.tier("uint8").weight.bits:
-        weighted = {point for layer_points in (analysis.weight_layers or {}).values() for point in layer_points}
-        measured_points = [
-            sensitivity.with_weights(s, alone[s.tensor].sqnr_db, analysis.local[s.tensor].sqnr_db)
-            if s.tensor in weighted and s.tensor in alone
-            else s
-            for s in measured_points
-        ]
-    analysis.sensitivity = measured_points
-    flags = {"activations_only": range(len(grid))}
-    if weights:
-        flags["weights_only"] = range(len(grid), len(grid) + len(weights))
-    analysis.error_source = dict(
-        zip(flags, in_lanes(lambda on: sensitivity.errors_with(staged, floats, on), flags.values()))
-    )
-    analysis.sensitivity_samples = sum(_samples(b) for b in few)
-
-
-def _curve(
-    analysis: QuantAnalysis,
-    kept: Reference,
-    on_subset: dict[str, dict[str, OutputError]],
-    progress: ProgressCallback | None,
-    cancel: CancelCheck | None,
-) -> CurvePoint:
-    """The precision curve over the sensitivity ranking, measured on ``kept`` (k = 0 and all-16-bit from the
-    whole configurations' first batches, ``on_subset``); sets ``analysis.hybrid`` and returns the knee."""
-    options, base = analysis.options, analysis.error_config
-
-    def measure(promoted: set[str]) -> dict[str, OutputError]:
-        check_cancel(cancel)
-        candidate = session(
-            analysis.qdq_for(analysis.hybrid_precision(base, promoted)), QDQ_LEVEL, folder=analysis.folder, lanes=True
-        )
-        return compare(kept, {HYBRID: candidate}, kept.batches, kept.samples, None, cancel)[HYBRID]
-
-    ranking = [s.tensor for s in sorted(analysis.sensitivity, key=lambda s: s.layer_sqnr_db)]
-    analysis.hybrid = precision_curve(
-        ranking,
-        point_graph(analysis.model, [t.stats.tensor for t in analysis.tensors.values()]),
-        measure,
-        options.thresholds.grade_outputs,
-        {0: on_subset[base], len(ranking): on_subset["int16/minmax"]},
-        options.target_sqnr_db,
-        options.target_margin_db,
-        lambda steps: report(progress, steps, max_steps(len(ranking)), "hybrid"),
-    )
-    return analysis.hybrid.curve[analysis.hybrid.knee]
-
-
-def _samples(batch: Batch) -> int:
-    return next(iter(batch.values())).shape[0]
-
-
-def _first(record: Reference, reference: ort.InferenceSession | None, data: CalibrationData, count: int) -> Reference:
-    """The first ``count`` samples and their float outputs: from what the end-to-end phase kept, else the
-    data read and the float model run again."""
-    if record.complete:
-        return record.split(count)[0]
-    assert reference is not None, "an incomplete record comes from the end-to-end phase, which has the session"
-    batches, held = [], 0
-    for batch in data.batches():
-        if held >= count:
-            break
-        batches.append(batch)
-        held += _samples(batch)
-    return Reference.measured(reference, batches)
 
 
 def load_analysis(path: str | Path, model: str | Path | ModelProto | LoadedModel) -> QuantAnalysis:

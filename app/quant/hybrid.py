@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from onnx import ModelProto
 
 from app.quant.evaluate import OutputError, worst_sqnr
 from app.quant.model import ActivationTensor
+from app.runtime.session import in_lanes
 
 #: Fewest measured points of a curve (k = 0 and all-16-bit included) when there are enough points.
 MIN_CURVE_POINTS = 6
@@ -144,6 +146,69 @@ def max_steps(candidates: int) -> int:
     return steps + REFINE_STEPS + max(0, min(MIN_CURVE_POINTS, candidates + 1) - steps)
 
 
+class _Curve:
+    """The points measured so far, by k, and the goal they are graded against."""
+
+    def __init__(
+        self,
+        ranking: list[str],
+        neighbours: dict[str, set[str]],
+        measure: Callable[[set[str]], dict[str, OutputError]],
+        grade: Callable[[dict[str, OutputError]], str],
+        measured: dict[int, dict[str, OutputError]],
+        target_sqnr_db: float | None,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        self.ranking, self.neighbours, self.measure, self.grade = ranking, neighbours, measure, grade
+        self.measured, self.target_sqnr_db, self.on_step = measured, target_sqnr_db, on_step
+        self.order = {name: i for i, name in enumerate(ranking)}
+        self.points: dict[int, CurvePoint] = {}
+        self.runs = 0
+
+    def at(self, *ks: int) -> None:
+        """Measure the ``ks`` not known yet, side by side (each measurement is a whole QDQ session)."""
+        todo = [k for k in dict.fromkeys(ks) if k not in self.points]
+        chosen = {k: close_gaps(self.neighbours, set(self.ranking[:k])) if k else set() for k in todo}
+        new = [k for k in todo if k not in self.measured]
+        errors = dict(self.measured)
+        for k, result in zip(new, in_lanes(lambda k: self.measure(chosen[k]), new), strict=True):
+            errors[k] = result
+            self.runs += 1
+            if self.on_step is not None:
+                self.on_step(self.runs)
+        for k in todo:
+            ordered = sorted(chosen[k], key=lambda name: self.order.get(name, len(self.ranking)))
+            self.points[k] = CurvePoint(k, ordered, errors[k], self.grade(errors[k]))
+
+    def point(self, k: int) -> CurvePoint:
+        self.at(k)
+        return self.points[k]
+
+    def meets(self, p: CurvePoint) -> bool:
+        if self.target_sqnr_db is not None:
+            return p.worst_sqnr_db >= self.target_sqnr_db
+        return p.grade == "good"
+
+    def refine(self, first: int) -> int:
+        """Bisect between the last k that misses the goal and ``first``, the first that meets it."""
+        below = max((k for k in self.points if k < first), default=None)
+        for _ in range(REFINE_STEPS):
+            if below is None or first - below <= 1:
+                break
+            mid = (below + first) // 2
+            if self.meets(self.point(mid)):
+                first = mid
+            else:
+                below = mid
+        return first
+
+    def fill(self) -> None:
+        """At least MIN_CURVE_POINTS points: halve the widest gap until there are."""
+        while len(self.points) < min(MIN_CURVE_POINTS, len(self.ranking) + 1):
+            low, high = max(pairwise(sorted(self.points)), key=lambda pair: pair[1] - pair[0])
+            self.at((low + high) // 2)
+
+
 def precision_curve(
     ranking: list[str],
     neighbours: dict[str, set[str]],
@@ -158,47 +223,14 @@ def precision_curve(
 
     ``measured``: points already known by k (k = 0, the base, and k = len(ranking), all 16-bit, are
     measured as whole configurations anyway). The goal is ``grade`` "good" on the worst output, or
-    with ``target_sqnr_db`` that SQNR on every output.
+    with ``target_sqnr_db`` that SQNR on every output. The first points are measured side by side.
     """
-    n = len(ranking)
-    order = {name: i for i, name in enumerate(ranking)}
-    points: dict[int, CurvePoint] = {}
-    runs = 0
-
-    def point(k: int) -> CurvePoint:
-        nonlocal runs
-        if k not in points:
-            chosen = close_gaps(neighbours, set(ranking[:k])) if k else set()
-            if k in measured:
-                errors = measured[k]
-            else:
-                errors = measure(chosen)
-                runs += 1
-                if on_step is not None:
-                    on_step(runs)
-            points[k] = CurvePoint(k, sorted(chosen, key=lambda name: order.get(name, n)), errors, grade(errors))
-        return points[k]
-
-    def meets(p: CurvePoint) -> bool:
-        if target_sqnr_db is not None:
-            return p.worst_sqnr_db >= target_sqnr_db
-        return p.grade == "good"
-
-    steps = curve_steps(n)
-    for k in steps:
-        point(k)
-    first = next((k for k in sorted(points) if meets(points[k])), None)
-    if first is not None:  # narrow the knee between the last k that misses and the first that meets
-        below = max((k for k in points if k < first), default=None)
-        for _ in range(REFINE_STEPS):
-            if below is None or first - below <= 1:
-                break
-            mid = (below + first) // 2
-            if meets(point(mid)):
-                first = mid
-            else:
-                below = mid
-        knee, met = first, True
+    curve = _Curve(ranking, neighbours, measure, grade, measured, target_sqnr_db, on_step)
+    curve.at(*curve_steps(len(ranking)))
+    points = curve.points
+    first = next((k for k in sorted(points) if curve.meets(points[k])), None)
+    if first is not None:
+        knee, met = curve.refine(first), True
         rule = (
             f"the fewest int16 points with every output at or above {target_sqnr_db} dB"
             if target_sqnr_db is not None
@@ -214,16 +246,13 @@ def precision_curve(
             if math.isfinite(best)
             else "no point meets the goal"
         )
-    while len(points) < min(MIN_CURVE_POINTS, n + 1):  # a curve of at least six points: halve the widest gap
-        ks = sorted(points)
-        low, high = max(zip(ks, ks[1:]), key=lambda pair: pair[1] - pair[0])
-        point((low + high) // 2)
+    curve.fill()
     if met:  # a filled point may meet the goal with fewer points
-        knee = min(k for k in points if meets(points[k]))
+        knee = min(k for k in points if curve.meets(points[k]))
     ordered = [points[k] for k in sorted(points)]
     index = next(i for i, p in enumerate(ordered) if p.k == knee)
     chosen = set(ordered[index].int16)
-    return HybridResult(ordered, index, rule, met, _falls(ordered), boundaries(neighbours, chosen), runs)
+    return HybridResult(ordered, index, rule, met, _falls(ordered), boundaries(neighbours, chosen), curve.runs)
 
 
 def _falls(curve: list[CurvePoint]) -> str | None:

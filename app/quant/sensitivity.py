@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from app.quant.calibration import Batch
@@ -94,7 +96,7 @@ class _Stage:
 
     inputs: list[str]
     outputs: list[str]
-    session: object
+    session: ort.InferenceSession | None
 
 
 def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: str, folder: Path | None) -> list[_Stage]:
@@ -106,7 +108,7 @@ def _stages(model: ModelProto, cuts: list[int], types: dict[str, int], level: st
     reads = [_references(node) for node in nodes]
     graph_outputs = {o.name for o in graph.output}
     stages = []
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in pairwise(cuts):
         if lo >= hi:  # the float model has nothing between two cuts of the gated one
             stages.append(_Stage([], [], None))
             continue
@@ -189,8 +191,14 @@ class StagedModel:
 
     def float_values(self, batch: Batch) -> dict[str, np.ndarray]:
         """Every tensor crossing a cut, of either model, and the outputs: the float run of one batch."""
-        values = self._run(self.gated, {**batch, GATE: np.zeros(self.flags, dtype=bool)})
-        return self._run(self.float, values)
+        gated, floated = in_lanes(
+            lambda run: run(),
+            [
+                lambda: self._run(self.gated, {**batch, GATE: np.zeros(self.flags, dtype=bool)}),
+                lambda: self._run(self.float, dict(batch)),
+            ],
+        )
+        return {**gated, **floated}
 
     def run_with(self, values: dict[str, np.ndarray], on: Sequence[int]) -> dict[str, np.ndarray]:
         """The outputs with the flags ``on`` quantized, from the float values of ``float_values``."""
@@ -211,7 +219,7 @@ class StagedModel:
             if stage.session is None:
                 continue
             got = stage.session.run(stage.outputs, {name: values[name] for name in stage.inputs})
-            values.update(zip(stage.outputs, got))
+            values.update(zip(stage.outputs, got, strict=True))
         return values
 
 

@@ -9,6 +9,7 @@ exceptions (it raises Fail, InvalidGraph, NotImplemented, RuntimeError...) come 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -205,17 +206,30 @@ def checked_feeds(sess: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> 
     return feed
 
 
+#: Marks the threads running a lane's work.
+_lane = threading.local()
+
+
 def in_lanes(work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
     """``work`` of each item, ``LANES`` at a time, results in the items' order; an item is taken only when a
     lane is free, so a long data set is never read ahead. ``work`` should use ``open_session(lanes=True)``
-    sessions; an exception in one item is raised here once the items before it are yielded."""
-    if LANES == 1:
+    sessions; an exception in one item is raised here once the items before it are yielded. Inside a lane
+    (work that itself runs items in lanes) the items run one after the other: the lanes are taken."""
+    if LANES == 1 or getattr(_lane, "busy", False):
         yield from map(work, items)
         return
+
+    def in_lane(item: T) -> R:
+        _lane.busy = True
+        try:
+            return work(item)
+        finally:
+            _lane.busy = False
+
     with ThreadPoolExecutor(LANES) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
-            pending.append(pool.submit(work, item))
+            pending.append(pool.submit(in_lane, item))
             if len(pending) == LANES:
                 yield pending.popleft().result()
         while pending:

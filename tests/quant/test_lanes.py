@@ -75,3 +75,26 @@ def test_the_analysis_measures_the_same_in_one_lane_and_in_two(monkeypatch: pyte
             report["recommendation"]["curve"],
         )
     assert reports[1] == reports[2]
+
+
+def test_work_inside_a_lane_runs_its_own_items_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A curve point measured in a lane measures its batches in lanes too: no more runs than lanes at once."""
+    monkeypatch.setattr(runtime, "LANES", 2)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def leaf(k: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return k
+
+    def outer(k: int) -> list[int]:
+        return list(runtime.in_lanes(leaf, range(k * 3, k * 3 + 3)))
+
+    assert list(runtime.in_lanes(outer, range(4))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    assert most == 2
