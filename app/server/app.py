@@ -96,8 +96,9 @@ def _declare_bearer(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
+        schema = app.openapi_schema
+        if schema is None:
+            schema = build()  # FastAPI's, which keeps it as app.openapi_schema
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearerToken": {"type": "http", "scheme": "bearer", "description": "the value of ONNX_WORKBENCH_TOKEN"}
             }
@@ -105,6 +106,6 @@ def _declare_bearer(app: FastAPI) -> None:
                 if path.startswith("/api/"):
                     for operation in operations.values():
                         operation["security"] = [{"bearerToken": []}]
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -144,7 +144,7 @@ class BodyLimit(_HttpMiddleware):
         self.stream_limit = stream_limit
 
     def limit_of(self, scope: Scope) -> int:
-        streamed = getattr(scope.get("endpoint"), "streamed_types", frozenset())
+        streamed: frozenset[str] = getattr(scope.get("endpoint"), "streamed_types", frozenset())
         content_type = dict(scope["headers"]).get(b"content-type", b"")
         return (
             self.stream_limit

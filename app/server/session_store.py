@@ -119,11 +119,12 @@ class LocalSessionStore(SessionStore):
             raise unreadable_model("read", err) from None
         session_id = new_id()
         model_size = model_path.stat().st_size
+        model_rel = model_path.relative_to(original)
         meta = {
             "id": session_id,
             "created": time.time(),
             "filename": filename,
-            "model": model_path.relative_to(original).as_posix(),
+            "model": model_rel.as_posix(),
             "upload_bytes": _folder_size(original),
         }
         write_json(staging / "meta.json", meta)
@@ -134,7 +135,7 @@ class LocalSessionStore(SessionStore):
         folder = self.sessions / session_id
         os.replace(staging, folder)
         fsync_dir(self.sessions)
-        doc.base_dir = folder / "original" / Path(meta["model"]).parent
+        doc.base_dir = folder / "original" / model_rel.parent
         self._remember(session_id, OpenDocument(doc, 0, 0, 0, model_size, summary=(0, summary), meta=meta))
         return session_id, summary
 

@@ -15,7 +15,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from fastapi import Request
 from python_multipart import MultipartParser
@@ -24,6 +24,9 @@ from starlette.exceptions import HTTPException
 
 from .errors import BadRequest, Invalid, ServiceError, TooLarge, UnsupportedMedia, is_disk_full
 from .settings import Settings
+
+if TYPE_CHECKING:  # python-multipart declares its callback table for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_TEXT_BYTES = 16 << 20  # text fields are held in memory: names and values of all of them
 MAX_TEXT_FIELDS = 1000
@@ -134,7 +137,7 @@ class _Receiver:
         self.text_bytes = 0  # of all text fields so far
         self.names: set[str] = set()  # of the files so far
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.part_begin,
             "on_header_field": self.header_field_data,
@@ -317,6 +320,7 @@ def stage_model(upload: Upload, folder: Path) -> Path:
         unpacked = folder.parent / (folder.name + ".unzip")
         shutil.rmtree(unpacked, ignore_errors=True)
         try:
+            assert upload.budget is not None  # files come only from receive_multipart, which sets it
             unpack_zip(main.path, unpacked, upload.budget)
             main.path.unlink()
             shutil.rmtree(folder)

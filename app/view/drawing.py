@@ -66,11 +66,11 @@ class Drawing:
         else:
             boxes = [self.boxes[i] for i in self.order]
             positions, routes = place(boxes, self.layers, [(index[s], index[d]) for _, s, d, _ in self.kept])
-            for box, (x, y) in zip(boxes, positions):
+            for box, (x, y) in zip(boxes, positions, strict=True):
                 box["x"], box["y"] = round(x, 1), round(y, 1)
         tensors = graph["tensors"]
         self.edges: dict[str, list[dict[str, Any]]] = {}
-        for (name, source, target, slot), route in zip(self.kept, routes):
+        for (name, source, target, slot), route in zip(self.kept, routes, strict=True):
             self.edges.setdefault(name, []).append(edge(name, source, target, slot, route, tensors))
         self._measure()
         if memory is not None:
@@ -167,7 +167,9 @@ class Drawing:
             layers = layers_of(len(self.order), links)
             broadcast = broadcast_tensors([(name, index[d]) for name, _, d, _ in edges], layers)
             if broadcast:
-                layers = layers_of(len(self.order), [link for e, link in zip(edges, links) if e[0] not in broadcast])
+                layers = layers_of(
+                    len(self.order), [link for e, link in zip(edges, links, strict=True) if e[0] not in broadcast]
+                )
             self._structure_key, self.layers, self.broadcast = key, layers, broadcast
         broadcast = self.broadcast
         stubs: list[dict[str, Any]] = [

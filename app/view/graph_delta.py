@@ -232,7 +232,7 @@ def _first_output(node: NodeProto) -> str:
 
 def _item_name(change: ItemChange) -> str:
     item = change.new if change.new is not None else change.old
-    return item.values.name if change.field == "sparse_initializer" else item.name  # type: ignore[union-attr]
+    return item.values.name if change.field == "sparse_initializer" else item.name
 
 
 def _retyped(before: dict[str, TypeProto], now: dict[str, TypeProto]) -> set[str]:

@@ -268,7 +268,7 @@ def _source(tensor: TensorProto, base_dir: Path | None, dtype: np.dtype, count: 
         st = os.stat(file)
         if int(info.get("length", count * dtype.itemsize)) < count * dtype.itemsize:
             raise ValueError("short external data")
-        key = ("ext", st.st_dev, st.st_ino, st.st_mtime_ns, offset, shape_key)
+        key: tuple[object, ...] = ("ext", st.st_dev, st.st_ino, st.st_mtime_ns, offset, shape_key)
         return key, lambda: np.memmap(file, dtype=dtype.newbyteorder("<"), mode="r", offset=offset, shape=(count,))
     if tensor.HasField("raw_data"):
         raw = tensor.raw_data

@@ -57,7 +57,8 @@ class LayoutMemory:
             taken.add(old[0])
             was[node["id"]] = old[0]
             known[node["id"]] = known[old[0]]
-            tensor_was.update((o, p) for o, p in zip(node["outputs"], old[2]) if o and p and o != p)
+            # by position; the new node may have more or fewer outputs than the one it replaces
+            tensor_was.update((o, p) for o, p in zip(node["outputs"], old[2], strict=False) if o and p and o != p)
         return was, tensor_was
 
     def route(

@@ -112,10 +112,10 @@ def place(
 
     xs = [0.0] * n
     dummy_x: dict[tuple[int, int], float] = {}
-    for k, items in enumerate(rows):
+    for items in rows:
         items.sort(key=lambda item: item[0])
         placed = _pack([item[0] * UNIT for item in items], [item[1] for item in items])
-        for item, x in zip(items, placed):
+        for item, x in zip(items, placed, strict=True):
             if item[2] == 0:
                 xs[item[3]] = x
             else:
@@ -148,7 +148,7 @@ def _pack(desired: list[float], widths: list[float]) -> list[float]:
     for i in range(1, len(desired)):
         offsets[i] = offsets[i - 1] + (widths[i - 1] + widths[i]) / 2 + H_GAP
     blocks: list[list[float]] = []  # [mean, count]
-    for d, s in zip(desired, offsets):
+    for d, s in zip(desired, offsets, strict=True):
         blocks.append([d - s, 1.0])
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
             mean, count = blocks.pop()
@@ -158,7 +158,7 @@ def _pack(desired: list[float], widths: list[float]) -> list[float]:
     out: list[float] = []
     for mean, count in blocks:
         out.extend([mean] * int(count))
-    return [y + s for y, s in zip(out, offsets)]
+    return [y + s for y, s in zip(out, offsets, strict=True)]
 
 
 def place_beside(

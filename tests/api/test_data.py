@@ -170,6 +170,27 @@ def test_run_on_uploaded_inputs_matches_onnxruntime(client: TestClient, fixture_
     np.testing.assert_allclose(got[session.get_outputs()[0].name], want[0], rtol=1e-5, atol=1e-6)
 
 
+def test_run_outputs_named_like_savez_parameters(client: TestClient, tmp_path: Path) -> None:
+    """Output names are the model's: 'file' and 'allow_pickle' come back like any other (numpy.savez
+    takes names as keyword arguments, where these two are its own parameters)."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["file"]), onnx.helper.make_node("Neg", ["x"], ["allow_pickle"])],
+        "names",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [2]) for n in ("file", "allow_pickle")],
+    )
+    path = tmp_path / "names.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    sid = upload(client, path)
+    x = np.array([1.5, -2.0], np.float32)
+    r = client.post(f"/api/sessions/{sid}/run", files={"inputs": ("in.npz", _npz(x=x))})
+    assert r.status_code == 200, r.text
+    out = np.load(io.BytesIO(r.content))
+    assert list(out) == ["file", "allow_pickle"]
+    np.testing.assert_array_equal(out["file"], x)
+    np.testing.assert_array_equal(out["allow_pickle"], -x)
+
+
 def test_run_on_random_inputs_with_named_dims(client: TestClient, open_session) -> None:
     sid = open_session("minilm_l6_int8")
     r = client.post(f"/api/sessions/{sid}/run", data={"dims": json.dumps({"batch": 2, "sequence": 7}), "seed": "3"})

@@ -125,6 +125,8 @@ def test_analysis_end_to_end(client: TestClient, conv_session: tuple[str, np.nda
     assert custom["tensors"]["t3"]["dtype"] == "int16" and custom["tensors"]["r1"]["dtype"] == "uint8"
     error_of(client.get(f"{base}/qdq", params={"config": "int4"}), 422, "bad_config")
     error_of(client.get(f"{base}/qdq", params={"int16": json.dumps(["nope"])}), 422, "bad_precision")
+    all_int16 = {"config": "int16/minmax", "int16": json.dumps(["t3"])}  # an int16 list over int16: nothing to do
+    error_of(client.get(f"{base}/table", params=all_int16), 422, "bad_precision")
 
     # re-measuring the recommended int16 list reproduces the report's hybrid measurement (to float rounding: the
     # analysis takes the float outputs from its statistics pass, a basic-optimised run, and adds the curve's

@@ -83,7 +83,7 @@ def docs(request: Request) -> HTMLResponse:
     )
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
-        for script in _INLINE_SCRIPT.findall(page.body.decode())
+        for script in _INLINE_SCRIPT.findall(bytes(page.body).decode())
     )
     page.headers["Content-Security-Policy"] = DOCS_POLICY.format(scripts=hashes)
     return page

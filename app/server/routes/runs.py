@@ -18,7 +18,7 @@ from ..downloads import content_disposition, stream_file
 from ..middleware import streams_body
 from ..schemas.common import ERRORS, MAX_SEED, file_field, multipart_body
 from ..schemas.data import CompareReport
-from ..services.runs import compare_session, run_session
+from ..services.runs import compare_session, run_session, write_npz
 from ..settings import Settings
 from ..uploads import Upload, receive_multipart
 
@@ -50,7 +50,7 @@ async def _receive_run_request(request: Request, staging: Path, settings: Settin
 
 def _npz_response(arrays: dict[str, np.ndarray], staging: Path) -> StreamingResponse:
     out = staging / "outputs.npz"
-    np.savez(out, **arrays)
+    write_npz(out, arrays)
     handle = open(out, "rb")
     return StreamingResponse(
         stream_file(handle),

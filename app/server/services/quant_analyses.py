@@ -205,7 +205,7 @@ class QuantAnalyses:
     def measure(self, session_id: str, job_id: str, body: MeasureRequest) -> dict[str, Any]:
         """Start a job measuring a per-tensor precision end to end on the analysis' own data."""
         analysis, meta = self.analysis(session_id, job_id)
-        base, grid = custom_grid(analysis, body)
+        base, grid = custom_grid(analysis, body.base, body.int16, body.overrides)
         folder = self.folder(session_id, job_id)
         settings = QuantSettings.model_validate(meta["settings"])
         paths = [folder / p for p in (meta["validation"] or meta["data"])]
@@ -278,9 +278,13 @@ def _meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / META).read_text(encoding="utf-8"))
 
 
-def custom_grid(analysis: QuantAnalysis, request_: MeasureRequest) -> tuple[str, dict]:
-    base = request_.base or analysis.hybrid_base or "uint8/minmax"
-    overrides = {**{name: "int16" for name in request_.int16}, **request_.overrides}
+def custom_grid(
+    analysis: QuantAnalysis, base: str | None, int16: list[str], overrides: dict[str, str] | None = None
+) -> tuple[str, dict]:
+    """A base configuration (by default the hybrid's uint8 base) with these tensors in int16 and these
+    per-tensor precisions."""
+    base = base or analysis.hybrid_base or "uint8/minmax"
+    overrides = {**{name: "int16" for name in int16}, **(overrides or {})}
     try:
         return base, analysis.override_precision(base, overrides)
     except QuantError as err:
@@ -310,5 +314,10 @@ def configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: in
         names = None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise Invalid("bad_precision", "int16 must be a JSON list of tensor names")
-    base = (analysis.hybrid_base or "uint8/minmax") if config == HYBRID else config
-    return custom_grid(analysis, MeasureRequest(int16=names, base=base))
+    if config != HYBRID and CONFIGS[config][0] != "uint8":
+        raise Invalid(
+            "bad_precision",
+            f"an int16 list goes with the hybrid or a uint8 configuration; {config} has all its tensors in int16",
+            {"config": config},
+        )
+    return custom_grid(analysis, None if config == HYBRID else config, names)

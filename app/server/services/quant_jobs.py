@@ -103,6 +103,7 @@ def data_paths(upload: Upload, field: str) -> list[Path]:
     for item in (f for f in upload.files if f.field == field):
         if item.path.suffix.lower() == ".zip":
             target = item.path.with_name(item.path.name + ".images")
+            assert upload.budget is not None  # files come only from receive_multipart, which sets it
             unpack_zip(item.path, target, upload.budget)
             item.path.unlink()
             paths.append(target)

@@ -8,6 +8,7 @@ made .npz-ready."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,12 @@ def _plain(value: Any) -> np.ndarray:
         return value.astype(str)
     text = json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o), sort_keys=True)
     return np.array(text)
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The arrays as an uncompressed .npz, one ``<name>.npy`` each, as numpy.savez writes it; savez takes the
+    names as keyword arguments, so an output named ``file`` or ``allow_pickle`` would clash with its own."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)

@@ -93,7 +93,7 @@ def weight_view(store: SessionStore, session_id: str, name: str, axis: int) -> d
     finite = np.isfinite(rows)
     lo = np.where(finite, rows, np.inf).min(axis=1)
     hi = np.where(finite, rows, -np.inf).max(axis=1)
-    empty = ~finite.any(axis=1)
+    empty = np.logical_not(finite.any(axis=1))
     data = rows[finite]
     counts, edges = (
         np.histogram(data, bins=CHANNEL_HISTOGRAM_BINS) if data.size else (np.zeros(0, np.int64), np.zeros(0))
@@ -103,7 +103,7 @@ def weight_view(store: SessionStore, session_id: str, name: str, axis: int) -> d
         "tensor": name,
         "axis": axis,
         "shape": list(values.shape),
-        "min": [None if e else float(v) for v, e in zip(lo, empty)],
-        "max": [None if e else float(v) for v, e in zip(hi, empty)],
+        "min": [None if e else float(v) for v, e in zip(lo, empty, strict=True)],
+        "max": [None if e else float(v) for v, e in zip(hi, empty, strict=True)],
         "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
     }
