@@ -29,7 +29,8 @@ report size, next to onnxruntime's quantize_static (QDQ, per-tensor, QUInt8 acti
 weights) with MinMax and Entropy calibration on the same data. quantize_static keeps every sample's
 activations by default (12 GB for PP-OCRv4 at 19 samples), so it runs with its own memory bound,
 CalibStridedMinMax=1 (one sample per collection, min/max and histograms merged across them); a child
-whose RSS passes --rss-cap-gb is stopped and reported as not fitting. This suite needs scikit-image (pip install -e '.[test]').
+whose RSS passes --rss-cap-gb is stopped and reported as not fitting. This suite needs scikit-image
+(pip install -e '.[test]').
 
     python bench/quant.py --suite default [--repeats 3] [--models ppocrv4_det picodet_layout]
 """
@@ -37,6 +38,7 @@ whose RSS passes --rss-cap-gb is stopped and reported as not fitting. This suite
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -185,6 +187,16 @@ def photo_data(model_path: Path, target: Path) -> Path:
     return target
 
 
+def _random_data(model: onnx.ModelProto, rng: np.random.Generator, folder: Path, n: int) -> Path:
+    """n standard-normal samples for the model's single input as one .npz in folder, written once per n."""
+    name = model.graph.input[0].name
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    target = folder / f"{name}-{n}.npz"
+    if not target.exists():
+        np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
+    return target
+
+
 def _phases(events: list[tuple[float, str, int]], start: float, end: float) -> list[tuple[str, float]]:
     """Seconds per run of progress calls with the same phase and total (the hybrid phase holds both the
     configurations' measurement on the search subset and the search steps), "setup" before the first."""
@@ -194,7 +206,7 @@ def _phases(events: list[tuple[float, str, int]], start: float, end: float) -> l
         if phase != "done" and label != spans[-1][0]:
             spans.append([label, stamp])
     bounds = [t for _, t in spans[1:]] + [end]
-    return [(label, stop - begin) for (label, begin), stop in zip(spans, bounds)]
+    return [(label, stop - begin) for (label, begin), stop in zip(spans, bounds, strict=True)]
 
 
 def _default_child(model_path: str, data_path: str) -> dict:
@@ -476,7 +488,7 @@ def default_suite(args: argparse.Namespace) -> None:
                     label,
                     plain,
                     statistics.median(total),
-                    statistics.median(t / r["plain_s"] for t, r in zip(total, runs)),
+                    statistics.median(t / r["plain_s"] for t, r in zip(total, runs, strict=True)),
                     statistics.median(r["peak_rss_gb"] for r in runs),
                     statistics.median(r["report_mb"] for r in runs),
                     ort_runs,
@@ -543,16 +555,8 @@ def main() -> None:
         folder = Path(tmp)
         builders = {"resnet50 1x3x224x224": resnet50, "ppocrv4_det 1x3x640x640": ppocr_det}
         for label, _, model, path in _saved_models(builders, args.models, folder):
-            shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-            name = model.graph.input[0].name
             rng = np.random.default_rng(0)
-
-            def data(n: int) -> Path:
-                target = folder / f"{name}-{n}.npz"
-                if not target.exists():
-                    np.savez(target, **{name: rng.standard_normal((n, *shape[1:])).astype(np.float32)})
-                return target
-
+            data = functools.partial(_random_data, model, rng, folder)
             rss = {
                 n: statistics.median(_run_child("rss", path, data(n))["peak_rss_gb"] for _ in range(args.repeats))
                 for n in args.rss_samples
@@ -587,8 +591,8 @@ def main() -> None:
         speed = f"{ort_s / ours_s:.1f}x" if ort_s else "-"
         rss_text = ", ".join(f"{n}: {v:.2f}" for n, v in rss.items())
         print(
-            f"| {label} | {plain_s:.2f} | {floor:.2f} | {ours_s:.2f} | {ratio:.2f} | {f'{ort_s:.1f}' if ort_s else '-'} | {speed} | "
-            f"{rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |"
+            f"| {label} | {plain_s:.2f} | {floor:.2f} | {ours_s:.2f} | {ratio:.2f} | "
+            f"{f'{ort_s:.1f}' if ort_s else '-'} | {speed} | {rss_text} | {f'{ort_rss:.2f}' if ort_rss else '-'} |"
         )
 
 

@@ -272,7 +272,11 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href
 import { GraphView } from "/static/js/canvas/graph-view.js";
 const frames = (n, step) => new Promise((resolve) => {
   const times = []; let last = null;
-  const tick = (t) => { if (last !== null) times.push(t - last); last = t; step(); if (times.length < n) requestAnimationFrame(tick); else resolve(times); };
+  const tick = (t) => {
+    if (last !== null) times.push(t - last);
+    last = t; step();
+    if (times.length < n) requestAnimationFrame(tick); else resolve(times);
+  };
   requestAnimationFrame(tick);
 });
 const nextFrame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
@@ -307,9 +311,14 @@ window.svgRun = async (url) => {
   }
   for (const b of d.nodes) {
     const g = document.createElementNS(NS, "g"); g.setAttribute("transform", `translate(${b.x - b.w / 2},${b.y})`);
-    const r = document.createElementNS(NS, "rect"); r.setAttribute("width", b.w); r.setAttribute("height", b.h); r.setAttribute("fill", "#fff"); r.setAttribute("stroke", "#999"); g.appendChild(r);
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("width", b.w); r.setAttribute("height", b.h);
+    r.setAttribute("fill", "#fff"); r.setAttribute("stroke", "#999"); g.appendChild(r);
     const lines = [b.title, ...b.rows.map(([k, v]) => `${k} ${v}`)];
-    lines.forEach((line, i) => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", 6); t.setAttribute("y", 14 + i * 14); t.textContent = line; g.appendChild(t); });
+    lines.forEach((line, i) => {
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", 6); t.setAttribute("y", 14 + i * 14); t.textContent = line; g.appendChild(t);
+    });
     root.appendChild(g);
   }
   for (const t of root.querySelectorAll("text")) t.getBBox();
@@ -351,7 +360,8 @@ def _pct(values: list[float], q: float) -> float:
 # the whole view and layout read again (editor.load, which the editor still uses when a delta is refused).
 EDIT_FRAME = """async ([mode, edit]) => {
   const e = window.__editor;
-  const { api } = await import(document.querySelector("script[type=module][src*='/js/']").src.replace(/[^/]+$/, "core/api.js"));
+  const entry = document.querySelector("script[type=module][src*='/js/']").src;
+  const { api } = await import(entry.replace(/[^/]+$/, "core/api.js"));
   const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
   await frame();
   const t0 = performance.now();
@@ -482,8 +492,9 @@ def main() -> None:
     server.shutdown()
     print()
     print(
-        "| graph | server layout s | JSON to first frame, ms | pan frame ms at 100 %, median / p95 | pan frame ms, whole graph fitted | "
-        "Netron-style full SVG: first frame ms | full SVG pan frame ms, median / p95 |"
+        "| graph | server layout s | JSON to first frame, ms | pan frame ms at 100 %, median / p95 | "
+        "pan frame ms, whole graph fitted | Netron-style full SVG: first frame ms | "
+        "full SVG pan frame ms, median / p95 |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -64,7 +64,7 @@ def test_model_with_external_data_downloads_as_zip(
     got = onnx.load(str(tmp_path / "minilm.edited.onnx"))
     want = onnx.load(str(external_model[0]))
     assert [n for n in got.graph.node] == [n for n in want.graph.node]
-    for a, b in zip(got.graph.initializer, want.graph.initializer):
+    for a, b in zip(got.graph.initializer, want.graph.initializer, strict=True):
         assert np.array_equal(onnx.numpy_helper.to_array(a), onnx.numpy_helper.to_array(b))
 
 

@@ -56,6 +56,6 @@ def test_report_stays_small_and_the_route_serves_full_histograms(
         edges, counts = np.array(full["edges"]), np.array(full["counts"])
         first = np.searchsorted(edges, thinned["edges"][:-1], side="right") - 1  # full bins under each thinned one
         last = np.searchsorted(edges, thinned["edges"][1:], side="left")
-        assert [int(counts[max(a, 0) : b].sum()) for a, b in zip(first, last)] == thinned["counts"], name
+        assert [int(counts[max(a, 0) : b].sum()) for a, b in zip(first, last, strict=True)] == thinned["counts"], name
         for lo, hi in entry["ranges"].values():  # the clip lines fall inside the thinned chart's span
             assert thinned["edges"][0] <= max(lo, entry["min"]) and min(hi, entry["max"]) <= thinned["edges"][-1]

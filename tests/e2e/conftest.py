@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError(f"the server did not start:\n{(data / 'server.log').read_text()[-3000:]}")
+                raise RuntimeError(f"the server did not start:\n{(data / 'server.log').read_text()[-3000:]}") from None
             time.sleep(0.2)
     yield url
     proc.terminate()

@@ -252,7 +252,8 @@ def test_minimap_never_covers_the_graph_when_side_panels_narrow_it(page: Any, se
     covered = page.evaluate("""() => { const gv = window.__editor.graphView;
         const c = gv.canvas.getBoundingClientRect();
         const m = gv.minimap.getBoundingClientRect(); const {x, y, k} = gv.cam;
-        return gv.drawing.nodes.filter((b) => { const l = c.left + (b.x - b.w / 2 - x) * k, r = c.left + (b.x + b.w / 2 - x) * k;
+        return gv.drawing.nodes.filter((b) => {
+          const l = c.left + (b.x - b.w / 2 - x) * k, r = c.left + (b.x + b.w / 2 - x) * k;
           const t = c.top + (b.y - y) * k, bt = c.top + (b.y + b.h - y) * k;
           return l < m.right && r > m.left && t < m.bottom && bt > m.top; }).length; }""")
     assert covered == 0  # a fitted graph lies left of the minimap
@@ -262,7 +263,8 @@ def test_initializer_panel_add_node_and_script(page: Any, server: str, fixture_m
     open_model(page, server, fixture_model("minilm_l6_int8"))
     v = version(page)
     weight = page.evaluate(
-        "Object.keys(window.__editor.view.graph.initializers).find(n => window.__editor.view.graph.initializers[n].shape.length === 2)"
+        "(() => { const inits = window.__editor.view.graph.initializers;"
+        " return Object.keys(inits).find(n => inits[n].shape.length === 2); })()"
     )
     assert download_weight(page, weight, tmp_path / "w.npy", "07-initializer").ndim == 2
 
@@ -394,7 +396,7 @@ def test_post_processing_cut_from_the_readiness_box(page: Any, server: str, tmp_
         ["h0.out", "h1.out"], feeds
     )
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["h0.out", "h1.out"], feeds)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.parse
 import urllib.request
@@ -20,7 +21,7 @@ def _no_overlap(drawing: dict[str, Any]) -> None:
         rows[b["y"]].append((b["x"] - b["w"] / 2, b["x"] + b["w"] / 2))
     for spans in rows.values():
         spans.sort()
-        for (_, right), (left, _) in zip(spans, spans[1:]):
+        for (_, right), (left, _) in itertools.pairwise(spans):
             assert left >= right - 0.5
 
 

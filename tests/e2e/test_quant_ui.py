@@ -189,7 +189,8 @@ def test_quantization_in_the_editor(page: Any, server: str, fixture_model: Any, 
     colours = page.evaluate(
         """(id) => { const gv = window.__editor.graphView;
         const ops = gv.drawing.nodes.map((b, i) => [b, i]).filter(([b]) => b.kind === 'op');
-        return { worst: gv.colorOverride(gv.byId.get(id)), distinct: new Set(ops.map(([, i]) => gv.colorOverride(i))).size }; }""",
+        const distinct = new Set(ops.map(([, i]) => gv.colorOverride(i))).size;
+        return { worst: gv.colorOverride(gv.byId.get(id)), distinct }; }""",
         producer,
     )
     assert colours["distinct"] > 5
@@ -309,7 +310,9 @@ def analyse_by_api(server: str, sid: str, npz: Path) -> str:
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         + npz.read_bytes()
-        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="settings"\r\n\r\n{{}}\r\n--{boundary}--\r\n'.encode()
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="settings"\r\n\r\n{{}}\r\n--{boundary}--\r\n'
+        ).encode()
     )
     request = urllib.request.Request(
         f"{server}/api/sessions/{sid}/quant",
@@ -345,7 +348,8 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     page.click("#q-tab-layers")
     page.wait_for_selector("#q-table")
 
-    # the table: sorted by sensitivity rank, the report's most sensitive point comes first, its numbers in the new columns
+    # the table: sorted by sensitivity rank, the report's most sensitive point comes first, its numbers in the new
+    # columns
     page.click("th[data-key='sens/rank']")
     first = page.locator("#q-table tbody tr").first
     top = report["sensitivity"][0]["tensor"]
@@ -392,7 +396,8 @@ def check_error_views(page: Any, report: dict[str, Any], tmp_path: Path) -> None
     page.wait_for_selector("#heat-legend[data-mode='uint8/minmax']")
     assert op_colours(page) == before
 
-    # the chart along the graph's depth: one mark per point, in the report's (topological) order; a click selects the point
+    # the chart along the graph's depth: one mark per point, in the report's (topological) order; a click selects
+    # the point
     page.click("#q-tab-depth")
     page.wait_for_selector("#q-depth-chart svg")
     assert page.locator("#q-depth-chart rect.point").count() == len(names)
@@ -470,7 +475,8 @@ def test_where_the_error_is_born_and_the_precision_curve(
         page.evaluate("(t) => window.__editor.quant.producerOf(t)", report["sensitivity"][0]["tensor"])
     ]
     page.evaluate(
-        "document.querySelector('#quant-dock .dock-body').scrollTop = 0; document.getElementById('sidebar').scrollTop = 0"
+        "document.querySelector('#quant-dock .dock-body').scrollTop = 0;"
+        " document.getElementById('sidebar').scrollTop = 0"
     )
     page.wait_for_timeout(300)
     path = shot(page, "q06-precision-curve")

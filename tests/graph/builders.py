@@ -93,7 +93,7 @@ def run(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray]) -> di
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feeds)))
+    return dict(zip(names, session.run(names, feeds), strict=True))
 
 
 def yolo_like_model(batch: str = "batch", height: str = "height", width: str = "width") -> onnx.ModelProto:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from app.graph import EditError
@@ -13,7 +15,7 @@ from .builders import chain_model, doc_of, snapshot
 def renames(count: int, start: int = 0) -> list[dict]:
     """`count` valid edits in a row: the relu node renamed again and again."""
     names = ["relu"] + [f"r{i}" for i in range(start, start + count)]
-    return [{"op": "rename_node", "node": a, "to": b} for a, b in zip(names, names[1:])]
+    return [{"op": "rename_node", "node": a, "to": b} for a, b in itertools.pairwise(names)]
 
 
 @pytest.mark.parametrize("batch", [1, JOURNAL_STEPS - 1, JOURNAL_STEPS, JOURNAL_STEPS + 1, 300])

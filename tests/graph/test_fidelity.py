@@ -127,7 +127,7 @@ def run(name: str, model: onnx.ModelProto) -> dict[str, Any]:
     """The model's outputs by name, on the fixed inputs of the fixture."""
     sess = session(model)
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, make_feeds(name, sess))))
+    return dict(zip(names, sess.run(names, make_feeds(name, sess)), strict=True))
 
 
 def assert_same_values(expected: Any, actual: Any, where: str, rtol: float, atol: float) -> None:
@@ -138,7 +138,7 @@ def assert_same_values(expected: Any, actual: Any, where: str, rtol: float, atol
             assert_same_values(expected[key], actual[key], f"{where}[{key!r}]", rtol, atol)
     elif isinstance(expected, list):
         assert isinstance(actual, list) and len(actual) == len(expected), where
-        for i, (e, a) in enumerate(zip(expected, actual)):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
             assert_same_values(e, a, f"{where}[{i}]", rtol, atol)
     else:
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=where)

@@ -32,7 +32,7 @@ def _check_no_point_inside_a_layer(model: onnx.ModelProto, target: str) -> list:
         for n in p.nodes:
             assert n not in member, f"node {n} in two layers"
             member[n] = p.name
-    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node))
+    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node, strict=True))
     for node_name, node in by_name.items():
         if node.op_type == "BatchNormalization" and node.input[0] in producers:
             conv = producers[node.input[0]]
@@ -81,7 +81,7 @@ def test_ppocrv4_det_layers(fixture_model) -> None:
     model = onnx.load(fixture_model("ppocrv4_det"))
     points = _check_no_point_inside_a_layer(model, "acuity")
     ops = Counter(n.op_type for n in model.graph.node)
-    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node))
+    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node, strict=True))
     heads = Counter(by_name[p.nodes[0]].op_type for p in points if p.nodes)
     assert heads["Conv"] + heads["ConvTranspose"] == ops["Conv"] + ops["ConvTranspose"]  # one layer per conv
     for op in ("Clip", "Div", "HardSigmoid", "Relu", "BatchNormalization"):  # all fused into a layer
@@ -124,7 +124,8 @@ def test_folding_keeps_the_float_function(fixture_model) -> None:
 
 def _tensors(model: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(augmented_model(model, names), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {model.graph.input[0].name: x})))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {model.graph.input[0].name: x}), strict=True))
 
 
 def test_picodet_layout_layers(fixture_model) -> None:
@@ -138,7 +139,7 @@ def test_picodet_layout_layers(fixture_model) -> None:
     model = onnx.load(path)
     points = _check_no_point_inside_a_layer(model, "acuity")
     ops = Counter(n.op_type for n in model.graph.node)
-    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node))
+    by_name = dict(zip(node_names(list(model.graph.node)), model.graph.node, strict=True))
     shapes = Counter(tuple(by_name[n].op_type for n in p.nodes) for p in points)
     assert shapes[("Conv", "BatchNormalization", "Add", "Clip", "Mul", "Div")] == ops["BatchNormalization"] == 94
     heads = Counter(by_name[p.nodes[0]].op_type for p in points if p.nodes)

@@ -166,7 +166,7 @@ def test_histogram_sqnr_matches_fake_quantization(calibrated) -> None:
     outputs = [o.name for o in sess.get_outputs()]
     values = {n: [] for n in names}
     for i in range(len(x)):
-        got = dict(zip(outputs, sess.run(None, {"x": x[i : i + 1]})))
+        got = dict(zip(outputs, sess.run(None, {"x": x[i : i + 1]}), strict=True))
         got["x"] = x[i : i + 1]
         for n in names:
             values[n].append(got[n].reshape(-1))

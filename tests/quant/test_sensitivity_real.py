@@ -36,7 +36,7 @@ def _session(payload: bytes | str, level: ort.GraphOptimizationLevel | None = No
 def _sqnr_db(reference: list[np.ndarray], got: list[np.ndarray]) -> float:
     """SQNR over all samples pooled (as the report sums signal and noise over its samples)."""
     signal = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in reference)
-    noise = sum(float(np.sum((r.astype(np.float64) - g) ** 2)) for r, g in zip(reference, got))
+    noise = sum(float(np.sum((r.astype(np.float64) - g) ** 2)) for r, g in zip(reference, got, strict=True))
     return math.inf if noise == 0 else 10 * math.log10(signal / noise)
 
 
@@ -76,7 +76,7 @@ def test_sensitivity_top10_matches_a_brute_force_scan(photos, analysis) -> None:
     for point, aq in grid.items():
         alone = _session(build_qdq_model(source, {point: aq}, {}, {}).SerializeToString())
         got = alone.run(outputs, batch)
-        brute[point] = min(_sqnr_db([e], [g]) for e, g in zip(expected, got))
+        brute[point] = min(_sqnr_db([e], [g]) for e, g in zip(expected, got, strict=True))
     scan = time.perf_counter() - start
     brute_top = sorted(brute, key=brute.get)[:10]
     ranked_top = [entry["tensor"] for entry in report["sensitivity"][:10]]
@@ -152,7 +152,7 @@ def test_staged_runs_equal_one_run_of_the_whole_gated_model(photos, analysis) ->
     for label, flags in runs.items():
         gate = np.zeros(len(index), dtype=bool)
         gate[flags] = True
-        expected = dict(zip(staged.outputs, whole.run(staged.outputs, {**batch, GATE: gate})))
+        expected = dict(zip(staged.outputs, whole.run(staged.outputs, {**batch, GATE: gate}), strict=True))
         got = staged.run_with(floats, flags) if flags else floats
         for name in staged.outputs:
             difference = np.abs(got[name] - expected[name])

@@ -160,5 +160,5 @@ def test_exported_qdq_runs_optimized_as_measured(target: str, tmp_path) -> None:
     optimized = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = _run(qdq, x)
     for i in range(len(x)):
-        for got, want in zip(optimized.run(None, {"x": x[i : i + 1]}), expected[i]):
+        for got, want in zip(optimized.run(None, {"x": x[i : i + 1]}), expected[i], strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))

@@ -36,7 +36,7 @@ class DFL(nn.Module):
 
 def make_anchors(feats, strides):
     pts, sts = [], []
-    for f, st in zip(feats, strides):
+    for f, st in zip(feats, strides, strict=True):
         _, _, h, w = f.shape
         sx = torch.arange(w, dtype=f.dtype) + 0.5
         sy = torch.arange(h, dtype=f.dtype) + 0.5
@@ -83,7 +83,6 @@ class Yolo(nn.Module):
         best, _ = scores.max(-1)
         vals, idx = best.topk(s.topk, dim=1)
         return torch.cat([boxes.gather(1, idx.unsqueeze(-1).expand(-1, -1, 4)), vals.unsqueeze(-1)], -1)
-
 
 
 for name, topk in (("yolo_dyn", None), ("yolo_topk", 50)):
