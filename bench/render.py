@@ -383,7 +383,7 @@ def edit_frames(browser: Any, runs: int) -> list[tuple[str, float, float]]:
     (folder / "data").mkdir()
     rows = []
     with ServerProcess(folder / "data") as server:
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         page.goto(server.url + "/")
         page.set_input_files("#file-input", [str(model)])
         page.wait_for_url("**/s/*", timeout=120_000)
@@ -462,14 +462,14 @@ def main() -> None:
                 (folder / name).write_text(json.dumps(drawing, separators=(",", ":")))
                 canvas = []
                 for _ in range(args.runs):
-                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
                     page.goto(url + "/index.html")
                     page.wait_for_function("window.ready === true")
                     canvas.append(page.evaluate(f"window.canvasRun('/{name}')"))
                     page.close()
                 svg = None
                 if n <= args.svg_max:
-                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
                     page.goto(url + "/index.html")
                     page.wait_for_function("window.ready === true")
                     svg = page.evaluate(f"window.svgRun('/{name}')")
