@@ -290,6 +290,7 @@ def analyze(
         payload,
         loaded.folder,
         record,
+        profile.statistics_level,
     )
 
     tensors = tensor_results(stats, options, profile, progress, cancel)

@@ -118,17 +118,19 @@ def collect_statistics(
     payload: bytes | None = None,
     folder: Path | None = None,
     record: Reference | None = None,
+    level: str = "basic",
 ) -> dict[str, TensorStatistics]:
     """Histogram, exact min/max and a value sample of every quantization point (``payload``: the
     model already serialized; ``folder``: where its external data lies). ``record`` keeps each batch and
-    the model's outputs, so that the end-to-end phase need not run the float model again."""
+    the model's outputs, so that the end-to-end phase need not run the float model again. ``level``:
+    onnxruntime's optimization level of the run (``Toolkit.statistics_level``)."""
     inputs = {s.name for s in data.specs}
     fetched = [p.name for p in points if p.name not in inputs]
     if record is not None:
         fetched += [name for name in record.outputs if name not in fetched]
     # no CPU arena: each batch's outputs outlive the run while the workers bin them (ppocrv4_det 640x640,
     # 128 samples: peak RSS 1.41 GB without, 1.49 GB with the arena, same time)
-    sess = session(augmented_model(model, fetched, payload), "basic", arena=False, folder=folder)
+    sess = session(augmented_model(model, fetched, payload), level, arena=False, folder=folder)
     stats = {p.name: TensorStatistics(p, Histogram(capacity)) for p in points}
     binning = _Binning(stats, {p.name: np.random.default_rng([seed, k]) for k, p in enumerate(points)}, sample_size)
     report(progress, 0, data.num_samples, "statistics")
