@@ -270,8 +270,7 @@ def analyze(
     options = options or QuantOptions()
     loaded = load_model(model)
     proto = loaded.proto
-    specs = input_specs(proto)
-    if {s.name for s in specs} != {s.name for s in data.specs}:
+    if {s.name for s in input_specs(proto)} != {s.name for s in data.specs}:
         raise QuantError("the calibration data was opened for a different model")
     points = quantizable_points(proto, options.target)
     profile = toolkit(options.target, options.per_channel_weights, options.int16_weights)
@@ -292,9 +291,7 @@ def analyze(
         record,
         profile.statistics_level,
     )
-
     tensors = tensor_results(stats, options, profile, progress, cancel)
-
     source, values = _as_toolkit_sees_it(proto, points, constant_values(proto, loaded.folder), profile)
     weights = weight_tensors(proto, values)
     weight_reports = {w.name: analyse_weight(w, values[w.name], profile.tier("uint8").weight) for w in weights}
