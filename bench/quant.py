@@ -24,11 +24,12 @@ its wheel (read from the installed package, never fetched), resized and normalis
 own image reader with each model's preprocessing (ImageNet mean and std on 0..1 RGB). It prints the
 phase breakdown (from the progress callback's phases and timestamps), total time over plain
 onnxruntime inference of the same samples (same process, default session options, warmed up, the
-fastest of 5 passes: 2 before the analysis, 3 after), peak RSS and the report size, next to onnxruntime's quantize_static (QDQ, per-tensor, QUInt8 activations, QInt8
-weights) with MinMax and Entropy calibration on the same data. quantize_static keeps every sample's
-activations by default (12 GB for PP-OCRv4 at 19 samples), so it runs with its own memory bound,
-CalibStridedMinMax=1 (one sample per collection, min/max and histograms merged across them); a child
-whose RSS passes --rss-cap-gb is stopped and reported as not fitting. This suite needs scikit-image
+fastest of 5 passes: 2 before the analysis, 3 after), peak RSS and the report size, next to
+onnxruntime's quantize_static (QDQ, per-tensor, QUInt8 activations, QInt8 weights) with MinMax and
+Entropy calibration on the same data. quantize_static keeps every sample's activations by default
+(12 GB for PP-OCRv4 at 19 samples), so it runs with its own memory bound, CalibStridedMinMax=1 (one
+sample per collection, min/max and histograms merged across them); a child whose RSS passes
+--rss-cap-gb is stopped and reported as not fitting. This suite needs scikit-image
 (pip install -e '.[test]').
 
     python bench/quant.py --suite default [--repeats 3] [--models ppocrv4_det picodet_layout]
