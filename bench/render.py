@@ -41,18 +41,10 @@ from app.server.routes.vocabulary import get_vocabulary
 from app.view.layout import layout_graph
 from tests.api.models import blocks_model
 from tests.api.server_process import ServerProcess
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "app" / "static"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class _Builder:
@@ -433,7 +425,7 @@ def main() -> None:
     tables = args.tables.split(",")
     if "edit" in tables:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             rows = edit_frames(browser, args.runs)
             browser.close()
         print("\n| one edit to redrawn frame, 20,000 nodes | whole view and layout read again, ms | deltas, ms |")
@@ -449,7 +441,7 @@ def main() -> None:
     server, url = _serve(folder)
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for shape in args.shapes.split(","):
             for n in (int(x) for x in args.nodes.split(",")):
                 graph = (transformer if shape == "transformer" else resnet)(n)
