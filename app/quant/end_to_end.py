@@ -8,12 +8,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import onnxruntime as ort
-from onnx import ModelProto, TensorProto
+from onnx import ModelProto
 
 from app.quant import localize, sensitivity
 from app.quant.calibration import Batch, CalibrationData
 from app.quant.configs import CONFIGS, HYBRID, REFERENCE_BYTES
-from app.quant.evaluate import OutputError, Reference, compare, compare_batches, float_outputs, summed, worst_sqnr
+from app.quant.evaluate import (
+    OutputError,
+    Reference,
+    compare,
+    compare_batches,
+    float_output_names,
+    float_outputs,
+    summed,
+    worst_sqnr,
+)
 from app.quant.hybrid import CurvePoint, max_steps, point_graph, precision_curve
 from app.quant.model import infer_types
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -30,7 +39,7 @@ def record_for(model: ModelProto) -> Reference | None:
     """Where the statistics pass can keep the float outputs for the end-to-end phase: outputs a run can
     fetch (none of them a graph input), held up to REFERENCE_BYTES."""
     inputs = {i.name for i in model.graph.input}
-    outputs = [o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
+    outputs = float_output_names(model)
     return Reference(outputs, REFERENCE_BYTES) if outputs and not inputs & set(outputs) else None
 
 

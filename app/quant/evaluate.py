@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import onnxruntime as ort
+from onnx import ModelProto, TensorProto
 
 from app.quant.calibration import Batch
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -18,6 +19,11 @@ from app.runtime.session import in_lanes
 def float_outputs(sess: ort.InferenceSession) -> list[str]:
     """Names of the model outputs that are float tensors (the ones that can be compared)."""
     return [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
+
+
+def float_output_names(model: ModelProto) -> list[str]:
+    """``float_outputs`` of a model not loaded in onnxruntime."""
+    return [o.name for o in model.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
 
 
 class Reference:

@@ -22,7 +22,7 @@ import onnxruntime as ort
 from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from app.quant.calibration import Batch
-from app.quant.evaluate import OutputError, worst_sqnr
+from app.quant.evaluate import OutputError, float_output_names, worst_sqnr
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.runtime import session
 from app.runtime.session import in_lanes
@@ -186,7 +186,7 @@ class StagedModel:
         #: readers take its renamed copy): such runs stay on the gated model to the end
         self.gated_only = {index for index, name in enumerate(points) if name in inputs}
         #: the float outputs, the ones compared
-        self.outputs = [o.name for o in gated.graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT]
+        self.outputs = float_output_names(gated)
         self.points = list(points)
 
     def float_values(self, batch: Batch) -> dict[str, np.ndarray]:
