@@ -14,7 +14,7 @@ import onnxruntime as ort
 from fastapi.testclient import TestClient
 from onnx import numpy_helper
 
-from .conftest import error_of, get_ok
+from .conftest import error_of, get_ok, upload
 
 WEIGHT = "conv2d_0.w_0"  # the first Conv's 16x3x3x3 kernel, a Constant node's value
 
@@ -68,3 +68,24 @@ def test_unknown_weight_is_404(client: TestClient, open_session) -> None:
     sid = open_session("ppocrv4_det")
     for url in (f"/api/sessions/{sid}/tensors/x.npy", f"/api/sessions/{sid}/histogram/nope"):
         assert "no initializer or Constant node output" in error_of(client.get(url), 404, "unknown_tensor")["message"]
+
+
+def test_weights_whose_range_overflows_float64_get_their_histogram(client: TestClient, tmp_path: Path) -> None:
+    """max - min beyond 1.8e308 (numpy's histogram refuses it): both weight routes answer, the edges span the
+    values, and the session stays at its version."""
+    w = np.array([[-1.7e308, -1.0, 0.0, 1.0, 1.7e308]], dtype=np.float64)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [1, 5])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, [1, 5])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    path = tmp_path / "huge.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    sid = upload(client, path)
+    hist = get_ok(client, f"/api/sessions/{sid}/histogram/w")
+    assert sum(hist["counts"]) == 5 and hist["edges"][0] == -1.7e308 and hist["edges"][-1] == 1.7e308
+    view = get_ok(client, f"/api/sessions/{sid}/weight-view/w", axis=0)
+    assert sum(view["histogram"]["counts"]) == 5 and view["min"] == [-1.7e308] and view["max"] == [1.7e308]
+    assert get_ok(client, f"/api/sessions/{sid}")["version"] == 0

@@ -30,6 +30,17 @@ def weight_of(doc: ModelDocument, name: str) -> TensorProto:
     return tensor
 
 
+def _histogram(data: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram`` of finite float64 values, also where their range overflows float64 (max - min beyond
+    1.8e308, which numpy refuses): then of the halved values, whose edges doubled back are exact."""
+    if data.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    if np.isfinite(float(data.max()) - float(data.min())):
+        return np.histogram(data, bins=bins)
+    counts, edges = np.histogram(data / 2, bins=bins)
+    return counts, edges * 2
+
+
 def weight_histogram(store: SessionStore, session_id: str, name: str) -> dict[str, Any]:
     """A weight's histogram (40 bins) of at most HISTOGRAM_SAMPLE values, with its size and statistics."""
     with store.open(session_id) as handle:
@@ -50,7 +61,7 @@ def weight_histogram(store: SessionStore, session_id: str, name: str) -> dict[st
     data = data[np.isfinite(data)]
     if data.size == 0:
         return {"version": version, "counts": [], "edges": [], "sampled": sampled}
-    counts, edges = np.histogram(data, bins=HISTOGRAM_BINS)
+    counts, edges = _histogram(data, HISTOGRAM_BINS)
     return {
         "version": version,
         "counts": counts.tolist(),
@@ -95,9 +106,7 @@ def weight_view(store: SessionStore, session_id: str, name: str, axis: int) -> d
     hi = np.where(finite, rows, -np.inf).max(axis=1)
     empty = np.logical_not(finite.any(axis=1))
     data = rows[finite]
-    counts, edges = (
-        np.histogram(data, bins=CHANNEL_HISTOGRAM_BINS) if data.size else (np.zeros(0, np.int64), np.zeros(0))
-    )
+    counts, edges = _histogram(data, CHANNEL_HISTOGRAM_BINS)
     return {
         "version": version,
         "tensor": name,
