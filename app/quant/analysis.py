@@ -157,8 +157,8 @@ class QuantAnalysis:
         cancel: CancelCheck | None = None,
     ) -> dict[str, OutputError]:
         """End-to-end error of a QDQ model with this precision against the float model."""
-        reference = session(self.model, folder=self.folder)
-        candidate = session(self.qdq_for(activations), QDQ_LEVEL, folder=self.folder)
+        reference = session(self.model, folder=self.folder, lanes=True)
+        candidate = session(self.qdq_for(activations), QDQ_LEVEL, folder=self.folder, lanes=True)
         return compare(
             reference, {"candidate": candidate}, data.batches(), data.num_samples, progress, cancel, "end_to_end"
         )["candidate"]

@@ -72,8 +72,9 @@ def end_to_end(
     measured = {label: summed(batches) for label, batches in per_batch.items()}
     base = options.hybrid_base or max(("uint8/minmax", "uint8/kl"), key=lambda b: worst_sqnr(measured[b]))
     analysis.hybrid_base, analysis.error_config = base, base
-    _error_map(analysis, base, _first(record, reference, data, options.sensitivity_samples).batches, progress, cancel)
-    kept = _first(record, reference, data, options.search_samples)
+    first = _first(record, reference, data, max(options.sensitivity_samples, options.search_samples))
+    _error_map(analysis, base, first.split(options.sensitivity_samples)[0].batches, progress, cancel)
+    kept = first.split(options.search_samples)[0]
     analysis.curve_samples = kept.samples
     on_subset = {label: summed(batches, len(kept.batches)) for label, batches in per_batch.items()}
     knee = _curve(analysis, base, kept, on_subset, progress, cancel)

@@ -22,6 +22,7 @@ from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
 from app.quant.runtime import run, session
+from app.quant.stats import augmented_model
 from app.quant.weights import dequantized
 from app.runtime.session import QDQ_LEVEL, in_lanes
 
@@ -128,16 +129,9 @@ def measure(
     """
     local, points = local_model(model, activations, weights, weight_values, biases)
     inputs = [i.name for i in model.graph.input if i.name in activations]
-    accumulated_model = ModelProto()
-    accumulated_model.CopyFrom(qdq)
-    present = {o.name for o in qdq.graph.output}
-    accumulated_model.graph.output.extend(
-        helper.make_tensor_value_info(p, TensorProto.FLOAT, None) for p in points if p not in present
-    )
     float_session = session(local, "all", arena=False, folder=folder, lanes=True)
     del local
-    quantized_session = session(accumulated_model, QDQ_LEVEL, arena=False, folder=folder, lanes=True)
-    del accumulated_model
+    quantized_session = session(augmented_model(qdq, points), QDQ_LEVEL, arena=False, folder=folder, lanes=True)
     accumulated = {p: OutputError() for p in [*inputs, *points]}
     local_errors = {p: OutputError() for p in [*inputs, *points]}
     alone = {p: OutputError() for p in [*inputs, *points]}

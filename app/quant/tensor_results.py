@@ -3,7 +3,6 @@ configuration in the toolkit's arithmetic, computed from the statistics pass."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from app.quant.quantizers import histogram_sqnr, sample_sqnr
 from app.quant.ranges import ALGORITHMS, Range, all_ranges
 from app.quant.stats import TensorStatistics
 from app.quant.toolkits import TIERS, Toolkit
+from app.runtime.session import in_lanes
 
 if TYPE_CHECKING:
     from app.quant.options import QuantOptions
@@ -35,19 +35,17 @@ def tensor_results(
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
 ) -> dict[str, TensorResult]:
-    """Every tensor's ranges and errors, two tensors at a time (the range searches free the GIL)."""
+    """Every tensor's ranges and errors, side by side (the range searches free the GIL)."""
     tensors: dict[str, TensorResult] = {}
     report(progress, 0, len(stats), "ranges")
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="quant-ranges") as pool:
-        futures = {name: pool.submit(_tensor_result, st, options, profile) for name, st in stats.items()}
-        try:
-            for done, (name, future) in enumerate(futures.items(), start=1):
-                check_cancel(cancel)
-                tensors[name] = future.result()
-                report(progress, done, len(stats), "ranges")
-        finally:
-            for future in futures.values():
-                future.cancel()
+
+    def result(st: TensorStatistics) -> TensorResult:
+        check_cancel(cancel)
+        return _tensor_result(st, options, profile)
+
+    for name, tensor in zip(stats, in_lanes(result, stats.values()), strict=True):
+        tensors[name] = tensor
+        report(progress, len(tensors), len(stats), "ranges")
     return tensors
 
 
