@@ -84,10 +84,6 @@ class SessionHandle(ABC):
     def original_model(self) -> Path:
         """The model file as uploaded."""
 
-    @abstractmethod
-    def work_dir(self, kind: str) -> Path:
-        """A folder inside the session for files that belong to it (job results, run outputs)."""
-
 
 @dataclass
 class OpenDocument:
@@ -271,11 +267,6 @@ class LocalHandle(SessionHandle):
         written = save_model(self.doc, current / f"{stem}{EDITED}.onnx")
         write_json(listing, [p.name for p in written])
         return written
-
-    def work_dir(self, kind: str) -> Path:
-        path = self.folder / kind
-        path.mkdir(exist_ok=True)
-        return path
 
 
 def _external_locations(doc: ModelDocument) -> set[str]:

@@ -65,6 +65,10 @@ class SessionStore(ABC):
         """Context manager yielding a locked, up-to-date SessionHandle."""
 
     @abstractmethod
+    def touch(self, session_id: str) -> None:
+        """Mark a session used, as ``open`` does, without loading its model (404 when gone or expired)."""
+
+    @abstractmethod
     def sweep(self) -> list[str]:
         """Remove idle sessions past their time to live; returns their ids."""
 
@@ -177,16 +181,24 @@ class LocalSessionStore(SessionStore):
     @contextmanager
     def open(self, session_id: str) -> Iterator[LocalHandle]:
         with self._locked(session_id) as folder:
-            last_used = folder / "last_used"
-            if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
-                raise NotFound(
-                    "session_expired",
-                    f"session '{session_id}' expired after {self.settings.session_ttl_seconds} s without use",
-                    {"session": session_id},
-                )
-            os.utime(last_used)
+            self._use(session_id, folder)
             state = self._catch_up(session_id, folder)
             yield LocalHandle(self, session_id, folder, state)
+
+    def touch(self, session_id: str) -> None:
+        with self._locked(session_id) as folder:
+            self._use(session_id, folder)
+
+    def _use(self, session_id: str, folder: Path) -> None:
+        """404 for a session past its time to live, else its last use is now."""
+        last_used = folder / "last_used"
+        if time.time() - last_used.stat().st_mtime > self.settings.session_ttl_seconds:
+            raise NotFound(
+                "session_expired",
+                f"session '{session_id}' expired after {self.settings.session_ttl_seconds} s without use",
+                {"session": session_id},
+            )
+        os.utime(last_used)
 
     @contextmanager
     def _locked(self, session_id: str) -> Iterator[Path]:

@@ -138,7 +138,7 @@ def compute_layout(store: SessionStore, session_id: str, scope_text: str, full: 
                 if drawn.version == version:  # before unpacking the view: a hit needs only the version
                     return drawn.pack()
         packed = graph_view_gzip(session_id, handle.doc)
-    view = json.loads(gzip.decompress(packed))
+    view = orjson.loads(gzip.decompress(packed))
     layout = Layout(_scope_graph(view, scope), _memory(key, fresh=full))
     drawn = _Drawn(version, scope, view, layout)
     _hold(key, drawn)
@@ -166,7 +166,7 @@ def compute_layout_delta(store: SessionStore, session_id: str, since: int) -> by
             return drawn.delta[1]
         if drawn.version != since:
             return fallback("no_layout")
-        change = json.loads(gzip.decompress(graph_delta))
+        change = orjson.loads(gzip.decompress(graph_delta))
         if change["full"]:
             return fallback(change["reason"])
         try:

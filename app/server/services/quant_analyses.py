@@ -64,9 +64,9 @@ class QuantAnalyses:
         return pointer.parent.parent / pointer.read_text(encoding="utf-8")
 
     def check_session(self, session_id: str) -> None:
-        """404 for a session that does not exist (or expired), before anything else is looked at."""
-        with self.store.open(session_id):
-            pass
+        """404 for a session that does not exist (or expired), before anything else is looked at; the model is
+        not loaded for it."""
+        self.store.touch(session_id)
 
     def analysis(self, session_id: str, job_id: str) -> tuple[QuantAnalysis, dict[str, Any]]:
         """The finished analysis of a job (409 while it runs or when it did not succeed), cached."""

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ...graph.changes import describe_changes
 from ...graph.io import read_tensor
 from ...runtime.npy import check_size, read_header
 from ..session_store import SessionStore
+from .sessions import apply_edits
 from .weights import weight_of
 
 
@@ -54,9 +54,4 @@ def replace_tensor(
             "name": tensor_name,
             "npy_base64": base64.b64encode(path.read_bytes()).decode("ascii"),
         }
-        applied = handle.apply([edit], expected_version)
-        return {
-            "version": handle.doc.version,
-            "applied": len(applied),
-            "changes": describe_changes(handle.doc, applied),
-        }
+        return apply_edits(handle, [edit], expected_version)
