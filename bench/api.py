@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,12 @@ from tests.fixture_models import fixture_path  # noqa: E402
 def server_rss(server: ServerProcess) -> int:
     """Resident memory of the server and its worker processes, in bytes."""
     assert server.proc is not None
-    parent = psutil.Process(server.proc.pid)
+    return tree_rss(server.proc.pid)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    parent = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
 
 
@@ -68,6 +74,24 @@ def upload_to_graph(server: ServerProcess, model: Path) -> tuple[float, float, i
     return uploaded - started, done - uploaded, len(nodes), edited - edit_started, downloaded - edited
 
 
+def rename_edits(
+    client: httpx.Client, sid: str, node: str, done: Callable[[], bool], pause: float = 0.0
+) -> list[float]:
+    """Seconds of each small edit (the node renamed back and forth) until done() or 100,000 edits,
+    sleeping `pause` seconds between them (0: back to back)."""
+    names = [node, "bench_renamed"]
+    seconds: list[float] = []
+    while not done() and len(seconds) < 100_000:
+        edit = {"op": "rename_node", "node": names[len(seconds) % 2], "to": names[(len(seconds) + 1) % 2]}
+        started = time.perf_counter()
+        r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [edit]})
+        seconds.append(time.perf_counter() - started)
+        if r.status_code != 200:
+            raise RuntimeError(r.text)
+        time.sleep(pause)
+    return seconds
+
+
 def edits_per_second(server: ServerProcess, model: Path, sessions: int, seconds: float) -> float:
     """Small edits acknowledged per second over `sessions` sessions, one client thread each."""
     with httpx.Client(base_url=server.url, timeout=120) as setup:
@@ -81,17 +105,9 @@ def edits_per_second(server: ServerProcess, model: Path, sessions: int, seconds:
     deadline = [0.0]
 
     def work(k: int) -> None:
-        names = [node, "bench_renamed"]
         with httpx.Client(base_url=server.url, timeout=60) as client:
             barrier.wait()
-            i = 0
-            while time.perf_counter() < deadline[0] and i < 100_000:
-                edit = {"op": "rename_node", "node": names[i % 2], "to": names[(i + 1) % 2]}
-                r = client.post(f"/api/sessions/{ids[k]}/edits", json={"edits": [edit]})
-                if r.status_code != 200:
-                    raise RuntimeError(r.text)
-                counts[k] += 1
-                i += 1
+            counts[k] = len(rename_edits(client, ids[k], node, lambda: time.perf_counter() >= deadline[0]))
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(sessions)]
     for t in threads:

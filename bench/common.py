@@ -48,9 +48,13 @@ def stopwatch() -> Iterator[list[float]]:
 
 def median_p90(samples: list[float]) -> tuple[float, float]:
     """Median and 90th percentile (nearest rank, so a few samples still give a real one)."""
+    return statistics.median(samples), percentile(samples, 90)
+
+
+def percentile(samples: list[float], q: int) -> float:
+    """The q-th percentile by nearest rank: always one of the samples."""
     ordered = sorted(samples)
-    rank = max(0, -(-len(ordered) * 9 // 10) - 1)
-    return statistics.median(ordered), ordered[rank]
+    return ordered[max(0, -(-len(ordered) * q // 100) - 1)]
 
 
 def peak_rss_bytes() -> int:

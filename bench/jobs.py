@@ -1,0 +1,247 @@
+"""Quantization jobs: analyses per minute and API edit latency while they run, embedded vs Celery workers.
+
+    python -m bench.jobs                                  # ppocrv4_det, 4 analyses per setup
+    python -m bench.jobs --model picodet_layout --jobs 2 --setups embedded
+
+Every setup starts from scratch on free 127.0.0.1 ports with its own data folder:
+  embedded   one `onnx-workbench serve` process: the analyses run on its job thread, one at a time;
+  workers-N  (N = 1, 2) `serve --job-broker redis://...`, a redis-server and N
+             `onnx-workbench worker --concurrency 1` on the same data folder.
+The model is uploaded twice, one session for the analyses and one for edits. Small edits (rename_node back
+and forth, one every --pause seconds) are timed on the idle service, then --jobs default analyses are
+submitted at once (scikit-image's 19 photos as images, with the model's ImageNet preprocessing, as
+bench/quant.py's default suite) and the same edits are timed until the last analysis ends. Printed per
+setup: analyses per minute (and against embedded, measured in the same run), each analysis' own run time,
+edit latency median and p95 idle and busy, the peak RSS of the processes that ran the analyses, and the
+load average before the setup (the machine is shared). Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import onnx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.api import rename_edits, tree_rss  # noqa: E402
+from bench.common import markdown_table, percentile  # noqa: E402
+from bench.quant import IMAGENET, PHOTOS, picodet_layout, ppocr_det  # noqa: E402
+from tests.api.server_process import ServerProcess  # noqa: E402
+
+MODELS = {"ppocrv4_det": ppocr_det, "picodet_layout": picodet_layout}
+TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class Setup:
+    """A running service: where its API answers, and the processes that run its analyses."""
+
+    name: str
+    url: str
+    job_processes: Callable[[], list[int]]
+
+
+@dataclass
+class Figures:
+    setup: str
+    load: float
+    minutes: float = 0.0
+    analysis_s: list[float] = field(default_factory=list)
+    idle: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+
+    def per_minute(self) -> float:
+        return len(self.analysis_s) / self.minutes
+
+
+@contextmanager
+def embedded(folder: Path) -> Iterator[Setup]:
+    data = folder / "data"
+    data.mkdir()
+    with ServerProcess(data) as server:
+        assert server.proc is not None
+        pid = server.proc.pid
+        yield Setup("embedded", server.url, lambda: [pid])
+
+
+class PeakRss:
+    """Samples the resident memory of each job process (with its children) every 0.2 s; keeps the largest."""
+
+    def __init__(self, pids: Callable[[], list[int]]):
+        self.pids = pids
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.2):
+            for pid in self.pids():
+                try:
+                    self.peak = max(self.peak, tree_rss(pid))
+                except psutil.Error:
+                    pass  # a process that just ended
+
+    def __enter__(self) -> PeakRss:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def upload(client: httpx.Client, model: Path) -> str:
+    with open(model, "rb") as f:
+        r = client.post("/api/sessions", files={"file": (model.name, f)})
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def submit(client: httpx.Client, sid: str, photos: list[Path], size: tuple[int, int]) -> str:
+    """The default analysis on the photos as images, resized and normalised by the service."""
+    fields = {
+        "size": f"{size[0]}x{size[1]}",
+        "mean": ",".join(str(m) for m in IMAGENET["mean"]),
+        "std": ",".join(str(s) for s in IMAGENET["std"]),
+        "channel_order": "rgb",
+    }
+    r = client.post(
+        f"/api/sessions/{sid}/quant",
+        files=[("data", (p.name, p.read_bytes())) for p in photos],
+        data=fields,
+    )
+    if r.status_code != 202:
+        raise SystemExit(f"submitting an analysis failed: {r.status_code} {r.text}")
+    return r.json()["job_id"]
+
+
+def wait_all(client: httpx.Client, job_ids: list[str], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [client.get(f"/api/jobs/{job_id}").json() for job_id in job_ids]
+        if all(s["state"] in TERMINAL for s in states):
+            failed = [s for s in states if s["state"] != "succeeded"]
+            if failed:
+                raise SystemExit(f"analyses did not succeed: {failed[0]['state']} {failed[0].get('error')}")
+            return states
+        time.sleep(0.5)
+    raise SystemExit(f"the analyses did not end within {timeout:.0f} s")
+
+
+def measure(setup: Setup, model: Path, photos: list[Path], size: tuple[int, int], args: argparse.Namespace) -> Figures:
+    figures = Figures(setup.name, os.getloadavg()[0])
+    with httpx.Client(base_url=setup.url, timeout=300) as client:
+        analysed, edited = upload(client, model), upload(client, model)
+        node = client.get(f"/api/sessions/{edited}/graph").json()["graph"]["nodes"][0]["id"]
+        idle_until = time.perf_counter() + args.idle_seconds
+        figures.idle = rename_edits(client, edited, node, lambda: time.perf_counter() >= idle_until, args.pause)
+        finished = threading.Event()
+        busy: list[list[float]] = []
+        editor = threading.Thread(
+            target=lambda: busy.append(rename_edits(client, edited, node, finished.is_set, args.pause)), daemon=True
+        )
+        with PeakRss(setup.job_processes) as rss:
+            started = time.time()
+            job_ids = [submit(client, analysed, photos, size) for _ in range(args.jobs)]
+            editor.start()
+            try:
+                states = wait_all(client, job_ids, args.timeout)
+            finally:
+                finished.set()
+                editor.join()
+        figures.busy = busy[0]
+        figures.peak_rss = rss.peak
+        figures.minutes = (max(s["finished"] for s in states) - started) / 60
+        figures.analysis_s = [s["finished"] - s["started"] for s in states]
+    return figures
+
+
+def report(rows: list[Figures], model: str, jobs: int, pause: float) -> str:
+    base = next((r for r in rows if r.setup == "embedded"), None)
+    cells = []
+    for r in rows:
+        idle = (statistics.median(r.idle) * 1000, percentile(r.idle, 95) * 1000)
+        busy = (statistics.median(r.busy) * 1000, percentile(r.busy, 95) * 1000)
+        cells.append(
+            [
+                r.setup,
+                f"{r.per_minute():.2f}",
+                f"{r.per_minute() / base.per_minute():.2f}x" if base else "-",
+                f"{statistics.median(r.analysis_s):.1f}",
+                f"{idle[0]:.1f} / {idle[1]:.1f} ({len(r.idle)})",
+                f"{busy[0]:.1f} / {busy[1]:.1f} ({len(r.busy)})",
+                f"{busy[1] / idle[1]:.1f}x",
+                f"{r.peak_rss / 2**30:.2f}",
+                f"{r.load:.2f}",
+            ]
+        )
+    headers = [
+        "setup",
+        "analyses/min",
+        "vs embedded",
+        "analysis s (median)",
+        "edit ms idle: median / p95 (n)",
+        "edit ms busy: median / p95 (n)",
+        "p95 busy / idle",
+        "peak RSS per job process (GiB)",
+        "load before",
+    ]
+    title = (
+        f"{model}, {len(PHOTOS)} photos, default analysis, {jobs} submitted at once; "
+        f"an edit every {pause} s; {os.cpu_count()} CPUs"
+    )
+    return title + "\n\n" + markdown_table(headers, cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="ppocrv4_det")
+    parser.add_argument("--jobs", type=int, default=4, help="analyses submitted at once per setup")
+    parser.add_argument("--setups", default="embedded", help="comma-separated: embedded")
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds between two edits")
+    parser.add_argument("--idle-seconds", type=float, default=20.0, help="edits timed before the analyses")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the analyses of a setup may take")
+    args = parser.parse_args(argv)
+    starters = {"embedded": embedded}
+    chosen = [s for s in args.setups.split(",") if s]
+    unknown = set(chosen) - set(starters)
+    if unknown:
+        parser.error(f"unknown setups: {', '.join(sorted(unknown))} (known: {', '.join(starters)})")
+    built = MODELS[args.model]()
+    if built is None:
+        raise SystemExit(f"{args.model} is not available (python -m tests.fixture_models fetches it)")
+    import skimage.data
+
+    photos = [Path(skimage.data.__file__).parent / name for name in PHOTOS]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="onnx-workbench-jobs-") as tmp:
+        model = Path(tmp) / f"{args.model}.onnx"
+        onnx.save(built, model)
+        dims = [d.dim_value for d in built.graph.input[0].type.tensor_type.shape.dim]
+        for name in chosen:
+            folder = Path(tmp) / name
+            folder.mkdir()
+            with starters[name](folder) as setup:
+                rows.append(measure(setup, model, photos, (dims[2], dims[3]), args))
+            print(report(rows[-1:], args.model, args.jobs, args.pause), flush=True)
+    print()
+    print(report(rows, args.model, args.jobs, args.pause))
+
+
+if __name__ == "__main__":
+    main()
