@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from .errors import hide_server_folder, install_error_handlers
+from .job_kinds import KINDS
 from .jobs import LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
 from .openapi_links import add_links
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     hide_server_folder(settings.data_dir, "")  # error messages show paths relative to the data folder
     store = LocalSessionStore(settings)
-    jobs = LocalJobRunner(store.root, store.session_dir)
+    jobs = LocalJobRunner(store.root, store.session_dir, KINDS)
     stop = threading.Event()
 
     def sweeper() -> None:
