@@ -16,7 +16,7 @@ from typing import Any
 from .graph import WorkbenchError, load_model, read_script, save_model, shape_report
 from .graph.summary import model_summary
 from .quant.cli import add_quant_command
-from .server.cli import add_serve_command
+from .server.cli import add_server_commands
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_info)
 
-    add_serve_command(commands)
+    add_server_commands(commands)
     add_quant_command(commands)
     return parser
 

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from .errors import hide_server_folder, install_error_handlers
-from .jobs import LocalJobRunner
+from .job_kinds import KINDS
+from .jobs import JobRunner, LocalJobRunner
 from .middleware import BodyLimit, SecurityHeaders, TokenAuth, UnexpectedErrors
 from .openapi_links import add_links
 from .routes import ROUTERS
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     hide_server_folder(settings.data_dir, "")  # error messages show paths relative to the data folder
     store = LocalSessionStore(settings)
-    jobs = LocalJobRunner(store.root, store.session_dir)
+    jobs = _job_runner(store, settings)
     stop = threading.Event()
 
     def sweeper() -> None:
@@ -88,6 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": VERSION, "pid": os.getpid()}
 
     return app
+
+
+def _job_runner(store: LocalSessionStore, settings: Settings) -> JobRunner:
+    """Celery workers when a broker is set (celery_jobs.py), else threads of this process."""
+    if settings.job_broker:
+        from .celery_jobs import CeleryJobRunner
+
+        return CeleryJobRunner(store.root, store.session_dir, KINDS, settings.job_broker, settings)
+    return LocalJobRunner(store.root, store.session_dir, KINDS)
 
 
 def _declare_bearer(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""`onnx-workbench serve`: start the web service under uvicorn.
+"""`onnx-workbench serve`: start the web service under uvicorn; `onnx-workbench worker`: a Celery worker
+that runs the jobs of `serve --job-broker` (celery_jobs.py).
 
 Options become ONNX_WORKBENCH_* environment variables before uvicorn starts, so that every worker
 process builds the same app from the same settings (`create_app` reads them).
@@ -13,20 +14,34 @@ from pathlib import Path
 
 from .settings import ENV_PREFIX
 
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    data_dir = Path(args.data_dir or os.environ.get(ENV_PREFIX + "DATA") or "data").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_PREFIX + "DATA"] = str(data_dir)
+    if args.job_broker:
+        os.environ[ENV_PREFIX + "JOB_BROKER"] = args.job_broker
+    return data_dir
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    data_dir = Path(args.data_dir or os.environ.get(ENV_PREFIX + "DATA") or "data").resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[ENV_PREFIX + "DATA"] = str(data_dir)
+    data_dir = _data_dir(args)
     if args.max_upload_mb is not None:
         os.environ[ENV_PREFIX + "MAX_UPLOAD_BYTES"] = str(args.max_upload_mb << 20)
     if args.session_ttl_hours is not None:
         os.environ[ENV_PREFIX + "SESSION_TTL_SECONDS"] = str(int(args.session_ttl_hours * 3600))
+    jobs = (
+        "jobs to " + _hide_password(os.environ[ENV_PREFIX + "JOB_BROKER"])
+        if os.environ.get(ENV_PREFIX + "JOB_BROKER")
+        else "jobs in process"
+    )
     print(
         f"onnx-workbench: serving on http://{args.host}:{args.port} (data in {data_dir}, "
-        f"{args.workers} worker{'s' if args.workers > 1 else ''})",
+        f"{args.workers} worker{'s' if args.workers > 1 else ''}, {jobs})",
         flush=True,
     )
     config = uvicorn.Config(
@@ -45,6 +60,34 @@ def _serve(args: argparse.Namespace) -> int:
 
     Multiprocess(config, sockets=[_tcp_socket(args.host, args.port)]).run()
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """A Celery worker running the jobs that `serve --job-broker` sends, on the same data folder."""
+    from .celery_jobs import run_worker
+    from .job_kinds import KINDS
+    from .session_store import LocalSessionStore
+    from .settings import Settings
+
+    data_dir = _data_dir(args)
+    if args.concurrency is not None:
+        os.environ[ENV_PREFIX + "JOB_CONCURRENCY"] = str(args.concurrency)
+    settings = Settings.from_env()
+    if not settings.job_broker:
+        raise SystemExit(f"onnx-workbench worker: give --job-broker redis://HOST:6379/0 (or {ENV_PREFIX}JOB_BROKER)")
+    os.nice(args.nice)  # analyses yield the CPU to an API on the same machine; the pool processes inherit it
+    print(
+        f"onnx-workbench: worker on {_hide_password(settings.job_broker)} (data in {data_dir}, "
+        f"{settings.job_concurrency} at once, nice {os.nice(0)})",
+        flush=True,
+    )
+    return run_worker(settings, KINDS, LocalSessionStore(settings).session_dir, args.log_level)
+
+
+def _hide_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}" if sep else url
 
 
 def _tcp_socket(host: str, port: int) -> socket.socket:
@@ -72,7 +115,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_serve_command(commands: argparse._SubParsersAction) -> None:
+def add_server_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="start the web service (REST API and browser editor)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive, default=8000, help="port (default 8000)")
@@ -84,5 +127,32 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--session-ttl-hours", type=float, default=None, help="delete sessions idle this long (default 168, one week)"
     )
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    serve.add_argument(
+        "--job-broker",
+        default=None,
+        metavar="redis://HOST:6379/0",
+        help="send jobs to Celery workers (onnx-workbench worker) through this Redis "
+        f"(default ${ENV_PREFIX}JOB_BROKER; unset: jobs run in this process)",
+    )
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run the jobs of `serve --job-broker` (a Celery worker)")
+    worker.add_argument(
+        "--job-broker", default=None, metavar="redis://HOST:6379/0", help=f"default ${ENV_PREFIX}JOB_BROKER"
+    )
+    worker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"the API's data folder, shared (default ${ENV_PREFIX}DATA, else ./data)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help=f"jobs at once (default ${ENV_PREFIX}JOB_CONCURRENCY, else 1)",
+    )
+    worker.add_argument("--nice", type=int, default=10, help="CPU priority lowered by this much (default 10)")
+    worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    worker.set_defaults(run=_worker)

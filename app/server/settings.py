@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     snapshot_after_seconds: float = 5.0  # or sooner, when replaying the lines since would take this long
     max_run_elements: AtLeastOne = 1 << 28  # per run input and per batch of an input of quant data, before allocating
     sweep_interval_seconds: AtLeastOne = 3600
+    # Distributed jobs (celery_jobs.py): with a broker, jobs go to `onnx-workbench worker` processes
+    job_broker: str | None = None  # redis://HOST:6379/0; unset: jobs run on threads of the API process
+    job_concurrency: AtLeastOne = 1  # jobs one worker runs at once (a pool process each)
+    job_heartbeat_seconds: float = 5.0  # how often a worker writes a running job's heartbeat; 4 missed: it died
+    job_visibility_seconds: float = 60.0  # Redis hands a job not acknowledged this long to another worker
 
     reads_environment: ClassVar[bool] = False
 

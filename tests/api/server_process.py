@@ -1,4 +1,5 @@
-"""A real `uvicorn` process of the service on a free loopback port, for tests and the benchmark."""
+"""A real `uvicorn` process of the service on a free loopback port, and a real job worker, for tests and
+the benchmark."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -29,6 +32,7 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
+        args: list[str] | None = None,
     ):
         self.data_dir = data_dir
         self.prefix = prefix or []  # a command the server runs under, e.g. nsenter into a mount namespace
@@ -36,29 +40,35 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
+        self.args = args or []  # more options of the command, e.g. ["--job-broker", url]
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         repo = Path(__file__).resolve().parents[2]
-        self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
+        self.log = open(self.data_dir.parent / f"{self.command()[0]}-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [
-                *self.prefix,
-                sys.executable,
-                "-m",
-                "app.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                "warning",
-            ],
+            [*self.prefix, sys.executable, "-m", "app.cli", *self.command(), *self.args],
             cwd=repo,
             env=self.env,
             stdout=self.log,
@@ -68,14 +78,12 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log.name}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
+                raise RuntimeError(f"{self.command()[0]} exited with {self.proc.returncode}; log: {self.log.name}")
+            if self.ready():
+                return self
+            time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not answer /healthz within {timeout} s; log: {self.log.name}")
+        raise RuntimeError(f"{self.command()[0]} was not ready within {timeout} s; log: {self.log.name}")
 
     def kill(self) -> None:
         """SIGKILL to the whole process group (uvicorn's supervisor and its workers): no clean shutdown."""
@@ -98,3 +106,36 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WorkerProcess(ServerProcess):
+    """`onnx-workbench worker` on a shared data folder; ready once Celery says so in its log. `port` only
+    names its log file."""
+
+    def __init__(self, data_dir: Path, broker: str, concurrency: int = 1, **kwargs: Any):
+        super().__init__(data_dir, **kwargs)
+        self.broker = broker
+        self.concurrency = concurrency
+
+    def command(self) -> list[str]:
+        return [
+            "worker",
+            "--job-broker",
+            self.broker,
+            "--data-dir",
+            str(self.data_dir),
+            "--concurrency",
+            str(self.concurrency),
+        ]
+
+    def ready(self) -> bool:
+        return b" ready." in Path(self.log.name).read_bytes()
+
+    def pids(self) -> list[int]:
+        """The worker's main process and its pool processes."""
+        assert self.proc is not None
+        try:
+            main = psutil.Process(self.proc.pid)
+            return [main.pid, *(c.pid for c in main.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []

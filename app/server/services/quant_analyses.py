@@ -17,11 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ...quant import CONFIGS, HYBRID, QuantAnalysis, QuantError, load_analysis, model_inputs, quant_table
+from ...quant import CONFIGS, HYBRID, QuantAnalysis, QuantError, load_analysis, quant_table
 from ...quant.analysis import quantizable_points
-from ...quant.calibration import CalibrationData
 from ...quant.export import acuity_quantize, rknn_cfg
-from ...quant.model import LoadedModel, input_specs
 from ..downloads import open_files
 from ..errors import Conflict, Invalid, NotFound, ServiceError, TooLarge
 from ..ids import new_id
@@ -29,9 +27,18 @@ from ..jobs import JOB_ID, JobRunner
 from ..schemas.quant import MeasureRequest, QuantSettings, parse_settings
 from ..session_store import SessionStore
 from ..uploads import Upload
-from .quant_jobs import ANALYSIS, REPORT, data_paths, engine_options, open_data, run_analysis, run_measure
+from .quant_jobs import (
+    ANALYSIS,
+    REPORT,
+    analysis_inputs,
+    custom_grid,
+    data_paths,
+    engine_options,
+    measure_inputs,
+    read_meta,
+    write_meta,
+)
 
-META = "meta.json"
 LOADED_ANALYSES = 2  # per process: histogram requests of the page hit the same analysis in a row
 #: The toolkit files: target -> (writer, file name)
 TOOLKIT_FILES: dict[str, tuple[Callable[..., str], str]] = {
@@ -72,7 +79,7 @@ class QuantAnalyses:
         """The finished analysis of a job (409 while it runs or when it did not succeed), cached."""
         self.check_session(session_id)
         folder = self.folder(session_id, job_id)
-        meta = _meta(folder)
+        meta = read_meta(folder)
         with self._lock:
             if folder in self._loaded:
                 self._loaded.move_to_end(folder)
@@ -93,7 +100,7 @@ class QuantAnalyses:
         """The report of a finished analysis and the analysis' meta (409 until it has succeeded)."""
         self.check_session(session_id)
         folder = self.folder(session_id, job_id)
-        meta = _meta(folder)
+        meta = read_meta(folder)
         if not (folder / REPORT).exists():
             raise self._not_ready(job_id)
         return folder / REPORT, meta
@@ -114,7 +121,7 @@ class QuantAnalyses:
         found = []
         for pointer in sorted((root / "jobs").glob("*")) if (root / "jobs").is_dir() else []:
             try:
-                meta = _meta(root / pointer.read_text(encoding="utf-8"))
+                meta = read_meta(root / pointer.read_text(encoding="utf-8"))
                 state = self.jobs.get(pointer.name)
             except (OSError, ValueError, ServiceError):
                 continue  # a job being created or removed
@@ -136,7 +143,7 @@ class QuantAnalyses:
         """Start an analysis of the session's current model on an upload received into `staging`/data,
         which becomes the analysis' folder."""
         settings = parse_settings(upload.fields)
-        options = engine_options(settings)
+        engine_options(settings)  # 422 for settings the engine refuses, before anything is stored
         has_files = any(f.field == "data" for f in upload.files)
         if has_files and settings.random is not None:
             raise Invalid("bad_settings", "give either calibration files or random = N, not both")
@@ -154,13 +161,16 @@ class QuantAnalyses:
         for item in upload.files:
             item.path = folder / item.path.relative_to(staging / "data")
         try:
-            meta, job = self._prepare(session_id, folder, upload, settings)
-            job_id = self.jobs.submit(run_analysis(folder, *job, options, meta), session_id=session_id, kind="quant")
+            meta = self._prepare(session_id, folder, upload, settings)
+            write_meta(folder, meta)  # before the job starts: it reads its settings there
+            job_id = self.jobs.start(
+                "quant", {"analysis": folder.name, "max_run_elements": self.max_run_elements}, session_id=session_id
+            )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         meta["job_id"] = job_id
-        (folder / META).write_text(json.dumps(meta), encoding="utf-8")
+        write_meta(folder, meta)
         (root / "jobs" / job_id).write_text(folder.name, encoding="utf-8")
         return {
             "job_id": job_id,
@@ -170,26 +180,13 @@ class QuantAnalyses:
             "links": {"job": f"/api/jobs/{job_id}", "results": f"/api/sessions/{session_id}/quant/{job_id}"},
         }
 
-    def _prepare(
-        self, session_id: str, folder: Path, upload: Upload, settings: QuantSettings
-    ) -> tuple[dict[str, Any], tuple[LoadedModel, CalibrationData, CalibrationData | None]]:
-        """The analysis' meta, and the model, data and validation data its job reads."""
+    def _prepare(self, session_id: str, folder: Path, upload: Upload, settings: QuantSettings) -> dict[str, Any]:
+        """The analysis' meta, once its model, data and validation data open as the job will open them."""
         calibration = data_paths(upload, "data")
         validation_paths = data_paths(upload, "validation")
         with self.store.open(session_id) as handle:
             version = handle.doc.version
             model_path = handle.export_to(folder / "model")
-        try:
-            model, specs = model_inputs(model_path)
-            quantizable_points(model.proto, settings.target)
-            data = open_data(specs, settings, calibration, self.max_run_elements)
-            validation = (
-                open_data(specs, settings.model_copy(update={"random": None}), validation_paths, self.max_run_elements)
-                if validation_paths
-                else None
-            )
-        except QuantError as err:
-            raise Invalid("bad_quant_input", str(err)) from None
         meta = {
             "session": session_id,
             "version": version,
@@ -200,24 +197,29 @@ class QuantAnalyses:
             "data": [str(p.relative_to(folder)) for p in calibration],
             "validation": [str(p.relative_to(folder)) for p in validation_paths],
         }
-        return meta, (model, data, validation)
+        try:
+            model, _, _ = analysis_inputs(folder, meta, settings, self.max_run_elements)
+            quantizable_points(model.proto, settings.target)
+        except QuantError as err:
+            raise Invalid("bad_quant_input", str(err)) from None
+        return meta
 
     def measure(self, session_id: str, job_id: str, body: MeasureRequest) -> dict[str, Any]:
         """Start a job measuring a per-tensor precision end to end on the analysis' own data."""
         analysis, meta = self.analysis(session_id, job_id)
-        base, grid = custom_grid(analysis, body.base, body.int16, body.overrides)
         folder = self.folder(session_id, job_id)
-        settings = QuantSettings.model_validate(meta["settings"])
-        paths = [folder / p for p in (meta["validation"] or meta["data"])]
+        params = {
+            "analysis": folder.name,
+            "base": body.base,
+            "int16": body.int16,
+            "overrides": body.overrides,
+            "max_run_elements": self.max_run_elements,
+        }
         try:
-            data = open_data(input_specs(analysis.model), settings, paths, self.max_run_elements)
+            measure_inputs(analysis, folder, meta, params)  # refused here, not in the job
         except QuantError as err:
             raise Invalid("bad_quant_input", str(err)) from None
-        high = analysis.toolkit.tier("int16").activation
-        int16 = sorted(name for name, aq in grid.items() if aq.quantizer == high)
-        measure_id = self.jobs.submit(
-            run_measure(analysis, meta, grid, data, base, int16), session_id=session_id, kind="quant-measure"
-        )
+        measure_id = self.jobs.start("quant-measure", params, session_id=session_id)
         return {
             "job_id": measure_id,
             "session": session_id,
@@ -272,23 +274,6 @@ class QuantAnalyses:
         label, grid = configuration(analysis, config, int16, k)
         write, name = TOOLKIT_FILES[target]
         return write(analysis, label, grid), name, meta
-
-
-def _meta(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / META).read_text(encoding="utf-8"))
-
-
-def custom_grid(
-    analysis: QuantAnalysis, base: str | None, int16: list[str], overrides: dict[str, str] | None = None
-) -> tuple[str, dict]:
-    """A base configuration (by default the hybrid's uint8 base) with these tensors in int16 and these
-    per-tensor precisions."""
-    base = base or analysis.hybrid_base or "uint8/minmax"
-    overrides = {**{name: "int16" for name in int16}, **(overrides or {})}
-    try:
-        return base, analysis.override_precision(base, overrides)
-    except QuantError as err:
-        raise Invalid("bad_precision", str(err)) from None
 
 
 def configuration(analysis: QuantAnalysis, config: str, int16: str | None, k: int | None = None) -> tuple[str, dict]:

@@ -1,9 +1,14 @@
 """The work of a quantization job: the engine's options and data from the request's settings and files,
-and the job bodies of an analysis and of a measurement, with their progress."""
+and the job kinds of an analysis and of a measurement, with their progress.
+
+A job reads everything from its analysis' folder (model, data files, meta.json with the settings), so
+that any process sharing the data folder can run it (job_kinds.py names them).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +22,21 @@ from ...quant import (
     QuantOptions,
     analyze,
     build_report,
+    load_analysis,
+    model_inputs,
     open_calibration_data,
     write_json,
 )
 from ...quant.calibration import CalibrationData
-from ...quant.model import LoadedModel
+from ...quant.model import LoadedModel, input_specs
 from ...quant.verdict import Thresholds
 from ..errors import Invalid, TooLarge
-from ..jobs import JobCancelled, JobContext
+from ..jobs import JOB_ID, JobCancelled, JobContext
 from ..schemas.quant import Preprocess, QuantSettings
 from ..uploads import Upload, unpack_zip
 
 ANALYSIS = "analysis.pickle"
+META = "meta.json"
 REPORT = "report.json"
 #: Each phase's share of the job, from its measured share of the default analysis on real detectors.
 PROGRESS_SPANS = {
@@ -157,71 +165,125 @@ class _Progress:
         )
 
 
-def run_analysis(
-    folder: Path,
-    model: LoadedModel,
-    data: CalibrationData,
-    validation: CalibrationData | None,
-    options: QuantOptions,
-    meta: dict[str, Any],
-) -> Callable[[JobContext], dict[str, Any]]:
-    def work(job: JobContext) -> dict[str, Any]:
-        try:
-            analysis = analyze(model, data, options, validation, _Progress(job, options.end_to_end), job.cancel)
-        except QuantCancelled:
-            raise JobCancelled() from None
-        except QuantError as err:
-            raise WorkbenchError(str(err), code="quant_failed") from None
-        analysis.save(folder / ANALYSIS)
-        report = build_report(analysis)
-        report["model"] = {"session": meta["session"], "version": meta["version"]}
-        write_json(report, folder / REPORT)
-        rec = report.get("recommendation")
-        return {
-            "session": meta["session"],
-            "version": meta["version"],
-            "samples": analysis.samples,
-            "synthetic": analysis.synthetic,
-            "tensors": len(analysis.tensors),
-            "end_to_end": report["end_to_end"],
-            "verdict": {label: v["grade"] for label, v in report["verdict"].items()},
-            "recommendation": {"int16": rec["int16"], "meets_target": rec["meets_target"], "base": rec["base"]}
-            if rec
-            else None,
-        }
-
-    return work
+def analysis_folder(job: JobContext, params: dict[str, Any]) -> Path:
+    """The folder of the analysis a job works on: params["analysis"] names it among its session's."""
+    name = str(params["analysis"])
+    if job.session_folder is None or not JOB_ID.match(name):
+        raise WorkbenchError(f"no analysis folder '{name[:80]}' for this job", code="quant_failed")
+    return job.session_folder / "quant" / name
 
 
-def run_measure(
-    analysis: QuantAnalysis, meta: dict[str, Any], grid: dict, data: CalibrationData, base: str, int16: list[str]
-) -> Callable[[JobContext], dict[str, Any]]:
-    def work(job: JobContext) -> dict[str, Any]:
-        def progress(done: int, total: int, phase: str) -> None:
-            job.progress(
-                done / total if total else 1.0,
-                f"measuring: {done} of {total} samples",
-                phase=phase,
-                done=done,
-                total=total,
-                unit="samples",
-                percent=round(100 * done / total, 1) if total else 100,
-            )
+def read_meta(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / META).read_text(encoding="utf-8"))
 
-        try:
-            errors = analysis.measure(grid, data, progress, job.cancel)
-        except QuantCancelled:
-            raise JobCancelled() from None
-        except QuantError as err:
-            raise WorkbenchError(str(err), code="quant_failed") from None
-        return {
-            "session": meta["session"],
-            "version": meta["version"],
-            "analysis": meta["job_id"],
-            "base": base,
-            "int16": int16,
-            "samples": data.num_samples,
-            "end_to_end": {"custom": {o: e.to_json() for o, e in errors.items()}},
-        }
 
-    return work
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """Replaced whole, so that a worker reading it meanwhile sees the old or the new one."""
+    tmp = folder / f".{META}.tmp"
+    tmp.write_text(json.dumps(meta), encoding="utf-8")
+    os.replace(tmp, folder / META)
+
+
+def analysis_inputs(
+    folder: Path, meta: dict[str, Any], settings: QuantSettings, max_elements: int
+) -> tuple[LoadedModel, CalibrationData, CalibrationData | None]:
+    """The model, data and validation data of an analysis, from its folder (QuantError on a mismatch)."""
+    model, specs = model_inputs(folder / "model" / meta["model"])
+    data = open_data(specs, settings, [folder / p for p in meta["data"]], max_elements)
+    validation_paths = [folder / p for p in meta["validation"]]
+    no_random = settings.model_copy(update={"random": None})
+    validation = open_data(specs, no_random, validation_paths, max_elements) if validation_paths else None
+    return model, data, validation
+
+
+def analysis_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Job kind "quant": the analysis of a folder that holds its model, data and settings (meta.json)."""
+    folder = analysis_folder(job, params)
+    meta = read_meta(folder)
+    settings = QuantSettings.model_validate(meta["settings"])
+    options = engine_options(settings)
+    try:
+        model, data, validation = analysis_inputs(folder, meta, settings, int(params["max_run_elements"]))
+        analysis = analyze(model, data, options, validation, _Progress(job, options.end_to_end), job.cancel)
+    except QuantCancelled:
+        raise JobCancelled() from None
+    except QuantError as err:
+        raise WorkbenchError(str(err), code="quant_failed") from None
+    analysis.save(folder / ANALYSIS)
+    report = build_report(analysis)
+    report["model"] = {"session": meta["session"], "version": meta["version"]}
+    write_json(report, folder / REPORT)
+    rec = report.get("recommendation")
+    return {
+        "session": meta["session"],
+        "version": meta["version"],
+        "samples": analysis.samples,
+        "synthetic": analysis.synthetic,
+        "tensors": len(analysis.tensors),
+        "end_to_end": report["end_to_end"],
+        "verdict": {label: v["grade"] for label, v in report["verdict"].items()},
+        "recommendation": {"int16": rec["int16"], "meets_target": rec["meets_target"], "base": rec["base"]}
+        if rec
+        else None,
+    }
+
+
+def custom_grid(
+    analysis: QuantAnalysis, base: str | None, int16: list[str], overrides: dict[str, str] | None = None
+) -> tuple[str, dict]:
+    """A base configuration (by default the hybrid's uint8 base) with these tensors in int16 and these
+    per-tensor precisions."""
+    base = base or analysis.hybrid_base or "uint8/minmax"
+    overrides = {**{name: "int16" for name in int16}, **(overrides or {})}
+    try:
+        return base, analysis.override_precision(base, overrides)
+    except QuantError as err:
+        raise Invalid("bad_precision", str(err)) from None
+
+
+def measure_inputs(
+    analysis: QuantAnalysis, folder: Path, meta: dict[str, Any], params: dict[str, Any]
+) -> tuple[str, dict, CalibrationData]:
+    """A measurement's base, per-tensor grid and data (its analysis' validation data, else its calibration
+    data), from its parameters {"base", "int16", "overrides", "max_run_elements"}."""
+    base, grid = custom_grid(analysis, params["base"], params["int16"], params["overrides"])
+    settings = QuantSettings.model_validate(meta["settings"])
+    paths = [folder / p for p in (meta["validation"] or meta["data"])]
+    data = open_data(input_specs(analysis.model), settings, paths, int(params["max_run_elements"]))
+    return base, grid, data
+
+
+def measure_job(job: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Job kind "quant-measure": a per-tensor precision measured end to end on a finished analysis' data."""
+    folder = analysis_folder(job, params)
+    meta = read_meta(folder)
+
+    def progress(done: int, total: int, phase: str) -> None:
+        job.progress(
+            done / total if total else 1.0,
+            f"measuring: {done} of {total} samples",
+            phase=phase,
+            done=done,
+            total=total,
+            unit="samples",
+            percent=round(100 * done / total, 1) if total else 100,
+        )
+
+    try:
+        analysis = load_analysis(folder / ANALYSIS, folder / "model" / meta["model"])
+        base, grid, data = measure_inputs(analysis, folder, meta, params)
+        errors = analysis.measure(grid, data, progress, job.cancel)
+    except QuantCancelled:
+        raise JobCancelled() from None
+    except QuantError as err:
+        raise WorkbenchError(str(err), code="quant_failed") from None
+    high = analysis.toolkit.tier("int16").activation
+    return {
+        "session": meta["session"],
+        "version": meta["version"],
+        "analysis": meta["job_id"],
+        "base": base,
+        "int16": sorted(name for name, aq in grid.items() if aq.quantizer == high),
+        "samples": data.num_samples,
+        "end_to_end": {"custom": {o: e.to_json() for o, e in errors.items()}},
+    }
