@@ -78,10 +78,10 @@ def rename_edits(
     client: httpx.Client, sid: str, node: str, done: Callable[[], bool], pause: float = 0.0
 ) -> list[float]:
     """Seconds of each small edit (the node renamed back and forth) until done() or 100,000 edits,
-    sleeping `pause` seconds between them (0: back to back)."""
+    sleeping `pause` seconds between them (0: back to back); an even count, so the node keeps its name."""
     names = [node, "bench_renamed"]
     seconds: list[float] = []
-    while not done() and len(seconds) < 100_000:
+    while len(seconds) % 2 or (not done() and len(seconds) < 100_000):
         edit = {"op": "rename_node", "node": names[len(seconds) % 2], "to": names[(len(seconds) + 1) % 2]}
         started = time.perf_counter()
         r = client.post(f"/api/sessions/{sid}/edits", json={"edits": [edit]})

@@ -7,10 +7,11 @@ Every setup starts from scratch on free 127.0.0.1 ports with its own data folder
   embedded   one `onnx-workbench serve` process: the analyses run on its job thread, one at a time;
   workers-N  (N = 1, 2) `serve --job-broker redis://...`, a redis-server and N
              `onnx-workbench worker --concurrency 1` on the same data folder.
-The model is uploaded twice, one session for the analyses and one for edits. Small edits (rename_node back
-and forth, one every --pause seconds) are timed on the idle service, then --jobs default analyses are
-submitted at once (scikit-image's 19 photos as images, with the model's ImageNet preprocessing, as
-bench/quant.py's default suite) and the same edits are timed until the last analysis ends. Printed per
+The model is uploaded for the analyses, and minilm_l6_int8 (as in bench/api.py) for edits: small edits
+(rename_node back and forth, one every --pause seconds) are timed on the idle service, then --jobs
+default analyses are submitted at once (scikit-image's 19 photos as images, with the model's ImageNet
+preprocessing, as bench/quant.py's default suite) and the same edits are timed until the last analysis
+ends. Printed per
 setup: analyses per minute (and against embedded, measured in the same run), each analysis' own run time,
 edit latency median and p95 idle and busy, the peak RSS of the processes that ran the analyses, and the
 load average before the setup (the machine is shared). Figures are printed, never asserted.
@@ -21,12 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 from bench.api import rename_edits, tree_rss  # noqa: E402
 from bench.common import markdown_table, percentile  # noqa: E402
 from bench.quant import IMAGENET, PHOTOS, picodet_layout, ppocr_det  # noqa: E402
-from tests.api.server_process import ServerProcess  # noqa: E402
+from tests.api.server_process import ServerProcess, WorkerProcess, free_port  # noqa: E402
+from tests.fixture_models import fixture_path  # noqa: E402
 
 MODELS = {"ppocrv4_det": ppocr_det, "picodet_layout": picodet_layout}
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -77,6 +80,42 @@ def embedded(folder: Path) -> Iterator[Setup]:
         assert server.proc is not None
         pid = server.proc.pid
         yield Setup("embedded", server.url, lambda: [pid])
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """Debian's redis-server on a free loopback port, no persistence; its URL as the job broker."""
+    port = free_port()
+    with open(folder / "redis.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while b"Ready to accept connections" not in (folder / "redis.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"redis-server did not start: {(folder / 'redis.log').read_text()[-500:]}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def distributed(workers: int) -> Callable[[Path], AbstractContextManager[Setup]]:
+    @contextmanager
+    def start(folder: Path) -> Iterator[Setup]:
+        data = folder / "data"
+        data.mkdir()
+        with redis_server(folder) as broker, ExitStack() as stack:
+            api = stack.enter_context(ServerProcess(data, args=["--job-broker", broker]))
+            pool = [stack.enter_context(WorkerProcess(data, broker, concurrency=1)) for _ in range(workers)]
+            yield Setup(f"workers-{workers}", api.url, lambda: [w.proc.pid for w in pool if w.proc is not None])
+
+    return start
 
 
 class PeakRss:
@@ -143,10 +182,10 @@ def wait_all(client: httpx.Client, job_ids: list[str], timeout: float) -> list[d
     raise SystemExit(f"the analyses did not end within {timeout:.0f} s")
 
 
-def measure(setup: Setup, model: Path, photos: list[Path], size: tuple[int, int], args: argparse.Namespace) -> Figures:
+def measure(setup: Setup, model: Path, size: tuple[int, int], photos: list[Path], args: argparse.Namespace) -> Figures:
     figures = Figures(setup.name, os.getloadavg()[0])
     with httpx.Client(base_url=setup.url, timeout=300) as client:
-        analysed, edited = upload(client, model), upload(client, model)
+        analysed, edited = upload(client, model), upload(client, fixture_path("minilm_l6_int8"))
         node = client.get(f"/api/sessions/{edited}/graph").json()["graph"]["nodes"][0]["id"]
         idle_until = time.perf_counter() + args.idle_seconds
         figures.idle = rename_edits(client, edited, node, lambda: time.perf_counter() >= idle_until, args.pause)
@@ -212,12 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="ppocrv4_det")
     parser.add_argument("--jobs", type=int, default=4, help="analyses submitted at once per setup")
-    parser.add_argument("--setups", default="embedded", help="comma-separated: embedded")
+    parser.add_argument("--setups", default="embedded,workers-1,workers-2", help="comma-separated, of these")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between two edits")
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="edits timed before the analyses")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the analyses of a setup may take")
     args = parser.parse_args(argv)
-    starters = {"embedded": embedded}
+    starters = {"embedded": embedded, "workers-1": distributed(1), "workers-2": distributed(2)}
     chosen = [s for s in args.setups.split(",") if s]
     unknown = set(chosen) - set(starters)
     if unknown:
@@ -237,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             folder = Path(tmp) / name
             folder.mkdir()
             with starters[name](folder) as setup:
-                rows.append(measure(setup, model, photos, (dims[2], dims[3]), args))
+                rows.append(measure(setup, model, (dims[2], dims[3]), photos, args))
             print(report(rows[-1:], args.model, args.jobs, args.pause), flush=True)
     print()
     print(report(rows, args.model, args.jobs, args.pause))
