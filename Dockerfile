@@ -2,6 +2,8 @@
 # repository, then `onnx-workbench serve`), sessions on the /data volume, running as a non-root user.
 #   docker build -t onnx-workbench .
 #   docker run -p 8000:8000 -v workbench-data:/data onnx-workbench
+# The same image runs the Celery workers of team mode (compose.yaml; README "Team mode"):
+#   onnx-workbench worker --job-broker redis://HOST:6379/0 --data-dir /data
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

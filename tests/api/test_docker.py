@@ -149,6 +149,7 @@ def test_compose_runs_redis_two_api_replicas_behind_one_port_and_two_workers_on_
         assert [_mount(v) for v in service["volumes"]] == [("workbench-data", "/data")]
         assert "ports" not in service  # only the proxy is published
     assert set(spec["volumes"]) == {"workbench-data", "redis-data"}
+    assert services["api"]["environment"] == {"ONNX_WORKBENCH_TOKEN": "${ONNX_WORKBENCH_TOKEN:-}"}  # unset: no token
     assert services["worker"]["healthcheck"] == {"disable": True}  # the image's check asks the API's /healthz
     proxy = services["proxy"]
     assert proxy["image"].startswith("nginx:") and proxy["depends_on"]["api"]["condition"] == "service_healthy"
