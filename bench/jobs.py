@@ -14,7 +14,7 @@ preprocessing, as bench/quant.py's default suite) and the same edits are timed u
 ends. Printed per
 setup: analyses per minute (and against embedded, measured in the same run), each analysis' own run time,
 edit latency median and p95 idle and busy, the peak RSS of the processes that ran the analyses, and the
-load average before the setup (the machine is shared). Figures are printed, never asserted.
+CPU the machine's other processes took meanwhile, in cores (it is shared). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Setup:
 @dataclass
 class Figures:
     setup: str
-    load: float
+    others: float = 0.0  # cores busy with processes that are not this bench's, during the analyses
     minutes: float = 0.0
     analysis_s: list[float] = field(default_factory=list)
     idle: list[float] = field(default_factory=list)
@@ -144,6 +144,36 @@ class PeakRss:
         self.thread.join()
 
 
+class OtherCpu:
+    """Cores the machine's other processes kept busy during the block: all busy CPU time less this bench's
+    own (this process and every process it started, still running at the end)."""
+
+    def __init__(self) -> None:
+        self.cores = 0.0
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        times = psutil.cpu_times()
+        busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+        me = psutil.Process()
+        ours = 0.0
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                cpu = process.cpu_times()
+                ours += cpu.user + cpu.system
+            except psutil.Error:
+                pass  # a process that just ended
+        return time.monotonic(), busy, ours
+
+    def __enter__(self) -> OtherCpu:
+        self.start = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        self.cores = max(0.0, (end[1] - self.start[1]) - (end[2] - self.start[2])) / (end[0] - self.start[0])
+
+
 def upload(client: httpx.Client, model: Path) -> str:
     with open(model, "rb") as f:
         r = client.post("/api/sessions", files={"file": (model.name, f)})
@@ -183,7 +213,7 @@ def wait_all(client: httpx.Client, job_ids: list[str], timeout: float) -> list[d
 
 
 def measure(setup: Setup, model: Path, size: tuple[int, int], photos: list[Path], args: argparse.Namespace) -> Figures:
-    figures = Figures(setup.name, os.getloadavg()[0])
+    figures = Figures(setup.name)
     with httpx.Client(base_url=setup.url, timeout=300) as client:
         analysed, edited = upload(client, model), upload(client, fixture_path("minilm_l6_int8"))
         node = client.get(f"/api/sessions/{edited}/graph").json()["graph"]["nodes"][0]["id"]
@@ -194,7 +224,7 @@ def measure(setup: Setup, model: Path, size: tuple[int, int], photos: list[Path]
         editor = threading.Thread(
             target=lambda: busy.append(rename_edits(client, edited, node, finished.is_set, args.pause)), daemon=True
         )
-        with PeakRss(setup.job_processes) as rss:
+        with PeakRss(setup.job_processes) as rss, OtherCpu() as others:
             started = time.time()
             job_ids = [submit(client, analysed, photos, size) for _ in range(args.jobs)]
             editor.start()
@@ -203,6 +233,7 @@ def measure(setup: Setup, model: Path, size: tuple[int, int], photos: list[Path]
             finally:
                 finished.set()
                 editor.join()
+        figures.others = others.cores
         figures.busy = busy[0]
         figures.peak_rss = rss.peak
         figures.minutes = (max(s["finished"] for s in states) - started) / 60
@@ -226,7 +257,7 @@ def report(rows: list[Figures], model: str, jobs: int, pause: float) -> str:
                 f"{busy[0]:.1f} / {busy[1]:.1f} ({len(r.busy)})",
                 f"{busy[1] / idle[1]:.1f}x",
                 f"{r.peak_rss / 2**30:.2f}",
-                f"{r.load:.2f}",
+                f"{r.others:.2f}",
             ]
         )
     headers = [
@@ -238,7 +269,7 @@ def report(rows: list[Figures], model: str, jobs: int, pause: float) -> str:
         "edit ms busy: median / p95 (n)",
         "p95 busy / idle",
         "peak RSS per job process (GiB)",
-        "load before",
+        "other processes (cores)",
     ]
     title = (
         f"{model}, {len(PHOTOS)} photos, default analysis, {jobs} submitted at once; "
