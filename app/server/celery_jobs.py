@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from kombu.exceptions import OperationalError
 
 from .jobs import TERMINAL, CancelEvent, FileJobs, KindFunction, execute, read_state, write_state
 from .settings import Settings
@@ -50,9 +51,12 @@ STALE = 4  # heartbeats missed: the worker running the job is gone
 STOPPED_TWICE = "the worker running this job stopped twice (killed or its machine went down); it is not run again"
 
 
-def celery_app(broker: str, settings: Settings) -> Celery:
-    """The Celery application of the API (which sends tasks) and of the workers (which run them)."""
-    app = Celery("onnx_workbench", broker=broker, backend=broker, set_as_current=False)
+def celery_app(broker: str, settings: Settings, results: bool) -> Celery:
+    """The Celery application of the API (which sends tasks) and of the workers (which run them). Workers
+    store each task's outcome in the Redis result backend (for Flower and `celery inspect`); the API reads
+    jobs from their state files, so it does not subscribe to results (which Redis would otherwise keep
+    sending it)."""
+    app = Celery("onnx_workbench", broker=broker, backend=broker if results else None, set_as_current=False)
     visibility = settings.job_visibility_seconds
     app.conf.update(
         task_acks_late=True,  # a task is acknowledged once it ran: a dead worker's task is delivered again
@@ -112,7 +116,7 @@ class CeleryJobRunner(FileJobs):
         settings: Settings,
     ):
         super().__init__(root, session_dir, kinds)
-        self.celery = celery_app(broker, settings)
+        self.celery = celery_app(broker, settings, results=False)
         self.stale = stale_after(settings)
 
     def start(self, kind: str, params: dict[str, Any], *, session_id: str | None = None) -> str:
@@ -121,7 +125,7 @@ class CeleryJobRunner(FileJobs):
         state, path = self._create(kind, session_id, attempts=0)
         try:
             self.celery.send_task(TASK, args=[state["id"], session_id, kind, params], task_id=state["id"])
-        except Exception as err:  # kombu's connection errors: the job is failed, the request answered
+        except OperationalError as err:  # Redis down or unreachable: the job is failed, the request answered
             message = f"the job queue (Redis) cannot be reached: {type(err).__name__}: {err}"
             state.update(state="failed", finished=time.time(), error={"code": "queue_unreachable", "message": message})
             write_state(path, state)
@@ -148,7 +152,10 @@ class CeleryJobRunner(FileJobs):
             if current["state"] == "queued" or (current["state"] == "running" and not _fresh(current, self.stale)):
                 current.update(state="cancelled", finished=time.time())
                 write_state(path, current)
-        self.celery.control.revoke(job_id)  # a worker that has it reserved drops it
+        try:
+            self.celery.control.revoke(job_id)  # a worker that has it reserved drops it
+        except OperationalError:
+            pass  # no matter: a worker that gets it reads "cancelled" in its state and skips it
         return self.get(job_id)
 
     def shutdown(self) -> None:
@@ -243,7 +250,7 @@ def run_worker(
 ) -> int:
     """A Celery worker (main process and `job_concurrency` pool processes) running the job kinds."""
     assert settings.job_broker
-    app = celery_app(settings.job_broker, settings)
+    app = celery_app(settings.job_broker, settings, results=True)
     jobs = WorkerJobs(session_dir, Path(settings.data_dir).resolve(), kinds, settings)
 
     @app.task(name=TASK, bind=True)

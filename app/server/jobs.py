@@ -49,8 +49,8 @@ from .ids import new_id
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PROGRESS_INTERVAL = 0.2
-#: Fields of the state file that only runners read (who runs the job, its heartbeat, its parameters)
-INTERNAL = ("owner", "worker", "heartbeat", "delivery", "params")
+#: Fields of the state file that only runners read (who runs the job, its heartbeat, its deliveries)
+INTERNAL = ("owner", "worker", "heartbeat", "delivery", "attempts")
 
 
 class JobCancelled(Exception):
