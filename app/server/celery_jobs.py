@@ -41,7 +41,17 @@ from typing import Any
 from celery import Celery, Task
 from kombu.exceptions import OperationalError
 
-from .jobs import TERMINAL, CancelEvent, FileJobs, KindFunction, execute, read_state, write_state
+from .jobs import (
+    JOB_ID,
+    TERMINAL,
+    CancelEvent,
+    FileJobs,
+    KindFunction,
+    execute,
+    jobs_folder,
+    read_state,
+    write_state,
+)
 from .settings import Settings
 
 TASK = "onnx_workbench.run_job"
@@ -176,8 +186,9 @@ class WorkerJobs:
         self.recheck = min(self.stale, settings.job_visibility_seconds / 2)
 
     def run(self, task: Task, job_id: str, session_id: str | None, kind: str, params: dict[str, Any]) -> str:
-        folder = (self.session_dir(session_id) / "jobs") if session_id else self.root / "jobs"
-        path = folder / f"{job_id}.json"
+        if not JOB_ID.match(job_id):
+            return "gone"
+        path = jobs_folder(self.root, self.session_dir, session_id) / f"{job_id}.json"
         if not path.exists():
             return "gone"  # its session was deleted
         delivery = uuid.uuid4().hex
