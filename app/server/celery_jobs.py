@@ -18,11 +18,15 @@ them apart: the worker running a job writes a heartbeat into its state file ever
 again after a while (a Celery retry with a countdown) instead of running it. A job whose heartbeat is
 older than STALE heartbeats lost its worker: the next delivery runs it again (attempt 2), and after
 MAX_ATTEMPTS the delivery, or any API replica reading the state, marks it failed. So a dead worker's
-job runs again within about visibility + restore interval (70 s by default; the tests use 3 s), a
-healthy one runs once however long it takes, and nothing stays "running" forever. Every transition of
-the state file is made under a lock file (`<id>.lock`, flock, as the session store does), and a worker
-writes only while the state still names its delivery. Heartbeats compare wall clocks, so the
-machines' clocks must agree to within a few seconds (NTP).
+job runs again within about a minute by default (visibility + restore interval, 60 + 10 s, for a job
+younger than that; two heartbeat timeouts, 2 x 20 s, once its delivery has become such a check; the
+tests use 3 s and 2 s), a healthy one runs once however long it takes, and nothing stays "running"
+forever. While a job stands in the queue it uses no visibility time: a worker takes a task only when
+a pool process is free.
+
+Every change of a state file is made under its lock file (`<id>.lock`, flock, as the session store
+does), and a worker writes only while the state still names its delivery (else it stops the job). The
+heartbeats compare wall clocks: the machines' clocks must agree to within a few seconds (NTP).
 """
 
 from __future__ import annotations
