@@ -25,21 +25,24 @@ _MIN_RELATIVE_EXPONENT = -22
 _MIN_EXPONENT = -126
 
 
-def _kernel(function: Callable) -> Callable:
+def kernel(function: Callable | None = None, *, fastmath: bool | set[str] = False) -> Callable:
     """``function`` compiled by numba to run without the GIL, cached on disk where a cache folder is
     writable (the package's __pycache__, the user's cache or NUMBA_CACHE_DIR); a read-only install
-    with no writable home compiles it once per process instead of failing to import."""
+    with no writable home compiles it once per process instead of failing to import. ``fastmath``:
+    numba's flags (``@kernel(fastmath={"reassoc"})`` lets sums be reordered and vectorised)."""
+    if function is None:
+        return lambda f: kernel(f, fastmath=fastmath)
     try:
-        return numba.njit(nogil=True, boundscheck=False, cache=True)(function)
+        return numba.njit(nogil=True, boundscheck=False, cache=True, fastmath=fastmath)(function)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, boundscheck=False)(function)
+        return numba.njit(nogil=True, boundscheck=False, fastmath=fastmath)(function)
 
 
 #: Values binned per step: their bin indices stay in L1 between the two loops of ``_bin``.
 _CHUNK = 4096
 
 
-@_kernel
+@kernel
 def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: np.ndarray) -> int:
     """``index[i] = floor(values[i] * inverse_width) - start``; returns how many values were 0.
 
@@ -55,7 +58,7 @@ def _chunk_indices(values: np.ndarray, inverse_width: float, start: int, index: 
     return zeros
 
 
-@_kernel
+@kernel
 def _bin(values: np.ndarray, inverse_width: float, start: int, counts: np.ndarray) -> int:
     """Add each value to ``counts[floor(value * inverse_width) - start]``; return how many were 0.
 

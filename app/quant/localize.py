@@ -18,6 +18,7 @@ from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from app.graph.index import has_subgraphs
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError
+from app.quant.histogram import kernel
 from app.quant.model import WeightTensor, constant_tensors
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
 from app.quant.qdq import BIASED, ActivationQuant, WeightQuant, bias_on_grid, input_grid
@@ -163,13 +164,22 @@ def _measure_batch(
     floats = {name: v.numpy() for name, v in zip(fetched, float_run, strict=True)}
     quantized = dict(zip(points, quantized_run, strict=True))
 
-    def add(point: str) -> None:  # each point's sums belong to one lane; numpy frees the GIL on big tensors
+    def add(point: str) -> None:  # each point's sums belong to one lane; the kernel runs without the GIL
         aq = activations[point]
         scale, zero_point = aq.params
-        value = floats[point]
-        local_errors[point].add(value, aq.quantizer.fake_quantize(floats[f"{point}{LOCAL}"], scale, zero_point))
-        alone[point].add(value, aq.quantizer.fake_quantize(value, scale, zero_point))
-        accumulated[point].add(value, quantized[point].numpy())
+        sums = np.zeros(12)
+        _point_sums(
+            _flat(floats[point]),
+            _flat(floats[f"{point}{LOCAL}"]),
+            _flat(quantized[point].numpy()),
+            np.float32(scale),
+            float(zero_point),
+            float(aq.quantizer.qmin),
+            float(aq.quantizer.qmax),
+            sums,
+        )
+        for k, errors_of in enumerate((local_errors, alone, accumulated)):
+            errors_of[point] += OutputError(*sums[4 * k : 4 * k + 4].tolist())
 
     for _ in in_lanes(add, points):
         pass
@@ -178,3 +188,50 @@ def _measure_batch(
         fake = aq.quantizer.fake_quantize(batch[name], *aq.params)
         for errors_of in (local_errors, accumulated, alone):
             errors_of[name].add(batch[name], fake)
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+
+
+@kernel(fastmath={"reassoc"})
+def _point_sums(
+    value: np.ndarray,
+    local: np.ndarray,
+    quantized: np.ndarray,
+    scale: np.float32,
+    zero_point: float,
+    qmin: float,
+    qmax: float,
+    sums: np.ndarray,
+) -> None:
+    """One pass over a point's float, local-copy and quantized values, adding OutputError's four sums
+    (signal, noise, dot, candidate) of the local error, of the point's value alone quantized, and of the
+    accumulated error to ``sums[0:4]``, ``sums[4:8]`` and ``sums[8:12]``: what fake_quantize and three
+    OutputError.add calls compute with ten passes and five temporaries over tensors of up to millions of
+    values. The same arithmetic: quantization in float32 (QuantizeLinear's round half to even), products
+    in float32, sums in float64."""
+    signal = noise_local = dot_local = y2_local = noise_alone = dot_alone = y2_alone = 0.0
+    noise_acc = dot_acc = y2_acc = 0.0
+    for i in range(value.size):
+        x = value[i]
+        signal += np.float64(x * x)
+        y = np.float32((min(max(np.rint(local[i] / scale) + zero_point, qmin), qmax) - zero_point) * scale)
+        d = np.float32(x - y)
+        noise_local += np.float64(d * d)
+        dot_local += np.float64(x * y)
+        y2_local += np.float64(y * y)
+        y = np.float32((min(max(np.rint(x / scale) + zero_point, qmin), qmax) - zero_point) * scale)
+        d = np.float32(x - y)
+        noise_alone += np.float64(d * d)
+        dot_alone += np.float64(x * y)
+        y2_alone += np.float64(y * y)
+        y = quantized[i]
+        d = np.float32(x - y)
+        noise_acc += np.float64(d * d)
+        dot_acc += np.float64(x * y)
+        y2_acc += np.float64(y * y)
+    sums[:] += np.array(
+        [signal, noise_local, dot_local, y2_local, signal, noise_alone, dot_alone, y2_alone]
+        + [signal, noise_acc, dot_acc, y2_acc]
+    )

@@ -24,7 +24,7 @@ from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from app.quant.calibration import Batch
 from app.quant.evaluate import OutputError, float_output_names, worst_sqnr
 from app.quant.progress import CancelCheck, ProgressCallback, check_cancel, report
-from app.quant.runtime import session
+from app.quant.runtime import run, session
 from app.runtime.session import in_lanes
 
 #: Name of the bool[points] input of the gated model.
@@ -218,8 +218,8 @@ class StagedModel:
         for stage in stages:
             if stage.session is None:
                 continue
-            got = stage.session.run(stage.outputs, {name: values[name] for name in stage.inputs})
-            values.update(zip(stage.outputs, got, strict=True))
+            got = run(stage.session, stage.outputs, {name: values[name] for name in stage.inputs})
+            values.update(zip(stage.outputs, (v.numpy() for v in got), strict=True))
         return values
 
 

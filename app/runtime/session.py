@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -214,8 +214,9 @@ def in_lanes(work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
     """``work`` of each item, ``LANES`` at a time, results in the items' order; an item is taken only when a
     lane is free, so a long data set is never read ahead. ``work`` should use ``open_session(lanes=True)``
     sessions; an exception in one item is raised here once the items before it are yielded. Inside a lane
-    (work that itself runs items in lanes) the items run one after the other: the lanes are taken."""
-    if LANES == 1 or getattr(_lane, "busy", False):
+    (work that itself runs items in lanes) the items run one after the other: the lanes are taken. A single
+    item runs in the caller's thread without taking them, so that its own work can run side by side."""
+    if LANES == 1 or getattr(_lane, "busy", False) or (isinstance(items, Sized) and len(items) < 2):
         yield from map(work, items)
         return
 

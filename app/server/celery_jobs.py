@@ -18,11 +18,15 @@ them apart: the worker running a job writes a heartbeat into its state file ever
 again after a while (a Celery retry with a countdown) instead of running it. A job whose heartbeat is
 older than STALE heartbeats lost its worker: the next delivery runs it again (attempt 2), and after
 MAX_ATTEMPTS the delivery, or any API replica reading the state, marks it failed. So a dead worker's
-job runs again within about visibility + restore interval (70 s by default; the tests use 3 s), a
-healthy one runs once however long it takes, and nothing stays "running" forever. Every transition of
-the state file is made under a lock file (`<id>.lock`, flock, as the session store does), and a worker
-writes only while the state still names its delivery. Heartbeats compare wall clocks, so the
-machines' clocks must agree to within a few seconds (NTP).
+job runs again within about a minute by default (visibility + restore interval, 60 + 10 s, for a job
+younger than that; two heartbeat timeouts, 2 x 20 s, once its delivery has become such a check; the
+tests use 3 s and 2 s), a healthy one runs once however long it takes, and nothing stays "running"
+forever. While a job stands in the queue it uses no visibility time: a worker takes a task only when
+a pool process is free.
+
+Every change of a state file is made under its lock file (`<id>.lock`, flock, as the session store
+does), and a worker writes only while the state still names its delivery (else it stops the job). The
+heartbeats compare wall clocks: the machines' clocks must agree to within a few seconds (NTP).
 """
 
 from __future__ import annotations
@@ -39,8 +43,19 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from kombu.exceptions import OperationalError
 
-from .jobs import TERMINAL, CancelEvent, FileJobs, KindFunction, execute, read_state, write_state
+from .jobs import (
+    JOB_ID,
+    TERMINAL,
+    CancelEvent,
+    FileJobs,
+    KindFunction,
+    execute,
+    jobs_folder,
+    read_state,
+    write_state,
+)
 from .settings import Settings
 
 TASK = "onnx_workbench.run_job"
@@ -50,9 +65,12 @@ STALE = 4  # heartbeats missed: the worker running the job is gone
 STOPPED_TWICE = "the worker running this job stopped twice (killed or its machine went down); it is not run again"
 
 
-def celery_app(broker: str, settings: Settings) -> Celery:
-    """The Celery application of the API (which sends tasks) and of the workers (which run them)."""
-    app = Celery("onnx_workbench", broker=broker, backend=broker, set_as_current=False)
+def celery_app(broker: str, settings: Settings, results: bool) -> Celery:
+    """The Celery application of the API (which sends tasks) and of the workers (which run them). Workers
+    store each task's outcome in the Redis result backend (for Flower and `celery inspect`); the API reads
+    jobs from their state files, so it does not subscribe to results (which Redis would otherwise keep
+    sending it)."""
+    app = Celery("onnx_workbench", broker=broker, backend=broker if results else None, set_as_current=False)
     visibility = settings.job_visibility_seconds
     app.conf.update(
         task_acks_late=True,  # a task is acknowledged once it ran: a dead worker's task is delivered again
@@ -112,7 +130,7 @@ class CeleryJobRunner(FileJobs):
         settings: Settings,
     ):
         super().__init__(root, session_dir, kinds)
-        self.celery = celery_app(broker, settings)
+        self.celery = celery_app(broker, settings, results=False)
         self.stale = stale_after(settings)
 
     def start(self, kind: str, params: dict[str, Any], *, session_id: str | None = None) -> str:
@@ -121,7 +139,7 @@ class CeleryJobRunner(FileJobs):
         state, path = self._create(kind, session_id, attempts=0)
         try:
             self.celery.send_task(TASK, args=[state["id"], session_id, kind, params], task_id=state["id"])
-        except Exception as err:  # kombu's connection errors: the job is failed, the request answered
+        except OperationalError as err:  # Redis down or unreachable: the job is failed, the request answered
             message = f"the job queue (Redis) cannot be reached: {type(err).__name__}: {err}"
             state.update(state="failed", finished=time.time(), error={"code": "queue_unreachable", "message": message})
             write_state(path, state)
@@ -148,7 +166,10 @@ class CeleryJobRunner(FileJobs):
             if current["state"] == "queued" or (current["state"] == "running" and not _fresh(current, self.stale)):
                 current.update(state="cancelled", finished=time.time())
                 write_state(path, current)
-        self.celery.control.revoke(job_id)  # a worker that has it reserved drops it
+        try:
+            self.celery.control.revoke(job_id)  # a worker that has it reserved drops it
+        except OperationalError:
+            pass  # no matter: a worker that gets it reads "cancelled" in its state and skips it
         return self.get(job_id)
 
     def shutdown(self) -> None:
@@ -169,8 +190,9 @@ class WorkerJobs:
         self.recheck = min(self.stale, settings.job_visibility_seconds / 2)
 
     def run(self, task: Task, job_id: str, session_id: str | None, kind: str, params: dict[str, Any]) -> str:
-        folder = (self.session_dir(session_id) / "jobs") if session_id else self.root / "jobs"
-        path = folder / f"{job_id}.json"
+        if not JOB_ID.match(job_id):
+            return "gone"
+        path = jobs_folder(self.root, self.session_dir, session_id) / f"{job_id}.json"
         if not path.exists():
             return "gone"  # its session was deleted
         delivery = uuid.uuid4().hex
@@ -243,7 +265,7 @@ def run_worker(
 ) -> int:
     """A Celery worker (main process and `job_concurrency` pool processes) running the job kinds."""
     assert settings.job_broker
-    app = celery_app(settings.job_broker, settings)
+    app = celery_app(settings.job_broker, settings, results=True)
     jobs = WorkerJobs(session_dir, Path(settings.data_dir).resolve(), kinds, settings)
 
     @app.task(name=TASK, bind=True)

@@ -49,8 +49,8 @@ from .ids import new_id
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PROGRESS_INTERVAL = 0.2
-#: Fields of the state file that only runners read (who runs the job, its heartbeat, its parameters)
-INTERNAL = ("owner", "worker", "heartbeat", "delivery", "params")
+#: Fields of the state file that only runners read (who runs the job, its heartbeat, its deliveries)
+INTERNAL = ("owner", "worker", "heartbeat", "delivery", "attempts")
 
 
 class JobCancelled(Exception):
@@ -143,7 +143,7 @@ class FileJobs(JobRunner):
         return self._jobs_folder(session_id or None) / f"{job_id}.json"
 
     def _jobs_folder(self, session_id: str | None) -> Path:
-        return (self.session_dir(session_id) / "jobs") if session_id else self.folder
+        return jobs_folder(self.folder.parent, self.session_dir, session_id)
 
     def _create(self, kind: str, session_id: str | None, **extra: Any) -> tuple[dict[str, Any], Path]:
         """A new job's state file ("queued") and its index entry."""
@@ -299,6 +299,11 @@ def execute(
             )
     state["finished"] = time.time()
     save(True)
+
+
+def jobs_folder(root: Path, session_dir: Callable[[str], Path], session_id: str | None) -> Path:
+    """Where the state files of a session's jobs are; jobs without a session have theirs in the data folder."""
+    return (session_dir(session_id) / "jobs") if session_id else Path(root) / "jobs"
 
 
 def read_state(path: Path, job_id: str) -> dict[str, Any]:

@@ -85,6 +85,15 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"{self.command()[0]} was not ready within {timeout} s; log: {self.log.name}")
 
+    def pids(self) -> list[int]:
+        """The process and its children (uvicorn's workers, Celery's pool processes)."""
+        assert self.proc is not None
+        try:
+            main = psutil.Process(self.proc.pid)
+            return [main.pid, *(c.pid for c in main.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
+
     def kill(self) -> None:
         """SIGKILL to the whole process group (uvicorn's supervisor and its workers): no clean shutdown."""
         if self.proc is not None and self.proc.poll() is None:
@@ -130,12 +139,3 @@ class WorkerProcess(ServerProcess):
 
     def ready(self) -> bool:
         return b" ready." in Path(self.log.name).read_bytes()
-
-    def pids(self) -> list[int]:
-        """The worker's main process and its pool processes."""
-        assert self.proc is not None
-        try:
-            main = psutil.Process(self.proc.pid)
-            return [main.pid, *(c.pid for c in main.children(recursive=True))]
-        except psutil.NoSuchProcess:
-            return []

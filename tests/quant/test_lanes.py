@@ -98,3 +98,28 @@ def test_work_inside_a_lane_runs_its_own_items_one_by_one(monkeypatch: pytest.Mo
 
     assert list(runtime.in_lanes(outer, range(4))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
     assert most == 2
+
+
+def test_a_single_item_leaves_the_lanes_to_its_own_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One curve point measured alone (a refinement step) measures its batches side by side: a lone item
+    that took a lane would leave the other core idle for the whole measurement."""
+    monkeypatch.setattr(runtime, "LANES", 2)
+    running, most = 0, 0
+    lock = threading.Lock()
+    both = threading.Barrier(2, timeout=5)
+
+    def leaf(k: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        both.wait()  # returns only once two leaves run at once
+        with lock:
+            running -= 1
+        return k
+
+    def outer(k: int) -> list[int]:
+        return list(runtime.in_lanes(leaf, [k, k + 1]))
+
+    assert list(runtime.in_lanes(outer, [0])) == [[0, 1]]
+    assert most == 2

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"], responses=ERRORS)
     "/{session_id}/graph",
     response_model=GraphView,
     summary="The graph view the browser draws (gzip-compressed JSON)",
-    responses={200: {"content": {"application/json": {}}, "description": "see app/server/graph_view.py"}},
+    responses={200: {"content": {"application/json": {}}, "description": "see app/view/graph_view.py"}},
 )
 def get_graph(session_id: str, request: Request, handle: OpenSession) -> Response:
     packed = graph_view_gzip(session_id, handle.doc)

@@ -47,12 +47,7 @@ def weight_histogram(store: SessionStore, session_id: str, name: str) -> dict[st
         tensor = weight_of(handle.doc, name)
         base_dir = handle.doc.base_dir
         version = handle.doc.version
-        try:
-            values = read_tensor(tensor, base_dir)
-        except Exception as err:  # strings, packed types, unreadable external data: no histogram
-            raise Invalid("no_histogram", f"no histogram for '{name}': {err}", {"tensor": name}) from None
-    if values.dtype.kind not in "fiub" or values.size == 0:
-        raise Invalid("no_histogram", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
+        values = _weight_values(handle, name, "no_histogram", "fiub")
     flat = values.reshape(-1)
     sampled = flat.size > HISTOGRAM_SAMPLE
     if sampled:
@@ -71,22 +66,24 @@ def weight_histogram(store: SessionStore, session_id: str, name: str) -> dict[st
     }
 
 
-def _weight_values(handle: SessionHandle, name: str) -> np.ndarray:
-    """An initializer's values, or a Constant node's (many exported models keep their weights so)."""
+def _weight_values(handle: SessionHandle, name: str, code: str, kinds: str) -> np.ndarray:
+    """An initializer's values, or a Constant node's (many exported models keep their weights so); a 400 with
+    ``code`` when they cannot be read or are not numbers of the dtype kinds ``kinds``."""
     tensor = weight_of(handle.doc, name)
     try:
-        return read_tensor(tensor, handle.doc.base_dir)
+        values = read_tensor(tensor, handle.doc.base_dir)
     except Exception as err:  # strings, packed types, unreadable external data
-        raise Invalid("no_values", f"cannot read '{name}': {err}", {"tensor": name}) from None
+        raise Invalid(code, f"cannot read '{name}': {err}", {"tensor": name}) from None
+    if values.dtype.kind not in kinds or values.size == 0:
+        raise Invalid(code, f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
+    return values
 
 
 def weight_view(store: SessionStore, session_id: str, name: str, axis: int) -> dict[str, Any]:
     """A weight's histogram (80 bins) and per-channel min/max along an axis."""
     with store.open(session_id) as handle:
         version = handle.doc.version
-        values = _weight_values(handle, name)
-    if values.dtype.kind not in "fiu" or values.size == 0:
-        raise Invalid("no_values", f"'{name}' holds no numbers ({values.dtype})", {"tensor": name})
+        values = _weight_values(handle, name, "no_values", "fiu")
     if values.ndim == 0 or not -values.ndim <= axis < values.ndim:
         raise Invalid(
             "bad_axis",
