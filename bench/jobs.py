@@ -1,6 +1,6 @@
 """Quantization jobs: analyses per minute and API edit latency while they run, embedded vs Celery workers.
 
-    python -m bench.jobs                                  # ppocrv4_det, 4 analyses per setup
+    python -m bench.jobs --rounds 3                       # ppocrv4_det, 4 analyses per setup and round
     python -m bench.jobs --model picodet_layout --jobs 2 --setups embedded
 
 Every setup starts from scratch on free 127.0.0.1 ports with its own data folder:
@@ -14,7 +14,8 @@ preprocessing, as bench/quant.py's default suite) and the same edits are timed u
 ends. Printed per
 setup: analyses per minute (and against embedded, measured in the same run), each analysis' own run time,
 edit latency median and p95 idle and busy, the peak RSS of the processes that ran the analyses, and the
-CPU the machine's other processes took meanwhile, in cores (it is shared). Figures are printed, never asserted.
+CPU the machine's other processes took meanwhile, in cores (it is shared). With --rounds R the setups take
+turns R times and the last table sums the rounds up. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -241,23 +242,25 @@ def measure(setup: Setup, model: Path, size: tuple[int, int], photos: list[Path]
     return figures
 
 
-def report(rows: list[Figures], model: str, jobs: int, pause: float) -> str:
-    base = next((r for r in rows if r.setup == "embedded"), None)
+def report(runs: dict[str, list[Figures]], model: str, args: argparse.Namespace) -> str:
+    """One row per setup over its rounds: the median round's rate, the median analysis, every edit pooled
+    (median and p95), the largest peak RSS and the median of the other processes' CPU."""
+    rates = {name: statistics.median(r.per_minute() for r in rounds) for name, rounds in runs.items()}
     cells = []
-    for r in rows:
-        idle = (statistics.median(r.idle) * 1000, percentile(r.idle, 95) * 1000)
-        busy = (statistics.median(r.busy) * 1000, percentile(r.busy, 95) * 1000)
+    for name, rounds in runs.items():
+        idle = [t * 1000 for r in rounds for t in r.idle]
+        busy = [t * 1000 for r in rounds for t in r.busy]
         cells.append(
             [
-                r.setup,
-                f"{r.per_minute():.2f}",
-                f"{r.per_minute() / base.per_minute():.2f}x" if base else "-",
-                f"{statistics.median(r.analysis_s):.1f}",
-                f"{idle[0]:.1f} / {idle[1]:.1f} ({len(r.idle)})",
-                f"{busy[0]:.1f} / {busy[1]:.1f} ({len(r.busy)})",
-                f"{busy[1] / idle[1]:.1f}x",
-                f"{r.peak_rss / 2**30:.2f}",
-                f"{r.others:.2f}",
+                name,
+                f"{rates[name]:.2f}",
+                f"{rates[name] / rates['embedded']:.2f}x" if "embedded" in rates else "-",
+                f"{statistics.median(t for r in rounds for t in r.analysis_s):.1f}",
+                f"{statistics.median(idle):.1f} / {percentile(idle, 95):.1f} ({len(idle)})",
+                f"{statistics.median(busy):.1f} / {percentile(busy, 95):.1f} ({len(busy)})",
+                f"{percentile(busy, 95) / percentile(idle, 95):.1f}x",
+                f"{max(r.peak_rss for r in rounds) / 2**30:.2f}",
+                " / ".join(f"{r.others:.2f}" for r in rounds),
             ]
         )
     headers = [
@@ -269,11 +272,12 @@ def report(rows: list[Figures], model: str, jobs: int, pause: float) -> str:
         "edit ms busy: median / p95 (n)",
         "p95 busy / idle",
         "peak RSS per job process (GiB)",
-        "other processes (cores)",
+        "other processes (cores, per round)",
     ]
+    rounds = max(len(r) for r in runs.values())
     title = (
-        f"{model}, {len(PHOTOS)} photos, default analysis, {jobs} submitted at once; "
-        f"an edit every {pause} s; {os.cpu_count()} CPUs"
+        f"{model}, {len(PHOTOS)} photos, default analysis, {args.jobs} submitted at once, {rounds} round(s); "
+        f"an edit every {args.pause} s; {os.cpu_count()} CPUs"
     )
     return title + "\n\n" + markdown_table(headers, cells)
 
@@ -285,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setups", default="embedded,workers-1,workers-2", help="comma-separated, of these")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between two edits")
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="edits timed before the analyses")
+    parser.add_argument("--rounds", type=int, default=1, help="turns of every setup (figures over all)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the analyses of a setup may take")
     args = parser.parse_args(argv)
     starters = {"embedded": embedded, "workers-1": distributed(1), "workers-2": distributed(2)}
@@ -298,19 +303,20 @@ def main(argv: list[str] | None = None) -> None:
     import skimage.data
 
     photos = [Path(skimage.data.__file__).parent / name for name in PHOTOS]
-    rows = []
+    runs: dict[str, list[Figures]] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="onnx-workbench-jobs-") as tmp:
         model = Path(tmp) / f"{args.model}.onnx"
         onnx.save(built, model)
         dims = [d.dim_value for d in built.graph.input[0].type.tensor_type.shape.dim]
-        for name in chosen:
-            folder = Path(tmp) / name
-            folder.mkdir()
-            with starters[name](folder) as setup:
-                rows.append(measure(setup, model, (dims[2], dims[3]), photos, args))
-            print(report(rows[-1:], args.model, args.jobs, args.pause), flush=True)
+        for round_ in range(args.rounds):  # the setups take turns, so that a change of the machine's load
+            for name in chosen:  # falls on all of them
+                folder = Path(tmp) / f"{name}-{round_}"
+                folder.mkdir()
+                with starters[name](folder) as setup:
+                    runs[name].append(measure(setup, model, (dims[2], dims[3]), photos, args))
+                print(report({name: runs[name][-1:]}, args.model, args), flush=True)
     print()
-    print(report(rows, args.model, args.jobs, args.pause))
+    print(report(runs, args.model, args))
 
 
 if __name__ == "__main__":
