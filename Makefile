@@ -34,20 +34,24 @@ install-test:
 run: install
 	$(SCRIPTS)/onnx-workbench serve --host $(HOST) --port $(PORT)
 
-# Debian's Chromium for the browser tests, and Debian's redis-server for the distributed-jobs tests
-# (tests/api/test_distributed.py starts its own on a free loopback port). Never `playwright install`:
-# browser downloads are not possible on these machines, only the package registries are.
+# Debian's Chromium for the browser tests, Debian's redis-server for the distributed-jobs tests
+# (tests/api/test_distributed.py starts its own on a free loopback port) and nginx for the compose
+# file's proxy configuration (tests/api/test_docker.py runs it in front of two replicas).
+# Never `playwright install`: browser downloads are not possible on these machines, only the
+# package registries are.
 system-deps:
-	@echo "==> make test: system packages (Debian chromium for browser tests, redis-server for distributed jobs)"
+	@echo "==> make test: system packages (Debian chromium for browser tests, redis-server for distributed jobs, nginx for the compose proxy)"
 	@missing=""; \
 	if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium present"; else missing="chromium"; fi; \
 	if command -v redis-server >/dev/null; then echo "redis-server: $$(command -v redis-server) present"; \
 	else missing="$$missing redis-server"; fi; \
+	if command -v nginx >/dev/null; then echo "nginx: $$(command -v nginx) present"; \
+	else missing="$$missing nginx-light"; fi; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	else \
-	  echo "WARNING: missing $$missing and we are not root; browser or distributed-jobs tests cannot run" >&2; \
+	  echo "WARNING: missing $$missing and we are not root; browser, distributed-jobs or proxy tests cannot run" >&2; \
 	fi
 
 node-deps:

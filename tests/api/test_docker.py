@@ -222,10 +222,10 @@ class Nginx:
             self.proc.wait(10)
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs Debian's nginx-light (apt-get install nginx-light)")
 def test_the_proxy_spreads_requests_over_both_replicas_passes_big_uploads_and_streams_job_events(
     tmp_path: Path,
 ) -> None:
+    assert shutil.which("nginx"), "needs Debian's nginx (make system-deps installs nginx-light)"
     data = tmp_path / "data"
     data.mkdir()
     model = big_tensor_model(tmp_path / "big.onnx")  # 12 MB: nginx's default limit would answer 413
