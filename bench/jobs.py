@@ -106,15 +106,19 @@ def redis_server(folder: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def distributed(workers: int) -> Callable[[Path], AbstractContextManager[Setup]]:
+def distributed(workers: int, pinned: bool = False) -> Callable[[Path], AbstractContextManager[Setup]]:
+    """API, Redis and ``workers`` workers; ``pinned``: the workers leave the first CPU to the API (`--cpus`)."""
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[1:])) if pinned else None
+
     @contextmanager
     def start(folder: Path) -> Iterator[Setup]:
         data = folder / "data"
         data.mkdir()
         with redis_server(folder) as broker, ExitStack() as stack:
             api = stack.enter_context(ServerProcess(data, args=["--job-broker", broker]))
-            pool = [stack.enter_context(WorkerProcess(data, broker, concurrency=1)) for _ in range(workers)]
-            yield Setup(f"workers-{workers}", api.url, lambda: [w.proc.pid for w in pool if w.proc is not None])
+            pool = [stack.enter_context(WorkerProcess(data, broker, concurrency=1, cpus=cpus)) for _ in range(workers)]
+            name = f"workers-{workers}{'-pinned' if pinned else ''}"
+            yield Setup(name, api.url, lambda: [w.proc.pid for w in pool if w.proc is not None])
 
     return start
 
@@ -292,7 +296,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="turns of every setup (figures over all)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds the analyses of a setup may take")
     args = parser.parse_args(argv)
-    starters = {"embedded": embedded, "workers-1": distributed(1), "workers-2": distributed(2)}
+    starters = {
+        "embedded": embedded,
+        "workers-1": distributed(1),
+        "workers-2": distributed(2),
+        "workers-2-pinned": distributed(2, pinned=True),
+    }
     chosen = [s for s in args.setups.split(",") if s]
     unknown = set(chosen) - set(starters)
     if unknown:

@@ -76,12 +76,33 @@ def _worker(args: argparse.Namespace) -> int:
     if not settings.job_broker:
         raise SystemExit(f"onnx-workbench worker: give --job-broker redis://HOST:6379/0 (or {ENV_PREFIX}JOB_BROKER)")
     os.nice(args.nice)  # analyses yield the CPU to an API on the same machine; the pool processes inherit it
+    if args.cpus is not None:  # inherited too; the priority alone leaves the API's edits twice as slow
+        os.sched_setaffinity(0, args.cpus)
     print(
         f"onnx-workbench: worker on {_hide_password(settings.job_broker)} (data in {data_dir}, "
-        f"{settings.job_concurrency} at once, nice {os.nice(0)})",
+        f"{settings.job_concurrency} at once, nice {os.nice(0)}, CPUs {_cpu_text(os.sched_getaffinity(0))})",
         flush=True,
     )
     return run_worker(settings, KINDS, LocalSessionStore(settings).session_dir, args.log_level)
+
+
+def _cpu_list(text: str) -> set[int]:
+    """CPUs as taskset lists them ("1", "0-2,5"), each one this process may run on."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a CPU list such as 1 or 1-3,5") from None
+    available = os.sched_getaffinity(0)
+    if not cpus or not cpus <= available:
+        raise argparse.ArgumentTypeError(f"'{text}': this machine offers CPUs {_cpu_text(available)}")
+    return cpus
+
+
+def _cpu_text(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
 def _hide_password(url: str) -> str:
@@ -154,5 +175,13 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
         help=f"jobs at once (default ${ENV_PREFIX}JOB_CONCURRENCY, else 1)",
     )
     worker.add_argument("--nice", type=int, default=10, help="CPU priority lowered by this much (default 10)")
+    worker.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        default=None,
+        metavar="LIST",
+        help="run only on these CPUs, as taskset writes them (e.g. 1 or 1-3,5): on the API's own machine, "
+        "leave it a core so that edits stay fast while analyses run (default: all)",
+    )
     worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     worker.set_defaults(run=_worker)

@@ -121,10 +121,13 @@ class WorkerProcess(ServerProcess):
     """`onnx-workbench worker` on a shared data folder; ready once Celery says so in its log. `port` only
     names its log file."""
 
-    def __init__(self, data_dir: Path, broker: str, concurrency: int = 1, **kwargs: Any):
+    def __init__(
+        self, data_dir: Path, broker: str, concurrency: int = 1, cpus: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(data_dir, **kwargs)
         self.broker = broker
         self.concurrency = concurrency
+        self.cpus = cpus  # `worker --cpus`
 
     def command(self) -> list[str]:
         return [
@@ -135,6 +138,7 @@ class WorkerProcess(ServerProcess):
             str(self.data_dir),
             "--concurrency",
             str(self.concurrency),
+            *(["--cpus", self.cpus] if self.cpus is not None else []),
         ]
 
     def ready(self) -> bool:
