@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api import rename_edits, tree_rss  # noqa: E402
 from bench.common import markdown_table, percentile  # noqa: E402
 from bench.quant import IMAGENET, PHOTOS, picodet_layout, ppocr_det  # noqa: E402
-from tests.api.server_process import ServerProcess, WorkerProcess, free_port  # noqa: E402
+from tests.api.server_process import ServerProcess, WorkerProcess, redis_server  # noqa: E402
 from tests.fixture_models import fixture_path  # noqa: E402
 
 MODELS = {"ppocrv4_det": ppocr_det, "picodet_layout": picodet_layout}
@@ -81,29 +80,6 @@ def embedded(folder: Path) -> Iterator[Setup]:
         assert server.proc is not None
         pid = server.proc.pid
         yield Setup("embedded", server.url, lambda: [pid])
-
-
-@contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """Debian's redis-server on a free loopback port, no persistence; its URL as the job broker."""
-    port = free_port()
-    with open(folder / "redis.log", "wb") as log:
-        proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while b"Ready to accept connections" not in (folder / "redis.log").read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start: {(folder / 'redis.log').read_text()[-500:]}")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def distributed(workers: int, pinned: bool = False) -> Callable[[Path], AbstractContextManager[Setup]]:

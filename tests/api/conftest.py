@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from app.graph import load_model, save_model
 from app.server.app import create_app
 from app.server.settings import Settings
 
-from .server_process import free_port
+from .server_process import redis_server
 
 
 def make_client(data_dir: Path, **overrides: Any) -> TestClient:
@@ -80,29 +76,8 @@ def error_of(response: Any, status: int, code: str | None = None) -> dict[str, A
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of the tests' own on a free loopback port (no persistence), stopped at the end. CI
     installs Debian's redis-server (make system-deps): a missing one fails the tests rather than skipping them."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: `make system-deps` installs it (apt-get install redis-server)")
-    port = free_port()
-    log = tmp_path_factory.mktemp("redis") / "redis.log"
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    client = redis.Redis(port=port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start on port {port}: see {log}")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
+        with redis_server(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except RuntimeError as err:
+        pytest.fail(str(err))

@@ -4,16 +4,20 @@ the benchmark."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import redis
 
 
 def free_port() -> int:
@@ -143,3 +147,34 @@ class WorkerProcess(ServerProcess):
 
     def ready(self) -> bool:
         return b" ready." in Path(self.log.name).read_bytes()
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """Debian's redis-server on a free loopback port, no persistence, its log in ``folder``; its URL (as the job
+    broker). RuntimeError when it is not installed or does not start; stopped on exit."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "redis-server is not installed: `make system-deps` installs it (apt-get install redis-server)"
+        )
+    port = free_port()
+    log = folder / "redis.log"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*command, "--logfile", str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {port}: see {log}") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
