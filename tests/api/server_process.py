@@ -115,7 +115,9 @@ class ServerProcess:
             self.log.close()
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        """Starts the process unless it was started already (`with ServerProcess(...).start() as s`): a second
+        start would find the first one answering on the port, call itself ready, and leave that one running."""
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
