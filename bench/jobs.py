@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api import rename_edits, tree_rss  # noqa: E402
 from bench.common import markdown_table, percentile  # noqa: E402
 from bench.quant import IMAGENET, PHOTOS, picodet_layout, ppocr_det  # noqa: E402
-from tests.api.server_process import ServerProcess, WorkerProcess, redis_server  # noqa: E402
+from tests.api.server_process import ServerProcess, WorkerProcess, cpus_but_the_first, redis_server  # noqa: E402
 from tests.fixture_models import fixture_path  # noqa: E402
 
 MODELS = {"ppocrv4_det": ppocr_det, "picodet_layout": picodet_layout}
@@ -84,7 +84,7 @@ def embedded(folder: Path) -> Iterator[Setup]:
 
 def distributed(workers: int, pinned: bool = False) -> Callable[[Path], AbstractContextManager[Setup]]:
     """API, Redis and ``workers`` workers; ``pinned``: the workers leave the first CPU to the API (`--cpus`)."""
-    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))[1:])) if pinned else None
+    cpus = cpus_but_the_first() if pinned else None
 
     @contextmanager
     def start(folder: Path) -> Iterator[Setup]:

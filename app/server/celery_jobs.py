@@ -180,9 +180,9 @@ class WorkerJobs:
     """What a worker process does with a delivery of a job: run it, skip it, or look again later."""
 
     def __init__(
-        self, store_dir: Callable[[str], Path], root: Path, kinds: Mapping[str, KindFunction], settings: Settings
+        self, session_dir: Callable[[str], Path], root: Path, kinds: Mapping[str, KindFunction], settings: Settings
     ):
-        self.session_dir = store_dir
+        self.session_dir = session_dir
         self.root = root
         self.kinds = kinds
         self.heartbeat = settings.job_heartbeat_seconds

@@ -123,6 +123,12 @@ class ServerProcess:
         self.stop()
 
 
+def cpus_but_the_first() -> str | None:
+    """`worker --cpus` leaving the first CPU to the API on the same machine; None on one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ",".join(map(str, cpus[1:])) if len(cpus) > 1 else None
+
+
 class WorkerProcess(ServerProcess):
     """`onnx-workbench worker` on a shared data folder; ready once Celery says so in its log. `port` only
     names its log file."""

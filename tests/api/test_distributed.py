@@ -25,7 +25,7 @@ import pytest
 from tests.quant.models import conv_net
 
 from .conftest import make_client
-from .server_process import ServerProcess, WorkerProcess, free_port
+from .server_process import ServerProcess, WorkerProcess, cpus_but_the_first, free_port
 from .test_edits import edit, nodes, state
 
 # Quick heartbeats and redelivery, so that a dead worker's job runs again within seconds
@@ -35,8 +35,7 @@ LONG = 256  # ...of the analyses that are killed and cancelled midway (about twi
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
 #: The workers leave the API replicas a core (`worker --cpus`), as on a team's shared machine: at nice 10 alone,
 #: workers busy on both cores still double the API's edit latency (memory and caches are shared too).
-_cpus = sorted(os.sched_getaffinity(0))
-WORKER_CPUS = ",".join(map(str, _cpus[1:])) if len(_cpus) > 1 else None
+WORKER_CPUS = cpus_but_the_first()
 
 
 class Cluster:

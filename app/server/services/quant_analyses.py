@@ -23,12 +23,13 @@ from ...quant.export import acuity_quantize, rknn_cfg
 from ..downloads import open_files
 from ..errors import Conflict, Invalid, NotFound, ServiceError, TooLarge
 from ..ids import new_id
-from ..jobs import JOB_ID, JobRunner
+from ..jobs import JOB_ID, JobRunner, write_state
 from ..schemas.quant import MeasureRequest, QuantSettings, parse_settings
 from ..session_store import SessionStore
 from ..uploads import Upload
 from .quant_jobs import (
     ANALYSIS,
+    META,
     REPORT,
     analysis_inputs,
     custom_grid,
@@ -36,7 +37,6 @@ from .quant_jobs import (
     engine_options,
     measure_inputs,
     read_meta,
-    write_meta,
 )
 
 LOADED_ANALYSES = 2  # per process: histogram requests of the page hit the same analysis in a row
@@ -162,7 +162,7 @@ class QuantAnalyses:
             item.path = folder / item.path.relative_to(staging / "data")
         try:
             meta = self._prepare(session_id, folder, upload, settings)
-            write_meta(folder, meta)  # before the job starts: it reads its settings there
+            write_state(folder / META, meta)  # before the job starts: it reads its settings there
             job_id = self.jobs.start(
                 "quant", {"analysis": folder.name, "max_run_elements": self.max_run_elements}, session_id=session_id
             )
@@ -170,7 +170,7 @@ class QuantAnalyses:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         meta["job_id"] = job_id
-        write_meta(folder, meta)
+        write_state(folder / META, meta)  # replaced whole: a worker reading it sees the old or the new one
         (root / "jobs" / job_id).write_text(folder.name, encoding="utf-8")
         return {
             "job_id": job_id,

@@ -8,7 +8,6 @@ that any process sharing the data folder can run it (job_kinds.py names them).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -175,13 +174,6 @@ def analysis_folder(job: JobContext, params: dict[str, Any]) -> Path:
 
 def read_meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / META).read_text(encoding="utf-8"))
-
-
-def write_meta(folder: Path, meta: dict[str, Any]) -> None:
-    """Replaced whole, so that a worker reading it meanwhile sees the old or the new one."""
-    tmp = folder / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(tmp, folder / META)
 
 
 def analysis_inputs(
