@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from onnx import numpy_helper
 
 from .conftest import error_of, get_ok, upload
+from .test_edits import state
 
 WEIGHT = "conv2d_0.w_0"  # the first Conv's 16x3x3x3 kernel, a Constant node's value
 
@@ -89,3 +90,31 @@ def test_weights_whose_range_overflows_float64_get_their_histogram(client: TestC
     view = get_ok(client, f"/api/sessions/{sid}/weight-view/w", axis=0)
     assert sum(view["histogram"]["counts"]) == 5 and view["min"] == [-1.7e308] and view["max"] == [1.7e308]
     assert get_ok(client, f"/api/sessions/{sid}")["version"] == 0
+
+
+def test_weights_that_are_not_numbers_are_refused_and_the_session_stays(client: TestClient, tmp_path: Path) -> None:
+    """The weight routes read a weight through one reader: strings get 422 on both (no_histogram, no_values),
+    booleans a histogram but no channel view, and the session stays exactly as it was."""
+    labels = onnx.helper.make_tensor("labels", onnx.TensorProto.STRING, [2], [b"cat", b"dog"])
+    mask = numpy_helper.from_array(np.array([[True, False, True]]), "mask")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["labels"], ["y"]), onnx.helper.make_node("Identity", ["mask"], ["m"])],
+        "g",
+        [],
+        [
+            onnx.helper.make_tensor_value_info("y", onnx.TensorProto.STRING, [2]),
+            onnx.helper.make_tensor_value_info("m", onnx.TensorProto.BOOL, [1, 3]),
+        ],
+        [labels, mask],
+    )
+    path = tmp_path / "words.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    sid = upload(client, path)
+    before = state(client, sid)
+    base = f"/api/sessions/{sid}"
+    assert "holds no numbers" in error_of(client.get(f"{base}/histogram/labels"), 422, "no_histogram")["message"]
+    refused = error_of(client.get(f"{base}/weight-view/labels", params={"axis": 0}), 422, "no_values")
+    assert "holds no numbers" in refused["message"] and refused["details"] == {"tensor": "labels"}
+    assert sum(get_ok(client, f"{base}/histogram/mask")["counts"]) == 3
+    error_of(client.get(f"{base}/weight-view/mask", params={"axis": 0}), 422, "no_values")
+    assert state(client, sid) == before
